@@ -1,0 +1,20 @@
+// Process-wide libtorch settings the engine relies on: intra-op threads = core count (libtorch's
+// Debian default is 1), and helpers to parse device / dtype names given by users.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace dpo {
+
+// Sets libtorch's intra-op thread count (0 = all cores). Safe to call more than once.
+void initRuntime(int threads = 0);
+
+// "cpu", "cuda", "cuda:1", "auto" (CUDA when available). Throws dpo::Error naming the value.
+torch::Device parseDevice(const std::string &name);
+// "float32", "bfloat16", "float16" (also "fp32", "bf16", "fp16"). Throws dpo::Error.
+torch::ScalarType parseDtype(const std::string &name);
+std::string dtypeName(torch::ScalarType t);
+
+} // namespace dpo
