@@ -1,17 +1,53 @@
-// dpo-studio: the GUI. Thin: set up the application, open the main window.
+// dpo-studio: the GUI. Thin: set up the application, parse the command line, open the main window.
+//
+//   dpo-studio [PROJECT]                 a .dpo file or a postgresql:// URL; default: the most recent
+//                                        project, else the bundled demo project
+//   --page N                             start on page N (1 = Label, 2 = Data, ...)
+//   --annotator NAME                     label as NAME (otherwise asked on first use)
+//   --screenshot FILE.png [--delay MS]   render the window, save it, quit (docs and visual checks)
+#include "ui/labelpage.h"
 #include "ui/mainwindow.h"
 
 #include "engine/runtime.h"
 
 #include <QApplication>
+#include <QCommandLineParser>
+#include <QTimer>
 
 int main(int argc, char **argv)
 {
     QApplication app(argc, argv);
     QApplication::setApplicationName("DPO Studio");
     QApplication::setOrganizationName("DPO Studio");
+    QApplication::setApplicationVersion(QStringLiteral(DPO_STUDIO_VERSION));
+
+    QCommandLineParser cli;
+    cli.setApplicationDescription(QStringLiteral("Label preference pairs, train with DPO, evaluate blind."));
+    cli.addHelpOption();
+    cli.addVersionOption();
+    cli.addPositionalArgument(QStringLiteral("project"), QStringLiteral("A .dpo project file or a postgresql:// URL."));
+    QCommandLineOption page(QStringLiteral("page"), QStringLiteral("Start on page N (1-based)."), QStringLiteral("N"));
+    QCommandLineOption annotator(QStringLiteral("annotator"), QStringLiteral("Annotator name."), QStringLiteral("NAME"));
+    QCommandLineOption shot(QStringLiteral("screenshot"), QStringLiteral("Save the window as PNG and quit."),
+                            QStringLiteral("FILE"));
+    QCommandLineOption delay(QStringLiteral("delay"), QStringLiteral("Milliseconds before --screenshot."),
+                             QStringLiteral("MS"), QStringLiteral("1500"));
+    cli.addOptions({page, annotator, shot, delay});
+    cli.process(app);
+
     dpo::initRuntime();
     MainWindow window;
+    if (cli.isSet(annotator))
+        window.labelPage()->setAnnotatorName(cli.value(annotator));
+    window.openStartupProject(cli.positionalArguments().value(0));
+    if (cli.isSet(page))
+        window.setCurrentPage(cli.value(page).toInt() - 1);
     window.show();
+    if (cli.isSet(shot)) {
+        QTimer::singleShot(cli.value(delay).toInt(), &window, [&]() {
+            const bool ok = window.grab().save(cli.value(shot));
+            QApplication::exit(ok ? 0 : 1);
+        });
+    }
     return QApplication::exec();
 }

@@ -45,6 +45,7 @@ struct ModelConfig {
     std::string torchDtype = "float32"; // "dtype" or "torch_dtype" as stored
 
     nlohmann::json raw; // config.json as read
+    nlohmann::json rawGeneration; // generation_config.json as read (null when absent)
 
     // Parses DIR/config.json and, when present, DIR/generation_config.json.
     static ModelConfig fromDirectory(const std::string &dir);

@@ -1,6 +1,8 @@
 // C interface of libdpo_spm_shim.so, the one place sentencepiece is linked. The engine dlopen()s
 // the shim with RTLD_DEEPBIND (trap 2 in the architecture notes: Debian's libsentencepiece and
 // libtorch carry clashing protobuf symbols, and linking both into one executable crashes).
+// The engine side lives in sp_tokenizer.cpp: it looks for the shim at $DPO_SPM_SHIM, next to the
+// running executable, then at the build and install paths CMake passes in.
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,199 @@
+// dpo-cli score --model DIR [--ref-model DIR] --dataset FILE.jsonl [--beta 0.1] [--loss-type a,b]
+//               [--loss-weights x,y] [--label-smoothing 0] [--discopop-tau 0.05] [--max-length N]
+//               [--truncation-mode keep_start|keep_end] [--device cpu] [--dtype float32] [--batch-size 8]
+// Scores preference pairs without training: per pair the TRL token ids, the summed completion
+// log-probs under the policy (--model) and the reference (--ref-model, default: the same folder),
+// and the DPO loss; then the mean loss and TRL's metrics, as one JSON object on stdout.
+// The losses are computed once over the whole dataset, so batch-wise losses (aot, sft) see every pair.
+#include "commands.h"
+
+#include "engine/causal_lm.h"
+#include "engine/dpo_loss.h"
+#include "engine/error.h"
+#include "engine/logprobs.h"
+#include "engine/preference_data.h"
+#include "engine/runtime.h"
+#include "engine/tokenizer.h"
+
+#include <sstream>
+
+namespace {
+
+struct ScoreOptions {
+    std::string model;
+    std::string refModel;
+    std::string dataset;
+    double beta = 0.1;
+    std::string lossType = "sigmoid";
+    std::string lossWeights;
+    double labelSmoothing = 0.0;
+    double discopopTau = 0.05;
+    int64_t maxLength = 0;
+    std::string truncationMode = "keep_start";
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t batchSize = 8;
+};
+
+std::vector<std::string> splitList(const std::string &text)
+{
+    std::vector<std::string> items;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        const auto b = item.find_first_not_of(" \t");
+        const auto e = item.find_last_not_of(" \t");
+        items.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
+    }
+    return items;
+}
+
+std::vector<double> parseWeights(const std::string &text)
+{
+    std::vector<double> weights;
+    if (text.empty())
+        return weights;
+    for (const auto &item : splitList(text)) {
+        try {
+            size_t used = 0;
+            weights.push_back(std::stod(item, &used));
+            if (used != item.size())
+                throw std::invalid_argument(item);
+        } catch (const std::exception &) {
+            throw dpo::Error("--loss-weights: '" + item + "' is not a number");
+        }
+    }
+    return weights;
+}
+
+// Summed log-probs and completion token counts of every chosen and rejected sequence.
+struct ScoredPairs {
+    std::vector<torch::Tensor> chosenSum, rejectedSum, chosenCount, rejectedCount;
+    dpo::CompletionLogps chosen() const { return {torch::cat(chosenSum), torch::cat(chosenCount)}; }
+    dpo::CompletionLogps rejected() const { return {torch::cat(rejectedSum), torch::cat(rejectedCount)}; }
+};
+
+ScoredPairs scoreAll(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId,
+                     int64_t batchSize, torch::Device device)
+{
+    ScoredPairs out;
+    for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
+        const size_t end = std::min(pairs.size(), start + size_t(batchSize));
+        const std::vector<dpo::TokenizedPair> slice(pairs.begin() + long(start), pairs.begin() + long(end));
+        const auto batch = dpo::collatePairs(slice, padId, device);
+        const auto lp = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+        const int64_t b = batch.numPairs;
+        const auto sum = lp.sum.to(torch::kCPU, torch::kDouble);
+        const auto count = lp.count.to(torch::kCPU, torch::kDouble);
+        out.chosenSum.push_back(sum.slice(0, 0, b));
+        out.rejectedSum.push_back(sum.slice(0, b, 2 * b));
+        out.chosenCount.push_back(count.slice(0, 0, b));
+        out.rejectedCount.push_back(count.slice(0, b, 2 * b));
+    }
+    return out;
+}
+
+std::vector<double> toVector(const torch::Tensor &t)
+{
+    const auto c = t.to(torch::kCPU, torch::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+void runScore(const ScoreOptions &o)
+{
+    // Every option and the dataset are checked before any model is loaded, so bad input fails fast.
+    dpo::LossConfig loss;
+    loss.types = splitList(o.lossType);
+    loss.weights = parseWeights(o.lossWeights);
+    loss.beta = o.beta;
+    loss.labelSmoothing = o.labelSmoothing;
+    loss.discopopTau = o.discopopTau;
+    loss.validate();
+    dpo::TruncationOptions truncation;
+    truncation.maxLength = o.maxLength;
+    truncation.mode = o.truncationMode;
+    truncation.validate();
+    if (o.batchSize < 1)
+        throw dpo::Error("--batch-size must be at least 1");
+    const torch::Device device = dpo::parseDevice(o.device);
+    const torch::ScalarType dtype = dpo::parseDtype(o.dtype);
+
+    const auto rows = dpo::readPreferenceJsonl(o.dataset);
+
+    dpo::initRuntime();
+    torch::NoGradGuard noGrad;
+    auto tok = dpo::loadTokenizer(o.model);
+    auto policy = dpo::loadCausalLM(o.model, device, dtype);
+    dpo::checkTokenizerFitsModel(*tok, policy->config().vocabSize, o.model);
+    const std::string refDir = o.refModel.empty() ? o.model : o.refModel;
+
+    std::vector<dpo::TokenizedPair> pairs;
+    pairs.reserve(rows.size());
+    for (const auto &row : rows) {
+        try {
+            pairs.push_back(dpo::tokenizePair(*tok, row, truncation));
+        } catch (const dpo::Error &e) {
+            throw dpo::Error(o.dataset + ":" + std::to_string(row.line) + ": " + e.what());
+        }
+    }
+
+    const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device);
+    policy.reset(); // the reference need not share memory with the policy
+    ScoredPairs ref;
+    {
+        auto refModel = dpo::loadCausalLM(refDir, device, dtype);
+        dpo::checkTokenizerFitsModel(*tok, refModel->config().vocabSize, refDir);
+        ref = scoreAll(*refModel, pairs, tok->padId(), o.batchSize, device);
+    }
+
+    const auto pc = pol.chosen(), pr = pol.rejected(), rc = ref.chosen(), rr = ref.rejected();
+    const auto result = dpo::computeDpoLoss(loss, {pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count});
+
+    const auto vpc = toVector(pc.sum), vpr = toVector(pr.sum), vrc = toVector(rc.sum), vrr = toVector(rr.sum);
+    const auto vloss = toVector(result.perPair);
+    nlohmann::json examples = nlohmann::json::array();
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        examples.push_back({{"prompt_ids", pairs[i].promptIds},
+                            {"chosen_ids", pairs[i].chosenIds},
+                            {"rejected_ids", pairs[i].rejectedIds},
+                            {"policy_chosen_logps", vpc[i]},
+                            {"policy_rejected_logps", vpr[i]},
+                            {"ref_chosen_logps", vrc[i]},
+                            {"ref_rejected_logps", vrr[i]},
+                            {"loss", vloss[i]}});
+    }
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const auto &[name, value] : result.metrics)
+        metrics[name] = value;
+    nlohmann::json out;
+    out["examples"] = std::move(examples);
+    out["loss"] = result.loss.item<double>();
+    out["metrics"] = std::move(metrics);
+    dpocli::printJson(out);
+}
+
+dpocli::CommandRegistrar reg([](CLI::App &app) {
+    auto o = std::make_shared<ScoreOptions>();
+    CLI::App *cmd = app.add_subcommand(
+        "score", "Score preference pairs: token ids, policy/reference log-probs, DPO loss and metrics as JSON");
+    cmd->add_option("--model", o->model, "Policy model folder (Hugging Face layout); its tokenizer is used")
+        ->required();
+    cmd->add_option("--ref-model", o->refModel, "Reference model folder (default: the policy folder)");
+    cmd->add_option("--dataset", o->dataset, "Preference pairs, JSONL in TRL's formats")->required();
+    cmd->add_option("--beta", o->beta, "DPO beta")->capture_default_str();
+    cmd->add_option("--loss-type", o->lossType, "Loss type, or a comma-separated list (TRL names)")
+        ->capture_default_str();
+    cmd->add_option("--loss-weights", o->lossWeights, "Comma-separated weights, one per loss type (default 1 each)");
+    cmd->add_option("--label-smoothing", o->labelSmoothing, "Label smoothing epsilon in [0, 0.5)")
+        ->capture_default_str();
+    cmd->add_option("--discopop-tau", o->discopopTau, "Temperature of the discopop loss")->capture_default_str();
+    cmd->add_option("--max-length", o->maxLength, "Truncate prompt+completion sequences to N tokens (0 = off)")
+        ->capture_default_str();
+    cmd->add_option("--truncation-mode", o->truncationMode, "keep_start or keep_end")->capture_default_str();
+    cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    cmd->add_option("--dtype", o->dtype, "float32 or bfloat16")->capture_default_str();
+    cmd->add_option("--batch-size", o->batchSize, "Pairs per forward pass")->capture_default_str();
+    cmd->callback([o] { runScore(*o); });
+});
+
+} // namespace

@@ -1,0 +1,176 @@
+// dpo-cli train / sft: run the DpoTrainer recipe headless. Options map 1:1 onto TrainConfig keys
+// (--learning-rate -> "learning_rate"); --config FILE.json gives the same keys, flags win over it.
+// SIGINT/SIGTERM stop cleanly with a checkpoint; a progress bar with ETA goes to stderr on a terminal,
+// metrics.jsonl is always written in the output directory.
+#include "commands.h"
+
+#include "engine/dpo_trainer.h"
+#include "engine/error.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <unistd.h>
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void onSignal(int) { g_stop.store(true); }
+
+struct TrainArgs {
+    std::string config;
+    std::map<std::string, std::string> values; // snake_case key -> raw text
+    std::map<std::string, bool> flags;
+};
+
+std::string formatSeconds(double s)
+{
+    if (!(s >= 0) || s > 1e7)
+        return "--:--";
+    const long t = long(s + 0.5);
+    char buf[32];
+    if (t >= 3600)
+        std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+// Options whose value is a number / bool in the JSON config.
+const std::map<std::string, char> &optionKinds()
+{
+    // 'd' double, 'i' integer, 's' string, 'l' list
+    static const std::map<std::string, char> kinds = {
+        {"model", 's'},         {"ref_model", 's'},       {"dataset", 's'},       {"eval_dataset", 's'},
+        {"output_dir", 's'},    {"loss_type", 'l'},       {"loss_weights", 'l'},  {"beta", 'd'},
+        {"label_smoothing", 'd'}, {"discopop_tau", 'd'},  {"ref_model_mixup_alpha", 'd'},
+        {"ref_model_sync_steps", 'i'}, {"learning_rate", 'd'}, {"lr_scheduler", 's'}, {"warmup_steps", 'i'},
+        {"warmup_ratio", 'd'},  {"batch_size", 'i'},      {"grad_accum", 'i'},    {"max_grad_norm", 'd'},
+        {"weight_decay", 'd'},  {"adam_beta1", 'd'},      {"adam_beta2", 'd'},    {"adam_epsilon", 'd'},
+        {"epochs", 'd'},        {"max_steps", 'i'},       {"seed", 'i'},          {"max_length", 'i'},
+        {"truncation_mode", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
+        {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},
+    };
+    return kinds;
+}
+
+nlohmann::json toJsonValue(const std::string &key, char kind, const std::string &text)
+{
+    try {
+        size_t used = 0;
+        switch (kind) {
+        case 'd': {
+            double v = std::stod(text, &used);
+            if (used != text.size())
+                break;
+            return v;
+        }
+        case 'i': {
+            long long v = std::stoll(text, &used);
+            if (used != text.size())
+                break;
+            return v;
+        }
+        default:
+            return text;
+        }
+    } catch (const std::exception &) {
+    }
+    std::string flag = key;
+    for (auto &c : flag)
+        if (c == '_')
+            c = '-';
+    throw dpo::Error("option --" + flag + ": '" + text + "' is not a valid number");
+}
+
+void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode mode)
+{
+    auto args = std::make_shared<TrainArgs>();
+    auto *cmd = app.add_subcommand(name, mode == dpo::TrainingMode::Dpo
+                                             ? "Fine-tune a model with DPO on preference pairs (JSONL)"
+                                             : "Supervised fine-tuning on prompt/completion or text rows (JSONL)");
+    cmd->add_option("--config", args->config, "JSON file with the same keys as the options (flags override it)");
+    for (const auto &[key, kind] : optionKinds()) {
+        std::string flag = "--" + key;
+        for (auto &c : flag)
+            if (c == '_')
+                c = '-';
+        cmd->add_option_function<std::string>(
+            flag, [args, key = key](const std::string &v) { args->values[key] = v; }, "see TrainConfig (" + key + ")");
+    }
+    for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle"}) {
+        std::string flag = "--" + key;
+        for (auto &c : flag)
+            if (c == '_')
+                c = '-';
+        cmd->add_flag_function(flag, [args, key](int64_t) { args->flags[key] = true; });
+    }
+    cmd->callback([args, mode]() {
+        dpo::TrainConfig config;
+        if (!args->config.empty())
+            config = dpo::TrainConfig::fromFile(args->config);
+        nlohmann::json overrides = nlohmann::json::object();
+        for (const auto &[key, text] : args->values) {
+            const char kind = optionKinds().at(key);
+            if (kind == 'l') {
+                overrides[key] = text; // comma-separated, parsed by TrainConfig
+            } else {
+                overrides[key] = toJsonValue(key, kind, text);
+            }
+        }
+        for (const auto &[key, on] : args->flags) {
+            if (key == "no_shuffle")
+                overrides["shuffle"] = !on;
+            else
+                overrides[key] = on;
+        }
+        config.update(overrides, "command line");
+        if (mode == dpo::TrainingMode::Sft && !args->values.count("loss_type"))
+            config.lossType = {"sft"};
+        config.validate();
+
+        dpo::DpoTrainer trainer(config, mode);
+        const bool tty = isatty(STDERR_FILENO);
+        const auto start = std::chrono::steady_clock::now();
+        dpo::TrainerCallbacks cb;
+        cb.onLog = [](const std::string &msg) { std::fprintf(stderr, "%s\n", msg.c_str()); };
+        cb.onMetrics = [&](const nlohmann::json &m) {
+            if (!m.contains("loss"))
+                return; // eval line
+            const int64_t step = m.value("step", int64_t(0));
+            const int64_t total = m.value("total_steps", int64_t(1));
+            const double elapsed =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            const double eta = step > 0 ? elapsed / double(step) * double(total - step) : -1;
+            const int width = 30;
+            const int filled = int(double(width) * double(step) / double(std::max<int64_t>(1, total)));
+            std::string bar(size_t(filled), '#');
+            bar += std::string(size_t(width - filled), '.');
+            char line[256];
+            std::snprintf(line, sizeof line, "[%s] %lld/%lld loss %.4f acc %.2f %.0f tok/s elapsed %s eta %s",
+                          bar.c_str(), static_cast<long long>(step), static_cast<long long>(total),
+                          m.value("loss", 0.0), m.value("rewards/accuracies", 0.0),
+                          m.value("tokens_per_second", 0.0), formatSeconds(elapsed).c_str(), formatSeconds(eta).c_str());
+            if (tty)
+                std::fprintf(stderr, "\r%s%s", line, step == total ? "\n" : "");
+        };
+        trainer.setCallbacks(cb);
+        std::signal(SIGINT, onSignal);
+        std::signal(SIGTERM, onSignal);
+        dpo::TrainResult r = trainer.train(&g_stop);
+        dpocli::printJson({{"status", r.status},
+                           {"global_step", r.globalStep},
+                           {"total_steps", r.totalSteps},
+                           {"last_checkpoint", r.lastCheckpoint},
+                           {"final_model", r.finalModelDir},
+                           {"output_dir", config.outputDir}});
+    });
+}
+
+dpocli::CommandRegistrar regTrain([](CLI::App &app) { addTrainCommand(app, "train", dpo::TrainingMode::Dpo); });
+dpocli::CommandRegistrar regSft([](CLI::App &app) { addTrainCommand(app, "sft", dpo::TrainingMode::Sft); });
+
+} // namespace

@@ -1,0 +1,232 @@
+// Generation: greedy ids against the reference, KV cache vs recomputation, sampling seeds,
+// top-k / top-p semantics, batched (left-padded) generation, and `dpo-cli generate`.
+#include "engine/causal_lm.h"
+#include "engine/error.h"
+#include "engine/generation.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+using namespace dpo;
+
+namespace {
+
+const nlohmann::json &expected()
+{
+    static nlohmann::json j = dpotest::readJson(dpotest::fixture("llama-gqa/expected.json"));
+    return j;
+}
+
+std::shared_ptr<CausalLM> refModel()
+{
+    static auto m = loadCausalLM(dpotest::fixture("llama-gqa/ref"));
+    return m;
+}
+
+GenerationOptions greedyOptions(int n)
+{
+    GenerationOptions o;
+    o.maxNewTokens = n;
+    o.greedy = true;
+    o.stopAtEos = false; // the reference treats EOS as an ordinary token
+    return o;
+}
+
+// Greedy decoding by recomputing the whole sequence each step (no cache).
+std::vector<int64_t> greedyWithoutCache(CausalLM &model, std::vector<int64_t> ids, int n)
+{
+    torch::NoGradGuard g;
+    std::vector<int64_t> out;
+    for (int i = 0; i < n; ++i) {
+        auto logits = model.forward(torch::tensor(ids, torch::kInt64).unsqueeze(0));
+        const int64_t next = logits[0][logits.size(1) - 1].argmax().item<int64_t>();
+        out.push_back(next);
+        ids.push_back(next);
+    }
+    return out;
+}
+
+int lineCount(const std::string &s)
+{
+    int n = 0;
+    std::istringstream in(s);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty())
+            ++n;
+    return n;
+}
+
+std::string q(const std::string &s) { return "'" + s + "'"; }
+
+} // namespace
+
+TEST(Generation, GreedyMatchesReference)
+{
+    for (const auto &c : expected()["greedy"]) {
+        auto prompt = c["prompt_ids"].get<std::vector<int64_t>>();
+        auto want = c["new_ids"].get<std::vector<int64_t>>();
+        EXPECT_EQ(generate(*refModel(), prompt, greedyOptions(int(want.size()))), want);
+    }
+}
+
+TEST(Generation, CachedGreedyEqualsRecomputation)
+{
+    for (const auto &c : expected()["greedy"]) {
+        auto prompt = c["prompt_ids"].get<std::vector<int64_t>>();
+        EXPECT_EQ(generate(*refModel(), prompt, greedyOptions(20)), greedyWithoutCache(*refModel(), prompt, 20));
+    }
+}
+
+TEST(Generation, BatchedLeftPaddedGreedyEqualsOneByOne)
+{
+    std::vector<std::vector<int64_t>> prompts;
+    for (const auto &c : expected()["greedy"])
+        prompts.push_back(c["prompt_ids"].get<std::vector<int64_t>>());
+    prompts.push_back({1, 599}); // much shorter: several columns of left padding
+    auto batch = generateBatch(*refModel(), prompts, greedyOptions(12));
+    ASSERT_EQ(batch.size(), prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        EXPECT_EQ(batch[i], generate(*refModel(), prompts[i], greedyOptions(12))) << "prompt " << i;
+        if (i < expected()["greedy"].size())
+            EXPECT_EQ(batch[i], expected()["greedy"][i]["new_ids"].get<std::vector<int64_t>>());
+    }
+}
+
+TEST(Generation, SamplingIsReproducibleBySeed)
+{
+    auto prompt = expected()["greedy"][0]["prompt_ids"].get<std::vector<int64_t>>();
+    GenerationOptions o = greedyOptions(24);
+    o.greedy = false;
+    o.temperature = 1.0;
+    o.seed = 1234;
+    auto a = generate(*refModel(), prompt, o);
+    auto b = generate(*refModel(), prompt, o);
+    EXPECT_EQ(a.size(), 24u);
+    EXPECT_EQ(a, b);
+    o.seed = 1235;
+    EXPECT_NE(generate(*refModel(), prompt, o), a);
+
+    // Top-k = 1 leaves only the argmax, whatever the seed and temperature.
+    o.topK = 1;
+    o.temperature = 3.0;
+    EXPECT_EQ(generate(*refModel(), prompt, o), generate(*refModel(), prompt, greedyOptions(24)));
+    // A vanishing nucleus keeps only the most likely token too.
+    o.topK = 0;
+    o.topP = 1e-9;
+    EXPECT_EQ(generate(*refModel(), prompt, o), generate(*refModel(), prompt, greedyOptions(24)));
+}
+
+TEST(Generation, WarpersFollowHuggingFaceSemantics)
+{
+    // probabilities 0.5, 0.3, 0.15, 0.05 (shuffled order)
+    auto logits = torch::tensor({0.15, 0.5, 0.05, 0.3}, torch::kFloat32).log();
+    auto kept = [&](double t, int k, double p) {
+        auto w = warpLogits(logits, t, k, p);
+        std::vector<int64_t> ids;
+        for (int64_t i = 0; i < w.size(0); ++i)
+            if (std::isfinite(w[i].item<float>()))
+                ids.push_back(i);
+        return ids;
+    };
+    EXPECT_EQ(kept(1.0, 0, 1.0), (std::vector<int64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(kept(1.0, 2, 1.0), (std::vector<int64_t>{1, 3}));
+    EXPECT_EQ(kept(1.0, 0, 0.75), (std::vector<int64_t>{1, 3}));    // 0.5 + 0.3 >= 0.75
+    EXPECT_EQ(kept(1.0, 0, 0.9), (std::vector<int64_t>{0, 1, 3}));  // needs 0.15 as well
+    EXPECT_EQ(kept(1.0, 0, 0.3), (std::vector<int64_t>{1}));        // the top token reaches p alone
+    EXPECT_EQ(kept(1.0, 0, 1e-12), (std::vector<int64_t>{1}));      // never empty
+    EXPECT_EQ(kept(1.0, 3, 0.75), (std::vector<int64_t>{1, 3}));    // top-k, then top-p
+    // Temperature divides the logits before the nucleus is taken.
+    auto w = warpLogits(logits, 2.0, 0, 1.0);
+    EXPECT_NEAR(w[1].item<float>(), std::log(0.5f) / 2.0f, 1e-6);
+    // Ties at the k-th value stay (HF keeps scores >= the k-th largest).
+    auto tie = warpLogits(torch::tensor({1.0f, 2.0f, 2.0f, 0.0f}), 1.0, 1, 1.0);
+    EXPECT_EQ(torch::isfinite(tie).sum().item<int64_t>(), 2);
+}
+
+TEST(Generation, StopsAtEosAndOnCallback)
+{
+    auto prompt = expected()["greedy"][2]["prompt_ids"].get<std::vector<int64_t>>();
+    auto want = expected()["greedy"][2]["new_ids"].get<std::vector<int64_t>>();
+    // Treat the 3rd greedy token as EOS: generation ends right after emitting it.
+    GenerationOptions o = greedyOptions(12);
+    o.stopAtEos = true;
+    o.eosTokenIds = {want[2]};
+    EXPECT_EQ(generate(*refModel(), prompt, o), std::vector<int64_t>(want.begin(), want.begin() + 3));
+    // ... unless EOS is ignored.
+    o.stopAtEos = false;
+    EXPECT_EQ(generate(*refModel(), prompt, o), want);
+
+    std::vector<int64_t> streamed;
+    auto got = generate(*refModel(), prompt, greedyOptions(12), [&](int64_t id) {
+        streamed.push_back(id);
+        return streamed.size() < 5;
+    });
+    EXPECT_EQ(got.size(), 5u);
+    EXPECT_EQ(got, streamed);
+    EXPECT_TRUE(generate(*refModel(), prompt, greedyOptions(0)).empty());
+}
+
+TEST(Generation, InvalidOptionsAreErrorsNamingTheOption)
+{
+    auto prompt = expected()["greedy"][0]["prompt_ids"].get<std::vector<int64_t>>();
+    auto expectError = [&](GenerationOptions o, const std::string &name) {
+        try {
+            generate(*refModel(), prompt, o);
+            ADD_FAILURE() << "expected an error naming " << name;
+        } catch (const dpo::Error &e) {
+            EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+        }
+    };
+    GenerationOptions s = greedyOptions(4);
+    s.greedy = false;
+    auto t = s;
+    t.temperature = 0;
+    expectError(t, "--temperature");
+    auto k = s;
+    k.topK = -1;
+    expectError(k, "--top-k");
+    auto p = s;
+    p.topP = 1.5;
+    expectError(p, "--top-p");
+    auto p0 = s;
+    p0.topP = 0;
+    expectError(p0, "--top-p");
+    auto n = s;
+    n.maxNewTokens = -1;
+    expectError(n, "--max-new-tokens");
+    EXPECT_THROW(generate(*refModel(), {}, greedyOptions(2)), dpo::Error);
+    EXPECT_THROW(generate(*refModel(), {1, 100000}, greedyOptions(2)), dpo::Error);
+}
+
+TEST(Generation, CliGenerateEndToEnd)
+{
+    const auto &c = expected()["greedy"][0];
+    const std::string prompt = expected()["examples"][0]["prompt"];
+    ASSERT_EQ(expected()["examples"][0]["prompt_ids"], c["prompt_ids"]) << "fixture prompt and greedy case differ";
+    const std::string base = dpotest::cliPath() + " generate --device cpu --model " + q(dpotest::fixture("llama-gqa/ref"))
+                             + " --prompt " + q(prompt);
+    auto r = dpotest::runCommand(base + " --max-new-tokens 12 --greedy --ignore-eos");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["ids"], c["new_ids"]);
+    EXPECT_TRUE(j["text"].is_string());
+
+    auto s1 = dpotest::runCommand(base + " --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
+    auto s2 = dpotest::runCommand(base + " --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
+    ASSERT_EQ(s1.exitCode, 0) << s1.err;
+    EXPECT_EQ(s1.out, s2.out);
+    EXPECT_LE(nlohmann::json::parse(s1.out)["ids"].size(), 8u);
+
+    for (const std::string bad : {"--temperature 0", "--top-p 1.5", "--top-p=0", "--top-k=-1", "--max-new-tokens=-2",
+                                  "--greedy --temperature 0.5", "--dtype float8", "--device tpu"}) {
+        auto e = dpotest::runCommand(base + " --max-new-tokens 4 " + bad);
+        EXPECT_NE(e.exitCode, 0) << bad;
+        EXPECT_EQ(lineCount(e.err), 1) << bad << ": " << e.err;
+        EXPECT_TRUE(e.out.empty()) << bad;
+    }
+    auto missing = dpotest::runCommand(dpotest::cliPath() + " generate --model /nonexistent/model --prompt hi");
+    EXPECT_NE(missing.exitCode, 0);
+    EXPECT_EQ(lineCount(missing.err), 1) << missing.err;
+}

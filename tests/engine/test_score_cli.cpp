@@ -1,0 +1,144 @@
+// dpo-cli score end to end on the fixture models: token ids (exact), summed log-probs (2e-3), losses
+// and metrics (1e-5 where the log-probs allow) against the reference numbers; and bad inputs, each
+// of which must exit 1 with exactly one line on stderr.
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string quote(const std::string &s) { return "'" + s + "'"; }
+
+std::string scoreCommand(const std::string &model, const std::string &ref, const std::string &dataset,
+                         const std::string &extra = "")
+{
+    return quote(dpotest::cliPath()) + " --threads 2 score --model " + quote(model) + " --ref-model " + quote(ref) +
+        " --dataset " + quote(dataset) + " " + extra;
+}
+
+class TempDir {
+public:
+    TempDir()
+    {
+        static int counter = 0;
+        m_path = fs::temp_directory_path() /
+            ("dpo_score_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(m_path);
+    }
+    ~TempDir() { fs::remove_all(m_path); }
+    std::string file(const std::string &name) const { return (m_path / name).string(); }
+
+private:
+    fs::path m_path;
+};
+
+// Runs score on a fixture folder and checks every number; skips when the model family is not
+// supported yet (dpo-cli says "not supported").
+void checkFixture(const std::string &name, const std::string &lossKey, const std::string &extra)
+{
+    const auto expected = dpotest::readJson(dpotest::fixture(name + "/expected.json"));
+    const auto r = dpotest::runCommand(scoreCommand(dpotest::fixture(name + "/other"), dpotest::fixture(name + "/ref"),
+                                                    dpotest::fixture(name + "/pairs.jsonl"), extra));
+    if (r.exitCode != 0 && r.err.find("not supported") != std::string::npos)
+        GTEST_SKIP() << name << ": " << r.err;
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    const json out = json::parse(r.out);
+
+    const auto &examples = expected["examples"];
+    const auto &logps = expected["logps"];
+    const auto &loss = expected["losses"][lossKey];
+    ASSERT_EQ(out["examples"].size(), examples.size());
+    for (size_t i = 0; i < examples.size(); ++i) {
+        const auto &got = out["examples"][i];
+        EXPECT_EQ(got["prompt_ids"], examples[i]["prompt_ids"]) << name << " row " << i;
+        EXPECT_EQ(got["chosen_ids"], examples[i]["chosen_ids"]) << name << " row " << i;
+        EXPECT_EQ(got["rejected_ids"], examples[i]["rejected_ids"]) << name << " row " << i;
+        for (const char *k : {"policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected"})
+            EXPECT_NEAR(got[std::string(k) + "_logps"].get<double>(), logps[k][i].get<double>(), 2e-3)
+                << name << " " << k << " row " << i;
+        EXPECT_NEAR(got["loss"].get<double>(), loss["per_example"][i].get<double>(), 1e-5)
+            << name << " " << lossKey << " row " << i;
+    }
+    EXPECT_NEAR(out["loss"].get<double>(), loss["mean"].get<double>(), 1e-5) << name << " " << lossKey;
+    if (lossKey == "sigmoid/beta=0.1/ls=0.0") {
+        for (const auto &[metric, value] : expected["metrics_beta_0.1"].items())
+            EXPECT_NEAR(out["metrics"][metric].get<double>(), value.get<double>(), 1e-5) << name << " " << metric;
+    }
+}
+
+TEST(ScoreCli, LlamaFixtureSigmoid) { checkFixture("llama-gqa", "sigmoid/beta=0.1/ls=0.0", ""); }
+
+TEST(ScoreCli, LlamaFixtureOtherLosses)
+{
+    checkFixture("llama-gqa", "robust/beta=0.5/ls=0.2", "--beta 0.5 --loss-type robust --label-smoothing 0.2");
+    checkFixture("llama-gqa", "hinge/beta=0.1/ls=0.0", "--loss-type hinge --batch-size 3");
+    checkFixture("llama-gqa", "ipo/beta=0.1/mean_logps", "--loss-type ipo");
+}
+
+TEST(ScoreCli, Gpt2Fixture) { checkFixture("gpt2", "sigmoid/beta=0.1/ls=0.0", ""); }
+
+void expectOneLineError(const dpotest::CommandResult &r, const std::string &needle)
+{
+    EXPECT_EQ(r.exitCode, 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << "stdout: " << r.out;
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.back(), '\n') << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("dpo-cli: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST(ScoreCli, BadInputsExitWithOneLine)
+{
+    const std::string other = dpotest::fixture("llama-gqa/other");
+    const std::string ref = dpotest::fixture("llama-gqa/ref");
+    const std::string pairs = dpotest::fixture("llama-gqa/pairs.jsonl");
+    TempDir tmp;
+
+    // Missing dataset.
+    expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, tmp.file("nope.jsonl"))), tmp.file("nope.jsonl"));
+
+    // Malformed JSONL line: the message names the file and the line.
+    const std::string bad = tmp.file("bad.jsonl");
+    {
+        std::ifstream in(pairs);
+        std::string first;
+        std::getline(in, first);
+        std::ofstream(bad) << first << "\n" << first << "\n{\"prompt\": \"x\", \"chosen\": \"y\",\n";
+    }
+    expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, bad)), bad + ":3:");
+
+    // Missing model folder.
+    expectOneLineError(dpotest::runCommand(scoreCommand(tmp.file("no-model"), ref, pairs)), tmp.file("no-model"));
+
+    // Corrupt safetensors: a copy of the reference whose header length points past the end of the file.
+    const std::string corrupt = tmp.file("corrupt");
+    fs::copy(ref, corrupt, fs::copy_options::recursive);
+    {
+        std::fstream f(corrupt + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        const unsigned char huge[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00};
+        f.write(reinterpret_cast<const char *>(huge), 8);
+    }
+    expectOneLineError(dpotest::runCommand(scoreCommand(other, corrupt, pairs)), "model.safetensors");
+
+    // A truncated weights file.
+    const std::string truncated = tmp.file("truncated");
+    fs::copy(ref, truncated, fs::copy_options::recursive);
+    fs::resize_file(truncated + "/model.safetensors", fs::file_size(truncated + "/model.safetensors") / 2);
+    expectOneLineError(dpotest::runCommand(scoreCommand(truncated, ref, pairs)), "model.safetensors");
+
+    // Bad options.
+    expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, pairs, "--loss-type sigmoid,nope")), "nope");
+    expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, pairs, "--truncation-mode keep_middle")),
+                       "keep_middle");
+}
+
+} // namespace

@@ -1,0 +1,404 @@
+// DpoTrainer against the reference trajectory (tests/data/*/expected.json "train"), plus resume,
+// kill -9 recovery, NaN stop, precompute-ref, gradient accumulation, and the schedule/config units.
+#include "test_util.h"
+
+#include "engine/dpo_trainer.h"
+#include "engine/error.h"
+#include "engine/lr_schedule.h"
+#include "engine/train_config.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string tempDir(const std::string &name)
+{
+    auto p = fs::temp_directory_path() / ("dpo_trainer_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p.string();
+}
+
+std::vector<json> readMetrics(const std::string &dir, bool trainOnly = true)
+{
+    std::vector<json> out;
+    std::ifstream f(fs::path(dir) / "metrics.jsonl");
+    std::string line;
+    while (std::getline(f, line)) {
+        auto j = json::parse(line);
+        if (!trainOnly || j.contains("loss"))
+            out.push_back(j);
+    }
+    return out;
+}
+
+dpo::TrainConfig fixtureConfig(const std::string &fixtureName, const std::string &out)
+{
+    dpo::TrainConfig c;
+    c.model = dpotest::fixture(fixtureName + "/ref");
+    c.dataset = dpotest::fixture(fixtureName + "/pairs.jsonl");
+    c.outputDir = out;
+    c.learningRate = 1e-3;
+    c.lrScheduler = "constant";
+    c.batchSize = 8;
+    c.maxSteps = 6;
+    c.maxGradNorm = 0;
+    c.beta = 0.1;
+    c.shuffle = false;
+    c.maxLength = 0;
+    c.saveSteps = 0;
+    c.device = "cpu";
+    return c;
+}
+
+void expectSameTrajectory(const std::vector<json> &a, const std::vector<json> &b, double tol)
+{
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+        for (const char *k : {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins",
+                              "rewards/accuracies", "logps/chosen", "logps/rejected"})
+            EXPECT_NEAR(a[i].at(k).get<double>(), b[i].at(k).get<double>(), tol) << "step " << i + 1 << " " << k;
+}
+
+} // namespace
+
+class FixtureTrajectory : public ::testing::TestWithParam<std::string> {};
+
+// `dpo-cli train` reproduces the reference 6-step AdamW trajectory within 1e-3 at every step.
+TEST_P(FixtureTrajectory, CliMatchesReference)
+{
+    const std::string name = GetParam();
+    const json expected = dpotest::readJson(dpotest::fixture(name + "/expected.json")).at("train");
+    const std::string out = tempDir("traj_" + name);
+    const std::string cmd = dpotest::cliPath() + " train --model " + dpotest::fixture(name + "/ref") +
+                            " --dataset " + dpotest::fixture(name + "/pairs.jsonl") + " --output-dir " + out +
+                            " --learning-rate 1e-3 --lr-scheduler constant --batch-size 8 --max-steps 6"
+                            " --max-grad-norm 0 --beta 0.1 --no-shuffle --max-length 0 --device cpu";
+    auto r = dpotest::runCommand(cmd);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    auto summary = json::parse(r.out);
+    EXPECT_EQ(summary.at("status"), "completed");
+    auto metrics = readMetrics(out);
+    const auto &traj = expected.at("trajectory");
+    ASSERT_EQ(metrics.size(), traj.size());
+    for (size_t i = 0; i < traj.size(); ++i) {
+        EXPECT_EQ(metrics[i].at("step").get<int64_t>(), traj[i].at("step").get<int64_t>());
+        for (const char *k : {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                              "rewards/margins"})
+            EXPECT_NEAR(metrics[i].at(k).get<double>(), traj[i].at(k).get<double>(), 1e-3)
+                << name << " step " << i + 1 << " " << k;
+        EXPECT_DOUBLE_EQ(metrics[i].at("learning_rate").get<double>(), 1e-3);
+    }
+    EXPECT_NEAR(metrics[0].at("loss").get<double>(), std::log(2.0), 1e-6);
+    // The final model and the last checkpoint are complete HF directories.
+    EXPECT_TRUE(fs::exists(fs::path(out) / "final" / "model.safetensors"));
+    EXPECT_TRUE(fs::exists(fs::path(out) / "final" / "config.json"));
+    EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-6" / "trainer_state.json"));
+    auto reloaded = dpo::loadCausalLM((fs::path(out) / "final").string());
+    EXPECT_GT(reloaded->parameterCount(), 0);
+    fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTrajectory, ::testing::Values("llama-gqa", "gpt2"));
+
+// Stopping at step 3 and resuming gives exactly the uninterrupted trajectory.
+TEST(Trainer, StopAndResumeMatchesUninterrupted)
+{
+    const std::string full = tempDir("full");
+    {
+        auto c = fixtureConfig("llama-gqa", full);
+        c.batchSize = 4;
+        c.shuffle = true;
+        c.maxSteps = 6;
+        c.lrScheduler = "cosine";
+        c.warmupSteps = 2;
+        c.maxGradNorm = 1.0;
+        dpo::DpoTrainer t(c);
+        EXPECT_EQ(t.train().status, "completed");
+    }
+    const std::string part = tempDir("part");
+    {
+        auto c = fixtureConfig("llama-gqa", part);
+        c.batchSize = 4;
+        c.shuffle = true;
+        c.maxSteps = 6;
+        c.lrScheduler = "cosine";
+        c.warmupSteps = 2;
+        c.maxGradNorm = 1.0;
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(c);
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == 3)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        auto r = t.train(&stop);
+        EXPECT_EQ(r.status, "stopped");
+        EXPECT_EQ(r.globalStep, 3);
+        EXPECT_TRUE(fs::exists(fs::path(part) / "checkpoint-3" / "trainer_state.json"));
+        EXPECT_FALSE(fs::exists(fs::path(part) / "final"));
+    }
+    {
+        auto c = fixtureConfig("llama-gqa", part);
+        c.batchSize = 4;
+        c.shuffle = true;
+        c.maxSteps = 6;
+        c.lrScheduler = "cosine";
+        c.warmupSteps = 2;
+        c.maxGradNorm = 1.0;
+        c.resume = true;
+        dpo::DpoTrainer t(c);
+        auto r = t.train();
+        EXPECT_EQ(r.status, "completed");
+    }
+    expectSameTrajectory(readMetrics(full), readMetrics(part), 1e-6);
+    fs::remove_all(full);
+    fs::remove_all(part);
+}
+
+// A run killed with SIGKILL mid-training resumes from its last complete checkpoint to the same
+// trajectory as an uninterrupted run.
+TEST(Trainer, KillNineThenResume)
+{
+    const std::string base = " --model " + dpotest::fixture("llama-gqa/ref") + " --dataset " +
+                             dpotest::fixture("llama-gqa/pairs.jsonl") +
+                             " --learning-rate 1e-3 --batch-size 2 --max-steps 40 --save-steps 1 --seed 7"
+                             " --device cpu --threads 1 --output-dir ";
+    const std::string full = tempDir("kill_full");
+    auto r = dpotest::runCommand(dpotest::cliPath() + " train" + base + full);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+
+    const std::string killed = tempDir("kill_part");
+    const std::string cmd = dpotest::cliPath() + " train" + base + killed;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
+        _exit(127);
+    }
+    // Wait until a few checkpoints exist, then kill without warning.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!fs::exists(fs::path(killed) / "checkpoint-5") && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+    EXPECT_TRUE(fs::exists(fs::path(killed) / "checkpoint-5"));
+    EXPECT_FALSE(fs::exists(fs::path(killed) / "final"));
+
+    r = dpotest::runCommand(dpotest::cliPath() + " train" + base + killed + " --resume");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    expectSameTrajectory(readMetrics(full), readMetrics(killed), 1e-6);
+    fs::remove_all(full);
+    fs::remove_all(killed);
+}
+
+// An exploding run stops with an error naming the step; the checkpoint written before stays valid.
+TEST(Trainer, NanStopsWithMessageAndKeepsCheckpoint)
+{
+    const std::string out = tempDir("nan");
+    auto c = fixtureConfig("llama-gqa", out);
+    c.learningRate = 1e38; // the first update overflows the weights: step 2's loss is NaN
+    c.saveSteps = 1;
+    c.maxSteps = 5;
+    dpo::DpoTrainer t(c);
+    try {
+        t.train();
+        FAIL() << "expected a NaN error";
+    } catch (const dpo::Error &e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("step 2"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("NaN"), std::string::npos) << msg;
+    }
+    EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-1" / "trainer_state.json"));
+    EXPECT_FALSE(fs::exists(fs::path(out) / "checkpoint-2"));
+    EXPECT_NO_THROW(dpo::loadCausalLM((fs::path(out) / "checkpoint-1").string()));
+    fs::remove_all(out);
+}
+
+// Reference log-probs computed once and cached give the same numbers as a live reference model.
+TEST(Trainer, PrecomputedReferenceEqualsLive)
+{
+    const std::string live = tempDir("live");
+    const std::string pre = tempDir("pre");
+    auto c = fixtureConfig("llama-gqa", live);
+    c.model = dpotest::fixture("llama-gqa/other");
+    c.refModel = dpotest::fixture("llama-gqa/ref");
+    c.maxSteps = 3;
+    dpo::DpoTrainer(c).train();
+    c.outputDir = pre;
+    c.precomputeRef = true;
+    dpo::DpoTrainer(c).train();
+    expectSameTrajectory(readMetrics(live), readMetrics(pre), 1e-5);
+    ASSERT_TRUE(fs::exists(fs::path(pre) / "ref_cache"));
+    EXPECT_FALSE(fs::is_empty(fs::path(pre) / "ref_cache"));
+    // First step's logps match the fixture's policy (= other) values.
+    const json expected = dpotest::readJson(dpotest::fixture("llama-gqa/expected.json"));
+    EXPECT_NEAR(readMetrics(pre)[0].at("rewards/chosen").get<double>(),
+                expected.at("metrics_beta_0.1").at("rewards/chosen").get<double>(), 1e-4);
+    EXPECT_NEAR(readMetrics(pre)[0].at("loss").get<double>(),
+                expected.at("losses").at("sigmoid/beta=0.1/ls=0.0").at("mean").get<double>(), 1e-5);
+    fs::remove_all(live);
+    fs::remove_all(pre);
+}
+
+// Two micro-batches of 4 with accumulation equal one batch of 8.
+TEST(Trainer, GradientAccumulationEqualsLargeBatch)
+{
+    const std::string big = tempDir("big");
+    const std::string acc = tempDir("acc");
+    auto c = fixtureConfig("llama-gqa", big);
+    c.maxSteps = 4;
+    c.maxGradNorm = 1.0;
+    dpo::DpoTrainer(c).train();
+    c.outputDir = acc;
+    c.batchSize = 4;
+    c.gradAccum = 2;
+    dpo::DpoTrainer(c).train();
+    expectSameTrajectory(readMetrics(big), readMetrics(acc), 1e-5);
+    fs::remove_all(big);
+    fs::remove_all(acc);
+}
+
+// A fresh run refuses an output directory holding another run's checkpoints (nothing is lost).
+TEST(Trainer, RefusesToOverwriteARun)
+{
+    const std::string out = tempDir("overwrite");
+    auto c = fixtureConfig("llama-gqa", out);
+    c.maxSteps = 1;
+    dpo::DpoTrainer(c).train();
+    EXPECT_THROW(dpo::DpoTrainer(c).train(), dpo::Error);
+    EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-1"));
+    fs::remove_all(out);
+}
+
+// Eval set: metrics prefixed eval_ at eval_steps and at the end.
+TEST(Trainer, EvalMetricsArePrefixed)
+{
+    const std::string out = tempDir("eval");
+    auto c = fixtureConfig("llama-gqa", out);
+    c.evalDataset = dpotest::fixture("llama-gqa/pairs.jsonl");
+    c.evalSteps = 2;
+    c.maxSteps = 4;
+    dpo::DpoTrainer(c).train();
+    auto all = readMetrics(out, false);
+    int evals = 0;
+    for (const auto &m : all)
+        if (m.contains("eval_loss")) {
+            ++evals;
+            EXPECT_TRUE(m.contains("eval_rewards/accuracies"));
+        }
+    EXPECT_EQ(evals, 2); // step 2 and the end (step 4)
+    fs::remove_all(out);
+}
+
+// The seed-like object API: model + tokenizer + rows -> train() -> savePretrained().
+TEST(Trainer, ObjectApiTrainsAndSaves)
+{
+    const std::string out = tempDir("api");
+    auto model = dpo::loadCausalLM(dpotest::fixture("llama-gqa/ref"));
+    std::shared_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dpotest::fixture("llama-gqa/ref"));
+    dpo::TrainConfig args;
+    args.beta = 0.1;
+    args.outputDir = out;
+    args.learningRate = 1e-3;
+    args.maxSteps = 2;
+    args.device = "cpu";
+    dpo::DpoTrainer trainer(model, tok, args, dpo::readPreferenceJsonl(dpotest::fixture("llama-gqa/pairs.jsonl")));
+    auto r = trainer.train();
+    EXPECT_EQ(r.status, "completed");
+    trainer.savePretrained(out + "/saved");
+    auto back = dpo::loadCausalLM(out + "/saved");
+    auto a = model->stateDict(), b = back->stateDict();
+    for (const auto &[k, v] : a)
+        EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
+    fs::remove_all(out);
+}
+
+TEST(TrainerCli, SftRunsAndLowersLoss)
+{
+    const std::string out = tempDir("sft");
+    const std::string data = out + "/sft.jsonl";
+    {
+        std::ofstream f(data);
+        for (int i = 0; i < 8; ++i)
+            f << json({{"prompt", "What is " + std::to_string(i) + " plus 1?"},
+                       {"completion", " " + std::to_string(i) + " plus 1 is " + std::to_string(i + 1) + "."}})
+                     .dump()
+              << "\n";
+    }
+    auto r = dpotest::runCommand(dpotest::cliPath() + " sft --model " + dpotest::fixture("llama-gqa/ref") +
+                                 " --dataset " + data + " --output-dir " + out + "/run --learning-rate 1e-2"
+                                 " --batch-size 8 --max-steps 10 --device cpu");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    auto m = readMetrics(out + "/run");
+    ASSERT_EQ(m.size(), 10u);
+    EXPECT_LT(m.back().at("loss").get<double>(), m.front().at("loss").get<double>() * 0.7);
+    fs::remove_all(out);
+}
+
+TEST(TrainerCli, BadOptionsGiveOneClearLine)
+{
+    const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") +
+                             " --dataset " + dpotest::fixture("llama-gqa/pairs.jsonl") + " --output-dir /tmp/x_unused";
+    for (const std::string extra : {" --beta 0", " --loss-type nonsense", " --learning-rate abc", " --lr-scheduler wavy",
+                                    " --truncation-mode middle", " --loss-type sigmoid,hinge --loss-weights 1"}) {
+        auto r = dpotest::runCommand(base + extra);
+        EXPECT_NE(r.exitCode, 0) << extra;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << extra << ": " << r.err;
+    }
+}
+
+TEST(LrSchedule, MatchesHuggingFaceFormulas)
+{
+    dpo::LrSchedule lin("linear", 2, 10);
+    EXPECT_DOUBLE_EQ(lin.factor(0), 0.0);
+    EXPECT_DOUBLE_EQ(lin.factor(1), 0.5);
+    EXPECT_DOUBLE_EQ(lin.factor(2), 1.0);
+    EXPECT_DOUBLE_EQ(lin.factor(6), 0.5);
+    EXPECT_DOUBLE_EQ(lin.factor(10), 0.0);
+    dpo::LrSchedule cos("cosine", 0, 10);
+    EXPECT_DOUBLE_EQ(cos.factor(0), 1.0);
+    EXPECT_NEAR(cos.factor(5), 0.5, 1e-12);
+    EXPECT_NEAR(cos.factor(10), 0.0, 1e-12);
+    dpo::LrSchedule con("constant", 4, 10);
+    EXPECT_DOUBLE_EQ(con.factor(1), 0.25);
+    EXPECT_DOUBLE_EQ(con.factor(9), 1.0);
+    EXPECT_THROW(dpo::LrSchedule("wavy", 0, 1), dpo::Error);
+}
+
+TEST(TrainConfig, JsonRoundTripAndUnknownKeys)
+{
+    dpo::TrainConfig c;
+    c.model = "m";
+    c.dataset = "d";
+    c.outputDir = "o";
+    c.lossType = {"sigmoid", "sft"};
+    c.lossWeights = {1.0, 0.5};
+    c.beta = 0.25;
+    auto back = dpo::TrainConfig::fromJson(c.toJson(), "test");
+    EXPECT_EQ(back.toJson(), c.toJson());
+    try {
+        dpo::TrainConfig::fromJson({{"learning_rte", 1}}, "preset.json");
+        FAIL();
+    } catch (const dpo::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("learning_rte"), std::string::npos);
+    }
+    EXPECT_THROW(dpo::TrainConfig::fromJson({{"beta", "high"}}, "p"), dpo::Error);
+    c.gradAccum = 0;
+    EXPECT_THROW(c.validate(), dpo::Error);
+}

@@ -1,0 +1,334 @@
+// LabelPage on real widgets (offscreen) over a real SQLite project: keys drive verdicts with the right
+// winner for the recorded side order, undo, repair, randomized and recorded order, progress, the
+// shortcut sheet, typing in the rationale never triggers a verdict, and the diff toggle.
+#include "project/project_store.h"
+#include "ui/labelpage.h"
+#include "ui/markdownview.h"
+#include "ui/projectsession.h"
+#include "ui/repairdialog.h"
+#include "ui/shortcutsheet.h"
+
+#include <QDialogButtonBox>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSettings>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTextBlock>
+#include <QtTest>
+
+using namespace dpo;
+
+Q_DECLARE_METATYPE(dpo::Verdict)
+
+class TestLabelPage : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void init();
+    void cleanup();
+    void keysDriveVerdicts_data();
+    void keysDriveVerdicts();
+    void strengthAndRationale();
+    void typingInRationaleIsNotAVerdict();
+    void undoRestoresPair();
+    void repairCreatesPair();
+    void orderRandomizedAndRecorded();
+    void progressLabelUpdates();
+    void shortcutSheetOnQuestionMark();
+    void diffToggleHighlights();
+    void queueExhaustedShowsMessage();
+
+private:
+    void makeProject(int pairs);
+    std::optional<Judgment> judgmentOf(qint64 pairId) const;
+
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<ProjectSession> m_session;
+    std::unique_ptr<LabelPage> m_page;
+};
+
+void TestLabelPage::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("DPO Studio Tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("test_label_page"));
+    qRegisterMetaType<dpo::Verdict>();
+}
+
+void TestLabelPage::makeProject(int pairs)
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+    QVERIFY(m_dir->isValid());
+    auto store = ProjectStore::open(m_dir->filePath(QStringLiteral("p.dpo")));
+    {
+        ProjectStore::Transaction tx(*store);
+        for (int i = 0; i < pairs; ++i) {
+            const qint64 p = store->addPrompt(QStringLiteral("Prompt number %1: what is %1 + %1?").arg(i));
+            const qint64 a = store->addCompletion(p, QStringLiteral("It is **%1**.").arg(2 * i));
+            const qint64 b = store->addCompletion(p, QStringLiteral("It is **%1**, I think.").arg(2 * i + 1));
+            store->addPair(p, a, b);
+        }
+        tx.commit();
+    }
+    m_session = std::make_unique<ProjectSession>(std::move(store));
+}
+
+void TestLabelPage::init()
+{
+    QSettings().clear();
+    makeProject(60);
+    m_page = std::make_unique<LabelPage>();
+    m_page->resize(1100, 750);
+    m_page->setAnnotatorName(QStringLiteral("alice"));
+    m_page->setProject(m_session.get());
+    m_page->show();
+    m_page->activateWindow();
+    QVERIFY(QTest::qWaitForWindowExposed(m_page.get()));
+    m_page->setFocus();
+    QVERIFY(m_page->currentPair().has_value());
+}
+
+void TestLabelPage::cleanup()
+{
+    m_page.reset();
+    m_session.reset();
+    m_dir.reset();
+}
+
+std::optional<Judgment> TestLabelPage::judgmentOf(qint64 pairId) const
+{
+    for (const Judgment &j : m_session->store().judgmentsOfPair(pairId))
+        if (j.annotatorId == m_page->annotatorId())
+            return j;
+    return std::nullopt;
+}
+
+void TestLabelPage::keysDriveVerdicts_data()
+{
+    QTest::addColumn<int>("key");
+    QTest::addColumn<int>("modifiers");
+    QTest::addColumn<dpo::Verdict>("verdict");
+    QTest::addColumn<int>("strength");
+    QTest::newRow("1") << int(Qt::Key_1) << 0 << Verdict::Left << int(Strength::Unspecified);
+    QTest::newRow("Left") << int(Qt::Key_Left) << 0 << Verdict::Left << int(Strength::Unspecified);
+    QTest::newRow("2") << int(Qt::Key_2) << 0 << Verdict::Right << int(Strength::Unspecified);
+    QTest::newRow("Right") << int(Qt::Key_Right) << 0 << Verdict::Right << int(Strength::Unspecified);
+    QTest::newRow("Shift+Left") << int(Qt::Key_Left) << int(Qt::ShiftModifier) << Verdict::Left << int(Strength::Much);
+    QTest::newRow("3") << int(Qt::Key_3) << 0 << Verdict::Tie << int(Strength::Unspecified);
+    QTest::newRow("4") << int(Qt::Key_4) << 0 << Verdict::BothBad << int(Strength::Unspecified);
+    QTest::newRow("S") << int(Qt::Key_S) << 0 << Verdict::Skip << int(Strength::Unspecified);
+}
+
+void TestLabelPage::keysDriveVerdicts()
+{
+    QFETCH(int, key);
+    QFETCH(int, modifiers);
+    QFETCH(dpo::Verdict, verdict);
+    QFETCH(int, strength);
+    // Two pairs in a row, so both side orders are likely covered across rows.
+    for (int round = 0; round < 2; ++round) {
+        const ShownPair shown = *m_page->currentPair();
+        QTest::keyClick(m_page.get(), Qt::Key(key), Qt::KeyboardModifiers(modifiers));
+        const auto j = judgmentOf(shown.pairId);
+        QVERIFY2(j.has_value(), "no judgment recorded");
+        QCOMPARE(j->verdict, verdict);
+        QCOMPARE(j->leftIsA, shown.leftIsA);
+        QCOMPARE(j->leftCompletionId, shown.left.id);
+        QCOMPARE(int(j->strength), strength);
+        Winner expected = Winner::Skip;
+        switch (verdict) {
+        case Verdict::Left:
+            expected = shown.leftIsA ? Winner::A : Winner::B;
+            break;
+        case Verdict::Right:
+            expected = shown.leftIsA ? Winner::B : Winner::A;
+            break;
+        case Verdict::Tie:
+            expected = Winner::Tie;
+            break;
+        case Verdict::BothBad:
+            expected = Winner::BothBad;
+            break;
+        case Verdict::Skip:
+            expected = Winner::Skip;
+            break;
+        }
+        QCOMPARE(j->winner, expected);
+        // Committed, and the next pair is on screen.
+        QVERIFY(m_page->currentPair().has_value());
+        QVERIFY(m_page->currentPair()->pairId != shown.pairId);
+        const auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
+        QCOMPARE(left->markdownText(), m_page->currentPair()->left.text);
+    }
+}
+
+void TestLabelPage::strengthAndRationale()
+{
+    const ShownPair shown = *m_page->currentPair();
+    QTest::keyClick(m_page.get(), Qt::Key_W); // much better
+    QTest::keyClick(m_page.get(), Qt::Key_Slash);
+    auto *rationale = m_page->findChild<QLineEdit *>(QStringLiteral("rationale"));
+    QVERIFY(rationale->hasFocus());
+    QTest::keyClicks(rationale, QStringLiteral("correct sum"));
+    QTest::keyClick(rationale, Qt::Key_Return); // back to the page
+    QVERIFY(!rationale->hasFocus());
+    QTest::keyClick(m_page.get(), Qt::Key_2);
+    const auto j = judgmentOf(shown.pairId);
+    QVERIFY(j.has_value());
+    QCOMPARE(j->verdict, Verdict::Right);
+    QCOMPARE(j->strength, Strength::Much);
+    QCOMPARE(j->rationale, QStringLiteral("correct sum"));
+    QVERIFY(rationale->text().isEmpty()); // reset for the next pair
+}
+
+void TestLabelPage::typingInRationaleIsNotAVerdict()
+{
+    const ShownPair shown = *m_page->currentPair();
+    QTest::keyClick(m_page.get(), Qt::Key_Slash);
+    auto *rationale = m_page->findChild<QLineEdit *>(QStringLiteral("rationale"));
+    QVERIFY(rationale->hasFocus());
+    QTest::keyClicks(rationale, QStringLiteral("1 2 3 4 s e d ?"));
+    QTest::keyClick(rationale, Qt::Key_Left);
+    QCOMPARE(rationale->text(), QStringLiteral("1 2 3 4 s e d ?"));
+    QCOMPARE(m_page->currentPair()->pairId, shown.pairId);
+    QVERIFY(!judgmentOf(shown.pairId).has_value());
+}
+
+void TestLabelPage::undoRestoresPair()
+{
+    const ShownPair first = *m_page->currentPair();
+    QTest::keyClick(m_page.get(), Qt::Key_1);
+    QVERIFY(judgmentOf(first.pairId).has_value());
+    QVERIFY(m_page->currentPair()->pairId != first.pairId);
+    QTest::keyClick(m_page.get(), Qt::Key_Z, Qt::ControlModifier);
+    QVERIFY(m_page->currentPair().has_value());
+    QCOMPARE(m_page->currentPair()->pairId, first.pairId);
+    QCOMPARE(m_page->currentPair()->leftIsA, first.leftIsA); // same order as before
+    QVERIFY(!judgmentOf(first.pairId).has_value());
+    // Judge it again the other way: exactly one judgment remains.
+    QTest::keyClick(m_page.get(), Qt::Key_2);
+    const auto j = judgmentOf(first.pairId);
+    QVERIFY(j.has_value());
+    QCOMPARE(j->verdict, Verdict::Right);
+}
+
+void TestLabelPage::repairCreatesPair()
+{
+    const ShownPair shown = *m_page->currentPair();
+    QTest::keyClick(m_page.get(), Qt::Key_E);
+    auto *dlg = m_page->findChild<RepairDialog *>();
+    QVERIFY(dlg);
+    QTRY_VERIFY(dlg->isVisible());
+    QVERIFY(dlg->editingLeft());
+    QCOMPARE(dlg->text(), shown.left.text);
+    auto *save = dlg->findChild<QDialogButtonBox *>()->button(QDialogButtonBox::Save);
+    QVERIFY(!save->isEnabled()); // unchanged text cannot be saved
+    dlg->setText(QStringLiteral("A repaired answer: **42**."));
+    QVERIFY(save->isEnabled());
+    QSignalSpy spy(m_page.get(), &LabelPage::repairSaved);
+    QTest::mouseClick(save, Qt::LeftButton);
+    QCOMPARE(spy.count(), 1);
+    const qint64 newPair = spy.first().first().toLongLong();
+
+    ListQuery q;
+    q.origin = QStringLiteral("repair");
+    const auto page = m_session->store().listPairs(q);
+    QCOMPARE(page.total, 1);
+    const PairRow &row = page.rows.first();
+    QCOMPARE(row.id, newPair);
+    QCOMPARE(row.promptId, shown.promptId);
+    // edited = chosen, original = rejected
+    QCOMPARE(row.textA, QStringLiteral("A repaired answer: **42**."));
+    QCOMPARE(row.textB, shown.left.text);
+    QCOMPARE(row.preferred, QStringLiteral("a"));
+    // The pair on screen stays open for a verdict.
+    QCOMPARE(m_page->currentPair()->pairId, shown.pairId);
+}
+
+void TestLabelPage::orderRandomizedAndRecorded()
+{
+    int leftA = 0, leftB = 0;
+    for (int i = 0; i < 40; ++i) {
+        QVERIFY(m_page->currentPair().has_value());
+        const ShownPair shown = *m_page->currentPair();
+        (shown.leftIsA ? leftA : leftB)++;
+        // What is on screen is what the store says is on the left.
+        const auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
+        QCOMPARE(left->markdownText(), shown.left.text);
+        QTest::keyClick(m_page.get(), Qt::Key_1);
+        const auto j = judgmentOf(shown.pairId);
+        QVERIFY(j.has_value());
+        QCOMPARE(j->leftIsA, shown.leftIsA);
+        QCOMPARE(j->winner, shown.leftIsA ? Winner::A : Winner::B);
+    }
+    QVERIFY2(leftA > 0 && leftB > 0, qPrintable(QStringLiteral("leftIsA %1 times, leftIsB %2 times").arg(leftA).arg(leftB)));
+}
+
+void TestLabelPage::progressLabelUpdates()
+{
+    auto *label = m_page->findChild<QLabel *>(QStringLiteral("progressLabel"));
+    QTRY_VERIFY2(label->text().contains(QStringLiteral("Mine: 0")), qPrintable(label->text()));
+    QVERIFY(label->text().contains(QStringLiteral("0 / 60")));
+    QTest::keyClick(m_page.get(), Qt::Key_1);
+    QTest::keyClick(m_page.get(), Qt::Key_2);
+    QTRY_VERIFY2(label->text().contains(QStringLiteral("Mine: 2")), qPrintable(label->text()));
+    QTRY_VERIFY2(label->text().contains(QStringLiteral("2 / 60")), qPrintable(label->text()));
+    QTest::keyClick(m_page.get(), Qt::Key_Z, Qt::ControlModifier);
+    QTRY_VERIFY2(label->text().contains(QStringLiteral("Mine: 1")), qPrintable(label->text()));
+}
+
+void TestLabelPage::shortcutSheetOnQuestionMark()
+{
+    QVERIFY(!m_page->findChild<ShortcutSheet *>());
+    QTest::keyClick(m_page.get(), Qt::Key_Question);
+    auto *sheet = m_page->findChild<ShortcutSheet *>();
+    QVERIFY(sheet);
+    QTRY_VERIFY(sheet->isVisible());
+    QString all;
+    for (QLabel *l : sheet->findChildren<QLabel *>())
+        all += l->text();
+    for (const char *s : {"Left is better", "Right is better", "Tie", "Both bad", "Skip", "Undo last verdict"})
+        QVERIFY2(all.contains(QLatin1String(s)), s);
+    sheet->close();
+}
+
+void TestLabelPage::diffToggleHighlights()
+{
+    auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
+    auto countHighlighted = [](MarkdownView *v) {
+        int n = 0;
+        for (QTextBlock b = v->document()->begin(); b.isValid(); b = b.next())
+            for (auto it = b.begin(); !it.atEnd(); ++it)
+                if (it.fragment().charFormat().background().color() == MarkdownView::diffColor(v->palette()))
+                    n += it.fragment().length();
+        return n;
+    };
+    QVERIFY(!m_page->diffEnabled());
+    QCOMPARE(countHighlighted(left), 0);
+    QTest::keyClick(m_page.get(), Qt::Key_D);
+    QVERIFY(m_page->diffEnabled());
+    QVERIFY(countHighlighted(left) > 0); // "**2i**" vs "**2i+1**, I think": the numbers differ
+    // The next pair is highlighted too, and turning it off clears it.
+    QTest::keyClick(m_page.get(), Qt::Key_1);
+    QVERIFY(countHighlighted(left) > 0);
+    QTest::keyClick(m_page.get(), Qt::Key_D);
+    QCOMPARE(countHighlighted(left), 0);
+}
+
+void TestLabelPage::queueExhaustedShowsMessage()
+{
+    for (int i = 0; i < 60; ++i)
+        QTest::keyClick(m_page.get(), Qt::Key_3);
+    QVERIFY(!m_page->currentPair().has_value());
+    auto *empty = m_page->findChild<QLabel *>(QStringLiteral("emptyLabel"));
+    QVERIFY(empty->isVisible());
+    QVERIFY(empty->text().contains(QStringLiteral("Nothing left")));
+    // Undo brings the last pair back.
+    QTest::keyClick(m_page.get(), Qt::Key_Z, Qt::ControlModifier);
+    QVERIFY(m_page->currentPair().has_value());
+}
+
+QTEST_MAIN(TestLabelPage)
+#include "test_label_page.moc"

@@ -1,0 +1,196 @@
+// dpo-cli project import/export/stats as scripts call them, and verdict durability: a real dpo-cli process
+// labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost.
+#include "project/project_store.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QElapsedTimer>
+#include <QProcess>
+#include <QSet>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace dpo;
+
+class TestProjectCli : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    struct Run {
+        int exitCode = -1;
+        QByteArray out, err;
+    };
+    static Run cli(const QStringList &args)
+    {
+        QProcess p;
+        p.start(QStringLiteral(DPO_CLI_PATH), args);
+        Run r;
+        if (!p.waitForFinished(120000))
+            return r;
+        r.exitCode = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+        r.out = p.readAllStandardOutput();
+        r.err = p.readAllStandardError();
+        return r;
+    }
+    QString path(const QString &name) { return m_dir.filePath(name); }
+    static void write(const QString &file, const QByteArray &data)
+    {
+        QFile f(file);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(data);
+    }
+
+private slots:
+    void importSummary_data();
+    void importSummary();
+    void exportRoundTripAndStats();
+    void killDuringLabeling();
+};
+
+void TestProjectCli::importSummary_data()
+{
+    QTest::addColumn<QString>("onError");
+    QTest::newRow("skip") << "skip";
+    QTest::newRow("abort") << "abort";
+}
+
+void TestProjectCli::importSummary()
+{
+    QFETCH(QString, onError);
+    write(path("rows.jsonl"), R"({"prompt": "p1", "chosen": "c1", "rejected": "r1"})" "\n"
+                              R"({"prompt": "p2", "chosen": "c2"})" "\n"
+                              R"(not json)" "\n"
+                              R"({"prompt": "p4", "chosen": "c4", "rejected": "r4"})" "\n");
+    const QString project = path(QStringLiteral("cli_%1.dpoproj").arg(onError));
+    const Run r = cli({"project", "import", "--project", project, "--input", path("rows.jsonl"), "--format", "trl",
+                       "--on-error", onError});
+    QCOMPARE(r.exitCode, onError == "abort" ? 1 : 0);
+    const QJsonObject summary = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(summary["imported"].toInt(), onError == "abort" ? 0 : 2);
+    QCOMPARE(summary["skipped"].toInt(), 2);
+    const QJsonArray errors = summary["errors"].toArray();
+    QCOMPARE(errors.size(), 2);
+    QCOMPARE(errors[0].toObject()["line"].toInt(), 2);
+    QVERIFY(errors[0].toObject()["message"].toString().contains("rejected"));
+    QCOMPARE(errors[1].toObject()["line"].toInt(), 3);
+    if (onError == "abort")
+        QVERIFY(r.err.contains("nothing imported"));
+    // The project exists either way (created if absent); abort left it empty.
+    const Run stats = cli({"project", "stats", "--project", project});
+    QCOMPARE(stats.exitCode, 0);
+    QCOMPARE(QJsonDocument::fromJson(stats.out).object()["counts"].toObject()["pairs"].toInt(),
+             onError == "abort" ? 0 : 2);
+}
+
+void TestProjectCli::exportRoundTripAndStats()
+{
+    QByteArray rows;
+    for (int i = 0; i < 20; ++i)
+        rows += QStringLiteral(R"({"prompt": "prompt %1, \"q\"", "chosen": "good\n%1", "rejected": "bad %1"})")
+                    .arg(i)
+                    .toUtf8()
+            + "\n";
+    write(path("trl.jsonl"), rows);
+    const QString project = path("roundtrip.dpoproj");
+    Run r = cli({"project", "import", "--project", project, "--input", path("trl.jsonl")});
+    QCOMPARE(r.exitCode, 0);
+    QCOMPARE(QJsonDocument::fromJson(r.out).object()["imported"].toInt(), 20);
+    r = cli({"project", "export", "--project", project, "--output", path("back.jsonl")});
+    QCOMPARE(r.exitCode, 0);
+    QFile in(path("trl.jsonl")), out(path("back.jsonl"));
+    QVERIFY(in.open(QIODevice::ReadOnly) && out.open(QIODevice::ReadOnly));
+    const QList<QByteArray> a = in.readAll().trimmed().split('\n'), b = out.readAll().trimmed().split('\n');
+    QCOMPARE(b.size(), a.size());
+    for (int i = 0; i < a.size(); ++i)
+        QCOMPARE(QJsonDocument::fromJson(b[i]).object(), QJsonDocument::fromJson(a[i]).object());
+
+    // Unjudged CSV pairs, labeled through the hidden simulate command by two annotators.
+    write(path("pairs.csv"), "prompt,completion_a,completion_b\nq1,x,yy\nq2,xx,y\nq3,x,y\n");
+    QCOMPARE(cli({"project", "import", "--project", project, "--input", path("pairs.csv")}).exitCode, 0);
+    QCOMPARE(cli({"project", "simulate", "--project", project, "--annotator", "one"}).exitCode, 0);
+    QCOMPARE(cli({"project", "simulate", "--project", project, "--annotator", "two"}).exitCode, 0); // k = 1: none left
+    r = cli({"project", "stats", "--project", project});
+    QCOMPARE(r.exitCode, 0);
+    const QJsonObject stats = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(stats["counts"].toObject()["pairs"].toInt(), 23);
+    QCOMPARE(stats["counts"].toObject()["judgments"].toInt(), 3);
+    QCOMPARE(stats["counts"].toObject()["slots_done"].toInt(), 3);
+    const QJsonObject pos = stats["position_bias"].toObject();
+    QCOMPARE(pos["left_wins"].toInt() + pos["right_wins"].toInt(), 3);
+    QVERIFY(stats["agreement"].toObject().contains("fleiss_kappa"));
+    QVERIFY(stats["agreement"].toObject()["cohen_kappa"].isNull()); // one annotator: undefined
+
+    r = cli({"project", "export", "--project", project, "--output", path("judgments.jsonl"), "--format", "judgments"});
+    QCOMPARE(r.exitCode, 0);
+    QCOMPARE(QJsonDocument::fromJson(r.out).object()["rows"].toInt(), 3);
+    r = cli({"project", "export", "--project", path("missing.dpoproj"), "--output", path("x.jsonl")});
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY(r.err.startsWith("dpo-cli: error: no project"));
+}
+
+void TestProjectCli::killDuringLabeling()
+{
+    QByteArray csv = "prompt,completion_a,completion_b\n";
+    for (int i = 0; i < 400; ++i)
+        csv += QStringLiteral("prompt %1,answer a %1,answer b %1\n").arg(i).toUtf8();
+    write(path("kill.csv"), csv);
+    const QString project = path("kill.dpoproj");
+    QCOMPARE(cli({"project", "import", "--project", project, "--input", path("kill.csv")}).exitCode, 0);
+
+    QProcess p;
+    p.start(QStringLiteral(DPO_CLI_PATH), {"project", "simulate", "--project", project, "--annotator", "victim"});
+    QVERIFY(p.waitForStarted());
+    // Read what the child reports as committed, then kill it without warning somewhere mid-stream.
+    QList<qint64> judgedIds, judgedPairs;
+    QByteArray pending;
+    QElapsedTimer timer;
+    timer.start();
+    while (judgedIds.size() < 40 && timer.elapsed() < 60000 && p.state() == QProcess::Running) {
+        p.waitForReadyRead(1000);
+        pending += p.readAllStandardOutput();
+        int nl;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+            const QList<QByteArray> f = pending.left(nl).split(' ');
+            pending.remove(0, nl + 1);
+            if (f.size() == 3 && f[0] == "judged") {
+                judgedPairs << f[1].toLongLong();
+                judgedIds << f[2].toLongLong();
+            }
+        }
+    }
+    QVERIFY2(judgedIds.size() >= 40, "the child did not label 40 pairs in time");
+    p.kill(); // SIGKILL
+    QVERIFY(p.waitForFinished(10000));
+    QCOMPARE(p.exitStatus(), QProcess::CrashExit);
+
+    auto s = ProjectStore::open(project);
+    const Annotator victim = s->annotator("victim", false);
+    ListQuery q;
+    q.annotatorId = victim.id;
+    q.limit = 1000;
+    const auto page = s->listJudgments(q);
+    QSet<qint64> stored;
+    for (const auto &row : page.rows)
+        stored.insert(row.judgment.id);
+    // Every verdict the child reported is in the database...
+    for (qint64 id : judgedIds)
+        QVERIFY2(stored.contains(id), qPrintable(QStringLiteral("judgment %1 lost").arg(id)));
+    // ... and whatever it did after the last line we read is consistent: every claimed slot is either judged
+    // or the single open one (the pair on screen), which the next session serves again.
+    const Counts c = s->counts();
+    QCOMPARE(c.judgments, page.total);
+    QCOMPARE(c.labelSlotsDone, page.total);
+    const Progress pr = s->progress(victim.id);
+    QCOMPARE(pr.mine, page.total);
+    auto next = s->nextPairFor(victim.id);
+    QVERIFY(next);
+    for (const auto &row : page.rows)
+        QVERIFY(row.judgment.pairId != next->pairId);
+    QCOMPARE(pr.available, 400 - page.total);
+}
+
+QTEST_GUILESS_MAIN(TestProjectCli)
+#include "test_project_cli.moc"

@@ -1,0 +1,375 @@
+// Import and export: TRL JSONL (standard, implicit prompt, conversational) round trip, bad rows with line
+// numbers in skip and abort modes, CSV (RFC 4180 quoting, embedded newlines, judged and unjudged), prompts-only
+// JSONL, majority/minimum-agreement export, judgments export, cancel.
+#include "project/project_store.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace dpo;
+
+class TestProjectImport : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    int m_n = 0;
+    QString path(const QString &name) { return m_dir.filePath(name); }
+    QString newProject() { return path(QStringLiteral("proj%1.dpoproj").arg(++m_n)); }
+    static void write(const QString &file, const QByteArray &data)
+    {
+        QFile f(file);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(data);
+    }
+    static QList<QJsonObject> readJsonl(const QString &file)
+    {
+        QFile f(file);
+        if (!f.open(QIODevice::ReadOnly))
+            return {};
+        QList<QJsonObject> rows;
+        for (const QByteArray &line : f.readAll().split('\n'))
+            if (!line.trimmed().isEmpty())
+                rows << QJsonDocument::fromJson(line).object();
+        return rows;
+    }
+
+private slots:
+    void trlRoundTrip();
+    void badRows_data();
+    void badRows();
+    void csvQuoting();
+    void csvBadRows();
+    void promptsOnly();
+    void exportMajority_data();
+    void exportMajority();
+    void judgmentsExport();
+    void cancel();
+};
+
+void TestProjectImport::trlRoundTrip()
+{
+    const QByteArray input =
+        // standard, with escapes, unicode and newlines
+        R"J({"prompt": "Write \"hello\"\nin C:", "chosen": "printf(\"hello\\n\");", "rejected": "print('hello')"})J" "\n"
+        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Oui 🙂", "rejected": "Non\ttab"})J" "\n"
+        // implicit prompt (strings)
+        R"J({"chosen": "The sky is blue because of Rayleigh scattering.", "rejected": "The sky is green."})J" "\n"
+        // conversational
+        R"J({"prompt": [{"role": "user", "content": "Hi!"}], "chosen": [{"role": "assistant", "content": "Hello, how can I help?"}], "rejected": [{"role": "assistant", "content": "Go away."}]})J" "\n"
+        // conversational, implicit prompt, multi-turn
+        R"J({"chosen": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "rejected": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]})J" "\n"
+        // the same prompt twice: stored once
+        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Sí", "rejected": "No"})J" "\n";
+    write(path("in.jsonl"), input);
+    auto s = ProjectStore::open(newProject());
+    const ImportResult r = importFile(*s, path("in.jsonl"));
+    QCOMPARE(r.format, ImportFormat::Trl);
+    QCOMPARE(r.skipped, 0);
+    QCOMPARE(r.imported, 6);
+    QCOMPARE(s->counts().prompts, 5);
+    QCOMPARE(s->counts().pairs, 6);
+    QCOMPARE(s->counts().prejudgedPairs, 6);
+    QCOMPARE(s->counts().labelSlots, 0); // already judged: not queued
+    // Rendered text for the Label page.
+    const auto pairs = s->listPairs(ListQuery{});
+    QCOMPARE(pairs.rows[2].prompt, QStringLiteral("The sky is"));
+    QCOMPARE(pairs.rows[2].textA, QStringLiteral(" blue because of Rayleigh scattering."));
+    QCOMPARE(pairs.rows[3].prompt, QStringLiteral("Hi!"));
+    QCOMPARE(pairs.rows[4].prompt, QStringLiteral("system:\nBe brief.\n\nuser:\n2+2?"));
+    QCOMPARE(pairs.rows[4].textB, QStringLiteral("5"));
+
+    const ExportResult e = exportFile(*s, path("out.jsonl"));
+    QCOMPARE(e.rows, 6);
+    const auto in = readJsonl(path("in.jsonl")), out = readJsonl(path("out.jsonl"));
+    QCOMPARE(out.size(), in.size());
+    for (int i = 0; i < in.size(); ++i)
+        QCOMPARE(out[i], in[i]);
+    // Once labeled, the human majority decides: flip row 0.
+    const qint64 a = s->annotator("h").id;
+    s->recordJudgment(a, pairs.rows[0].id, true, Verdict::Right, JudgmentKind::Label, QDateTime::currentDateTimeUtc());
+    exportFile(*s, path("out2.jsonl"));
+    const auto flipped = readJsonl(path("out2.jsonl"));
+    QCOMPARE(flipped[0]["chosen"], in[0]["rejected"]);
+    QCOMPARE(flipped[0]["rejected"], in[0]["chosen"]);
+}
+
+void TestProjectImport::badRows_data()
+{
+    QTest::addColumn<bool>("abort");
+    QTest::newRow("skip") << false;
+    QTest::newRow("abort") << true;
+}
+
+void TestProjectImport::badRows()
+{
+    QFETCH(bool, abort);
+    QByteArray input;
+    input += R"J({"prompt": "p1", "chosen": "c1", "rejected": "r1"})J" "\n";   // 1 good
+    input += R"J({"prompt": "p2", "chosen": "c2", "rejected": )J" "\n";        // 2 invalid JSON
+    input += R"J({"prompt": "p3", "chosen": "c3"})J" "\n";                     // 3 missing rejected
+    input += R"J({"prompt": "p4", "chosen": "   ", "rejected": "r4"})J" "\n";  // 4 empty text
+    input += QByteArray(R"J({"prompt": "p5 )J") + "\xff\xfe" + R"J(", "chosen": "c5", "rejected": "r5"})J" "\n"; // 5 UTF-8
+    input += "\n";                                                             // 6 blank: ignored
+    input += R"J([1, 2, 3])J" "\r\n";                                            // 7 not an object
+    input += R"J({"prompt": "p8", "chosen": 8, "rejected": "r8"})J" "\n";      // 8 wrong type
+    input += R"J({"prompt": "p9", "chosen": "c9", "rejected": "r9"})J";        // 9 good, no final newline
+    write(path("bad.jsonl"), input);
+    auto s = ProjectStore::open(newProject());
+    ImportOptions o;
+    o.onError = abort ? OnError::Abort : OnError::Skip;
+    const ImportResult r = importFile(*s, path("bad.jsonl"), o);
+    QCOMPARE(r.skipped, 6);
+    QCOMPARE(r.errors.size(), 6);
+    const QList<qint64> lines = {2, 3, 4, 5, 7, 8};
+    const QStringList words = {"invalid JSON", "missing field \"rejected\"", "\"chosen\" is empty", "invalid UTF-8",
+                               "JSON object", "\"chosen\" must be"};
+    for (int i = 0; i < lines.size(); ++i) {
+        QCOMPARE(r.errors[i].line, lines[i]);
+        QVERIFY2(r.errors[i].message.contains(words[i]), qPrintable(r.errors[i].message));
+    }
+    QCOMPARE(r.aborted, abort);
+    QCOMPARE(r.imported, abort ? 0 : 2);
+    QCOMPARE(s->counts().pairs, abort ? 0 : 2);
+    QCOMPARE(s->counts().prompts, abort ? 0 : 2);
+}
+
+void TestProjectImport::csvQuoting()
+{
+    // Unjudged pairs: commas, doubled quotes, CRLF and LF newlines inside quoted fields.
+    const QByteArray unjudged = "prompt,completion_a,completion_b\r\n"
+                                "\"Say \"\"hi\"\", twice\",\"hi, hi\",\"hi\r\nhi\"\r\n"
+                                "plain prompt,plain a,plain b\r\n"
+                                "\"multi\nline\nprompt\",a,\"b with \"\"quotes\"\"\"\n";
+    write(path("pairs.csv"), unjudged);
+    auto s = ProjectStore::open(newProject());
+    s->setOverlap(2);
+    ImportResult r = importFile(*s, path("pairs.csv"));
+    QCOMPARE(r.format, ImportFormat::Csv);
+    QCOMPARE(r.skipped, 0);
+    QCOMPARE(r.imported, 3);
+    QCOMPARE(s->counts().labelSlots, 6); // unjudged pairs are queued k times
+    const auto rows = s->listPairs(ListQuery{});
+    QCOMPARE(rows.rows[0].prompt, QStringLiteral("Say \"hi\", twice"));
+    QCOMPARE(rows.rows[0].textA, QStringLiteral("hi, hi"));
+    QCOMPARE(rows.rows[0].textB, QStringLiteral("hi\r\nhi"));
+    QCOMPARE(rows.rows[2].prompt, QStringLiteral("multi\nline\nprompt"));
+    QCOMPARE(rows.rows[2].textB, QStringLiteral("b with \"quotes\""));
+    // Unjudged pairs do not export until someone judges them.
+    QCOMPARE(exportFile(*s, path("none.jsonl")).rows, 0);
+
+    // Already judged (the seed's tuples): preferred / dispreferred export back as chosen / rejected.
+    const QByteArray judged = "prompt,preferred,dispreferred\n"
+                              "\"2+2, please\",4,\"5\"\"?\"\n"
+                              "capital of France,Paris,\"Lyon\nor Nice\"\n";
+    write(path("judged.csv"), judged);
+    auto t = ProjectStore::open(newProject());
+    r = importFile(*t, path("judged.csv"));
+    QCOMPARE(r.imported, 2);
+    QCOMPARE(exportFile(*t, path("judged.jsonl")).rows, 2);
+    const auto out = readJsonl(path("judged.jsonl"));
+    QCOMPARE(out[0]["prompt"].toString(), QStringLiteral("2+2, please"));
+    QCOMPARE(out[0]["chosen"].toString(), QStringLiteral("4"));
+    QCOMPARE(out[0]["rejected"].toString(), QStringLiteral("5\"?"));
+    QCOMPARE(out[1]["rejected"].toString(), QStringLiteral("Lyon\nor Nice"));
+}
+
+void TestProjectImport::csvBadRows()
+{
+    const QByteArray csv = "prompt,completion_a,completion_b\n"            // line 1
+                           "\"p\n2\",a,b\n"                                // lines 2-3 good
+                           "p4,only two\n"                                 // line 4: field count
+                           "p5,,b\n"                                       // line 5: empty
+                           "p6,\"a\n\n\",b\n"                              // lines 6-8 good (a has text)
+                           "p9,\xc3\x28,b\n"                               // line 9: invalid UTF-8
+                           "p10,a,b\n"                                     // line 10 good
+                           "\"p11,a,b\n";                                  // line 11: unterminated quote
+    write(path("bad.csv"), csv);
+    auto s = ProjectStore::open(newProject());
+    const ImportResult r = importFile(*s, path("bad.csv"));
+    QCOMPARE(r.imported, 3);
+    QCOMPARE(r.skipped, 4);
+    QCOMPARE(r.errors.size(), 4);
+    QCOMPARE(r.errors[0].line, 4);
+    QVERIFY(r.errors[0].message.contains("expected 3 fields"));
+    QCOMPARE(r.errors[1].line, 5);
+    QVERIFY(r.errors[1].message.contains("completion_a"));
+    QCOMPARE(r.errors[2].line, 9);
+    QVERIFY(r.errors[2].message.contains("UTF-8"));
+    QCOMPARE(r.errors[3].line, 11);
+    QVERIFY(r.errors[3].message.contains("unterminated"));
+
+    write(path("header.csv"), "question,answer\nq,a\n");
+    const ImportResult h = importFile(*s, path("header.csv"));
+    QCOMPARE(h.imported, 0);
+    QCOMPARE(h.errors.size(), 1);
+    QCOMPARE(h.errors[0].line, 1);
+}
+
+void TestProjectImport::promptsOnly()
+{
+    write(path("prompts.jsonl"), R"J({"prompt": "first"})J" "\n" R"J({"prompt": "second"})J" "\n"
+                                 R"J({"prompt": "first"})J" "\n" R"J({"prompt": ""})J" "\n"
+                                 R"J({"prompt": [{"role": "user", "content": "third"}]})J" "\n");
+    auto s = ProjectStore::open(newProject());
+    const ImportResult r = importFile(*s, path("prompts.jsonl"));
+    QCOMPARE(r.format, ImportFormat::Prompts);
+    QCOMPARE(r.imported, 4);
+    QCOMPARE(r.skipped, 1);
+    QCOMPARE(r.errors[0].line, 4);
+    QCOMPARE(s->counts().prompts, 3);
+    QCOMPARE(s->counts().pairs, 0);
+    const auto need = s->promptsNeedingCompletions(2);
+    QCOMPARE(need.size(), 3);
+    QCOMPARE(need[2].text, QStringLiteral("third"));
+    // Generated candidates with provenance.
+    Provenance p;
+    p.source = "generated";
+    p.modelPath = "/models/tiny";
+    p.samplingJson = R"J({"temperature":0.7})J";
+    p.seed = 42;
+    const qint64 c = s->addCompletion(need[0].id, "candidate", p);
+    const Completion back = s->completion(c);
+    QCOMPARE(back.provenance.source, QStringLiteral("generated"));
+    QCOMPARE(back.provenance.seed, std::optional<qint64>(42));
+    QCOMPARE(back.provenance.samplingJson, p.samplingJson);
+}
+
+void TestProjectImport::exportMajority_data()
+{
+    QTest::addColumn<int>("minVotes");
+    QTest::addColumn<double>("minAgreement");
+    QTest::addColumn<QStringList>("expected"); // prompts exported, in order
+    // Pairs: q0 votes a,a,b (2/3 a); q1 a,b (no majority); q2 tie,tie,a (tie wins: out); q3 b (1 vote);
+    // q4 both_bad,a,a (2/3 a); q5 only skips; q6 eval judgments only.
+    QTest::newRow("plain majority") << 1 << 0.0 << QStringList{"q0", "q3", "q4"};
+    QTest::newRow("min votes 2") << 2 << 0.0 << QStringList{"q0", "q4"};
+    QTest::newRow("min agreement 0.7") << 1 << 0.7 << QStringList{"q3"};
+}
+
+void TestProjectImport::exportMajority()
+{
+    QFETCH(int, minVotes);
+    QFETCH(double, minAgreement);
+    QFETCH(QStringList, expected);
+    auto s = ProjectStore::open(newProject());
+    const QVector<qint64> ann = {s->annotator("x").id, s->annotator("y").id, s->annotator("z").id};
+    QVector<qint64> pairs;
+    for (int i = 0; i < 7; ++i) {
+        const qint64 p = s->addPrompt(QStringLiteral("q%1").arg(i));
+        pairs << s->addPair(p, s->addCompletion(p, "A"), s->addCompletion(p, "B"), "import",
+                            i == 6 ? JudgmentKind::Eval : JudgmentKind::Label);
+    }
+    const QDateTime t = QDateTime::currentDateTimeUtc();
+    auto vote = [&](int pair, const QList<Verdict> &vs, JudgmentKind kind = JudgmentKind::Label) {
+        for (int i = 0; i < vs.size(); ++i)
+            s->recordJudgment(ann[i], pairs[pair], /*leftIsA=*/i % 2 == 0,
+                              // express "a wins" independent of side: Left when a is on the left
+                              vs[i], kind, t);
+    };
+    // With leftIsA alternating (x: a left, y: b left, z: a left), pick verdicts that give the winners above.
+    vote(0, {Verdict::Left, Verdict::Right, Verdict::Right}); // a, a, b
+    vote(1, {Verdict::Left, Verdict::Left});                  // a, b
+    vote(2, {Verdict::Tie, Verdict::Tie, Verdict::Left});     // tie, tie, a
+    vote(3, {Verdict::Right});                                // b
+    vote(4, {Verdict::BothBad, Verdict::Right, Verdict::Left}); // both_bad, a, a
+    vote(5, {Verdict::Skip, Verdict::Skip});
+    vote(6, {Verdict::Left, Verdict::Left}, JudgmentKind::Eval);
+    ExportOptions o;
+    o.minVotes = minVotes;
+    o.minAgreement = minAgreement;
+    const ExportResult r = exportFile(*s, path("maj.jsonl"), o);
+    const auto rows = readJsonl(path("maj.jsonl"));
+    QCOMPARE(r.rows, qint64(expected.size()));
+    QStringList got;
+    for (const auto &row : rows) {
+        got << row["prompt"].toString();
+        const bool aWins = row["prompt"].toString() != QLatin1String("q3");
+        QCOMPARE(row["chosen"].toString(), aWins ? QStringLiteral("A") : QStringLiteral("B"));
+    }
+    QCOMPARE(got, expected);
+}
+
+void TestProjectImport::judgmentsExport()
+{
+    auto s = ProjectStore::open(newProject());
+    const qint64 p = s->addPrompt("prompt, with comma");
+    Provenance prov;
+    prov.source = "generated";
+    prov.modelPath = "/m";
+    prov.seed = 7;
+    const qint64 pair = s->addPair(p, s->addCompletion(p, "A", prov), s->addCompletion(p, "B\n\"quoted\""));
+    const qint64 a = s->annotator("ann").id;
+    auto shown = s->nextPairFor(a);
+    QVERIFY(shown);
+    s->recordVerdict(a, *shown, Verdict::Left, Strength::Much, "he said \"hi\", then\nleft");
+    s->recordJudgment(a, pair, true, Verdict::Tie, JudgmentKind::Eval, QDateTime::currentDateTimeUtc());
+
+    ExportOptions o;
+    o.format = ExportFormat::JudgmentsJsonl;
+    QCOMPARE(exportFile(*s, path("j.jsonl"), o).rows, 2);
+    const auto rows = readJsonl(path("j.jsonl"));
+    QCOMPARE(rows[0]["annotator"].toString(), QStringLiteral("ann"));
+    QCOMPARE(rows[0]["verdict"].toString(), QStringLiteral("left"));
+    QCOMPARE(rows[0]["winner"].toString(), shown->leftIsA ? QStringLiteral("a") : QStringLiteral("b"));
+    QCOMPARE(rows[0]["shown_left"].toString(), shown->leftIsA ? QStringLiteral("a") : QStringLiteral("b"));
+    QCOMPARE(rows[0]["strength"].toString(), QStringLiteral("much"));
+    QCOMPARE(rows[0]["rationale"].toString(), QStringLiteral("he said \"hi\", then\nleft"));
+    QCOMPARE(rows[0]["model_a"].toString(), QStringLiteral("/m"));
+    QCOMPARE(rows[0]["seed_a"].toInt(), 7);
+    QVERIFY(rows[0]["seed_b"].isNull());
+    QCOMPARE(rows[0]["kind"].toString(), QStringLiteral("label"));
+    QCOMPARE(rows[1]["kind"].toString(), QStringLiteral("eval"));
+    QVERIFY(!rows[0]["shown_at"].toString().isEmpty());
+
+    o.kind = JudgmentKind::Label;
+    o.format = ExportFormat::JudgmentsCsv;
+    QCOMPARE(exportFile(*s, path("j.csv"), o).rows, 1);
+    QFile f(path("j.csv"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QByteArray csv = f.readAll();
+    QVERIFY(csv.startsWith("judgment_id,kind,pair_id,"));
+    QVERIFY(csv.contains(",\"he said \"\"hi\"\", then\nleft\","));
+    QVERIFY(csv.contains(",\"prompt, with comma\","));
+    QVERIFY(csv.contains(",\"B\n\"\"quoted\"\"\","));
+    // The CSV reads back through the importer's RFC 4180 parser: one header + one record.
+    QCOMPARE(csv.count("\r\n"), 2);
+}
+
+void TestProjectImport::cancel()
+{
+    QByteArray input;
+    for (int i = 0; i < 5000; ++i)
+        input += QStringLiteral(R"J({"prompt": "p%1", "chosen": "c", "rejected": "r"})J").arg(i).toUtf8() + "\n";
+    write(path("many.jsonl"), input);
+    auto s = ProjectStore::open(newProject());
+    std::atomic<bool> stop{false};
+    ImportOptions o;
+    qint64 calls = 0, lastDone = 0, lastTotal = 0;
+    o.progress = [&](qint64 done, qint64 total) {
+        ++calls;
+        QVERIFY(done >= lastDone);
+        lastDone = done;
+        lastTotal = total;
+        if (done > total / 2 + total / 4)
+            stop = true; // cancel during the write phase
+    };
+    o.cancel = &stop;
+    const ImportResult r = importFile(*s, path("many.jsonl"), o);
+    QVERIFY(r.cancelled);
+    QVERIFY(calls > 2);
+    QVERIFY(lastTotal > 0);
+    QCOMPARE(s->counts().pairs, 0);
+    QCOMPARE(s->counts().prompts, 0);
+    // Without cancel everything goes in.
+    o.cancel = nullptr;
+    o.progress = {};
+    QCOMPARE(importFile(*s, path("many.jsonl"), o).imported, 5000);
+}
+
+QTEST_GUILESS_MAIN(TestProjectImport)
+#include "test_project_import.moc"

@@ -1,0 +1,562 @@
+// ProjectStore on SQLite and on PostgreSQL (DPO_TEST_PG_URL): creation and migration, queues with overlap,
+// resume, undo, repair, recorded randomization, progress, listings, sanity checks, runs, and 8 concurrent
+// annotator connections labeling one project.
+#include "project/project_store.h"
+
+#include "project_test_util.h"
+
+#include <QSet>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <mutex>
+#include <thread>
+
+using namespace dpo;
+
+class TestProjectStore : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+
+    QString fresh(const QString &backend);
+    // n pairs "prompt i" / "a i" / "b i".
+    static QVector<qint64> addPairs(ProjectStore &s, int n, const QString &tag = "p");
+
+    static void backends()
+    {
+        QTest::addColumn<QString>("backend");
+        QTest::newRow("sqlite") << QStringLiteral("sqlite");
+        QTest::newRow("postgres") << QStringLiteral("postgres");
+    }
+
+private slots:
+    void initTestCase() { QVERIFY(m_dir.isValid()); }
+
+    void createAndReopen_data() { backends(); }
+    void createAndReopen();
+    void migrateOlderSchema();
+    void refuseNewerSchema();
+    void queueWithOverlap_data() { backends(); }
+    void queueWithOverlap();
+    void resumeOpenSlot_data() { backends(); }
+    void resumeOpenSlot();
+    void undo_data() { backends(); }
+    void undo();
+    void repair_data() { backends(); }
+    void repair();
+    void randomizationRecorded_data() { backends(); }
+    void randomizationRecorded();
+    void verdictMapping_data();
+    void verdictMapping();
+    void progress_data() { backends(); }
+    void progress();
+    void listings_data() { backends(); }
+    void listings();
+    void sanityChecks_data() { backends(); }
+    void sanityChecks();
+    void runs_data() { backends(); }
+    void runs();
+    void concurrentAnnotators_data() { backends(); }
+    void concurrentAnnotators();
+};
+
+QString TestProjectStore::fresh(const QString &backend)
+{
+    QString loc;
+    [&] { DPO_FRESH_PROJECT(backend, QDir(m_dir.path()), loc); }();
+    return loc;
+}
+
+QVector<qint64> TestProjectStore::addPairs(ProjectStore &s, int n, const QString &tag)
+{
+    QVector<qint64> ids;
+    ProjectStore::Transaction tx(s);
+    for (int i = 0; i < n; ++i) {
+        const qint64 p = s.addPrompt(QStringLiteral("%1 prompt %2").arg(tag).arg(i));
+        const qint64 a = s.addCompletion(p, QStringLiteral("%1 answer a %2").arg(tag).arg(i));
+        const qint64 b = s.addCompletion(p, QStringLiteral("%1 answer b %2 longer").arg(tag).arg(i));
+        ids << s.addPair(p, a, b);
+    }
+    tx.commit();
+    return ids;
+}
+
+#define FRESH(loc)                                                                                                   \
+    QFETCH(QString, backend);                                                                                      \
+    const QString loc = fresh(backend);                                                                            \
+    if (QTest::currentTestFailed() || loc.isEmpty())                                                               \
+        return;
+
+void TestProjectStore::createAndReopen()
+{
+    FRESH(loc);
+    {
+        auto s = ProjectStore::open(loc);
+        QCOMPARE(s->schemaVersion(), ProjectStore::currentSchemaVersion());
+        QCOMPARE(s->overlap(), 1);
+        s->setGuidelines(QStringLiteral("# Rules\nPrefer *correct* answers."));
+        s->setOverlap(3);
+        QCOMPARE(s->annotator("ann").name, QStringLiteral("ann"));
+    }
+    auto s = ProjectStore::open(loc);
+    QCOMPARE(s->guidelines(), QStringLiteral("# Rules\nPrefer *correct* answers."));
+    QCOMPARE(s->overlap(), 3);
+    QCOMPARE(s->annotators().size(), 1);
+    QVERIFY_THROWS_EXCEPTION(ProjectError, s->annotator("nobody", false));
+    QString error;
+    QVERIFY(!ProjectStore::open(QStringLiteral("/nonexistent-dir/x.dpoproj"), &error));
+    QVERIFY(error.contains("does not exist"));
+}
+
+void TestProjectStore::migrateOlderSchema()
+{
+    const QString loc = fresh("sqlite");
+    {
+        auto s = ProjectStore::open(loc, 1);
+        QCOMPARE(s->schemaVersion(), 1);
+        addPairs(*s, 3);
+        QVERIFY_THROWS_EXCEPTION(ProjectError, s->runs()); // no runs table before version 2
+    }
+    auto s = ProjectStore::open(loc);
+    QCOMPARE(s->schemaVersion(), 2);
+    QCOMPARE(s->counts().pairs, 3); // data survives the migration
+    QVERIFY(s->runs().isEmpty());
+}
+
+void TestProjectStore::refuseNewerSchema()
+{
+    const QString loc = fresh("sqlite");
+    ProjectStore::open(loc);
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "raw");
+        db.setDatabaseName(loc);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec("UPDATE schema_version SET version = 99"));
+    }
+    QSqlDatabase::removeDatabase("raw");
+    QString error;
+    QVERIFY(!ProjectStore::open(loc, &error));
+    QVERIFY2(error.contains("newer"), qPrintable(error));
+}
+
+void TestProjectStore::queueWithOverlap()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    s->setOverlap(2);
+    const QVector<qint64> pairs = addPairs(*s, 5);
+    const qint64 ids[3] = {s->annotator("a").id, s->annotator("b").id, s->annotator("c").id};
+    QHash<qint64, QSet<qint64>> judgedBy; // pair -> annotators
+    // Round-robin until every queue is empty.
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (qint64 a : ids) {
+            auto shown = s->nextPairFor(a);
+            if (!shown)
+                continue;
+            QVERIFY2(!judgedBy[shown->pairId].contains(a), "an annotator was served the same pair twice");
+            judgedBy[shown->pairId].insert(a);
+            s->recordVerdict(a, *shown, Verdict::Left);
+            progress = true;
+        }
+    }
+    QCOMPARE(judgedBy.size(), pairs.size());
+    for (qint64 p : pairs)
+        QCOMPARE(judgedBy[p].size(), 2);
+    QCOMPARE(s->counts().judgments, 10);
+    QCOMPARE(s->counts().labelSlotsDone, 10);
+    // Raising the overlap adds slots for the same pairs; annotators still never see a pair twice.
+    s->setOverlap(3);
+    int extra = 0;
+    for (qint64 a : ids)
+        while (auto shown = s->nextPairFor(a)) {
+            QVERIFY(!judgedBy[shown->pairId].contains(a));
+            judgedBy[shown->pairId].insert(a);
+            s->recordVerdict(a, *shown, Verdict::Tie);
+            ++extra;
+        }
+    QCOMPARE(extra, 5);
+    // Lowering it removes only unclaimed slots.
+    s->setOverlap(1);
+    QCOMPARE(s->counts().labelSlots, 15);
+    QCOMPARE(s->counts().labelSlotsDone, 15);
+}
+
+void TestProjectStore::resumeOpenSlot()
+{
+    FRESH(loc);
+    qint64 slot = 0, pair = 0;
+    bool leftIsA = false;
+    {
+        auto s = ProjectStore::open(loc);
+        addPairs(*s, 4);
+        const qint64 a = s->annotator("x").id;
+        auto first = s->nextPairFor(a);
+        QVERIFY(first);
+        auto again = s->nextPairFor(a);
+        QVERIFY(again);
+        QCOMPARE(again->slotId, first->slotId);
+        slot = first->slotId;
+        pair = first->pairId;
+        leftIsA = first->leftIsA;
+    }
+    // A new session (after a crash) shows the same pair, same order.
+    auto s = ProjectStore::open(loc);
+    auto shown = s->nextPairFor(s->annotator("x").id);
+    QVERIFY(shown);
+    QCOMPARE(shown->slotId, slot);
+    QCOMPARE(shown->pairId, pair);
+    QCOMPARE(shown->leftIsA, leftIsA);
+    // A verdict on a slot not claimed by this annotator is refused.
+    const qint64 other = s->annotator("y").id;
+    QVERIFY_THROWS_EXCEPTION(ProjectError, s->recordVerdict(other, *shown, Verdict::Left));
+    s->recordVerdict(s->annotator("x").id, *shown, Verdict::Left);
+    QVERIFY_THROWS_EXCEPTION(ProjectError, s->recordVerdict(s->annotator("x").id, *shown, Verdict::Left));
+}
+
+void TestProjectStore::undo()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    addPairs(*s, 5);
+    const qint64 a = s->annotator("u").id;
+    QVERIFY(!s->undoLastVerdict(a)); // nothing to undo
+    QVector<ShownPair> shown;
+    for (int i = 0; i < 3; ++i) {
+        auto p = s->nextPairFor(a);
+        QVERIFY(p);
+        shown << *p;
+        s->recordVerdict(a, *p, i == 2 ? Verdict::Right : Verdict::Left);
+    }
+    auto onScreen = s->nextPairFor(a); // the 4th pair is on screen when the user presses Ctrl+Z
+    QVERIFY(onScreen);
+    auto back = s->undoLastVerdict(a);
+    QVERIFY(back);
+    QCOMPARE(back->pairId, shown[2].pairId);
+    QCOMPARE(back->slotId, shown[2].slotId);
+    QCOMPARE(back->leftIsA, shown[2].leftIsA);
+    QCOMPARE(back->left.id, shown[2].left.id);
+    QCOMPARE(s->counts().judgments, 2);
+    QCOMPARE(s->judgmentsOfPair(shown[2].pairId).size(), 0);
+    // Undo again: the second verdict comes back; the third pair is free again.
+    auto back2 = s->undoLastVerdict(a);
+    QVERIFY(back2);
+    QCOMPARE(back2->pairId, shown[1].pairId);
+    QCOMPARE(s->counts().judgments, 1);
+    s->recordVerdict(a, *back2, Verdict::Tie);
+    const auto js = s->judgmentsOfPair(shown[1].pairId);
+    QCOMPARE(js.size(), 1);
+    QCOMPARE(js[0].verdict, Verdict::Tie);
+    // Then labeling continues over every remaining pair exactly once.
+    int rest = 0;
+    while (auto p = s->nextPairFor(a)) {
+        s->recordVerdict(a, *p, Verdict::Left);
+        ++rest;
+    }
+    QCOMPARE(rest, 3);
+    QCOMPARE(s->counts().judgments, 5);
+}
+
+void TestProjectStore::repair()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    addPairs(*s, 2);
+    const qint64 a = s->annotator("r").id;
+    auto shown = s->nextPairFor(a);
+    QVERIFY(shown);
+    const qint64 pairsBefore = s->counts().pairs;
+    const qint64 newPair = s->repair(a, *shown, /*editedLeft=*/false, QStringLiteral("a much better answer"), "fixed");
+    QCOMPARE(s->counts().pairs, pairsBefore + 1);
+    const auto rows = s->listPairs(ListQuery{QString(), 0, {}, {}, JudgedFilter::Any, QStringLiteral("repair")});
+    QCOMPARE(rows.total, 1);
+    QCOMPARE(rows.rows[0].id, newPair);
+    QCOMPARE(rows.rows[0].textA, QStringLiteral("a much better answer"));
+    QCOMPARE(rows.rows[0].completionB, shown->right.id);
+    const Completion edited = s->completion(rows.rows[0].completionA);
+    QCOMPARE(edited.provenance.source, QStringLiteral("repair"));
+    QCOMPARE(edited.provenance.parentCompletionId, shown->right.id);
+    const auto js = s->judgmentsOfPair(newPair);
+    QCOMPARE(js.size(), 1);
+    QCOMPARE(js[0].winner, Winner::A);
+    QCOMPARE(js[0].annotatorId, a);
+    QCOMPARE(js[0].rationale, QStringLiteral("fixed"));
+    // The pair on screen is still open, and a repair is not queued for anyone.
+    QCOMPARE(s->nextPairFor(a)->slotId, shown->slotId);
+    QCOMPARE(s->counts().labelSlots, 2);
+    // Undo removes the repair (pair, completion, judgment) and keeps the shown pair.
+    auto back = s->undoLastVerdict(a);
+    QVERIFY(back);
+    QCOMPARE(back->slotId, shown->slotId);
+    QCOMPARE(s->counts().pairs, pairsBefore);
+    QCOMPARE(s->counts().judgments, 0);
+    QCOMPARE(s->completionsOf(shown->promptId).size(), 2);
+    QVERIFY_THROWS_EXCEPTION(ProjectError, s->repair(a, *shown, true, shown->left.text));
+}
+
+void TestProjectStore::randomizationRecorded()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    s->setOverlap(2);
+    const int n = 120;
+    addPairs(*s, n);
+    const Annotator x = s->annotator("x"), y = s->annotator("y");
+    QVERIFY(x.orderSeed != y.orderSeed);
+    QHash<qint64, bool> orderX, orderY;
+    for (const Annotator &ann : {x, y}) {
+        while (auto p = s->nextPairFor(ann.id)) {
+            QCOMPARE(p->orderSeed, ann.orderSeed);
+            QCOMPARE(p->left.id == p->right.id, false);
+            (ann.id == x.id ? orderX : orderY).insert(p->pairId, p->leftIsA);
+            s->recordVerdict(ann.id, *p, Verdict::Left);
+        }
+    }
+    QCOMPARE(orderX.size(), n);
+    int leftA = 0, differ = 0;
+    for (auto it = orderX.begin(); it != orderX.end(); ++it) {
+        leftA += it.value();
+        differ += it.value() != orderY.value(it.key());
+    }
+    // Both orders occur (binomial(120, 0.5): 35..85 holds with probability > 0.9999) and per annotator.
+    QVERIFY2(leftA > 35 && leftA < 85, qPrintable(QString::number(leftA)));
+    QVERIFY2(differ > 35 && differ < 85, qPrintable(QString::number(differ)));
+    // Every judgment records which completion was on the left, consistent with the verdict.
+    const auto page = s->listJudgments(ListQuery{QString(), x.id, {}, {}, JudgedFilter::Any, {}, 0, 1000});
+    QCOMPARE(page.total, qint64(n));
+    QHash<qint64, PairRow> pairById;
+    for (const PairRow &row : s->listPairs(ListQuery{QString(), 0, {}, {}, JudgedFilter::Any, {}, 0, 1000}).rows)
+        pairById.insert(row.id, row);
+    for (const JudgmentRow &r : page.rows) {
+        const Judgment &j = r.judgment;
+        QCOMPARE(j.leftIsA, orderX.value(j.pairId));
+        QCOMPARE(j.winner, j.leftIsA ? Winner::A : Winner::B); // "left" always won
+        const PairRow pr = pairById.value(j.pairId);
+        QCOMPARE(j.leftCompletionId, j.leftIsA ? pr.completionA : pr.completionB);
+        QVERIFY(j.shownAt.isValid() && j.decidedAt >= j.shownAt);
+    }
+}
+
+void TestProjectStore::verdictMapping_data()
+{
+    QTest::addColumn<int>("verdict");
+    QTest::addColumn<bool>("leftIsA");
+    QTest::addColumn<int>("winner");
+    QTest::newRow("left, a on left") << int(Verdict::Left) << true << int(Winner::A);
+    QTest::newRow("left, b on left") << int(Verdict::Left) << false << int(Winner::B);
+    QTest::newRow("right, a on left") << int(Verdict::Right) << true << int(Winner::B);
+    QTest::newRow("right, b on left") << int(Verdict::Right) << false << int(Winner::A);
+    QTest::newRow("tie") << int(Verdict::Tie) << false << int(Winner::Tie);
+    QTest::newRow("both bad") << int(Verdict::BothBad) << true << int(Winner::BothBad);
+    QTest::newRow("skip") << int(Verdict::Skip) << true << int(Winner::Skip);
+}
+
+void TestProjectStore::verdictMapping()
+{
+    QFETCH(int, verdict);
+    QFETCH(bool, leftIsA);
+    QFETCH(int, winner);
+    const QString loc = fresh("sqlite");
+    auto s = ProjectStore::open(loc);
+    const qint64 pair = addPairs(*s, 1)[0];
+    const qint64 a = s->annotator("m").id;
+    const qint64 id = s->recordJudgment(a, pair, leftIsA, Verdict(verdict), JudgmentKind::Label,
+                                        QDateTime::currentDateTimeUtc(), Strength::Much, "why");
+    const auto js = s->judgmentsOfPair(pair);
+    QCOMPARE(js.size(), 1);
+    QCOMPARE(js[0].id, id);
+    QCOMPARE(int(js[0].winner), winner);
+    QCOMPARE(js[0].strength, Strength::Much);
+    QCOMPARE(verdictFromName(verdictName(Verdict(verdict))), std::optional<Verdict>(Verdict(verdict)));
+}
+
+void TestProjectStore::progress()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    s->setOverlap(2);
+    addPairs(*s, 6);
+    const qint64 a = s->annotator("a").id, b = s->annotator("b").id;
+    Progress p = s->progress(a);
+    QCOMPARE(p.total, 12);
+    QCOMPARE(p.done, 0);
+    QCOMPARE(p.available, 6);
+    for (int i = 0; i < 4; ++i) {
+        auto x = s->nextPairFor(a);
+        s->recordVerdict(a, *x, Verdict::Left);
+    }
+    for (int i = 0; i < 2; ++i) {
+        auto x = s->nextPairFor(b);
+        s->recordVerdict(b, *x, Verdict::Right, Strength::Slight);
+    }
+    p = s->progress(a);
+    QCOMPARE(p.done, 6);
+    QCOMPARE(p.mine, 4);
+    QCOMPARE(p.available, 2);
+    QCOMPARE(p.annotators, 2);
+    QVERIFY(p.myMedianSeconds >= 0 && p.myTotalSeconds >= 0);
+    QCOMPARE(s->progress(b).mine, 2);
+    QCOMPARE(s->progress(b).available, 4);
+}
+
+void TestProjectStore::listings()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    addPairs(*s, 30, "apple");
+    addPairs(*s, 20, "Banana_100%");
+    const qint64 a = s->annotator("a").id;
+    for (int i = 0; i < 10; ++i) {
+        auto p = s->nextPairFor(a);
+        s->recordVerdict(a, *p, i < 7 ? Verdict::Left : Verdict::Skip);
+    }
+    ListQuery q;
+    q.limit = 7;
+    auto prompts = s->listPrompts(q);
+    QCOMPARE(prompts.total, 50);
+    QCOMPARE(prompts.rows.size(), 7);
+    QCOMPARE(prompts.rows[0].completions, 2);
+    q.search = "banana_100%"; // case-insensitive, LIKE wildcards taken literally
+    QCOMPARE(s->listPrompts(q).total, 20);
+    q.search = "e_p"; // would match "apple prompt" if _ were a wildcard
+    QCOMPARE(s->listPrompts(q).total, 0);
+    q.search = "APPLE PROMPT 2"; // 2, 20..29
+    q.offset = 0;
+    q.limit = 100;
+    QCOMPARE(s->listPrompts(q).total, 11);
+    ListQuery pq;
+    pq.judged = JudgedFilter::Judged;
+    QCOMPARE(s->listPairs(pq).total, 7); // skips do not count as judged
+    pq.judged = JudgedFilter::Unjudged;
+    QCOMPARE(s->listPairs(pq).total, 43);
+    pq.judged = JudgedFilter::Any;
+    pq.search = "answer b 1";
+    pq.offset = 5;
+    pq.limit = 3;
+    const auto pairs = s->listPairs(pq);
+    QCOMPARE(pairs.total, 22); // "... answer b 1", "... 10".."19" for both tags
+    QCOMPARE(pairs.rows.size(), 3);
+    ListQuery jq;
+    jq.annotatorId = a;
+    QCOMPARE(s->listJudgments(jq).total, 10);
+    jq.verdict = Verdict::Skip;
+    QCOMPARE(s->listJudgments(jq).total, 3);
+    jq.verdict.reset();
+    jq.kind = JudgmentKind::Eval;
+    QCOMPARE(s->listJudgments(jq).total, 0);
+}
+
+void TestProjectStore::sanityChecks()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    const qint64 p = s->addPrompt("prompt");
+    const qint64 x = s->addCompletion(p, "same text"), y = s->addCompletion(p, "same text");
+    const qint64 same = s->addPair(p, x, y);
+    const qint64 u = s->addCompletion(p, "short"), v = s->addCompletion(p, QString(40, 'v'));
+    const qint64 skew = s->addPair(p, u, v);
+    const qint64 dupOf = s->addPair(p, s->addCompletion(p, "one answer"), s->addCompletion(p, "another answer"));
+    const qint64 dup = s->addPair(p, s->addCompletion(p, "another answer"), s->addCompletion(p, "one answer"));
+    const qint64 longP = s->addPrompt(QString(120, 'p'));
+    const qint64 tooLong = s->addPair(longP, s->addCompletion(longP, "fine one"), s->addCompletion(longP, "fine two"));
+    SanityOptions o;
+    o.maxChars = 100;
+    o.maxSkew = 3.0;
+    QHash<int, QSet<qint64>> found;
+    for (const SanityIssue &i : s->sanityChecks(o)) {
+        found[i.type].insert(i.pairId);
+        if (i.type == SanityIssue::DuplicatePair)
+            QCOMPARE(i.otherPairId, dupOf);
+    }
+    QCOMPARE(found[SanityIssue::ChosenEqualsRejected], QSet<qint64>{same});
+    QCOMPARE(found[SanityIssue::LengthSkew], QSet<qint64>{skew});
+    QCOMPARE(found[SanityIssue::DuplicatePair], QSet<qint64>{dup});
+    QCOMPARE(found[SanityIssue::OverMaxLength], QSet<qint64>{tooLong});
+}
+
+void TestProjectStore::runs()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    const qint64 id = s->createRun("first", R"({"beta":0.1})", "/tmp/out");
+    s->updateRun(id, "running", R"({"loss":0.69})");
+    s->finishRun(id, "finished");
+    const auto rs = s->runs();
+    QCOMPARE(rs.size(), 1);
+    QCOMPARE(rs[0].status, QStringLiteral("finished"));
+    QCOMPARE(rs[0].configJson, QStringLiteral(R"({"beta":0.1})"));
+    QCOMPARE(rs[0].lastMetricsJson, QStringLiteral(R"({"loss":0.69})"));
+    QVERIFY(rs[0].endedAt.isValid());
+}
+
+void TestProjectStore::concurrentAnnotators()
+{
+    FRESH(loc);
+    const int pairs = 60, k = 3, threads = 8;
+    {
+        auto s = ProjectStore::open(loc);
+        s->setOverlap(k);
+        addPairs(*s, pairs);
+    }
+    std::mutex mutex;
+    QStringList failures;
+    QVector<QPair<qint64, qint64>> served; // (slot, annotator) as reported by nextPairFor
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            try {
+                auto s = ProjectStore::open(loc); // its own connection, in this thread
+                const qint64 me = s->annotator(QStringLiteral("worker%1").arg(t)).id;
+                while (auto p = s->nextPairFor(me)) {
+                    {
+                        std::lock_guard<std::mutex> lock(mutex);
+                        served.push_back({p->slotId, me});
+                    }
+                    s->recordVerdict(me, *p, (p->pairId + t) % 2 ? Verdict::Left : Verdict::Right);
+                }
+            } catch (const std::exception &e) {
+                std::lock_guard<std::mutex> lock(mutex);
+                failures << QString::fromStdString(e.what());
+            }
+        });
+    }
+    for (auto &th : pool)
+        th.join();
+    QVERIFY2(failures.isEmpty(), qPrintable(failures.join('\n')));
+    QCOMPARE(served.size(), pairs * k);
+    QSet<qint64> servedSlots;
+    for (const auto &sv : served) {
+        QVERIFY2(!servedSlots.contains(sv.first), "a slot was served twice");
+        servedSlots.insert(sv.first);
+    }
+    auto s = ProjectStore::open(loc);
+    const Counts c = s->counts();
+    QCOMPARE(c.judgments, qint64(pairs * k));
+    QCOMPARE(c.labelSlotsDone, qint64(pairs * k));
+    ListQuery q;
+    q.limit = 1000;
+    const auto all = s->listJudgments(q);
+    QCOMPARE(all.total, qint64(pairs * k));
+    QSet<QPair<qint64, qint64>> pairAnnotator;
+    QSet<qint64> judgedSlots;
+    QHash<qint64, int> perPair;
+    for (const JudgmentRow &r : all.rows) {
+        const auto key = qMakePair(r.judgment.pairId, r.judgment.annotatorId);
+        QVERIFY2(!pairAnnotator.contains(key), "one annotator judged a pair twice");
+        pairAnnotator.insert(key);
+        QVERIFY2(!judgedSlots.contains(r.judgment.slotId), "a slot holds two verdicts");
+        judgedSlots.insert(r.judgment.slotId);
+        ++perPair[r.judgment.pairId];
+    }
+    QCOMPARE(perPair.size(), pairs);
+    for (int n : perPair)
+        QCOMPARE(n, k);
+}
+
+QTEST_GUILESS_MAIN(TestProjectStore)
+#include "test_project_store.moc"
