@@ -179,7 +179,7 @@ DataPage::DataPage(QWidget *parent)
     m_table->setWordWrap(false);
     m_table->verticalHeader()->setVisible(false);
     m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 8);
-    m_table->horizontalHeader()->setStretchLastSection(true);
+    m_table->horizontalHeader()->setStretchLastSection(false);
     m_table->horizontalHeader()->setHighlightSections(false);
 
     m_detail = new MarkdownView;
@@ -228,7 +228,7 @@ DataPage::DataPage(QWidget *parent)
     connect(m_model, &PagedTableModel::chunkLoaded, this, &DataPage::updateCount);
     connect(m_model, &PagedTableModel::failed, this, [this](const QString &e) { m_count->setText(e); });
     connect(m_model, &QAbstractItemModel::modelReset, this, [this]() {
-        m_detail->setMarkdownText(QString());
+        m_detail->setMarkdownText(tr("*Select a row to see it in full.*"));
         updateCount();
     });
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
@@ -248,10 +248,8 @@ void DataPage::setProject(ProjectSession *session)
     if (m_session)
         disconnect(m_session, nullptr, this, nullptr);
     m_session = session;
-    m_stale = true;
     if (m_session)
         connect(m_session, &ProjectSession::contentChanged, this, [this]() {
-            m_stale = true;
             if (isVisible())
                 refresh();
         });
@@ -420,6 +418,7 @@ void DataPage::applyQuery()
         break;
     }
     }
+    m_fitPending = true;
     m_model->setQuery(m_session, headers, f);
     m_count->setText(tr("Loading…"));
 }
@@ -439,13 +438,33 @@ void DataPage::updateCount()
                          .arg(loc.toString(m_model->total()), loc.toString(m_model->rowCount())));
     if (m_model->rowCount() >= m_model->total())
         m_count->setText(tr("%n row(s)", nullptr, int(m_model->total())));
-    m_table->resizeColumnToContents(0);
-    if (m_model->columnCount() > 1 && m_table->columnWidth(1) < 100)
-        for (int c = 1; c < m_model->columnCount() - 1; ++c)
-        {
-            m_table->resizeColumnToContents(c);
-            m_table->setColumnWidth(c, std::clamp(m_table->columnWidth(c), 60, 280));
-        }
+    if (m_fitPending && m_model->rowCount() > 0) {
+        m_fitPending = false;
+        fitColumns();
+        m_table->selectRow(0); // the preview shows something useful right away
+    }
+}
+
+void DataPage::fitColumns()
+{
+    // Short columns (ids, counts, names) fit their contents; long-text columns share what is left.
+    const int n = m_model->columnCount();
+    QVector<int> wide;
+    int used = 0;
+    for (int c = 0; c < n; ++c) {
+        m_table->resizeColumnToContents(c);
+        const int w = m_table->columnWidth(c);
+        if (w > 170)
+            wide << c;
+        else
+            used += std::max(w, 40);
+    }
+    if (wide.isEmpty())
+        return;
+    const int avail = m_table->viewport()->width() - used - 4;
+    const int each = std::max(160, avail / int(wide.size()));
+    for (int c : std::as_const(wide))
+        m_table->setColumnWidth(c, each);
 }
 
 void DataPage::refreshStats()
@@ -454,7 +473,6 @@ void DataPage::refreshStats()
         m_stats->setHtml(QStringLiteral("<p>%1</p>").arg(tr("No project open.")));
         return;
     }
-    m_stale = false;
     if (m_stats->toPlainText().isEmpty())
         m_stats->setHtml(QStringLiteral("<p>%1</p>").arg(tr("Computing statistics…")));
     m_session->worker().run<Stats>(

@@ -43,6 +43,7 @@ private:
     void refreshStats();
     void updateFilters();
     void updateCount();
+    void fitColumns();
 
     ProjectSession *m_session = nullptr;
     QTabBar *m_tabs;
@@ -55,5 +56,5 @@ private:
     MarkdownView *m_detail;
     QTextBrowser *m_stats;
     QTimer *m_debounce;
-    bool m_stale = true; // statistics need recomputing when the page is next shown
+    bool m_fitPending = false;
 };

@@ -9,6 +9,7 @@
 #include <QAction>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDir>
 #include <QFrame>
 #include <QHBoxLayout>
 #include <QInputDialog>
@@ -373,8 +374,10 @@ void LabelPage::saveLayout() const
 void LabelPage::restoreLayout()
 {
     QSettings s;
-    m_vertSplit->restoreState(s.value(QStringLiteral("label/promptSplitter")).toByteArray());
-    m_outerSplit->restoreState(s.value(QStringLiteral("label/guidelinesSplitter")).toByteArray());
+    if (!m_vertSplit->restoreState(s.value(QStringLiteral("label/promptSplitter")).toByteArray()))
+        m_vertSplit->setSizes({150, 600});
+    if (!m_outerSplit->restoreState(s.value(QStringLiteral("label/guidelinesSplitter")).toByteArray()))
+        m_outerSplit->setSizes({900, 300});
     const bool guide = s.value(QStringLiteral("label/guidelinesVisible"), true).toBool();
     m_guideAction->setChecked(guide);
     m_guidePanel->setVisible(guide);
@@ -408,7 +411,7 @@ bool LabelPage::ensureAnnotator(bool ask)
     if (m_annotatorName.isEmpty() && ask && !m_askedAnnotator) {
         m_askedAnnotator = true;
         bool ok = false;
-        const QString suggestion = qEnvironmentVariable("USER", qEnvironmentVariable("USERNAME"));
+        const QString suggestion = qEnvironmentVariable("USER", qEnvironmentVariable("USERNAME", QDir::home().dirName()));
         const QString name = QInputDialog::getText(
             this, tr("Who is labeling?"),
             tr("Your annotator name. It is stored with every verdict and decides your own\n"
@@ -717,26 +720,42 @@ void LabelPage::refreshProgress()
         m_progressKnown = false;
         m_progressLabel->setText(m_session ? tr("No annotator set") : QString());
         m_progressBar->setValue(0);
+        ++m_progressGeneration; // an answer still on its way is for another project or annotator
+        m_progressInFlight = false;
         return;
     }
-    const int gen = ++m_progressGeneration;
-    const qint64 annotator = m_annotatorId;
     // Shown right away from the local count, replaced by the store's count from the worker thread.
     if (m_progressKnown)
         m_progressLabel->setText(progressText());
+    // One count in flight at a time: on a large project a count takes longer than a fast labeler
+    // takes per pair, so requests made meanwhile collapse into one follow-up.
+    if (m_progressInFlight) {
+        m_progressDirty = true;
+        return;
+    }
+    m_progressInFlight = true;
+    m_progressDirty = false;
+    const int gen = ++m_progressGeneration;
+    const qint64 annotator = m_annotatorId;
     m_session->worker().run<dpo::Progress>(
         this, [annotator](dpo::ProjectStore &s) { return s.progress(annotator); },
         [this, gen](dpo::Progress p) {
-            if (gen != m_progressGeneration)
-                return; // a newer refresh is on its way
-            m_progress = p;
-            m_progressKnown = true;
-            m_progressLabel->setText(progressText());
-            m_progressBar->setMaximum(int(std::min<qint64>(p.total, INT_MAX)));
-            m_progressBar->setValue(int(std::min<qint64>(p.done, INT_MAX)));
-            updateClock();
+            m_progressInFlight = false;
+            if (gen == m_progressGeneration && !m_progressDirty) {
+                m_progress = p;
+                m_progressKnown = true;
+                m_progressLabel->setText(progressText());
+                m_progressBar->setMaximum(int(std::min<qint64>(p.total, INT_MAX)));
+                m_progressBar->setValue(int(std::min<qint64>(p.done, INT_MAX)));
+                updateClock();
+            }
+            if (m_progressDirty)
+                refreshProgress();
         },
-        [this](const QString &err) { m_progressLabel->setText(tr("Progress unavailable: %1").arg(err)); });
+        [this](const QString &err) {
+            m_progressInFlight = false;
+            m_progressLabel->setText(tr("Progress unavailable: %1").arg(err));
+        });
 }
 
 QString LabelPage::progressText() const
@@ -772,15 +791,21 @@ void LabelPage::keyPressEvent(QKeyEvent *event)
 {
     // Fallback for when the shortcut map did not match (e.g. the window is not active yet): the
     // same actions, so keys behave identically either way.
-    const QKeySequence seq(event->keyCombination());
-    for (QAction *a : std::as_const(m_keyActions)) {
-        if (!a->isEnabled())
-            continue;
-        for (const QKeySequence &k : a->shortcuts()) {
-            if (k.matches(seq) == QKeySequence::ExactMatch) {
-                a->trigger();
-                event->accept();
-                return;
+    // "?" arrives as Shift+? on most layouts: also try without Shift for non-letter keys.
+    QList<QKeySequence> candidates{QKeySequence(event->keyCombination())};
+    if (event->modifiers() == Qt::ShiftModifier && !(event->key() >= Qt::Key_A && event->key() <= Qt::Key_Z) &&
+        event->key() != Qt::Key_Left && event->key() != Qt::Key_Right)
+        candidates << QKeySequence(event->key());
+    for (const QKeySequence &seq : std::as_const(candidates)) {
+        for (QAction *a : std::as_const(m_keyActions)) {
+            if (!a->isEnabled())
+                continue;
+            for (const QKeySequence &k : a->shortcuts()) {
+                if (k.matches(seq) == QKeySequence::ExactMatch) {
+                    a->trigger();
+                    event->accept();
+                    return;
+                }
             }
         }
     }

@@ -91,6 +91,8 @@ private:
     dpo::Progress m_progress;
     bool m_progressKnown = false;
     int m_progressGeneration = 0;
+    bool m_progressInFlight = false;
+    bool m_progressDirty = false;
 
     QStackedWidget *m_stack = nullptr;
     QLabel *m_emptyLabel = nullptr;

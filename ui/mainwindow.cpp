@@ -25,6 +25,7 @@
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QStackedWidget>
 #include <QStandardPaths>
@@ -32,6 +33,13 @@
 #include <QToolBar>
 #include <QUrl>
 #include <QVBoxLayout>
+
+// resources.qrc is compiled into the static dpo_ui library: nothing references its initializer, so the
+// linker would drop it without this explicit call (outside any namespace, as Qt requires).
+static void initBundledResources()
+{
+    Q_INIT_RESOURCE(resources);
+}
 
 namespace {
 const int maxRecent = 8;
@@ -42,6 +50,7 @@ MainWindow::MainWindow(QWidget *parent)
     : QMainWindow(parent)
 {
     setObjectName(QStringLiteral("mainWindow"));
+    initBundledResources();
     setWindowIcon(Icons::get(QStringLiteral("app")));
     m_stack = new QStackedWidget;
     setCentralWidget(m_stack);
@@ -322,6 +331,7 @@ QString MainWindow::demoProjectPath()
 
 QString MainWindow::ensureDemoProject(QString *error)
 {
+    initBundledResources();
     const QString path = demoProjectPath();
     if (QFileInfo::exists(path))
         return path;
@@ -537,7 +547,7 @@ bool MainWindow::importFile(const QString &path, int formatValue)
         box.addButton(tr("Abort import"), QMessageBox::RejectRole);
         box.setDefaultButton(skip);
         box.exec();
-        if (box.clickedButton() != skip) {
+        if (box.clickedButton() != static_cast<QAbstractButton *>(skip)) {
             statusBar()->showMessage(tr("Import aborted: nothing was imported."), 6000);
             return false;
         }

@@ -53,6 +53,18 @@ void MarkdownView::polishDocument()
     cur.beginEditBlock();
     for (QTextBlock b = doc->begin(); b.isValid(); b = b.next()) {
         const QTextBlockFormat bf = b.blockFormat();
+        if (bf.headingLevel() > 0) {
+            // The stock sizes (h1 ~ 2x) shout in a narrow panel or a completion: keep them modest.
+            static const double scale[] = {1.0, 1.3, 1.2, 1.1, 1.05, 1.0, 1.0};
+            QTextCursor c(b);
+            c.movePosition(QTextCursor::EndOfBlock, QTextCursor::KeepAnchor);
+            QTextCharFormat cf;
+            cf.setFontPointSize(QFontInfo(font()).pointSizeF() * scale[std::min(bf.headingLevel(), 6)]);
+            cf.setFontWeight(QFont::Bold);
+            cf.setProperty(QTextFormat::FontSizeAdjustment, 0); // the importer's relative size
+            c.mergeCharFormat(cf);
+            continue;
+        }
         const bool codeBlock = bf.hasProperty(QTextFormat::BlockCodeFence) || bf.nonBreakableLines();
         if (codeBlock) {
             QTextCursor c(b);

@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QDialogButtonBox>
 #include <QLabel>
+#include <QScreen>
 #include <QScrollArea>
 #include <QVBoxLayout>
 
@@ -29,6 +30,15 @@ QVector<ShortcutSheet::Section> ShortcutSheet::collect(QWidget *root)
         }
         it->actions.push_back(a);
     }
+    // The page's own keys first, then navigation, then the rest in discovery order.
+    const QStringList order = {tr("Labeling"), tr("Pages"), tr("Project")};
+    std::stable_sort(out.begin(), out.end(), [&](const Section &a, const Section &b) {
+        auto rank = [&](const QString &t) {
+            const qsizetype i = order.indexOf(t);
+            return i < 0 ? order.size() : i;
+        };
+        return rank(a.title) < rank(b.title);
+    });
     return out;
 }
 
@@ -65,5 +75,8 @@ ShortcutSheet::ShortcutSheet(const QVector<Section> &sections, QWidget *parent)
     auto *lay = new QVBoxLayout(this);
     lay->addWidget(scroll);
     lay->addWidget(buttons);
-    resize(460, 560);
+    // Tall enough to show everything without scrolling where the screen allows.
+    const QSize content = label->sizeHint();
+    const int maxH = screen() ? screen()->availableGeometry().height() * 85 / 100 : 800;
+    resize(std::max(420, content.width() + 48), std::min(maxH, content.height() + 90));
 }

@@ -74,7 +74,7 @@ void WordDiff::diffTokens(const QVector<WordToken> &a, const QVector<WordToken> 
 
     // Classic LCS table on the middle part (suffix form, so the walk below runs forwards).
     // Words are compared as hashes first: string compares dominate otherwise.
-    std::vector<size_t> ha(size_t(an)), hb(size_t(bm));
+    std::vector<size_t> ha(static_cast<size_t>(an)), hb(static_cast<size_t>(bm));
     for (int i = 0; i < an; ++i)
         ha[size_t(i)] = qHash(a[pre + i].text);
     for (int j = 0; j < bm; ++j)

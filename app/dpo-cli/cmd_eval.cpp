@@ -97,6 +97,14 @@ BattleFile readBattles(const std::string &path)
         nlohmann::json row;
         try {
             row = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::parse_error &e) {
+            // nlohmann's message starts "[json.exception...] parse error at line 1, column N: "; the
+            // line there is the JSON text's own, which would contradict ours, so keep only the reason.
+            std::string reason = e.what();
+            const size_t colon = reason.find(": ");
+            if (colon != std::string::npos)
+                reason = reason.substr(colon + 2);
+            throw dpo::Error(where + "invalid JSON at column " + std::to_string(e.byte) + ": " + oneLine(reason));
         } catch (const nlohmann::json::exception &e) {
             throw dpo::Error(where + "invalid JSON: " + oneLine(e.what()));
         }
@@ -159,8 +167,8 @@ void runRatings(const RatingsArgs &args)
     if (!args.baseline.empty()) {
         const auto it = std::find(file.names.begin(), file.names.end(), args.baseline);
         if (it == file.names.end())
-            throw dpo::Error("--baseline \"" + oneLine(args.baseline) + "\": no battle in " + args.battles
-                             + " involves this model");
+            throw dpo::Error(
+                "--baseline \"" + oneLine(args.baseline) + "\": no battle in " + args.battles + " involves this model");
         baseline = static_cast<int>(it - file.names.begin());
     }
 
@@ -196,8 +204,8 @@ void runRatings(const RatingsArgs &args)
         m["losses"] = r.losses;
         m["ties"] = r.ties;
         m["both_bad"] = r.bothBad;
-        m["judgments_to_separate"] = r.judgmentsToSeparate >= 0 ? nlohmann::json(r.judgmentsToSeparate)
-                                                                 : nlohmann::json(nullptr);
+        m["judgments_to_separate"]
+            = r.judgmentsToSeparate >= 0 ? nlohmann::json(r.judgmentsToSeparate) : nlohmann::json(nullptr);
         m["battles"] = r.battles;
         models.push_back(std::move(m));
     }
@@ -219,8 +227,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     CLI::App *ratings = eval->add_subcommand(
         "ratings", "Bradley-Terry ratings (Elo scale) and win rates against a baseline from a battles JSONL file");
     ratings->add_option("--battles", args->battles,
-                        "JSONL file, one {\"model_a\",\"model_b\",\"winner\"} per line "
-                        "(winner: model_a, model_b, tie, both_bad)");
+        "JSONL file, one {\"model_a\",\"model_b\",\"winner\"} per line "
+        "(winner: model_a, model_b, tie, both_bad)");
     ratings->add_option("--baseline", args->baseline, "Model rated 1000 (default: the first model in the file)");
     ratings->add_option("--bootstrap", args->bootstrap, "Bootstrap resamples for the intervals (0 = none)")
         ->capture_default_str();

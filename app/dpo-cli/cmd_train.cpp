@@ -52,7 +52,7 @@ const std::map<std::string, char> &optionKinds()
         {"weight_decay", 'd'},  {"adam_beta1", 'd'},      {"adam_beta2", 'd'},    {"adam_epsilon", 'd'},
         {"epochs", 'd'},        {"max_steps", 'i'},       {"seed", 'i'},          {"max_length", 'i'},
         {"truncation_mode", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
-        {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},
+        {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
     };
     return kinds;
 }

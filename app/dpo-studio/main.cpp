@@ -12,6 +12,8 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QPixmap>
+#include <QScreen>
 #include <QTimer>
 
 int main(int argc, char **argv)
@@ -37,17 +39,23 @@ int main(int argc, char **argv)
 
     dpo::initRuntime();
     MainWindow window;
+    if (cli.isSet(shot)) {
+        // Armed before the project opens, so a dialog raised while opening shows up too: the whole
+        // screen is grabbed where the platform allows it (X11), else just the window.
+        QTimer::singleShot(cli.value(delay).toInt(), &window, [&]() {
+            QPixmap pm;
+            if (QScreen *screen = QGuiApplication::primaryScreen())
+                pm = screen->grabWindow(0);
+            if (pm.isNull() || QGuiApplication::platformName() == QLatin1String("offscreen"))
+                pm = window.grab();
+            QApplication::exit(pm.save(cli.value(shot)) ? 0 : 1);
+        });
+    }
     if (cli.isSet(annotator))
         window.labelPage()->setAnnotatorName(cli.value(annotator));
     window.openStartupProject(cli.positionalArguments().value(0));
     if (cli.isSet(page))
         window.setCurrentPage(cli.value(page).toInt() - 1);
     window.show();
-    if (cli.isSet(shot)) {
-        QTimer::singleShot(cli.value(delay).toInt(), &window, [&]() {
-            const bool ok = window.grab().save(cli.value(shot));
-            QApplication::exit(ok ? 0 : 1);
-        });
-    }
     return QApplication::exec();
 }

@@ -7,8 +7,20 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 namespace dpo {
+
+namespace {
+
+std::string num(double v)
+{
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+
+} // namespace
 
 void GenerationOptions::validate() const
 {
@@ -16,11 +28,11 @@ void GenerationOptions::validate() const
         throw Error("--max-new-tokens must be >= 0, got " + std::to_string(maxNewTokens));
     if (!greedy) {
         if (!(temperature > 0) || !std::isfinite(temperature))
-            throw Error("--temperature must be > 0, got " + std::to_string(temperature));
+            throw Error("--temperature must be > 0, got " + num(temperature));
         if (topK < 0)
             throw Error("--top-k must be >= 0 (0 = off), got " + std::to_string(topK));
         if (!(topP > 0 && topP <= 1))
-            throw Error("--top-p must be in (0, 1], got " + std::to_string(topP));
+            throw Error("--top-p must be in (0, 1], got " + num(topP));
     }
 }
 

@@ -154,16 +154,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const torch::Tensor
         out = at::scaled_dot_product_attention(q, kx, vx, {}, 0.0, mask.causal && S > 1);
 #else
     // libtorch 1.x: explicit attention, HF's eager recipe (scores * D^-0.5 + mask, softmax in
-    // float32). Query heads are grouped per key/value head so K/V are never repeated:
-    // [B, Hkv, G*T, D] x [B, Hkv, D, S] -> [B, Hkv, G*T, S].
-    auto qg = q.reshape({B, Hkv, G * T, D});
-    auto scores = torch::matmul(qg, k.transpose(2, 3));
-    scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
-    auto scores5 = scores.view({B, Hkv, G, T, S});
-    if (mask.additive.defined())
-        scores5.add_(mask.additive.unsqueeze(1)); // [B|1, 1, 1, T, S]
+    // float32). Query heads are grouped per key/value head so K/V are never repeated, and the
+    // scale and mask are fused into one baddbmm (no in-place ops that autograd would copy):
+    // [B*Hkv, G*T, D] x [B*Hkv, D, S] -> [B*Hkv, G*T, S].
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto qg = q.reshape({B * Hkv, G * T, D});
+    auto kt = k.reshape({B * Hkv, S, D}).transpose(1, 2);
+    torch::Tensor scores;
+    if (mask.additive.defined()) {
+        const auto &m = mask.additive; // [B|1, 1, T, S]
+        auto grouped = m.size(0) == 1 ? m.view({T, S}).repeat({G, 1}).unsqueeze(0) // [1, G*T, S]
+                                      : m.view({B, 1, 1, T, S}).expand({B, Hkv, G, T, S}).reshape({B * Hkv, G * T, S});
+        scores = torch::baddbmm(grouped, qg, kt, /*beta=*/1.0, /*alpha=*/scale);
+    } else {
+        scores = torch::bmm(qg, kt) * scale;
+    }
     auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-    out = torch::matmul(probs, v).view({B, H, T, D});
+    out = torch::bmm(probs, v.reshape({B * Hkv, S, D})).view({B, H, T, D});
 #endif
     // [B, H, T, D] -> [B, T, H*D] -> [B, T, hidden]
     return o_proj->forward(out.transpose(1, 2).reshape({B, T, H * D}));

@@ -20,14 +20,18 @@ bool isIntegral(const json &v)
     if (v.is_number_integer())
         return true;
     // Some writers emit 64.0 for integer fields; accept exact integers only.
-    return v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>() &&
-           std::fabs(v.get<double>()) < 9.0e15;
+    return v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>()
+        && std::fabs(v.get<double>()) < 9.0e15;
 }
 
 // Typed, error-reporting access to one JSON object read from `source`.
 class Fields {
 public:
-    Fields(const json &j, std::string source) : m_j(j), m_source(std::move(source)) {}
+    Fields(const json &j, std::string source)
+        : m_j(j)
+        , m_source(std::move(source))
+    {
+    }
 
     bool has(const std::string &key) const { return m_j.contains(key) && !m_j.at(key).is_null(); }
     const json &at(const std::string &key) const { return m_j.at(key); }
@@ -147,11 +151,11 @@ double parseRope(const Fields &f, const json &j, const std::string &source)
         if (!rp.is_object())
             f.fail("rope_parameters", "must be an object");
         Fields r(rp, source);
-        for (const char *key : {"rope_type", "type"}) {
+        for (const char *key : { "rope_type", "type" }) {
             const std::string t = r.optStr(key, "default");
             if (t != "default")
-                throw Error(source + ": field 'rope_parameters." + key + "' is '" + t +
-                            "': only the default RoPE is supported (no RoPE scaling)");
+                throw Error(source + ": field 'rope_parameters." + key + "' is '" + t
+                    + "': only the default RoPE is supported (no RoPE scaling)");
         }
         if (r.has("rope_theta"))
             theta = r.optPositiveNum("rope_theta", theta);
@@ -179,14 +183,16 @@ void parseLlamaFamily(ModelConfig &c, const Fields &f, const json &j, const std:
     c.numHeads = f.reqPositive("num_attention_heads");
     c.numKvHeads = f.optPositive("num_key_value_heads", c.numHeads);
     if (c.numHeads % c.numKvHeads != 0)
-        f.fail("num_key_value_heads", "(" + std::to_string(c.numKvHeads) + ") must divide num_attention_heads (" +
-                                          std::to_string(c.numHeads) + ")");
+        f.fail("num_key_value_heads",
+            "(" + std::to_string(c.numKvHeads) + ") must divide num_attention_heads (" + std::to_string(c.numHeads)
+                + ")");
     if (f.has("head_dim")) {
         c.headDim = f.reqPositive("head_dim");
     } else {
         if (c.hiddenSize % c.numHeads != 0)
-            f.fail("num_attention_heads", "(" + std::to_string(c.numHeads) + ") must divide hidden_size (" +
-                                              std::to_string(c.hiddenSize) + ") when head_dim is not given");
+            f.fail("num_attention_heads",
+                "(" + std::to_string(c.numHeads) + ") must divide hidden_size (" + std::to_string(c.hiddenSize)
+                    + ") when head_dim is not given");
         c.headDim = c.hiddenSize / c.numHeads;
     }
     if (c.headDim % 2 != 0)
@@ -218,13 +224,12 @@ void parseLlamaFamily(ModelConfig &c, const Fields &f, const json &j, const std:
     // sequences the model can see; refuse those configs rather than run full attention.
     if (c.modelType == "mistral") {
         const int64_t window = f.has("sliding_window") ? f.reqPositive("sliding_window")
-                               : j.contains("sliding_window")
-                                   ? -1   // explicit null: no window
-                                   : 4096; // MistralConfig's default when the field is absent
+            : j.contains("sliding_window")             ? -1 // explicit null: no window
+                                                       : 4096; // MistralConfig's default when the field is absent
         if (window > 0 && window < c.maxPositionEmbeddings)
-            f.fail("sliding_window", "is " + std::to_string(window) + ", shorter than max_position_embeddings (" +
-                                         std::to_string(c.maxPositionEmbeddings) +
-                                         "): sliding-window attention is not supported");
+            f.fail("sliding_window",
+                "is " + std::to_string(window) + ", shorter than max_position_embeddings ("
+                    + std::to_string(c.maxPositionEmbeddings) + "): sliding-window attention is not supported");
     } else if (c.modelType == "qwen2") {
         const bool use = f.optBool("use_sliding_window", false);
         const int64_t window = f.optInt("sliding_window", 4096);
@@ -236,8 +241,8 @@ void parseLlamaFamily(ModelConfig &c, const Fields &f, const json &j, const std:
                     slidingLayer = true;
         if (slidingLayer && window > 0 && window < c.maxPositionEmbeddings)
             f.fail(use ? "use_sliding_window" : "layer_types",
-                   "enables sliding-window attention (window " + std::to_string(window) +
-                       " < max_position_embeddings " + std::to_string(c.maxPositionEmbeddings) + "), which is not supported");
+                "enables sliding-window attention (window " + std::to_string(window) + " < max_position_embeddings "
+                    + std::to_string(c.maxPositionEmbeddings) + "), which is not supported");
     }
     c.tieWordEmbeddings = f.optBool("tie_word_embeddings", false);
 }
@@ -250,8 +255,8 @@ void parseGpt2(ModelConfig &c, const Fields &f)
     c.numHeads = f.reqPositive("n_head");
     c.numKvHeads = c.numHeads;
     if (c.hiddenSize % c.numHeads != 0)
-        f.fail("n_head", "(" + std::to_string(c.numHeads) + ") must divide n_embd (" + std::to_string(c.hiddenSize) +
-                             ")");
+        f.fail(
+            "n_head", "(" + std::to_string(c.numHeads) + ") must divide n_embd (" + std::to_string(c.hiddenSize) + ")");
     c.headDim = c.hiddenSize / c.numHeads;
     c.intermediateSize = f.optPositive("n_inner", 4 * c.hiddenSize);
     c.maxPositionEmbeddings = f.optPositive("n_positions", 1024);
@@ -291,7 +296,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json &j, const std::string &so
         f.fail("model_type", "is missing (required)");
     c.modelType = f.optStr("model_type", "");
     if (c.modelType != "llama" && c.modelType != "mistral" && c.modelType != "qwen2" && c.modelType != "gpt2")
-        f.fail("model_type", "is '" + c.modelType + "', which is not supported (supported: llama, mistral, qwen2, gpt2)");
+        f.fail(
+            "model_type", "is '" + c.modelType + "', which is not supported (supported: llama, mistral, qwen2, gpt2)");
 
     c.architecture = defaultArchitecture(c.modelType);
     if (f.has("architectures")) {
@@ -301,8 +307,8 @@ ModelConfig ModelConfig::fromJson(const nlohmann::json &j, const std::string &so
         if (!a.empty())
             c.architecture = a[0].get<std::string>();
         const auto endsWith = [&](const std::string &s) {
-            return c.architecture.size() >= s.size() &&
-                   c.architecture.compare(c.architecture.size() - s.size(), s.size(), s) == 0;
+            return c.architecture.size() >= s.size()
+                && c.architecture.compare(c.architecture.size() - s.size(), s.size(), s) == 0;
         };
         // A classification or base-model head would load without an LM head (or with the wrong one).
         if (!endsWith("ForCausalLM") && !endsWith("LMHeadModel"))
@@ -364,7 +370,7 @@ nlohmann::json ModelConfig::toJson() const
     json j = raw.is_object() ? raw : json::object();
     j["model_type"] = modelType;
     if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty())
-        j["architectures"] = json::array({architecture});
+        j["architectures"] = json::array({ architecture });
     j["vocab_size"] = vocabSize;
     if (modelType == "gpt2") {
         j["n_embd"] = hiddenSize;

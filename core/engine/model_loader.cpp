@@ -25,8 +25,8 @@ namespace dpo {
 
 // Checkpoint names -> the names this engine's modules register. GPT2Model checkpoints (and some
 // old GPT2LMHeadModel ones) lack the "transformer." prefix; everything else is already HF-named.
-std::map<std::string, torch::Tensor> normalizeStateDictNames(const ModelConfig &config,
-                                                             std::map<std::string, torch::Tensor> tensors)
+std::map<std::string, torch::Tensor> normalizeStateDictNames(
+    const ModelConfig &config, std::map<std::string, torch::Tensor> tensors)
 {
     if (config.modelType != "gpt2")
         return tensors;
@@ -99,7 +99,8 @@ void writeTextFile(const fs::path &path, const std::string &text)
 
 nlohmann::json generationConfigJson(const ModelConfig &c)
 {
-    nlohmann::json g = c.rawGeneration.is_object() ? c.rawGeneration : nlohmann::json{{"_from_model_config", true}};
+    nlohmann::json g
+        = c.rawGeneration.is_object() ? c.rawGeneration : nlohmann::json { { "_from_model_config", true } };
     if (c.bosTokenId >= 0)
         g["bos_token_id"] = c.bosTokenId;
     if (c.eosTokenIds.size() == 1)
@@ -121,9 +122,9 @@ std::string shardName(size_t i, size_t n)
 // Writes the weights into `dir`: one model.safetensors, or shards + index past maxShardBytes
 // (greedy in name order, as transformers' splitter: a tensor larger than the limit gets its own shard).
 void writeWeights(const fs::path &dir, const std::map<std::string, torch::Tensor> &tensors, int64_t maxShardBytes,
-                  int64_t parameterTotal)
+    int64_t parameterTotal)
 {
-    const std::map<std::string, std::string> meta{{"format", "pt"}};
+    const std::map<std::string, std::string> meta { { "format", "pt" } };
     int64_t total = 0;
     std::vector<std::map<std::string, torch::Tensor>> shards(1);
     int64_t current = 0;
@@ -194,11 +195,11 @@ void CausalLM::loadStateDict(const std::map<std::string, torch::Tensor> &tensors
             throw Error(source + ": tensor '" + name + "' is missing");
         }
         if (src.sizes() != param.sizes())
-            throw Error(source + ": tensor '" + name + "' has shape " + shapeString(src.sizes()) +
-                        ", the model expects " + shapeString(param.sizes()) + " (does config.json match the weights?)");
+            throw Error(source + ": tensor '" + name + "' has shape " + shapeString(src.sizes())
+                + ", the model expects " + shapeString(param.sizes()) + " (does config.json match the weights?)");
         if (!at::isFloatingType(src.scalar_type()))
-            throw Error(source + ": tensor '" + name + "' has dtype " + c10::toString(src.scalar_type()) +
-                        ", expected a floating-point type");
+            throw Error(source + ": tensor '" + name + "' has dtype " + c10::toString(src.scalar_type())
+                + ", expected a floating-point type");
         if (src.data_ptr() != param.data_ptr())
             param.copy_(src);
     }
@@ -209,8 +210,8 @@ void CausalLM::loadStateDict(const std::map<std::string, torch::Tensor> &tensors
             continue;
         if (name == "lm_head.weight" && cfg.tieWordEmbeddings)
             continue; // some tied checkpoints still store the head; transformers ties it to the embedding
-        throw Error(source + ": unexpected tensor '" + name + "' (not a parameter of " + cfg.architecture +
-                    "; does config.json match the weights?)");
+        throw Error(source + ": unexpected tensor '" + name + "' (not a parameter of " + cfg.architecture
+            + "; does config.json match the weights?)");
     }
 }
 
@@ -242,8 +243,8 @@ std::shared_ptr<CausalLM> loadCausalLM(const std::string &dir, torch::Device dev
     return model;
 }
 
-void savePretrained(CausalLM &model, const std::string &dirIn, const std::string &tokenizerDir,
-                    int64_t maxShardBytes, std::optional<torch::ScalarType> dtype)
+void savePretrained(CausalLM &model, const std::string &dirIn, const std::string &tokenizerDir, int64_t maxShardBytes,
+    std::optional<torch::ScalarType> dtype)
 {
     if (maxShardBytes <= 0)
         throw Error("savePretrained: maxShardBytes must be positive");
@@ -260,7 +261,7 @@ void savePretrained(CausalLM &model, const std::string &dirIn, const std::string
     if (ec)
         throw Error(parent.string() + ": cannot create folder: " + ec.message());
 
-    static std::atomic<int> counter{0};
+    static std::atomic<int> counter { 0 };
     const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(counter++);
     const fs::path tmp = parent / ("." + dir.filename().string() + ".tmp-" + tag);
     const fs::path old = parent / ("." + dir.filename().string() + ".old-" + tag);

@@ -33,10 +33,16 @@ struct DtypeInfo {
 };
 
 const DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
-    {"BOOL", torch::kBool, 1},
+    { "F64", torch::kFloat64, 8 },
+    { "F32", torch::kFloat32, 4 },
+    { "F16", torch::kFloat16, 2 },
+    { "BF16", torch::kBFloat16, 2 },
+    { "I64", torch::kInt64, 8 },
+    { "I32", torch::kInt32, 4 },
+    { "I16", torch::kInt16, 2 },
+    { "I8", torch::kInt8, 1 },
+    { "U8", torch::kUInt8, 1 },
+    { "BOOL", torch::kBool, 1 },
 };
 
 const DtypeInfo *dtypeByName(const std::string &name)
@@ -127,7 +133,7 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         throw Error(sysError("cannot open safetensors file", path));
-    struct stat st {};
+    struct stat st { };
     if (::fstat(fd, &st) != 0) {
         ::close(fd);
         throw Error(sysError("cannot stat", path));
@@ -139,8 +145,8 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
     const uint64_t fileSize = uint64_t(st.st_size);
     if (fileSize < 8) {
         ::close(fd);
-        throw Error(path + ": truncated safetensors file (" + std::to_string(fileSize) +
-                    " bytes, not even the 8-byte header length)");
+        throw Error(path + ": truncated safetensors file (" + std::to_string(fileSize)
+            + " bytes, not even the 8-byte header length)");
     }
     auto mapping = std::make_shared<Mapping>();
     // MAP_PRIVATE + PROT_WRITE: copy-on-write, so in-place edits of a returned tensor are safe and
@@ -155,11 +161,11 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
 
     const uint64_t headerLen = readLe64(base);
     if (headerLen > fileSize - 8)
-        throw Error(path + ": corrupt safetensors file: header length " + std::to_string(headerLen) +
-                    " goes past the end of the file (" + std::to_string(fileSize) + " bytes)");
+        throw Error(path + ": corrupt safetensors file: header length " + std::to_string(headerLen)
+            + " goes past the end of the file (" + std::to_string(fileSize) + " bytes)");
     if (headerLen > kMaxHeaderBytes)
-        throw Error(path + ": corrupt safetensors file: header length " + std::to_string(headerLen) +
-                    " exceeds the 100 MB limit");
+        throw Error(path + ": corrupt safetensors file: header length " + std::to_string(headerLen)
+            + " exceeds the 100 MB limit");
     if (headerLen < 2)
         throw Error(path + ": corrupt safetensors file: header of " + std::to_string(headerLen) + " bytes");
     const uint64_t dataSize = fileSize - 8 - headerLen;
@@ -177,8 +183,8 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
     };
     nlohmann::json header;
     try {
-        header = nlohmann::json::parse(reinterpret_cast<const char *>(base + 8),
-                                       reinterpret_cast<const char *>(base + 8 + headerLen), cb);
+        header = nlohmann::json::parse(
+            reinterpret_cast<const char *>(base + 8), reinterpret_cast<const char *>(base + 8 + headerLen), cb);
     } catch (const nlohmann::json::exception &e) {
         throw Error(path + ": corrupt safetensors header: invalid JSON (" + e.what() + ")");
     }
@@ -211,8 +217,8 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
         const std::string dtypeName = v["dtype"].get<std::string>();
         const DtypeInfo *dt = dtypeByName(dtypeName);
         if (!dt)
-            throw Error(where + ": unsupported dtype '" + dtypeName +
-                        "' (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
+            throw Error(
+                where + ": unsupported dtype '" + dtypeName + "' (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
         if (!v.contains("shape") || !v["shape"].is_array())
             throw Error(where + ": missing or non-array shape");
         Entry e;
@@ -231,17 +237,17 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
         uint64_t nbytes = 0;
         if (overflow || __builtin_mul_overflow(numel, dt->itemSize, &nbytes))
             throw Error(where + ": shape " + v["shape"].dump() + " is too large");
-        if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2 ||
-            !isNonNegativeInt(v["data_offsets"][0]) || !isNonNegativeInt(v["data_offsets"][1]))
+        if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2
+            || !isNonNegativeInt(v["data_offsets"][0]) || !isNonNegativeInt(v["data_offsets"][1]))
             throw Error(where + ": data_offsets must be [begin, end] with non-negative integers");
         e.begin = v["data_offsets"][0].get<uint64_t>();
         e.end = v["data_offsets"][1].get<uint64_t>();
         if (e.begin > e.end || e.end > dataSize)
-            throw Error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                        "] lie outside the data area of " + std::to_string(dataSize) + " bytes");
+            throw Error(where + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end)
+                + "] lie outside the data area of " + std::to_string(dataSize) + " bytes");
         if (e.end - e.begin != nbytes)
-            throw Error(where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " +
-                        dtypeName + " " + shapeString(e.shape) + " needs " + std::to_string(nbytes));
+            throw Error(where + ": data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + dtypeName
+                + " " + shapeString(e.shape) + " needs " + std::to_string(nbytes));
         f.m_entries.emplace(name, std::move(e));
     }
 
@@ -254,8 +260,8 @@ SafetensorsFile SafetensorsFile::open(const std::string &path)
         const Entry &prev = *byOffset[i - 1].second;
         const Entry &cur = *byOffset[i].second;
         if (cur.begin < prev.end)
-            throw Error(path + ": corrupt safetensors header: tensors '" + *byOffset[i - 1].first + "' and '" +
-                        *byOffset[i].first + "' overlap");
+            throw Error(path + ": corrupt safetensors header: tensors '" + *byOffset[i - 1].first + "' and '"
+                + *byOffset[i].first + "' overlap");
     }
     return f;
 }
@@ -310,8 +316,9 @@ std::map<std::string, torch::Tensor> loadSafetensorsWeights(const std::string &d
         return out;
     }
     if (!fs::exists(index, ec))
-        throw Error(dir + ": no model.safetensors or model.safetensors.index.json (only safetensors weights are "
-                          "supported, not pytorch_model.bin)");
+        throw Error(dir
+            + ": no model.safetensors or model.safetensors.index.json (only safetensors weights are "
+              "supported, not pytorch_model.bin)");
 
     const std::string indexPath = index.string();
     nlohmann::json j;
@@ -343,7 +350,8 @@ std::map<std::string, torch::Tensor> loadSafetensorsWeights(const std::string &d
             s = shards.emplace(shard, SafetensorsFile::open(p.string())).first;
         }
         if (!s->second.contains(it.key()))
-            throw Error(s->second.path() + ": tensor '" + it.key() + "' listed in " + indexPath + " is not in this shard");
+            throw Error(
+                s->second.path() + ": tensor '" + it.key() + "' listed in " + indexPath + " is not in this shard");
         out.emplace(it.key(), s->second.tensor(it.key()));
     }
     if (out.empty())
@@ -360,7 +368,7 @@ std::string safetensorsDtypeName(torch::ScalarType dtype)
 }
 
 void saveSafetensors(const std::string &path, const std::map<std::string, torch::Tensor> &tensors,
-                     const std::map<std::string, std::string> &metadata)
+    const std::map<std::string, std::string> &metadata)
 {
     struct Item {
         std::string name;
@@ -376,10 +384,10 @@ void saveSafetensors(const std::string &path, const std::map<std::string, torch:
             throw Error(path + ": tensor '" + kv.first + "' is undefined");
         const DtypeInfo *d = dtypeByType(kv.second.scalar_type());
         if (!d)
-            throw Error(path + ": tensor '" + kv.first + "' has dtype " + c10::toString(kv.second.scalar_type()) +
-                        ", which safetensors cannot hold here");
+            throw Error(path + ": tensor '" + kv.first + "' has dtype " + c10::toString(kv.second.scalar_type())
+                + ", which safetensors cannot hold here");
         torch::Tensor t = kv.second.detach().to(torch::kCPU).contiguous();
-        items.push_back({kv.first, t, d->itemSize, uint64_t(t.numel()) * d->itemSize});
+        items.push_back({ kv.first, t, d->itemSize, uint64_t(t.numel()) * d->itemSize });
     }
     // Widest dtypes first so every tensor starts aligned for its type (the reference writer's order).
     std::stable_sort(items.begin(), items.end(), [](const Item &a, const Item &b) {
@@ -392,7 +400,7 @@ void saveSafetensors(const std::string &path, const std::map<std::string, torch:
         nlohmann::json e;
         e["dtype"] = safetensorsDtypeName(it.t.scalar_type());
         e["shape"] = it.t.sizes().vec();
-        e["data_offsets"] = {offset, offset + it.nbytes};
+        e["data_offsets"] = { offset, offset + it.nbytes };
         header[it.name] = std::move(e);
         offset += it.nbytes;
     }

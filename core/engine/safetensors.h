@@ -61,7 +61,7 @@ std::map<std::string, torch::Tensor> loadSafetensorsWeights(const std::string &d
 // The file is written to `path + ".tmp"`, fsync'ed and renamed into place; on any failure (full
 // disk, unsupported dtype) it throws dpo::Error and leaves no file at `path` nor the .tmp.
 void saveSafetensors(const std::string &path, const std::map<std::string, torch::Tensor> &tensors,
-                     const std::map<std::string, std::string> &metadata = {});
+    const std::map<std::string, std::string> &metadata = {});
 
 // "F32", "BF16", ... for a dtype; throws dpo::Error for dtypes safetensors cannot hold here.
 std::string safetensorsDtypeName(torch::ScalarType dtype);

@@ -18,7 +18,10 @@ void setErr(char *err, size_t errLen, const std::string &msg)
     std::strncpy(err, msg.c_str(), errLen - 1);
     err[errLen - 1] = '\0';
 }
-auto *proc(void *p) { return static_cast<sentencepiece::SentencePieceProcessor *>(p); }
+auto *proc(void *p)
+{
+    return static_cast<sentencepiece::SentencePieceProcessor *>(p);
+}
 } // namespace
 
 #define DPO_EXPORT extern "C" __attribute__((visibility("default")))
@@ -40,7 +43,10 @@ DPO_EXPORT void *dpo_spm_load(const char *path, char *err, size_t errLen)
     }
 }
 
-DPO_EXPORT void dpo_spm_free(void *p) { delete proc(p); }
+DPO_EXPORT void dpo_spm_free(void *p)
+{
+    delete proc(p);
+}
 
 DPO_EXPORT long dpo_spm_encode(void *p, const char *text, size_t len, int32_t *ids, long cap, char *err, size_t errLen)
 {
@@ -79,7 +85,10 @@ DPO_EXPORT long dpo_spm_decode(void *p, const int32_t *ids, long n, char *out, l
     return static_cast<long>(text.size());
 }
 
-DPO_EXPORT int dpo_spm_vocab_size(void *p) { return proc(p)->GetPieceSize(); }
+DPO_EXPORT int dpo_spm_vocab_size(void *p)
+{
+    return proc(p)->GetPieceSize();
+}
 
 DPO_EXPORT long dpo_spm_id_to_piece(void *p, int id, char *out, long cap)
 {
@@ -96,10 +105,22 @@ DPO_EXPORT int dpo_spm_piece_to_id(void *p, const char *piece, size_t len)
     return proc(p)->PieceToId(std::string(piece, len));
 }
 
-DPO_EXPORT int dpo_spm_bos_id(void *p) { return proc(p)->bos_id(); }
-DPO_EXPORT int dpo_spm_eos_id(void *p) { return proc(p)->eos_id(); }
-DPO_EXPORT int dpo_spm_unk_id(void *p) { return proc(p)->unk_id(); }
-DPO_EXPORT int dpo_spm_pad_id(void *p) { return proc(p)->pad_id(); }
+DPO_EXPORT int dpo_spm_bos_id(void *p)
+{
+    return proc(p)->bos_id();
+}
+DPO_EXPORT int dpo_spm_eos_id(void *p)
+{
+    return proc(p)->eos_id();
+}
+DPO_EXPORT int dpo_spm_unk_id(void *p)
+{
+    return proc(p)->unk_id();
+}
+DPO_EXPORT int dpo_spm_pad_id(void *p)
+{
+    return proc(p)->pad_id();
+}
 DPO_EXPORT int dpo_spm_is_control(void *p, int id)
 {
     if (id < 0 || id >= proc(p)->GetPieceSize())

@@ -14,8 +14,8 @@ typedef void *(*dpo_spm_load_fn)(const char *path, char *err, size_t errLen);
 typedef void (*dpo_spm_free_fn)(void *proc);
 // Encodes UTF-8 text into ids. Returns the number of ids (may exceed cap: call again with more room),
 // or -1 with a message in err.
-typedef long (*dpo_spm_encode_fn)(void *proc, const char *text, size_t len, int32_t *ids, long cap, char *err,
-                                  size_t errLen);
+typedef long (*dpo_spm_encode_fn)(
+    void *proc, const char *text, size_t len, int32_t *ids, long cap, char *err, size_t errLen);
 // Decodes ids; returns the byte length of the text (may exceed cap), or -1 on error.
 typedef long (*dpo_spm_decode_fn)(void *proc, const int32_t *ids, long n, char *out, long cap);
 typedef int (*dpo_spm_vocab_size_fn)(void *proc);

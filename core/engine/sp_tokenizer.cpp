@@ -44,6 +44,15 @@ struct ShimApi {
     dpo_spm_is_control_fn isControl = nullptr;
 };
 
+// sentencepiece's status strings end in a space; keep one-line messages tidy.
+std::string trimmed(const char *s)
+{
+    std::string t(s);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\n'))
+        t.pop_back();
+    return t;
+}
+
 std::string executableDir()
 {
     std::error_code ec;
@@ -124,8 +133,8 @@ ShimApi openShim()
     std::string looked;
     for (const auto &c : candidates)
         looked += (looked.empty() ? "" : ", ") + c;
-    throw Error(std::string("sentencepiece shim ") + kShimName + " not found or not loadable (looked in " + looked +
-                failures + "; set DPO_SPM_SHIM to its path)");
+    throw Error(std::string("sentencepiece shim ") + kShimName + " not found or not loadable (looked in " + looked
+        + failures + "; set DPO_SPM_SHIM to its path)");
 }
 
 const ShimApi &shim()
@@ -147,7 +156,10 @@ const ShimApi &shim()
 
 } // namespace
 
-std::string sentencePieceShimPath() { return shim().path; }
+std::string sentencePieceShimPath()
+{
+    return shim().path;
+}
 
 struct SentencePieceTokenizer::Impl {
     const ShimApi *api = nullptr;
@@ -174,17 +186,18 @@ struct SentencePieceTokenizer::Impl {
 };
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string &dir)
-    : m_impl(std::make_unique<Impl>()), m_modelPath((fs::path(dir) / "tokenizer.model").string())
+    : m_impl(std::make_unique<Impl>())
+    , m_modelPath((fs::path(dir) / "tokenizer.model").string())
 {
     std::error_code ec;
     if (!fs::is_regular_file(m_modelPath, ec))
         throw Error(m_modelPath + ": not found");
     const ShimApi &api = shim();
     m_impl->api = &api;
-    char err[1024] = {0};
+    char err[1024] = { 0 };
     m_impl->proc = api.load(m_modelPath.c_str(), err, sizeof err);
     if (!m_impl->proc)
-        throw Error(m_modelPath + ": not a valid sentencepiece model (" + std::string(err) + ")");
+        throw Error(m_modelPath + ": not a valid sentencepiece model (" + trimmed(err) + ")");
     m_pieceCount = api.vocabSize(m_impl->proc);
     if (m_pieceCount <= 0)
         throw Error(m_modelPath + ": the sentencepiece model has no pieces");
@@ -223,9 +236,9 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string &text) con
         for (int attempt = 0; attempt < 2; ++attempt) {
             err[0] = '\0';
             n = m_impl->api->encode(m_impl->proc, seg.text.data(), seg.text.size(), buf.data(),
-                                    static_cast<long>(buf.size()), err, sizeof err);
+                static_cast<long>(buf.size()), err, sizeof err);
             if (n < 0)
-                throw Error(m_modelPath + ": sentencepiece could not encode the text (" + std::string(err) + ")");
+                throw Error(m_modelPath + ": sentencepiece could not encode the text (" + trimmed(err) + ")");
             if (n <= static_cast<long>(buf.size()))
                 break;
             buf.resize(static_cast<size_t>(n));
@@ -244,8 +257,8 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t> &ids, bool
         if (run.empty())
             return;
         std::string text(run.size() * 4 + 16, '\0');
-        long n = m_impl->api->decode(m_impl->proc, run.data(), static_cast<long>(run.size()), text.data(),
-                                     static_cast<long>(text.size()));
+        long n = m_impl->api->decode(
+            m_impl->proc, run.data(), static_cast<long>(run.size()), text.data(), static_cast<long>(text.size()));
         if (n > static_cast<long>(text.size())) {
             text.resize(static_cast<size_t>(n));
             n = m_impl->api->decode(m_impl->proc, run.data(), static_cast<long>(run.size()), text.data(), n);
@@ -257,13 +270,13 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t> &ids, bool
     };
     for (int64_t id : ids) {
         if (id < 0 || id >= vocab)
-            throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary (size " +
-                        std::to_string(vocab) + ", " + m_modelPath + ")");
+            throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary (size "
+                + std::to_string(vocab) + ", " + m_modelPath + ")");
         if (id >= m_pieceCount) {
             const AddedToken *t = addedToken(id);
             if (!t)
-                throw Error("token id " + std::to_string(id) + " is not defined by " + m_modelPath +
-                            " or its added tokens");
+                throw Error(
+                    "token id " + std::to_string(id) + " is not defined by " + m_modelPath + " or its added tokens");
             if (skipSpecial && (t->special || isSpecialId(id)))
                 continue;
             flush();
@@ -284,7 +297,10 @@ std::string SentencePieceTokenizer::decode(const std::vector<int64_t> &ids, bool
     return out;
 }
 
-int64_t SentencePieceTokenizer::vocabSize() const { return std::max(m_pieceCount, addedTokensEnd()); }
+int64_t SentencePieceTokenizer::vocabSize() const
+{
+    return std::max(m_pieceCount, addedTokensEnd());
+}
 
 int64_t SentencePieceTokenizer::tokenToId(const std::string &token) const
 {
@@ -305,8 +321,8 @@ std::string SentencePieceTokenizer::idToToken(int64_t id) const
         return m_impl->piece(id);
     if (const AddedToken *t = addedToken(id))
         return t->content;
-    throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary (size " +
-                std::to_string(vocabSize()) + ", " + m_modelPath + ")");
+    throw Error("token id " + std::to_string(id) + " is outside the tokenizer's vocabulary (size "
+        + std::to_string(vocabSize()) + ", " + m_modelPath + ")");
 }
 
 } // namespace dpo

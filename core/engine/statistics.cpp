@@ -135,13 +135,13 @@ WilsonInterval wilson(double successes, double n, double z)
     if (!(successes >= -1e-9 && successes <= n + 1e-9))
         throw Error("wilson: successes " + std::to_string(successes) + " outside [0, " + std::to_string(n) + "]");
     if (n == 0)
-        return {kNaN, 0.0, 1.0};
+        return { kNaN, 0.0, 1.0 };
     const double p = std::clamp(successes / n, 0.0, 1.0);
     const double z2 = z * z;
     const double denom = 1 + z2 / n;
     const double centre = (p + z2 / (2 * n)) / denom;
     const double half = z / denom * std::sqrt(p * (1 - p) / n + z2 / (4 * n * n));
-    return {p, std::max(0.0, centre - half), std::min(1.0, centre + half)};
+    return { p, std::max(0.0, centre - half), std::min(1.0, centre + half) };
 }
 
 int judgmentsToSeparate(double successes, double n, double z)
@@ -185,7 +185,7 @@ double percentile(std::vector<double> values, double q)
 PercentileInterval bootstrapMeanScore(const std::vector<double> &scores, int rounds, std::uint64_t seed, double level)
 {
     if (scores.empty() || rounds <= 0)
-        return {kNaN, kNaN};
+        return { kNaN, kNaN };
     std::mt19937_64 rng(seed);
     std::vector<double> means(static_cast<size_t>(rounds));
     const std::uint64_t n = scores.size();
@@ -195,7 +195,7 @@ PercentileInterval bootstrapMeanScore(const std::vector<double> &scores, int rou
             sum += scores[uniformIndex(rng, n)];
         means[size_t(r)] = sum / double(n);
     }
-    return {percentile(means, (1 - level) / 2), percentile(means, (1 + level) / 2)};
+    return { percentile(means, (1 - level) / 2), percentile(means, (1 + level) / 2) };
 }
 
 BattleOutcome parseBattleOutcome(const std::string &winner)
@@ -255,7 +255,7 @@ PairCounts countBattles(int models, const std::vector<IndexedBattle> &battles)
     for (const IndexedBattle &b : battles) {
         if (b.a < 0 || b.a >= models || b.b < 0 || b.b >= models || b.a == b.b)
             throw Error("battle between models " + std::to_string(b.a) + " and " + std::to_string(b.b)
-                        + " is invalid for " + std::to_string(models) + " models");
+                + " is invalid for " + std::to_string(models) + " models");
         c.add(b);
     }
     return c;
@@ -429,8 +429,8 @@ RatingsReport computeRatings(int models, const std::vector<IndexedBattle> &battl
         r.ratingHigh = options.bootstrap > 0 ? percentile(samples[size_t(m)], 0.975) : kNaN;
 
         r.winRate = kNaN;
-        r.wilson = {kNaN, kNaN, kNaN};
-        r.winBootstrap = {kNaN, kNaN};
+        r.wilson = { kNaN, kNaN, kNaN };
+        r.winBootstrap = { kNaN, kNaN };
         if (m == base)
             continue;
         std::vector<double> scores; // scores of m in its battles against the baseline

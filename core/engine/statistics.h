@@ -40,8 +40,8 @@ struct PercentileInterval {
     double low = 0;
     double high = 0;
 };
-PercentileInterval bootstrapMeanScore(const std::vector<double> &scores, int rounds, std::uint64_t seed,
-                                      double level = 0.95);
+PercentileInterval bootstrapMeanScore(
+    const std::vector<double> &scores, int rounds, std::uint64_t seed, double level = 0.95);
 
 // Linear-interpolation percentile (q in [0, 1]) of unsorted values, as numpy's default.
 double percentile(std::vector<double> values, double q);
@@ -66,9 +66,14 @@ double scoreOfA(BattleOutcome outcome);
 // between i and j (symmetric). The Bradley–Terry likelihood depends on the battles only through these.
 struct PairCounts {
     int models = 0;
-    std::vector<double> wins;  // models x models, row-major
+    std::vector<double> wins; // models x models, row-major
     std::vector<double> games; // models x models, row-major
-    explicit PairCounts(int n = 0) : models(n), wins(size_t(n) * n, 0.0), games(size_t(n) * n, 0.0) { }
+    explicit PairCounts(int n = 0)
+        : models(n)
+        , wins(size_t(n) * n, 0.0)
+        , games(size_t(n) * n, 0.0)
+    {
+    }
     double &w(int i, int j) { return wins[size_t(i) * models + j]; }
     double w(int i, int j) const { return wins[size_t(i) * models + j]; }
     double &g(int i, int j) { return games[size_t(i) * models + j]; }
@@ -84,11 +89,11 @@ PairCounts countBattles(int models, const std::vector<IndexedBattle> &battles);
 bool bradleyTerryMleExists(const PairCounts &counts);
 
 struct BradleyTerryFit {
-    std::vector<double> theta;          // natural log-strengths, theta[baseline] == 0
-    std::vector<double> ratings;        // Elo scale: 1000 + 400 log10(strength / strength_baseline)
+    std::vector<double> theta; // natural log-strengths, theta[baseline] == 0
+    std::vector<double> ratings; // Elo scale: 1000 + 400 log10(strength / strength_baseline)
     std::vector<double> standardErrors; // asymptotic Elo standard errors relative to the baseline
                                         // (inverse observed information); 0 for the baseline
-    double prior = 0;                   // virtual ties per pair added (0 when the MLE existed)
+    double prior = 0; // virtual ties per pair added (0 when the MLE existed)
     int iterations = 0;
     bool converged = false;
 };
@@ -108,10 +113,10 @@ constexpr double kEloPerNat = 173.71779276130073;
 BradleyTerryFit fitBradleyTerry(const PairCounts &counts, int baseline, double prior = kDefaultBradleyTerryPrior);
 
 struct RatingsOptions {
-    int baseline = 0;           // index of the baseline model (rating 1000)
-    int bootstrap = 1000;       // resamples of the battles; 0 disables the intervals
-    std::uint64_t seed = 0;     // std::mt19937_64 seed for the bootstrap
-    double z = kZ95;            // Wilson quantile
+    int baseline = 0; // index of the baseline model (rating 1000)
+    int bootstrap = 1000; // resamples of the battles; 0 disables the intervals
+    std::uint64_t seed = 0; // std::mt19937_64 seed for the bootstrap
+    double z = kZ95; // Wilson quantile
     double prior = kDefaultBradleyTerryPrior; // fallback prior weight (see fitBradleyTerry)
 };
 
@@ -119,7 +124,7 @@ struct ModelRating {
     int index = 0;
     double rating = 1000;
     double ratingLow = 0, ratingHigh = 0; // bootstrap percentile 95% interval (NaN without bootstrap)
-    double standardError = 0;             // asymptotic Elo standard error (relative to the baseline)
+    double standardError = 0; // asymptotic Elo standard error (relative to the baseline)
     // Against the baseline, from the battles between the two only (NaN for the baseline itself and
     // for a model that never met the baseline).
     int n = 0; // battles against the baseline
@@ -127,15 +132,15 @@ struct ModelRating {
     double winRate = 0; // (wins + (ties + bothBad)/2) / n
     WilsonInterval wilson;
     PercentileInterval winBootstrap; // bootstrap of the n battles against the baseline
-    int judgmentsToSeparate = -1;    // see judgmentsToSeparate()
-    int battles = 0;                 // battles of this model against anyone
+    int judgmentsToSeparate = -1; // see judgmentsToSeparate()
+    int battles = 0; // battles of this model against anyone
 };
 
 struct RatingsReport {
     std::vector<ModelRating> models; // same order as the model list (sort for display yourself)
-    double prior = 0;                // prior used by the point fit (0: plain MLE)
-    int bootstrapRegularized = 0;    // resamples whose fit needed the prior
-    int iterations = 0;              // Newton iterations of the point fit
+    double prior = 0; // prior used by the point fit (0: plain MLE)
+    int bootstrapRegularized = 0; // resamples whose fit needed the prior
+    int iterations = 0; // Newton iterations of the point fit
 };
 
 // Fits Bradley–Terry, bootstraps it (resampling whole battles with replacement; the baseline stays

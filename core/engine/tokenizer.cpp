@@ -99,9 +99,8 @@ std::vector<int64_t> Tokenizer::encodeWithSpecial(const std::string &text) const
 
 const std::vector<std::string> &Tokenizer::tokenizerFileNames()
 {
-    static const std::vector<std::string> names = {
-        "tokenizer.model",        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "vocab.json",             "merges.txt",     "added_tokens.json",     "chat_template.jinja"};
+    static const std::vector<std::string> names = { "tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja" };
     return names;
 }
 
@@ -151,14 +150,14 @@ void Tokenizer::addAddedToken(const std::string &content, int64_t id, bool speci
             return;
         }
     }
-    m_addedTokens.push_back({content, id, special});
+    m_addedTokens.push_back({ content, id, special });
 }
 
 std::vector<Tokenizer::Segment> Tokenizer::splitOnAddedTokens(std::string_view text) const
 {
     std::vector<Segment> out;
     if (m_addedTokens.empty()) {
-        out.push_back({text, -1});
+        out.push_back({ text, -1 });
         return out;
     }
     // Candidates per first byte, longest first, so the first hit at a position is the longest.
@@ -167,7 +166,7 @@ std::vector<Tokenizer::Segment> Tokenizer::splitOnAddedTokens(std::string_view t
         byFirst[static_cast<unsigned char>(t.content[0])].push_back(&t);
     for (auto &v : byFirst)
         std::stable_sort(v.begin(), v.end(),
-                         [](const AddedToken *a, const AddedToken *b) { return a->content.size() > b->content.size(); });
+            [](const AddedToken *a, const AddedToken *b) { return a->content.size() > b->content.size(); });
 
     size_t start = 0, i = 0;
     while (i < text.size()) {
@@ -183,13 +182,13 @@ std::vector<Tokenizer::Segment> Tokenizer::splitOnAddedTokens(std::string_view t
             continue;
         }
         if (i > start)
-            out.push_back({text.substr(start, i - start), -1});
-        out.push_back({std::string_view(), hit->id});
+            out.push_back({ text.substr(start, i - start), -1 });
+        out.push_back({ std::string_view(), hit->id });
         i += hit->content.size();
         start = i;
     }
     if (start < text.size() || out.empty())
-        out.push_back({text.substr(start), -1});
+        out.push_back({ text.substr(start), -1 });
     return out;
 }
 
@@ -255,16 +254,14 @@ void Tokenizer::applyTokenizerConfig(const std::string &dir, bool defaultAddBos,
 
     m_addBos = defaultAddBos;
     m_addEos = false;
-    bool addBosGiven = false, addEosGiven = false;
+    bool addBosGiven = false;
     if (cfg) {
         if (auto b = boolField(*cfg, "add_bos_token", cfgPath)) {
             m_addBos = *b;
             addBosGiven = true;
         }
-        if (auto e = boolField(*cfg, "add_eos_token", cfgPath)) {
+        if (auto e = boolField(*cfg, "add_eos_token", cfgPath))
             m_addEos = *e;
-            addEosGiven = true;
-        }
     }
 
     // transformers lets special_tokens_map.json override tokenizer_config.json.
@@ -310,7 +307,7 @@ void Tokenizer::applyTokenizerConfig(const std::string &dir, bool defaultAddBos,
     additional(map, mapPath);
 
     // Ids the tokenizer files did not settle: the model's config, then its generation config.
-    for (const char *name : {"config.json", "generation_config.json"}) {
+    for (const char *name : { "config.json", "generation_config.json" }) {
         const fs::path p = root / name;
         std::optional<json> j = readJsonFile(p);
         if (!j || !j->is_object())
@@ -341,7 +338,6 @@ void Tokenizer::applyTokenizerConfig(const std::string &dir, bool defaultAddBos,
     }
     if (m_addEos && m_eosId < 0)
         throw Error(cfgPath.string() + ": add_eos_token is true but no EOS token is defined");
-    (void)addEosGiven;
 }
 
 namespace {
@@ -362,8 +358,8 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir)
     if (!fs::is_directory(root, ec))
         throw Error(dir + ": model folder not found (looking for its tokenizer)");
     const bool hasSp = fs::exists(root / "tokenizer.model", ec);
-    const bool hasBpe = fs::exists(root / "tokenizer.json", ec) ||
-                        (fs::exists(root / "vocab.json", ec) && fs::exists(root / "merges.txt", ec));
+    const bool hasBpe = fs::exists(root / "tokenizer.json", ec)
+        || (fs::exists(root / "vocab.json", ec) && fs::exists(root / "merges.txt", ec));
     if (hasSp) {
         try {
             return std::make_unique<SentencePieceTokenizer>(dir);
@@ -383,13 +379,13 @@ void checkTokenizerFitsModel(const Tokenizer &tok, int64_t modelVocabSize, const
 {
     const std::string where = modelDir + "/config.json";
     if (tok.vocabSize() > modelVocabSize)
-        throw Error(where + ": the tokenizer has " + std::to_string(tok.vocabSize()) +
-                    " tokens but the model's vocab_size is " + std::to_string(modelVocabSize) +
-                    " (tokenizer from " + tok.sourceDir() + ")");
+        throw Error(where + ": the tokenizer has " + std::to_string(tok.vocabSize())
+            + " tokens but the model's vocab_size is " + std::to_string(modelVocabSize) + " (tokenizer from "
+            + tok.sourceDir() + ")");
     auto check = [&](const char *name, int64_t id) {
         if (id >= modelVocabSize)
-            throw Error(where + ": the tokenizer's " + name + " token id " + std::to_string(id) +
-                        " is outside the model's vocabulary (vocab_size " + std::to_string(modelVocabSize) + ")");
+            throw Error(where + ": the tokenizer's " + name + " token id " + std::to_string(id)
+                + " is outside the model's vocabulary (vocab_size " + std::to_string(modelVocabSize) + ")");
     };
     check("BOS", tok.bosId());
     check("EOS", tok.eosId());

@@ -322,6 +322,8 @@ public:
                           JudgmentKind kind, const QDateTime &shownAt, Strength strength = Strength::Unspecified,
                           const QString &rationale = {});
 
+    // Counts over the queue (index scans, O(slots)): a few ms on a 200,000-pair SQLite project. Call it after
+    // the next pair is painted, not inside the keypress -> paint path.
     Progress progress(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label) const;
     Counts counts() const;
 

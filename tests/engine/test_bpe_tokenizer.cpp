@@ -326,8 +326,9 @@ std::unique_ptr<dpo::BpeTokenizer> qwen2Style(const fs::path &dir)
     j["post_processor"] = byteLevel();
     j["decoder"] = byteLevel();
     j["model"] = syntheticModel(false);
+    const json pairs = j["model"]["merges"];
     j["model"]["merges"] = json::array();
-    for (const auto &m : syntheticModel(false)["merges"]) // the older "a b" form
+    for (const auto &m : pairs) // the older "a b" form
         j["model"]["merges"].push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
     writeFile(dir / "tokenizer.json", j.dump());
     return dpo::BpeTokenizer::fromTokenizerJson((dir / "tokenizer.json").string());

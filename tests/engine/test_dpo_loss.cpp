@@ -406,7 +406,7 @@ TEST(DpoLoss, InputShapeErrors)
     in.refRejected = in.refRejected.slice(0, 0, 3);
     EXPECT_THROW(dpo::computeDpoLoss(dpo::LossConfig{}, in), dpo::Error);
     auto noCounts = inputsOf(x);
-    noCounts.chosenCount = {};
+    noCounts.chosenCount = torch::Tensor();
     dpo::LossConfig ipo;
     ipo.types = {"ipo"};
     EXPECT_THROW(dpo::computeDpoLoss(ipo, noCounts), dpo::Error);

@@ -205,23 +205,22 @@ TEST(Generation, CliGenerateEndToEnd)
     const auto &c = expected()["greedy"][0];
     const std::string prompt = expected()["examples"][0]["prompt"];
     ASSERT_EQ(expected()["examples"][0]["prompt_ids"], c["prompt_ids"]) << "fixture prompt and greedy case differ";
-    const std::string base = dpotest::cliPath() + " generate --device cpu --model " + q(dpotest::fixture("llama-gqa/ref"))
+    const std::string base = dpotest::cliPath() + " generate --model " + q(dpotest::fixture("llama-gqa/ref"))
                              + " --prompt " + q(prompt);
-    auto r = dpotest::runCommand(base + " --max-new-tokens 12 --greedy --ignore-eos");
+    auto r = dpotest::runCommand(base + " --device cpu --max-new-tokens 12 --greedy --ignore-eos");
     ASSERT_EQ(r.exitCode, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["ids"], c["new_ids"]);
     EXPECT_TRUE(j["text"].is_string());
 
-    auto s1 = dpotest::runCommand(base + " --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
-    auto s2 = dpotest::runCommand(base + " --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
-    ASSERT_EQ(s1.exitCode, 0) << s1.err;
-    EXPECT_EQ(s1.out, s2.out);
-    EXPECT_LE(nlohmann::json::parse(s1.out)["ids"].size(), 8u);
+    auto s = dpotest::runCommand(base + " --device cpu --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
+    ASSERT_EQ(s.exitCode, 0) << s.err;
+    EXPECT_LE(nlohmann::json::parse(s.out)["ids"].size(), 8u);
 
-    for (const std::string bad : {"--temperature 0", "--top-p 1.5", "--top-p=0", "--top-k=-1", "--max-new-tokens=-2",
-                                  "--greedy --temperature 0.5", "--dtype float8", "--device tpu"}) {
-        auto e = dpotest::runCommand(base + " --max-new-tokens 4 " + bad);
+    // Each process costs a libtorch start-up: a few representative bad options only.
+    for (const std::string bad : {"--temperature 0", "--top-p=1.5", "--top-k=-1", "--max-new-tokens=-2",
+                                  "--greedy --temperature 0.5", "--device tpu"}) {
+        auto e = dpotest::runCommand(base + " " + bad);
         EXPECT_NE(e.exitCode, 0) << bad;
         EXPECT_EQ(lineCount(e.err), 1) << bad << ": " << e.err;
         EXPECT_TRUE(e.out.empty()) << bad;

@@ -132,32 +132,32 @@ TEST(ModelConfig, RopeThetaTopLevelOrRopeParameters)
     json nullScaling = top;
     nullScaling["rope_scaling"] = nullptr;
     EXPECT_NO_THROW(dpo::ModelConfig::fromJson(nullScaling, "null.json"));
-    nullScaling["rope_scaling"] = {{"rope_type", "default"}};
+    nullScaling["rope_scaling"] = { { "rope_type", "default" } };
     EXPECT_NO_THROW(dpo::ModelConfig::fromJson(nullScaling, "default.json"));
 }
 
 TEST(ModelConfig, Qwen2WithBiasesAndMqa)
 {
     json q = {
-        {"architectures", {"Qwen2ForCausalLM"}},
-        {"model_type", "qwen2"},
-        {"vocab_size", 151936},
-        {"hidden_size", 896},
-        {"intermediate_size", 4864},
-        {"num_hidden_layers", 24},
-        {"num_attention_heads", 14},
-        {"num_key_value_heads", 2},
-        {"max_position_embeddings", 32768},
-        {"max_window_layers", 21},
-        {"rms_norm_eps", 1e-6},
-        {"rope_theta", 1000000.0},
-        {"sliding_window", 32768},
-        {"use_sliding_window", false},
-        {"tie_word_embeddings", true},
-        {"hidden_act", "silu"},
-        {"bos_token_id", 151643},
-        {"eos_token_id", 151643},
-        {"torch_dtype", "bfloat16"},
+        { "architectures", { "Qwen2ForCausalLM" } },
+        { "model_type", "qwen2" },
+        { "vocab_size", 151936 },
+        { "hidden_size", 896 },
+        { "intermediate_size", 4864 },
+        { "num_hidden_layers", 24 },
+        { "num_attention_heads", 14 },
+        { "num_key_value_heads", 2 },
+        { "max_position_embeddings", 32768 },
+        { "max_window_layers", 21 },
+        { "rms_norm_eps", 1e-6 },
+        { "rope_theta", 1000000.0 },
+        { "sliding_window", 32768 },
+        { "use_sliding_window", false },
+        { "tie_word_embeddings", true },
+        { "hidden_act", "silu" },
+        { "bos_token_id", 151643 },
+        { "eos_token_id", 151643 },
+        { "torch_dtype", "bfloat16" },
     };
     const auto c = dpo::ModelConfig::fromJson(q, "qwen2.json");
     EXPECT_EQ(c.modelType, "qwen2");
@@ -192,7 +192,7 @@ TEST(ModelConfig, Qwen2WithBiasesAndMqa)
     expectRefused(sw, "use_sliding_window");
     json mistral = llamaBase();
     mistral["model_type"] = "mistral";
-    mistral["architectures"] = {"MistralForCausalLM"};
+    mistral["architectures"] = { "MistralForCausalLM" };
     mistral["sliding_window"] = nullptr;
     EXPECT_NO_THROW(dpo::ModelConfig::fromJson(mistral, "mistral.json"));
     mistral["sliding_window"] = 4096;
@@ -213,12 +213,12 @@ TEST(ModelConfig, EosListsAndGenerationConfig)
 {
     TempDir dir;
     json c = llamaBase();
-    c["eos_token_id"] = json::array({2, 5});
+    c["eos_token_id"] = json::array({ 2, 5 });
     std::ofstream(dir.file("config.json")) << c.dump();
     std::ofstream(dir.file("generation_config.json"))
-        << json{{"bos_token_id", 1}, {"eos_token_id", json::array({5, 7})}, {"pad_token_id", 0}}.dump();
+        << json { { "bos_token_id", 1 }, { "eos_token_id", json::array({ 5, 7 }) }, { "pad_token_id", 0 } }.dump();
     const auto cfg = dpo::ModelConfig::fromDirectory(dir.path.string());
-    EXPECT_EQ(cfg.eosTokenIds, (std::vector<int64_t>{2, 5, 7}));
+    EXPECT_EQ(cfg.eosTokenIds, (std::vector<int64_t> { 2, 5, 7 }));
     EXPECT_EQ(cfg.firstEos(), 2);
     EXPECT_TRUE(cfg.isEos(7));
     EXPECT_EQ(cfg.padTokenId, 0);
@@ -251,10 +251,10 @@ TEST(ModelConfig, RefusedConfigsNameTheField)
     expectRefused(j, "model_type");
 
     j = llamaBase();
-    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+    j["rope_scaling"] = { { "rope_type", "llama3" }, { "factor", 8.0 } };
     expectRefused(j, "rope_scaling");
     j = llamaBase();
-    j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+    j["rope_scaling"] = { { "type", "linear" }, { "factor", 2.0 } };
     expectRefused(j, "rope_scaling");
     j = llamaBase();
     j["rope_parameters"]["rope_type"] = "yarn";
@@ -281,7 +281,7 @@ TEST(ModelConfig, RefusedConfigsNameTheField)
     j["num_key_value_heads"] = 5;
     expectRefused(j, "num_attention_heads");
     j = llamaBase();
-    j["architectures"] = {"LlamaForSequenceClassification"};
+    j["architectures"] = { "LlamaForSequenceClassification" };
     expectRefused(j, "architectures");
     j = llamaBase();
     j["eos_token_id"] = "</s>";

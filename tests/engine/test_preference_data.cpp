@@ -352,7 +352,7 @@ TEST(PreferenceData, CollateShapesAndMasks)
     std::vector<dpo::TokenizedPair> pairs{dpo::tokenizePair(tok, {"Q", " yes", " no", 1}),
                                           dpo::tokenizePair(tok, {"Long prompt", " ok", " fine!", 2})};
     const auto batch = dpo::collatePairs(pairs, /*padId=*/0);
-    const int64_t t = 1 + 11 + 6; // BOS + "Long prompt" + " fine!" + EOS
+    const int64_t t = 1 + 11 + 6 + 1; // BOS + "Long prompt" + " fine!" + EOS
     ASSERT_EQ(batch.inputIds.sizes(), (std::vector<int64_t>{4, t}));
     EXPECT_EQ(batch.attentionMask.sizes(), batch.inputIds.sizes());
     EXPECT_EQ(batch.completionMask.sizes(), batch.inputIds.sizes());

@@ -7,9 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/resource.h>
@@ -141,18 +142,18 @@ TEST(Safetensors, RoundTripAllDtypes)
     TempDir dir;
     torch::manual_seed(7);
     std::map<std::string, torch::Tensor> in;
-    in["f32"] = torch::randn({3, 5});
-    in["bf16"] = torch::randn({4, 7}).to(torch::kBFloat16);
-    in["f16"] = torch::randn({9}).to(torch::kFloat16);
-    in["i64"] = torch::randint(-1000, 1000, {2, 3, 2}, torch::kInt64);
-    in["f64"] = torch::randn({2}, torch::kFloat64);
-    in["u8"] = torch::randint(0, 255, {5}, torch::kUInt8);
-    in["bool"] = torch::rand({3}) > 0.5;
+    in["f32"] = torch::randn({ 3, 5 });
+    in["bf16"] = torch::randn({ 4, 7 }).to(torch::kBFloat16);
+    in["f16"] = torch::randn({ 9 }).to(torch::kFloat16);
+    in["i64"] = torch::randint(-1000, 1000, { 2, 3, 2 }, torch::kInt64);
+    in["f64"] = torch::randn({ 2 }, torch::kFloat64);
+    in["u8"] = torch::randint(0, 255, { 5 }, torch::kUInt8);
+    in["bool"] = torch::rand({ 3 }) > 0.5;
     in["scalar"] = torch::tensor(3.5f);
-    in["empty"] = torch::zeros({0, 4});
-    in["transposed"] = torch::randn({6, 3}).t(); // non-contiguous input
+    in["empty"] = torch::zeros({ 0, 4 });
+    in["transposed"] = torch::randn({ 6, 3 }).t(); // non-contiguous input
     const std::string path = dir.file("rt.safetensors");
-    dpo::saveSafetensors(path, in, {{"format", "pt"}});
+    dpo::saveSafetensors(path, in, { { "format", "pt" } });
     EXPECT_FALSE(fs::exists(path + ".tmp"));
 
     const std::string bytes = readBytes(path);
@@ -164,6 +165,20 @@ TEST(Safetensors, RoundTripAllDtypes)
     EXPECT_EQ(header["__metadata__"]["format"], "pt");
     EXPECT_EQ(header["bf16"]["dtype"], "BF16");
     EXPECT_EQ(header["i64"]["dtype"], "I64");
+    // The reference reader (Rust safetensors, used by transformers) also demands that the data
+    // ranges tile the data area exactly, in offset order, with nothing after the last one.
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (auto it = header.begin(); it != header.end(); ++it)
+        if (it.key() != "__metadata__")
+            ranges.emplace_back(
+                it.value()["data_offsets"][0].get<uint64_t>(), it.value()["data_offsets"][1].get<uint64_t>());
+    std::sort(ranges.begin(), ranges.end());
+    uint64_t cursor = 0;
+    for (const auto &r : ranges) {
+        EXPECT_EQ(r.first, cursor);
+        cursor = r.second;
+    }
+    EXPECT_EQ(cursor, bytes.size() - 8 - headerLen);
 
     auto f = dpo::SafetensorsFile::open(path);
     EXPECT_EQ(f.metadata().at("format"), "pt");
@@ -181,10 +196,10 @@ TEST(Safetensors, RoundTripAllDtypes)
 TEST(Safetensors, ShardedFolderLoads)
 {
     TempDir dir;
-    std::map<std::string, torch::Tensor> a{{"w.a", torch::randn({4, 4})}, {"w.b", torch::randn({3})}};
-    std::map<std::string, torch::Tensor> b{{"w.c", torch::randn({2, 2}).to(torch::kBFloat16)}};
-    dpo::saveSafetensors(dir.file("model-00001-of-00002.safetensors"), a, {{"format", "pt"}});
-    dpo::saveSafetensors(dir.file("model-00002-of-00002.safetensors"), b, {{"format", "pt"}});
+    std::map<std::string, torch::Tensor> a { { "w.a", torch::randn({ 4, 4 }) }, { "w.b", torch::randn({ 3 }) } };
+    std::map<std::string, torch::Tensor> b { { "w.c", torch::randn({ 2, 2 }).to(torch::kBFloat16) } };
+    dpo::saveSafetensors(dir.file("model-00001-of-00002.safetensors"), a, { { "format", "pt" } });
+    dpo::saveSafetensors(dir.file("model-00002-of-00002.safetensors"), b, { { "format", "pt" } });
     nlohmann::json index;
     index["metadata"]["total_size"] = 4 * 16 + 4 * 3 + 2 * 4;
     index["weight_map"]["w.a"] = "model-00001-of-00002.safetensors";
@@ -262,39 +277,40 @@ TEST(Safetensors, HostileFilesAreRefused)
     expectRefused(dir, "headerlen.safetensors", le64(1u << 20) + good, "header length");
     expectRefused(dir, "hugeheaderlen.safetensors", le64(~0ull) + good, "header length");
     expectRefused(dir, "overlap.safetensors",
-                  rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                          R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                          12),
-                  "overlap");
-    expectRefused(dir, "size.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 12),
-                  "'a'");
-    expectRefused(dir, "past.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
-                  "'a'");
-    expectRefused(dir, "dtype.safetensors", rawFile(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8),
-                  "Q4");
+        rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+            12),
+        "overlap");
+    expectRefused(
+        dir, "size.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 12), "'a'");
+    expectRefused(
+        dir, "past.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8), "'a'");
+    expectRefused(
+        dir, "dtype.safetensors", rawFile(R"({"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", 8), "Q4");
     expectRefused(dir, "json.safetensors", rawFile(R"({"a":{"dtype":"F32",)", 8), "JSON");
     expectRefused(dir, "array.safetensors", rawFile("[1, 2, 3]", 8), "object");
-    expectRefused(dir, "negshape.safetensors",
-                  rawFile(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "shape");
+    expectRefused(
+        dir, "negshape.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "shape");
     expectRefused(dir, "floatshape.safetensors",
-                  rawFile(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), "shape");
-    expectRefused(dir, "reversed.safetensors",
-                  rawFile(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8), "'a'");
+        rawFile(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8), "shape");
+    expectRefused(
+        dir, "reversed.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8), "'a'");
     expectRefused(dir, "overflow.safetensors",
-                  rawFile(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8), "'a'");
+        rawFile(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8), "'a'");
     expectRefused(dir, "nooffsets.safetensors", rawFile(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "data_offsets");
     expectRefused(dir, "meta.safetensors", rawFile(R"({"__metadata__":{"format":1}})", 0), "__metadata__");
     expectRefused(dir, "dup.safetensors",
-                  rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                          R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
-                          16),
-                  "twice");
+        rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+            16),
+        "twice");
 
     // The same shapes with correct offsets are fine (the checks above are not over-eager).
     const std::string ok = dir.file("ok.safetensors");
-    writeBytes(ok, rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"__metadata__":{"k":"v"}})",
-                           12));
+    writeBytes(ok,
+        rawFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"__metadata__":{"k":"v"}})",
+            12));
     auto f = dpo::SafetensorsFile::open(ok);
     EXPECT_EQ(f.tensor("b").numel(), 1);
     EXPECT_EQ(f.metadata().at("k"), "v");
@@ -304,7 +320,7 @@ TEST(Safetensors, HostileFilesAreRefused)
 TEST(Safetensors, FailedWriteLeavesNoFile)
 {
     TempDir dir;
-    std::map<std::string, torch::Tensor> big{{"w", torch::randn({512, 512})}}; // 1 MiB
+    std::map<std::string, torch::Tensor> big { { "w", torch::randn({ 512, 512 }) } }; // 1 MiB
     // Unwritable location.
     const std::string nowhere = dir.file("missing-dir/x.safetensors");
     EXPECT_THROW(dpo::saveSafetensors(nowhere, big), dpo::Error);
@@ -312,7 +328,7 @@ TEST(Safetensors, FailedWriteLeavesNoFile)
 
     // A "full disk": the file size limit makes write() fail part-way (EFBIG) once 64 KiB are written.
     const std::string path = dir.file("full.safetensors");
-    struct rlimit old {};
+    struct rlimit old { };
     ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
     auto oldHandler = std::signal(SIGXFSZ, SIG_IGN);
     struct rlimit lim = old;
@@ -334,7 +350,7 @@ TEST(Safetensors, FailedWriteLeavesNoFile)
     EXPECT_FALSE(fs::exists(path + ".tmp"));
 
     // An unsupported dtype is refused before anything is written.
-    std::map<std::string, torch::Tensor> complexT{{"c", torch::zeros({2}, torch::kComplexFloat)}};
+    std::map<std::string, torch::Tensor> complexT { { "c", torch::zeros({ 2 }, torch::kComplexFloat) } };
     EXPECT_THROW(dpo::saveSafetensors(path, complexT), dpo::Error);
     EXPECT_FALSE(fs::exists(path));
 }

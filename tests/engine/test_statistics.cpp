@@ -16,7 +16,7 @@ namespace {
 std::vector<IndexedBattle> repeat(int a, int b, BattleOutcome o, int times, std::vector<IndexedBattle> v = {})
 {
     for (int i = 0; i < times; ++i)
-        v.push_back({a, b, o});
+        v.push_back({ a, b, o });
     return v;
 }
 
@@ -27,7 +27,10 @@ std::vector<IndexedBattle> concat(std::vector<IndexedBattle> x, const std::vecto
 }
 
 // Portable uniform double in [0, 1) (std distributions differ between standard libraries).
-double uniform01(std::mt19937_64 &rng) { return double(rng() >> 11) * 0x1.0p-53; }
+double uniform01(std::mt19937_64 &rng)
+{
+    return double(rng() >> 11) * 0x1.0p-53;
+}
 
 // Battles drawn from a Bradley–Terry model with true Elo ratings `truth`: a uniformly random pair,
 // then a tie (5%) or both_bad (5%), else a decisive result with the A-win probability adjusted so
@@ -53,13 +56,16 @@ std::vector<IndexedBattle> simulateLeague(const std::vector<double> &truth, int 
             o = BattleOutcome::BothBad;
         else
             o = uniform01(rng) < (p - 0.05) / 0.90 ? BattleOutcome::AWins : BattleOutcome::BWins;
-        battles.push_back({a, b, o});
+        battles.push_back({ a, b, o });
     }
     return battles;
 }
 
 // Probability that a model rated ra scores against rb under Bradley–Terry on the Elo scale.
-double eloProbability(double ra, double rb) { return 1.0 / (1.0 + std::pow(10.0, (rb - ra) / 400.0)); }
+double eloProbability(double ra, double rb)
+{
+    return 1.0 / (1.0 + std::pow(10.0, (rb - ra) / 400.0));
+}
 
 } // namespace
 
@@ -102,7 +108,7 @@ TEST(Wilson, TiesCountHalf)
 {
     // 6 wins, 2 ties, 2 losses scores 7 of 10.
     const auto battles = concat(concat(repeat(1, 0, BattleOutcome::AWins, 6), repeat(0, 1, BattleOutcome::Tie, 2)),
-                                repeat(1, 0, BattleOutcome::BWins, 2));
+        repeat(1, 0, BattleOutcome::BWins, 2));
     RatingsOptions opt;
     opt.bootstrap = 0;
     const RatingsReport r = computeRatings(2, battles, opt);
@@ -215,7 +221,7 @@ TEST(BradleyTerry, PriorOnlyWhenTheMleDoesNotExist)
 
 TEST(BradleyTerry, SimulatedLeagueRecoversTruth)
 {
-    const std::vector<double> truth = {1000, 1080, 940, 1180, 1030};
+    const std::vector<double> truth = { 1000, 1080, 940, 1180, 1030 };
     const auto battles = simulateLeague(truth, 20000, 20240611);
     RatingsOptions opt;
     opt.baseline = 0;
@@ -270,7 +276,7 @@ TEST(BradleyTerry, BootstrapCoverageOverManyLeagues)
     // 40 independent small leagues (1500 battles, 4 models): the fraction of 95% intervals
     // (bootstrap ratings and Wilson win rates) that cover the truth must be near 0.95. With 120
     // intervals the binomial SD is 0.02, so 0.87 is four SDs below.
-    const std::vector<double> truth = {1000, 1060, 910, 1130};
+    const std::vector<double> truth = { 1000, 1060, 910, 1130 };
     int ratingCovered = 0, wilsonCovered = 0, total = 0;
     for (int league = 0; league < 40; ++league) {
         RatingsOptions opt;
@@ -293,7 +299,7 @@ TEST(BradleyTerry, BootstrapCoverageOverManyLeagues)
 
 TEST(Bootstrap, DeterministicFromSeed)
 {
-    const std::vector<double> truth = {1000, 1050, 980};
+    const std::vector<double> truth = { 1000, 1050, 980 };
     const auto battles = simulateLeague(truth, 3000, 99);
     RatingsOptions opt;
     opt.bootstrap = 300;
@@ -332,8 +338,8 @@ TEST(Bootstrap, MeanScoreInterval)
     EXPECT_NEAR(a.high, 0.79, 1e-9);
     EXPECT_TRUE(std::isnan(bootstrapMeanScore({}, 10, 1).low));
     // numpy.percentile([1, 2, 3, 4], 25) == 1.75
-    EXPECT_DOUBLE_EQ(percentile({4, 1, 3, 2}, 0.25), 1.75);
-    EXPECT_DOUBLE_EQ(percentile({4, 1, 3, 2}, 0.5), 2.5);
+    EXPECT_DOUBLE_EQ(percentile({ 4, 1, 3, 2 }, 0.25), 1.75);
+    EXPECT_DOUBLE_EQ(percentile({ 4, 1, 3, 2 }, 0.5), 2.5);
 }
 
 TEST(JudgmentsToSeparate, Sanity)
@@ -347,7 +353,7 @@ TEST(JudgmentsToSeparate, Sanity)
     EXPECT_GT(at25.low, 0.5);
     EXPECT_LT(at24.low, 0.5);
     EXPECT_EQ(judgmentsToSeparate(90, 100), 0); // already separated
-    EXPECT_EQ(judgmentsToSeparate(5, 10), -1);  // exactly even never separates
+    EXPECT_EQ(judgmentsToSeparate(5, 10), -1); // exactly even never separates
     EXPECT_EQ(judgmentsToSeparate(0, 0), -1);
     // 55% needs N > 3.8414588 / (4 * 0.0025) = 384.1 games.
     EXPECT_EQ(judgmentsToSeparate(55, 100), 285);
@@ -359,13 +365,13 @@ TEST(Ratings, BadInput)
 {
     RatingsOptions opt;
     EXPECT_THROW(computeRatings(2, {}, opt), Error);
-    EXPECT_THROW(computeRatings(2, {{0, 0, BattleOutcome::Tie}}, opt), Error);
-    EXPECT_THROW(computeRatings(2, {{0, 2, BattleOutcome::Tie}}, opt), Error);
+    EXPECT_THROW(computeRatings(2, { { 0, 0, BattleOutcome::Tie } }, opt), Error);
+    EXPECT_THROW(computeRatings(2, { { 0, 2, BattleOutcome::Tie } }, opt), Error);
     opt.baseline = 2;
-    EXPECT_THROW(computeRatings(3, {{0, 1, BattleOutcome::Tie}}, opt), Error); // baseline never played
+    EXPECT_THROW(computeRatings(3, { { 0, 1, BattleOutcome::Tie } }, opt), Error); // baseline never played
     opt.baseline = 0;
     opt.bootstrap = -1;
-    EXPECT_THROW(computeRatings(2, {{0, 1, BattleOutcome::Tie}}, opt), Error);
+    EXPECT_THROW(computeRatings(2, { { 0, 1, BattleOutcome::Tie } }, opt), Error);
     EXPECT_THROW(parseBattleOutcome("draw"), Error);
     EXPECT_EQ(parseBattleOutcome("both_bad"), BattleOutcome::BothBad);
 }

@@ -67,7 +67,10 @@ void expectSameTrajectory(const std::vector<json> &a, const std::vector<json> &b
     for (size_t i = 0; i < a.size(); ++i)
         for (const char *k : {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins",
                               "rewards/accuracies", "logps/chosen", "logps/rejected"})
-            EXPECT_NEAR(a[i].at(k).get<double>(), b[i].at(k).get<double>(), tol) << "step " << i + 1 << " " << k;
+            // float32 sums of ~100 log-probs carry ~1e-7 relative rounding noise
+            EXPECT_NEAR(a[i].at(k).get<double>(), b[i].at(k).get<double>(),
+                        tol * std::max(1.0, std::abs(a[i].at(k).get<double>())))
+                << "step " << i + 1 << " " << k;
 }
 
 } // namespace
@@ -212,7 +215,7 @@ TEST(Trainer, NanStopsWithMessageAndKeepsCheckpoint)
 {
     const std::string out = tempDir("nan");
     auto c = fixtureConfig("llama-gqa", out);
-    c.learningRate = 1e38; // the first update overflows the weights: step 2's loss is NaN
+    c.learningRate = 1e35; // the first update blows the weights up: step 2's loss is NaN
     c.saveSteps = 1;
     c.maxSteps = 5;
     dpo::DpoTrainer t(c);

@@ -242,7 +242,10 @@ void TestLabelPage::repairCreatesPair()
     // edited = chosen, original = rejected
     QCOMPARE(row.textA, QStringLiteral("A repaired answer: **42**."));
     QCOMPARE(row.textB, shown.left.text);
-    QCOMPARE(row.preferred, QStringLiteral("a"));
+    // ... recorded as this annotator's judgment: completion a (the edit) won.
+    const auto j = judgmentOf(newPair);
+    QVERIFY(j.has_value());
+    QCOMPARE(j->winner, Winner::A);
     // The pair on screen stays open for a verdict.
     QCOMPARE(m_page->currentPair()->pairId, shown.pairId);
 }

@@ -122,7 +122,8 @@ void TestProjectStore::migrateOlderSchema()
         QVERIFY_THROWS_EXCEPTION(ProjectError, s->runs()); // no runs table before version 2
     }
     auto s = ProjectStore::open(loc);
-    QCOMPARE(s->schemaVersion(), 2);
+    QCOMPARE(s->schemaVersion(), ProjectStore::currentSchemaVersion());
+    QVERIFY(s->schemaVersion() >= 3);
     QCOMPARE(s->counts().pairs, 3); // data survives the migration
     QVERIFY(s->runs().isEmpty());
 }
