@@ -89,6 +89,13 @@ LabelPage::LabelPage(QWidget *parent)
     connect(m_clock, &QTimer::timeout, this, &LabelPage::updateClock);
     m_clock->start();
     m_sessionTimer.start();
+    m_progressCooldown = new QTimer(this);
+    m_progressCooldown->setSingleShot(true);
+    m_progressCooldown->setInterval(700);
+    connect(m_progressCooldown, &QTimer::timeout, this, [this]() {
+        if (m_progressDirty)
+            refreshProgress();
+    });
 }
 
 LabelPage::~LabelPage()
@@ -722,14 +729,20 @@ void LabelPage::refreshProgress()
         m_progressBar->setValue(0);
         ++m_progressGeneration; // an answer still on its way is for another project or annotator
         m_progressInFlight = false;
+        m_progressDirty = false;
+        m_progressCooldown->stop();
         return;
     }
     // Shown right away from the local count, replaced by the store's count from the worker thread.
-    if (m_progressKnown)
+    if (m_progressKnown) {
         m_progressLabel->setText(progressText());
-    // One count in flight at a time: on a large project a count takes longer than a fast labeler
-    // takes per pair, so requests made meanwhile collapse into one follow-up.
-    if (m_progressInFlight) {
+        m_progressBar->setValue(int(std::min<qint64>(m_progress.done, INT_MAX)));
+    }
+    // One count in flight at a time and at most one per cooldown: on a 200k-pair project a count
+    // costs a few hundred ms of CPU, more than a fast labeler spends per pair, and it would compete
+    // with painting the next pair. Requests made meanwhile collapse into one follow-up; the label
+    // stays current from the local count in between.
+    if (m_progressInFlight || m_progressCooldown->isActive()) {
         m_progressDirty = true;
         return;
     }
@@ -741,6 +754,7 @@ void LabelPage::refreshProgress()
         this, [annotator](dpo::ProjectStore &s) { return s.progress(annotator); },
         [this, gen](dpo::Progress p) {
             m_progressInFlight = false;
+            m_progressCooldown->start();
             if (gen == m_progressGeneration && !m_progressDirty) {
                 m_progress = p;
                 m_progressKnown = true;
@@ -749,8 +763,6 @@ void LabelPage::refreshProgress()
                 m_progressBar->setValue(int(std::min<qint64>(p.done, INT_MAX)));
                 updateClock();
             }
-            if (m_progressDirty)
-                refreshProgress();
         },
         [this](const QString &err) {
             m_progressInFlight = false;

@@ -93,6 +93,7 @@ private:
     int m_progressGeneration = 0;
     bool m_progressInFlight = false;
     bool m_progressDirty = false;
+    QTimer *m_progressCooldown = nullptr;
 
     QStackedWidget *m_stack = nullptr;
     QLabel *m_emptyLabel = nullptr;

@@ -5,6 +5,7 @@
 #include "icons.h"
 #include "labelpage.h"
 #include "shortcutsheet.h"
+#include "trainpage.h"
 
 #include <QAction>
 #include <QActionGroup>
@@ -76,6 +77,7 @@ MainWindow::MainWindow(QWidget *parent)
     m_dataPage = new DataPage;
     addPage(tr("Label"), Icons::get(QStringLiteral("label")), m_labelPage);
     addPage(tr("Data"), Icons::get(QStringLiteral("data")), m_dataPage);
+    addPage(tr("Train"), Icons::get(QStringLiteral("train")), new TrainPage);
 
     connect(m_labelPage, &LabelPage::statusMessage, this, [this](const QString &m) { statusBar()->showMessage(m, 6000); });
     restoreSettings();
@@ -215,6 +217,17 @@ void MainWindow::saveSettings()
 
 void MainWindow::closeEvent(QCloseEvent *event)
 {
+    // Pages with work in flight (training) expose `bool canClose()`: they may ask, and close the window
+    // themselves once the work has stopped cleanly.
+    for (const PageEntry &p : std::as_const(m_pages))
+        if (p.widget->metaObject()->indexOfMethod("canClose()") >= 0) {
+            bool ok = true;
+            QMetaObject::invokeMethod(p.widget, "canClose", Qt::DirectConnection, Q_RETURN_ARG(bool, ok));
+            if (!ok) {
+                event->ignore();
+                return;
+            }
+        }
     saveSettings();
     QMainWindow::closeEvent(event);
 }

@@ -69,12 +69,12 @@ std::vector<double> parseWeights(const std::string &text)
 // Summed log-probs and completion token counts of every chosen and rejected sequence.
 struct ScoredPairs {
     std::vector<torch::Tensor> chosenSum, rejectedSum, chosenCount, rejectedCount;
-    dpo::CompletionLogps chosen() const { return {torch::cat(chosenSum), torch::cat(chosenCount)}; }
-    dpo::CompletionLogps rejected() const { return {torch::cat(rejectedSum), torch::cat(rejectedCount)}; }
+    dpo::CompletionLogps chosen() const { return { torch::cat(chosenSum), torch::cat(chosenCount) }; }
+    dpo::CompletionLogps rejected() const { return { torch::cat(rejectedSum), torch::cat(rejectedCount) }; }
 };
 
 ScoredPairs scoreAll(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId,
-                     int64_t batchSize, torch::Device device)
+    int64_t batchSize, torch::Device device)
 {
     ScoredPairs out;
     for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
@@ -147,20 +147,16 @@ void runScore(const ScoreOptions &o)
     }
 
     const auto pc = pol.chosen(), pr = pol.rejected(), rc = ref.chosen(), rr = ref.rejected();
-    const auto result = dpo::computeDpoLoss(loss, {pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count});
+    const auto result = dpo::computeDpoLoss(loss, { pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count });
 
     const auto vpc = toVector(pc.sum), vpr = toVector(pr.sum), vrc = toVector(rc.sum), vrr = toVector(rr.sum);
     const auto vloss = toVector(result.perPair);
     nlohmann::json examples = nlohmann::json::array();
     for (size_t i = 0; i < pairs.size(); ++i) {
-        examples.push_back({{"prompt_ids", pairs[i].promptIds},
-                            {"chosen_ids", pairs[i].chosenIds},
-                            {"rejected_ids", pairs[i].rejectedIds},
-                            {"policy_chosen_logps", vpc[i]},
-                            {"policy_rejected_logps", vpr[i]},
-                            {"ref_chosen_logps", vrc[i]},
-                            {"ref_rejected_logps", vrr[i]},
-                            {"loss", vloss[i]}});
+        examples.push_back({ { "prompt_ids", pairs[i].promptIds }, { "chosen_ids", pairs[i].chosenIds },
+            { "rejected_ids", pairs[i].rejectedIds }, { "policy_chosen_logps", vpc[i] },
+            { "policy_rejected_logps", vpr[i] }, { "ref_chosen_logps", vrc[i] }, { "ref_rejected_logps", vrr[i] },
+            { "loss", vloss[i] } });
     }
     nlohmann::json metrics = nlohmann::json::object();
     for (const auto &[name, value] : result.metrics)

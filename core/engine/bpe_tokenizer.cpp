@@ -476,6 +476,14 @@ struct BpeTokenizer::Impl {
     // BPE of one pre-tokenized word (raw bytes), appending ids.
     void bpeWord(std::string_view word, std::vector<int64_t> &out) const
     {
+        if (word.size() == 1) { // punctuation, single spaces: no merge possible
+            const int32_t id = byteId[static_cast<unsigned char>(word[0])];
+            if (id >= 0)
+                out.push_back(id);
+            else if (unkId >= 0)
+                out.push_back(unkId);
+            return;
+        }
         const bool cacheable = word.size() <= kCacheMaxWordBytes;
         std::string key;
         if (cacheable) {

@@ -11,7 +11,10 @@ namespace dpo {
 
 namespace {
 
-torch::Tensor logSigmoid(const torch::Tensor &x) { return torch::log_sigmoid(x); }
+torch::Tensor logSigmoid(const torch::Tensor &x)
+{
+    return torch::log_sigmoid(x);
+}
 
 std::string formatDouble(double v)
 {
@@ -28,9 +31,15 @@ torch::Tensor sigmoidLoss(const torch::Tensor &delta, double beta, double labelS
     return -(1.0 - labelSmoothing) * logSigmoid(z) - labelSmoothing * logSigmoid(-z);
 }
 
-torch::Tensor hingeLoss(const torch::Tensor &delta, double beta) { return torch::relu(1.0 - beta * delta); }
+torch::Tensor hingeLoss(const torch::Tensor &delta, double beta)
+{
+    return torch::relu(1.0 - beta * delta);
+}
 
-torch::Tensor ipoLoss(const torch::Tensor &meanDelta, double beta) { return (meanDelta - 1.0 / (2.0 * beta)).pow(2); }
+torch::Tensor ipoLoss(const torch::Tensor &meanDelta, double beta)
+{
+    return (meanDelta - 1.0 / (2.0 * beta)).pow(2);
+}
 
 torch::Tensor robustLoss(const torch::Tensor &delta, double beta, double labelSmoothing)
 {
@@ -63,16 +72,16 @@ torch::Tensor sppoHardLoss(const torch::Tensor &chosenRatio, const torch::Tensor
     return (chosenRatio - half).pow(2) + (rejectedRatio + half).pow(2);
 }
 
-torch::Tensor aotLoss(const torch::Tensor &policyLogratios, const torch::Tensor &refLogratios, double beta,
-                      double labelSmoothing)
+torch::Tensor aotLoss(
+    const torch::Tensor &policyLogratios, const torch::Tensor &refLogratios, double beta, double labelSmoothing)
 {
     const auto sortedPolicy = std::get<0>(torch::sort(policyLogratios, 0));
     const auto sortedRef = std::get<0>(torch::sort(refLogratios, 0));
     return sigmoidLoss(sortedPolicy - sortedRef, beta, labelSmoothing);
 }
 
-torch::Tensor aotUnpairedLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta,
-                              double labelSmoothing)
+torch::Tensor aotUnpairedLoss(
+    const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta, double labelSmoothing)
 {
     const auto sortedChosen = std::get<0>(torch::sort(chosenRatio, 0));
     const auto sortedRejected = std::get<0>(torch::sort(rejectedRatio, 0));
@@ -96,8 +105,8 @@ torch::Tensor discopopLoss(const torch::Tensor &delta, double beta, double tau)
     return (1.0 - m) * -logSigmoid(z) + torch::exp(logSigmoid(z / tau) - z);
 }
 
-torch::Tensor sigmoidNormLoss(const torch::Tensor &policyChosenMean, const torch::Tensor &policyRejectedMean,
-                              double beta)
+torch::Tensor sigmoidNormLoss(
+    const torch::Tensor &policyChosenMean, const torch::Tensor &policyRejectedMean, double beta)
 {
     return -logSigmoid(beta * (policyChosenMean - policyRejectedMean));
 }
@@ -105,14 +114,13 @@ torch::Tensor sigmoidNormLoss(const torch::Tensor &policyChosenMean, const torch
 torch::Tensor sftLoss(const torch::Tensor &policyChosenSum, const torch::Tensor &chosenCount)
 {
     const auto count = chosenCount.to(policyChosenSum.scalar_type()).sum().clamp_min(1.0);
-    return (-policyChosenSum.sum() / count).expand({policyChosenSum.size(0)});
+    return (-policyChosenSum.sum() / count).expand({ policyChosenSum.size(0) });
 }
 
 const std::vector<std::string> &dpoLossTypes()
 {
-    static const std::vector<std::string> types{"sigmoid", "hinge",        "ipo",      "robust",   "exo_pair",
-                                                "nca_pair", "bco_pair",    "sppo_hard", "aot",     "aot_unpaired",
-                                                "apo_zero", "apo_down",    "discopop", "sigmoid_norm", "sft"};
+    static const std::vector<std::string> types { "sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair",
+        "bco_pair", "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft" };
     return types;
 }
 
@@ -133,8 +141,8 @@ void LossConfig::validate() const
             throw Error("loss_type: '" + t + "' is listed twice");
     }
     if (!weights.empty() && weights.size() != types.size())
-        throw Error("loss_weights: " + std::to_string(weights.size()) + " weights given for " +
-                    std::to_string(types.size()) + " loss types");
+        throw Error("loss_weights: " + std::to_string(weights.size()) + " weights given for "
+            + std::to_string(types.size()) + " loss types");
     for (double w : weights) {
         if (!std::isfinite(w))
             throw Error("loss_weights: every weight must be a finite number");
@@ -149,31 +157,33 @@ void LossConfig::validate() const
         throw Error("discopop_tau must be a positive number, got " + formatDouble(discopopTau));
 }
 
-bool LossConfig::usesMeanLogps() const { return std::find(types.begin(), types.end(), "ipo") != types.end(); }
+bool LossConfig::usesMeanLogps() const
+{
+    return std::find(types.begin(), types.end(), "ipo") != types.end();
+}
 
 DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
 {
     config.validate();
-    const std::pair<const char *, const torch::Tensor *> required[] = {{"policy chosen log-probs", &in.policyChosen},
-                                                                       {"policy rejected log-probs", &in.policyRejected},
-                                                                       {"reference chosen log-probs", &in.refChosen},
-                                                                       {"reference rejected log-probs", &in.refRejected}};
+    const std::pair<const char *, const torch::Tensor *> required[]
+        = { { "policy chosen log-probs", &in.policyChosen }, { "policy rejected log-probs", &in.policyRejected },
+              { "reference chosen log-probs", &in.refChosen }, { "reference rejected log-probs", &in.refRejected } };
     for (const auto &[name, t] : required) {
         if (!t->defined() || t->dim() != 1)
             throw Error(std::string("DPO loss: ") + name + " must be a 1-D tensor with one value per pair");
         if (t->size(0) != in.policyChosen.size(0))
-            throw Error(std::string("DPO loss: ") + name + " has " + std::to_string(t->size(0)) +
-                        " values, expected " + std::to_string(in.policyChosen.size(0)));
+            throw Error(std::string("DPO loss: ") + name + " has " + std::to_string(t->size(0)) + " values, expected "
+                + std::to_string(in.policyChosen.size(0)));
     }
     const int64_t b = in.policyChosen.size(0);
     if (b == 0)
         throw Error("DPO loss: the batch is empty");
 
-    const bool needsCounts = config.usesMeanLogps() ||
-        std::any_of(config.types.begin(), config.types.end(),
-                    [](const std::string &t) { return t == "sigmoid_norm" || t == "sft"; });
+    const bool needsCounts = config.usesMeanLogps()
+        || std::any_of(config.types.begin(), config.types.end(),
+            [](const std::string &t) { return t == "sigmoid_norm" || t == "sft"; });
     if (needsCounts) {
-        for (const auto *t : {&in.chosenCount, &in.rejectedCount}) {
+        for (const auto *t : { &in.chosenCount, &in.rejectedCount }) {
             if (!t->defined() || t->dim() != 1 || t->size(0) != b)
                 throw Error("DPO loss: loss types ipo, sigmoid_norm and sft need the completion token counts of "
                             "every pair");
@@ -181,9 +191,8 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
     }
 
     const auto dtype = in.policyChosen.scalar_type();
-    auto meanOf = [&](const torch::Tensor &sum, const torch::Tensor &count) {
-        return sum / count.to(dtype).clamp_min(1.0);
-    };
+    auto meanOf
+        = [&](const torch::Tensor &sum, const torch::Tensor &count) { return sum / count.to(dtype).clamp_min(1.0); };
 
     // TRL divides all log-probs by their lengths as soon as "ipo" is listed.
     torch::Tensor pc = in.policyChosen, pr = in.policyRejected, rc = in.refChosen, rr = in.refRejected;
@@ -234,8 +243,8 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
         else if (type == "discopop")
             l = discopopLoss(delta, beta, config.discopopTau);
         else if (type == "sigmoid_norm")
-            l = sigmoidNormLoss(meanOf(in.policyChosen, in.chosenCount), meanOf(in.policyRejected, in.rejectedCount),
-                                beta);
+            l = sigmoidNormLoss(
+                meanOf(in.policyChosen, in.chosenCount), meanOf(in.policyRejected, in.rejectedCount), beta);
         else if (type == "sft")
             l = sftLoss(in.policyChosen, in.chosenCount);
         else
@@ -251,14 +260,14 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
     out.rejectedRewards = (weightSum * beta * rejectedRatio).detach();
 
     // One device-to-host copy for all metrics.
-    const auto stats = torch::stack({out.chosenRewards.mean(), out.rejectedRewards.mean(),
-                                     (out.chosenRewards > out.rejectedRewards).to(dtype).mean(),
-                                     (out.chosenRewards - out.rejectedRewards).mean(), pc.detach().mean(),
-                                     pr.detach().mean()})
-                           .to(torch::kCPU, torch::kDouble);
+    const auto stats
+        = torch::stack({ out.chosenRewards.mean(), out.rejectedRewards.mean(),
+                           (out.chosenRewards > out.rejectedRewards).to(dtype).mean(),
+                           (out.chosenRewards - out.rejectedRewards).mean(), pc.detach().mean(), pr.detach().mean() })
+              .to(torch::kCPU, torch::kDouble);
     const auto s = stats.accessor<double, 1>();
-    out.metrics = {{"rewards/chosen", s[0]},     {"rewards/rejected", s[1]}, {"rewards/accuracies", s[2]},
-                   {"rewards/margins", s[3]},    {"logps/chosen", s[4]},     {"logps/rejected", s[5]}};
+    out.metrics = { { "rewards/chosen", s[0] }, { "rewards/rejected", s[1] }, { "rewards/accuracies", s[2] },
+        { "rewards/margins", s[3] }, { "logps/chosen", s[4] }, { "logps/rejected", s[5] } };
     return out;
 }
 

@@ -45,11 +45,11 @@ torch::Tensor bcoPairLoss(const torch::Tensor &chosenRatio, const torch::Tensor 
 // (ρc − 1/(2β))² + (ρr + 1/(2β))²
 torch::Tensor sppoHardLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta);
 // sigmoid form on sort(πc − πr) − sort(rc − rr) (sorted over the batch)
-torch::Tensor aotLoss(const torch::Tensor &policyLogratios, const torch::Tensor &refLogratios, double beta,
-                      double labelSmoothing = 0.0);
+torch::Tensor aotLoss(
+    const torch::Tensor &policyLogratios, const torch::Tensor &refLogratios, double beta, double labelSmoothing = 0.0);
 // sigmoid form on sort(ρc) − sort(ρr)
-torch::Tensor aotUnpairedLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta,
-                              double labelSmoothing = 0.0);
+torch::Tensor aotUnpairedLoss(
+    const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta, double labelSmoothing = 0.0);
 // (1 − σ(βρc)) + σ(βρr)
 torch::Tensor apoZeroLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta);
 // σ(βρc) + (1 − σ(β(ρc − ρr)))
@@ -58,8 +58,8 @@ torch::Tensor apoDownLoss(const torch::Tensor &chosenRatio, const torch::Tensor 
 // that it stays finite where e^(−z) alone would overflow.
 torch::Tensor discopopLoss(const torch::Tensor &delta, double beta, double tau = 0.05);
 // −logσ(β(π̄c − π̄r)) on per-token mean policy log-probs; no reference (SimPO-style)
-torch::Tensor sigmoidNormLoss(const torch::Tensor &policyChosenMean, const torch::Tensor &policyRejectedMean,
-                              double beta);
+torch::Tensor sigmoidNormLoss(
+    const torch::Tensor &policyChosenMean, const torch::Tensor &policyRejectedMean, double beta);
 // −Σπc / Σ(chosen token counts), broadcast to [B]
 torch::Tensor sftLoss(const torch::Tensor &policyChosenSum, const torch::Tensor &chosenCount);
 
@@ -67,7 +67,7 @@ torch::Tensor sftLoss(const torch::Tensor &policyChosenSum, const torch::Tensor 
 const std::vector<std::string> &dpoLossTypes();
 
 struct LossConfig {
-    std::vector<std::string> types{"sigmoid"};
+    std::vector<std::string> types { "sigmoid" };
     std::vector<double> weights; // empty = 1.0 each; otherwise one per type
     double beta = 0.1;
     double labelSmoothing = 0.0; // ε for sigmoid, robust, exo_pair, aot, aot_unpaired
@@ -83,18 +83,18 @@ struct LossConfig {
 // Per-pair inputs. Sums are needed always; counts whenever a loss needs means (ipo, sigmoid_norm)
 // or sft. Reference tensors may be zeros (reference-free).
 struct DpoInputs {
-    torch::Tensor policyChosen;   // [B] summed log-probs
+    torch::Tensor policyChosen; // [B] summed log-probs
     torch::Tensor policyRejected; // [B]
-    torch::Tensor refChosen;      // [B]
-    torch::Tensor refRejected;    // [B]
-    torch::Tensor chosenCount;    // [B] completion token counts (float or int)
-    torch::Tensor rejectedCount;  // [B]
+    torch::Tensor refChosen; // [B]
+    torch::Tensor refRejected; // [B]
+    torch::Tensor chosenCount; // [B] completion token counts (float or int)
+    torch::Tensor rejectedCount; // [B]
 };
 
 struct DpoLossOutput {
-    torch::Tensor loss;          // scalar: Σ_i w_i · mean(loss_i), differentiable
-    torch::Tensor perPair;       // [B]: Σ_i w_i · loss_i (its mean is `loss`)
-    torch::Tensor chosenRewards;   // [B] detached: (Σw)·β(πc − rc)
+    torch::Tensor loss; // scalar: Σ_i w_i · mean(loss_i), differentiable
+    torch::Tensor perPair; // [B]: Σ_i w_i · loss_i (its mean is `loss`)
+    torch::Tensor chosenRewards; // [B] detached: (Σw)·β(πc − rc)
     torch::Tensor rejectedRewards; // [B] detached
     // TRL's names: rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
     // logps/chosen, logps/rejected (batch means).

@@ -33,10 +33,14 @@ std::string jsonMessage(const std::exception &e)
 
 bool isBlank(const std::string &s)
 {
-    return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+    return std::all_of(
+        s.begin(), s.end(), [](unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
 }
 
-bool isContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+bool isContinuationByte(char c)
+{
+    return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
+}
 
 struct Message {
     std::string role;
@@ -57,7 +61,7 @@ std::vector<Message> parseMessages(const json &value, const std::string &field, 
             throw Error(at + ": " + name + " needs a string \"role\"");
         if (content == m.end() || !content->is_string())
             throw Error(at + ": " + name + " needs a string \"content\"");
-        out.push_back({role->get<std::string>(), content->get<std::string>()});
+        out.push_back({ role->get<std::string>(), content->get<std::string>() });
     }
     return out;
 }
@@ -73,7 +77,10 @@ std::string joinContents(const std::vector<Message> &messages, size_t begin, siz
     return text;
 }
 
-bool sameMessage(const Message &a, const Message &b) { return a.role == b.role && a.content == b.content; }
+bool sameMessage(const Message &a, const Message &b)
+{
+    return a.role == b.role && a.content == b.content;
+}
 
 PreferenceRow parseConversational(const json &j, const std::string &at)
 {
@@ -160,7 +167,7 @@ PreferenceRow parsePreferenceLine(const std::string &text, const std::string &so
     if (!j.is_object())
         throw Error(at + ": a preference row must be a JSON object");
 
-    for (const char *field : {"chosen", "rejected"}) {
+    for (const char *field : { "chosen", "rejected" }) {
         if (!j.contains(field))
             throw Error(at + ": missing field '" + field + "'");
     }
@@ -169,7 +176,7 @@ PreferenceRow parsePreferenceLine(const std::string &text, const std::string &so
     if (j.at("chosen").is_array()) {
         row = parseConversational(j, at);
     } else {
-        for (const char *field : {"prompt", "chosen", "rejected"}) {
+        for (const char *field : { "prompt", "chosen", "rejected" }) {
             const auto it = j.find(field);
             if (it != j.end() && !it->is_string())
                 throw Error(at + ": field '" + field + "' must be a string (or, in every field, a list of messages)");
@@ -226,7 +233,7 @@ void TruncationOptions::validate() const
 }
 
 ModelSequence truncateSequence(const std::vector<int64_t> &promptIds, const std::vector<int64_t> &completionIds,
-                               const TruncationOptions &truncation)
+    const TruncationOptions &truncation)
 {
     truncation.validate();
     ModelSequence seq;
@@ -297,9 +304,9 @@ PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t pa
         t = std::max<int64_t>(t, int64_t(s->ids.size()));
 
     const int64_t pad = padId >= 0 ? padId : 0;
-    auto ids = torch::full({2 * b, t}, pad, torch::kLong);
-    auto attention = torch::zeros({2 * b, t}, torch::kLong);
-    auto completion = torch::zeros({2 * b, t}, torch::kLong);
+    auto ids = torch::full({ 2 * b, t }, pad, torch::kLong);
+    auto attention = torch::zeros({ 2 * b, t }, torch::kLong);
+    auto completion = torch::zeros({ 2 * b, t }, torch::kLong);
     auto idsA = ids.accessor<int64_t, 2>();
     auto attA = attention.accessor<int64_t, 2>();
     auto compA = completion.accessor<int64_t, 2>();

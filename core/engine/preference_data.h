@@ -49,7 +49,7 @@ PreferenceRow parsePreferenceLine(const std::string &text, const std::string &so
 PreferenceRow splitImplicitPrompt(const std::string &chosen, const std::string &rejected);
 
 struct TruncationOptions {
-    int64_t maxLength = 0;          // 0 = no truncation; otherwise the longest prompt+completion sequence
+    int64_t maxLength = 0; // 0 = no truncation; otherwise the longest prompt+completion sequence
     std::string mode = "keep_start"; // "keep_start" | "keep_end"
     // Throws dpo::Error for an unknown mode or a negative maxLength.
     void validate() const;
@@ -64,8 +64,8 @@ struct ModelSequence {
 
 struct TokenizedPair {
     // The row as tokenized, before truncation (what `dpo-cli score` reports).
-    std::vector<int64_t> promptIds;   // tok.encodeWithSpecial(prompt)
-    std::vector<int64_t> chosenIds;   // completion tokens + EOS
+    std::vector<int64_t> promptIds; // tok.encodeWithSpecial(prompt)
+    std::vector<int64_t> chosenIds; // completion tokens + EOS
     std::vector<int64_t> rejectedIds; // completion tokens + EOS
     // The two sequences after max_length truncation. TRL truncates each sequence on its own, so with
     // keep_end the chosen and rejected sequences can keep different parts of the prompt.
@@ -95,13 +95,13 @@ TokenizedPair tokenizePair(const Tokenizer &tok, const PreferenceRow &row, const
 
 // Applies truncation to one prompt+completion sequence (exposed for tests).
 ModelSequence truncateSequence(const std::vector<int64_t> &promptIds, const std::vector<int64_t> &completionIds,
-                               const TruncationOptions &truncation);
+    const TruncationOptions &truncation);
 
 struct PreferenceBatch {
     // [2B, T] int64, right-padded: rows 0..B-1 are the chosen sequences, rows B..2B-1 the rejected
     // ones in the same order.
-    torch::Tensor inputIds;       // padding = padId
-    torch::Tensor attentionMask;  // 1 = real token, 0 = padding
+    torch::Tensor inputIds; // padding = padId
+    torch::Tensor attentionMask; // 1 = real token, 0 = padding
     torch::Tensor completionMask; // 1 = completion token to score (never position 0)
     int64_t numPairs = 0;
     int64_t numTokens = 0; // real (unpadded) tokens in the batch
@@ -109,7 +109,7 @@ struct PreferenceBatch {
 
 // Collates pairs into one batch on `device`. A negative padId (tokenizers without a pad token) pads
 // with 0; padded positions are masked anyway. Throws dpo::Error when `pairs` is empty.
-PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t padId,
-                             torch::Device device = torch::kCPU);
+PreferenceBatch collatePairs(
+    const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device = torch::kCPU);
 
 } // namespace dpo

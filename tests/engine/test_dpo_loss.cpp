@@ -17,7 +17,10 @@ namespace {
 
 using nlohmann::json;
 
-torch::Tensor toTensor(const std::vector<double> &v) { return torch::tensor(v, torch::kDouble); }
+torch::Tensor toTensor(const std::vector<double> &v)
+{
+    return torch::tensor(v, torch::kDouble);
+}
 
 std::vector<double> toVector(const torch::Tensor &t)
 {
@@ -27,9 +30,9 @@ std::vector<double> toVector(const torch::Tensor &t)
 
 struct Fixture {
     json expected;
-    std::vector<double> pc, pr, rc, rr;     // summed
+    std::vector<double> pc, pr, rc, rr; // summed
     std::vector<double> apc, apr, arc, arr; // per-token means
-    std::vector<double> nc, nr;             // completion token counts
+    std::vector<double> nc, nr; // completion token counts
 };
 
 const Fixture &fixture()
@@ -58,14 +61,14 @@ const Fixture &fixture()
 
 dpo::DpoInputs sumInputs(const Fixture &f)
 {
-    return {toTensor(f.pc), toTensor(f.pr), toTensor(f.rc), toTensor(f.rr), toTensor(f.nc), toTensor(f.nr)};
+    return { toTensor(f.pc), toTensor(f.pr), toTensor(f.rc), toTensor(f.rr), toTensor(f.nc), toTensor(f.nr) };
 }
 
 // Per-token means passed as "sums over one token", so that ipo sees exactly the fixture's means.
 dpo::DpoInputs meanInputs(const Fixture &f)
 {
-    const auto ones = torch::ones({int64_t(f.apc.size())}, torch::kDouble);
-    return {toTensor(f.apc), toTensor(f.apr), toTensor(f.arc), toTensor(f.arr), ones, ones};
+    const auto ones = torch::ones({ int64_t(f.apc.size()) }, torch::kDouble);
+    return { toTensor(f.apc), toTensor(f.apr), toTensor(f.arc), toTensor(f.arr), ones, ones };
 }
 
 TEST(DpoLoss, FixtureLossesMatchReference)
@@ -81,7 +84,7 @@ TEST(DpoLoss, FixtureLossesMatchReference)
         const double ls = lsPos == std::string::npos ? 0.0 : std::stod(key.substr(lsPos + 3));
 
         dpo::LossConfig cfg;
-        cfg.types = {type};
+        cfg.types = { type };
         cfg.beta = beta;
         cfg.labelSmoothing = ls;
         const auto out = dpo::computeDpoLoss(cfg, type == "ipo" ? meanInputs(f) : sumInputs(f));
@@ -100,9 +103,9 @@ TEST(DpoLoss, IpoFromSumsAndCountsMatchesMeans)
 {
     // The fixture's means are float32 sums / counts, so a few 1e-6 differ from the double division.
     const Fixture &f = fixture();
-    for (double beta : {0.1, 0.5}) {
+    for (double beta : { 0.1, 0.5 }) {
         dpo::LossConfig cfg;
-        cfg.types = {"ipo"};
+        cfg.types = { "ipo" };
         cfg.beta = beta;
         const auto out = dpo::computeDpoLoss(cfg, sumInputs(f));
         char key[64];
@@ -128,7 +131,7 @@ TEST(DpoLoss, IpoMetricsUsePerTokenMeansAsTrl)
 {
     const Fixture &f = fixture();
     dpo::LossConfig cfg;
-    cfg.types = {"ipo"};
+    cfg.types = { "ipo" };
     const auto out = dpo::computeDpoLoss(cfg, sumInputs(f));
     double chosen = 0, logpsChosen = 0;
     for (size_t i = 0; i < f.pc.size(); ++i) {
@@ -141,8 +144,14 @@ TEST(DpoLoss, IpoMetricsUsePerTokenMeansAsTrl)
 
 // ---- independent evaluation of every loss on random inputs ----
 
-double logSig(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
-double sig(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double logSig(double x)
+{
+    return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x));
+}
+double sig(double x)
+{
+    return 1.0 / (1.0 + std::exp(-x));
+}
 
 struct Random {
     std::vector<double> pc, pr, rc, rr, nc, nr;
@@ -232,23 +241,23 @@ std::vector<double> reference(const std::string &type, const Random &x, double b
 
 dpo::DpoInputs inputsOf(const Random &x, torch::ScalarType dtype = torch::kDouble)
 {
-    return {toTensor(x.pc).to(dtype), toTensor(x.pr).to(dtype), toTensor(x.rc).to(dtype),
-            toTensor(x.rr).to(dtype), toTensor(x.nc).to(dtype), toTensor(x.nr).to(dtype)};
+    return { toTensor(x.pc).to(dtype), toTensor(x.pr).to(dtype), toTensor(x.rc).to(dtype), toTensor(x.rr).to(dtype),
+        toTensor(x.nc).to(dtype), toTensor(x.nr).to(dtype) };
 }
 
 TEST(DpoLoss, EveryLossMatchesIndependentFormula)
 {
     const Random x = randomInputs(7, 16);
     for (const auto &type : dpo::dpoLossTypes()) {
-        for (double beta : {0.1, 0.5}) {
-            for (double eps : {0.0, 0.2}) {
+        for (double beta : { 0.1, 0.5 }) {
+            for (double eps : { 0.0, 0.2 }) {
                 if (type == "exo_pair" && eps == 0.0)
                     continue;
-                for (double tau : {0.05, 0.5}) {
+                for (double tau : { 0.05, 0.5 }) {
                     if (type != "discopop" && tau != 0.05)
                         continue;
                     dpo::LossConfig cfg;
-                    cfg.types = {type};
+                    cfg.types = { type };
                     cfg.beta = beta;
                     cfg.labelSmoothing = eps;
                     cfg.discopopTau = tau;
@@ -270,8 +279,8 @@ TEST(DpoLoss, AotSortsOverTheBatch)
     // differently), which the formula test alone would not reveal if sorting were skipped on both sides.
     const Random x = randomInputs(11, 8);
     dpo::LossConfig aot, sigmoid;
-    aot.types = {"aot"};
-    sigmoid.types = {"sigmoid"};
+    aot.types = { "aot" };
+    sigmoid.types = { "sigmoid" };
     const auto a = toVector(dpo::computeDpoLoss(aot, inputsOf(x)).perPair);
     const auto s = toVector(dpo::computeDpoLoss(sigmoid, inputsOf(x)).perPair);
     double diff = 0;
@@ -284,8 +293,8 @@ TEST(DpoLoss, WeightedLossesAndTrlRewardScaling)
 {
     const Random x = randomInputs(3, 10);
     dpo::LossConfig cfg;
-    cfg.types = {"sigmoid", "hinge", "sft"};
-    cfg.weights = {0.7, 0.2, 0.1};
+    cfg.types = { "sigmoid", "hinge", "sft" };
+    cfg.weights = { 0.7, 0.2, 0.1 };
     cfg.beta = 0.2;
     const auto out = dpo::computeDpoLoss(cfg, inputsOf(x));
     const auto s = reference("sigmoid", x, 0.2, 0, 0.05);
@@ -304,7 +313,7 @@ TEST(DpoLoss, WeightedLossesAndTrlRewardScaling)
 
     // Default weights are 1 each; TRL then reports rewards summed over the listed losses.
     dpo::LossConfig two;
-    two.types = {"sigmoid", "hinge"};
+    two.types = { "sigmoid", "hinge" };
     const auto out2 = dpo::computeDpoLoss(two, inputsOf(x));
     double reward2 = 0;
     for (size_t i = 0; i < s.size(); ++i)
@@ -320,7 +329,7 @@ TEST(DpoLoss, DifferentiableInFloat32)
         in.policyChosen.requires_grad_(true);
         in.policyRejected.requires_grad_(true);
         dpo::LossConfig cfg;
-        cfg.types = {type};
+        cfg.types = { type };
         cfg.labelSmoothing = type == "exo_pair" ? 0.1 : 0.0;
         const auto out = dpo::computeDpoLoss(cfg, in);
         EXPECT_EQ(out.loss.scalar_type(), torch::kFloat32) << type;
@@ -334,11 +343,11 @@ TEST(DpoLoss, DifferentiableInFloat32)
 TEST(DpoLoss, DiscopopStaysFiniteForLargeMargins)
 {
     dpo::LossConfig cfg;
-    cfg.types = {"discopop"};
+    cfg.types = { "discopop" };
     cfg.beta = 1.0;
-    auto z = torch::tensor({-2000.0, -100.0, 0.0, 100.0, 2000.0}, torch::kFloat32);
+    auto z = torch::tensor({ -2000.0, -100.0, 0.0, 100.0, 2000.0 }, torch::kFloat32);
     const auto zero = torch::zeros_like(z);
-    const auto out = dpo::computeDpoLoss(cfg, {z, zero, zero, zero, {}, {}});
+    const auto out = dpo::computeDpoLoss(cfg, { z, zero, zero, zero, {}, {} });
     EXPECT_TRUE(torch::isfinite(out.perPair).all().item<bool>()) << out.perPair;
 }
 
@@ -348,10 +357,10 @@ TEST(DpoLoss, RunsOnCudaWhenAvailable)
         GTEST_SKIP() << "no CUDA device";
     const Fixture &f = fixture();
     auto in = sumInputs(f);
-    for (auto *t : {&in.policyChosen, &in.policyRejected, &in.refChosen, &in.refRejected, &in.chosenCount,
-                    &in.rejectedCount})
+    for (auto *t :
+        { &in.policyChosen, &in.policyRejected, &in.refChosen, &in.refRejected, &in.chosenCount, &in.rejectedCount })
         *t = t->to(torch::kCUDA, torch::kFloat32);
-    const auto out = dpo::computeDpoLoss(dpo::LossConfig{}, in);
+    const auto out = dpo::computeDpoLoss(dpo::LossConfig {}, in);
     EXPECT_NEAR(out.loss.item<double>(), f.expected["losses"]["sigmoid/beta=0.1/ls=0.0"]["mean"].get<double>(), 1e-5);
 }
 
@@ -369,32 +378,32 @@ void expectConfigError(const std::function<void(dpo::LossConfig &)> &edit, const
 
 TEST(DpoLoss, ValidationErrorsNameTheOption)
 {
-    expectConfigError([](auto &c) { c.types = {"sigmoid", "nope"}; }, "unknown loss type 'nope'");
+    expectConfigError([](auto &c) { c.types = { "sigmoid", "nope" }; }, "unknown loss type 'nope'");
     expectConfigError([](auto &c) { c.types = {}; }, "loss_type");
-    expectConfigError([](auto &c) { c.types = {"hinge", "hinge"}; }, "listed twice");
-    expectConfigError([](auto &c) { c.weights = {1.0, 2.0}; }, "loss_weights");
-    expectConfigError([](auto &c) { c.weights = {NAN}; }, "loss_weights");
+    expectConfigError([](auto &c) { c.types = { "hinge", "hinge" }; }, "listed twice");
+    expectConfigError([](auto &c) { c.weights = { 1.0, 2.0 }; }, "loss_weights");
+    expectConfigError([](auto &c) { c.weights = { NAN }; }, "loss_weights");
     expectConfigError([](auto &c) { c.beta = 0.0; }, "beta");
     expectConfigError([](auto &c) { c.beta = -1.0; }, "beta");
     expectConfigError([](auto &c) { c.labelSmoothing = -0.1; }, "label_smoothing");
     expectConfigError([](auto &c) { c.labelSmoothing = 0.5; }, "label_smoothing");
     expectConfigError(
         [](auto &c) {
-            c.types = {"robust"};
+            c.types = { "robust" };
             c.labelSmoothing = 0.5;
         },
         "label_smoothing");
-    expectConfigError([](auto &c) { c.types = {"exo_pair"}; }, "exo_pair");
+    expectConfigError([](auto &c) { c.types = { "exo_pair" }; }, "exo_pair");
     expectConfigError(
         [](auto &c) {
-            c.types = {"discopop"};
+            c.types = { "discopop" };
             c.discopopTau = 0;
         },
         "discopop_tau");
 
     dpo::LossConfig ok;
-    ok.types = {"sigmoid", "ipo"};
-    ok.weights = {0.5, 0.5};
+    ok.types = { "sigmoid", "ipo" };
+    ok.weights = { 0.5, 0.5 };
     ok.labelSmoothing = 0.49;
     EXPECT_NO_THROW(ok.validate());
 }
@@ -404,13 +413,13 @@ TEST(DpoLoss, InputShapeErrors)
     const Random x = randomInputs(1, 4);
     auto in = inputsOf(x);
     in.refRejected = in.refRejected.slice(0, 0, 3);
-    EXPECT_THROW(dpo::computeDpoLoss(dpo::LossConfig{}, in), dpo::Error);
+    EXPECT_THROW(dpo::computeDpoLoss(dpo::LossConfig {}, in), dpo::Error);
     auto noCounts = inputsOf(x);
     noCounts.chosenCount = torch::Tensor();
     dpo::LossConfig ipo;
-    ipo.types = {"ipo"};
+    ipo.types = { "ipo" };
     EXPECT_THROW(dpo::computeDpoLoss(ipo, noCounts), dpo::Error);
-    EXPECT_NO_THROW(dpo::computeDpoLoss(dpo::LossConfig{}, noCounts)); // sigmoid needs no counts
+    EXPECT_NO_THROW(dpo::computeDpoLoss(dpo::LossConfig {}, noCounts)); // sigmoid needs no counts
 }
 
 } // namespace

@@ -24,8 +24,8 @@ public:
     explicit TempFile(const std::string &content, const std::string &name = "pairs.jsonl")
     {
         static int counter = 0;
-        m_dir = fs::temp_directory_path() /
-            ("dpo_pref_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        m_dir = fs::temp_directory_path()
+            / ("dpo_pref_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::create_directories(m_dir);
         m_path = (m_dir / name).string();
         std::ofstream(m_path, std::ios::binary) << content;
@@ -181,12 +181,13 @@ TEST(PreferenceData, ReadsImplicitPromptRows)
 
 TEST(PreferenceData, ReadsConversationalRowsAsPlainText)
 {
-    TempFile f(R"({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],)"
-               R"( "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]})"
-               "\n"
-               R"({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],)"
-               R"( "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away."}]})"
-               "\n");
+    TempFile f(
+        R"({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],)"
+        R"( "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]})"
+        "\n"
+        R"({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],)"
+        R"( "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away."}]})"
+        "\n");
     const auto rows = dpo::readPreferenceJsonl(f.path());
     ASSERT_EQ(rows.size(), 2u);
     EXPECT_EQ(rows[0].prompt, "Be brief.\n2+2?");
@@ -206,20 +207,20 @@ TEST(PreferenceData, BadRowsNameFileAndLine)
     expectError("{\"prompt\": \"p\", \"rejected\": \"a\"}\n", ":1: missing field 'chosen'");
     expectError("{\"prompt\": 3, \"chosen\": \"a\", \"rejected\": \"b\"}\n", ":1: field 'prompt' must be a string");
     expectError("{\"prompt\": \"p\", \"chosen\": null, \"rejected\": \"b\"}\n", ":1: field 'chosen' must be a string");
-    expectError(good + good + "{\"prompt\": \"p\", \"chosen\": \"\", \"rejected\": \"b\"}\n",
-                ":3: field 'chosen' is empty");
+    expectError(
+        good + good + "{\"prompt\": \"p\", \"chosen\": \"\", \"rejected\": \"b\"}\n", ":3: field 'chosen' is empty");
     expectError("{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"\"}\n", ":1: field 'rejected' is empty");
     expectError(good + "{\"prompt\": \"p\xC3\", \"chosen\": \"a\", \"rejected\": \"b\"}\n", ":2: invalid UTF-8");
     expectError(good + "{\"prompt\": \"\\ud800\", \"chosen\": \"a\", \"rejected\": \"b\"}\n", ":2: invalid JSON");
     expectError(R"({"chosen": [{"role": "assistant"}], "rejected": [{"role": "assistant", "content": "x"}]})"
                 "\n",
-                ":1: 'chosen[0]' needs a string \"content\"");
+        ":1: 'chosen[0]' needs a string \"content\"");
     expectError(R"({"chosen": [], "rejected": [{"role": "assistant", "content": "x"}]})"
                 "\n",
-                ":1: field 'chosen' is empty");
+        ":1: field 'chosen' is empty");
     expectError(R"({"chosen": [{"role": "assistant", "content": "x"}], "rejected": "y"})"
                 "\n",
-                ":1: field 'rejected' must be a list of messages");
+        ":1: field 'rejected' must be a list of messages");
     expectError("", "no preference rows");
     expectError("\n  \n", "no preference rows");
 }
@@ -237,25 +238,25 @@ TEST(PreferenceData, MissingFileIsAnError)
 TEST(PreferenceData, TrlTokenizationRuleOnToyTokenizer)
 {
     ToyTokenizer tok;
-    dpo::PreferenceRow row{"Q", " yes", " no", 1};
+    dpo::PreferenceRow row { "Q", " yes", " no", 1 };
     const auto pair = dpo::tokenizePair(tok, row);
-    EXPECT_EQ(pair.promptIds, concat({1}, bytes("Q")));
-    EXPECT_EQ(pair.chosenIds, concat(bytes(" yes"), {2}));
-    EXPECT_EQ(pair.rejectedIds, concat(bytes(" no"), {2}));
+    EXPECT_EQ(pair.promptIds, concat({ 1 }, bytes("Q")));
+    EXPECT_EQ(pair.chosenIds, concat(bytes(" yes"), { 2 }));
+    EXPECT_EQ(pair.rejectedIds, concat(bytes(" no"), { 2 }));
     EXPECT_EQ(pair.chosen.ids, concat(pair.promptIds, pair.chosenIds));
     EXPECT_EQ(pair.chosen.promptLength, 2);
 
     // "xa" + "b" merges into "ab" across the boundary: the prompt is no prefix of the full encoding,
     // so the completion is encoded on its own (without BOS).
-    const auto merged = dpo::tokenizePair(tok, {"xa", "b", "c", 1});
-    EXPECT_EQ(merged.promptIds, (Ids{1, 'x' + 10, 'a' + 10}));
-    EXPECT_EQ(merged.chosenIds, (Ids{'b' + 10, 2}));
-    EXPECT_EQ(merged.rejectedIds, (Ids{'c' + 10, 2}));
+    const auto merged = dpo::tokenizePair(tok, { "xa", "b", "c", 1 });
+    EXPECT_EQ(merged.promptIds, (Ids { 1, 'x' + 10, 'a' + 10 }));
+    EXPECT_EQ(merged.chosenIds, (Ids { 'b' + 10, 2 }));
+    EXPECT_EQ(merged.rejectedIds, (Ids { 'c' + 10, 2 }));
 
     // add_eos_token: EOS is not doubled.
     ToyTokenizer eosTok(true, true);
     const auto withEos = dpo::tokenizePair(eosTok, row);
-    EXPECT_EQ(withEos.chosenIds, concat(bytes(" yes"), {2}));
+    EXPECT_EQ(withEos.chosenIds, concat(bytes(" yes"), { 2 }));
 
     // No BOS (GPT-2 style).
     ToyTokenizer noBos(false, false);
@@ -283,54 +284,54 @@ TEST(PreferenceData, TrlTokenizationMatchesFixtureIds)
 
 TEST(PreferenceData, TruncationKeepStart)
 {
-    const Ids prompt{1, 2, 3, 4};
-    const Ids completion{5, 6, 7};
+    const Ids prompt { 1, 2, 3, 4 };
+    const Ids completion { 5, 6, 7 };
     dpo::TruncationOptions t;
     t.maxLength = 5;
     auto s = dpo::truncateSequence(prompt, completion, t);
-    EXPECT_EQ(s.ids, (Ids{1, 2, 3, 4, 5}));
+    EXPECT_EQ(s.ids, (Ids { 1, 2, 3, 4, 5 }));
     EXPECT_EQ(s.promptLength, 4);
     // A prompt at least max_length long leaves an empty completion (the row is kept, as in TRL).
     t.maxLength = 3;
     s = dpo::truncateSequence(prompt, completion, t);
-    EXPECT_EQ(s.ids, (Ids{1, 2, 3}));
+    EXPECT_EQ(s.ids, (Ids { 1, 2, 3 }));
     EXPECT_EQ(s.promptLength, 3);
     EXPECT_EQ(s.completionLength(), 0);
     // Short enough: untouched.
     t.maxLength = 7;
     s = dpo::truncateSequence(prompt, completion, t);
-    EXPECT_EQ(s.ids, (Ids{1, 2, 3, 4, 5, 6, 7}));
+    EXPECT_EQ(s.ids, (Ids { 1, 2, 3, 4, 5, 6, 7 }));
     t.maxLength = 0;
     EXPECT_EQ(dpo::truncateSequence(prompt, completion, t).ids.size(), 7u);
 }
 
 TEST(PreferenceData, TruncationKeepEnd)
 {
-    const Ids prompt{1, 2, 3, 4};
-    const Ids completion{5, 6, 7};
+    const Ids prompt { 1, 2, 3, 4 };
+    const Ids completion { 5, 6, 7 };
     dpo::TruncationOptions t;
     t.mode = "keep_end";
     t.maxLength = 5;
     auto s = dpo::truncateSequence(prompt, completion, t);
-    EXPECT_EQ(s.ids, (Ids{3, 4, 5, 6, 7}));
+    EXPECT_EQ(s.ids, (Ids { 3, 4, 5, 6, 7 }));
     EXPECT_EQ(s.promptLength, 2);
     t.maxLength = 2;
     s = dpo::truncateSequence(prompt, completion, t);
-    EXPECT_EQ(s.ids, (Ids{6, 7}));
+    EXPECT_EQ(s.ids, (Ids { 6, 7 }));
     EXPECT_EQ(s.promptLength, 0);
 
     // Each side is cut on its own: different completion lengths keep different prompt suffixes.
     ToyTokenizer tok;
     t.maxLength = 6;
-    const auto pair = dpo::tokenizePair(tok, {"PROMPT", "ab", "xyz", 1}, t);
+    const auto pair = dpo::tokenizePair(tok, { "PROMPT", "ab", "xyz", 1 }, t);
     EXPECT_EQ(pair.chosen.ids.size(), 6u);
     EXPECT_EQ(pair.rejected.ids.size(), 6u);
-    EXPECT_EQ(pair.chosen.completionLength(), 2);   // "ab" merged + EOS
+    EXPECT_EQ(pair.chosen.completionLength(), 2); // "ab" merged + EOS
     EXPECT_EQ(pair.rejected.completionLength(), 4); // x y z EOS
     // [BOS P R O M P T] + [ab EOS]: 3 tokens dropped; + [x y z EOS]: 5 dropped.
-    EXPECT_EQ(pair.chosen.ids, (Ids{'O' + 10, 'M' + 10, 'P' + 10, 'T' + 10, 300, 2}));
+    EXPECT_EQ(pair.chosen.ids, (Ids { 'O' + 10, 'M' + 10, 'P' + 10, 'T' + 10, 300, 2 }));
     EXPECT_EQ(pair.chosen.promptLength, 4);
-    EXPECT_EQ(pair.rejected.ids, (Ids{'P' + 10, 'T' + 10, 'x' + 10, 'y' + 10, 'z' + 10, 2}));
+    EXPECT_EQ(pair.rejected.ids, (Ids { 'P' + 10, 'T' + 10, 'x' + 10, 'y' + 10, 'z' + 10, 2 }));
     EXPECT_EQ(pair.rejected.promptLength, 2);
     // The untruncated tokenization is kept for reporting.
     EXPECT_EQ(pair.promptIds.size(), 7u);
@@ -349,19 +350,19 @@ TEST(PreferenceData, TruncationModeValidated)
 TEST(PreferenceData, CollateShapesAndMasks)
 {
     ToyTokenizer tok;
-    std::vector<dpo::TokenizedPair> pairs{dpo::tokenizePair(tok, {"Q", " yes", " no", 1}),
-                                          dpo::tokenizePair(tok, {"Long prompt", " ok", " fine!", 2})};
+    std::vector<dpo::TokenizedPair> pairs { dpo::tokenizePair(tok, { "Q", " yes", " no", 1 }),
+        dpo::tokenizePair(tok, { "Long prompt", " ok", " fine!", 2 }) };
     const auto batch = dpo::collatePairs(pairs, /*padId=*/0);
     const int64_t t = 1 + 11 + 6 + 1; // BOS + "Long prompt" + " fine!" + EOS
-    ASSERT_EQ(batch.inputIds.sizes(), (std::vector<int64_t>{4, t}));
+    ASSERT_EQ(batch.inputIds.sizes(), (std::vector<int64_t> { 4, t }));
     EXPECT_EQ(batch.attentionMask.sizes(), batch.inputIds.sizes());
     EXPECT_EQ(batch.completionMask.sizes(), batch.inputIds.sizes());
     EXPECT_EQ(batch.inputIds.scalar_type(), torch::kLong);
     EXPECT_EQ(batch.numPairs, 2);
 
     // Rows: chosen 0, chosen 1, rejected 0, rejected 1.
-    const std::vector<const dpo::ModelSequence *> order{&pairs[0].chosen, &pairs[1].chosen, &pairs[0].rejected,
-                                                        &pairs[1].rejected};
+    const std::vector<const dpo::ModelSequence *> order { &pairs[0].chosen, &pairs[1].chosen, &pairs[0].rejected,
+        &pairs[1].rejected };
     int64_t tokens = 0;
     for (int64_t r = 0; r < 4; ++r) {
         const auto &s = *order[size_t(r)];
@@ -377,12 +378,12 @@ TEST(PreferenceData, CollateShapesAndMasks)
     }
     EXPECT_EQ(batch.numTokens, tokens);
     EXPECT_EQ(batch.completionMask.sum().item<int64_t>(),
-              int64_t(pairs[0].chosenIds.size() + pairs[1].chosenIds.size() + pairs[0].rejectedIds.size() +
-                      pairs[1].rejectedIds.size()));
+        int64_t(pairs[0].chosenIds.size() + pairs[1].chosenIds.size() + pairs[0].rejectedIds.size()
+            + pairs[1].rejectedIds.size()));
 
     // Without a prompt token the first completion token cannot be scored; padding id < 0 pads with 0.
     ToyTokenizer noBos(false, false);
-    const auto b2 = dpo::collatePairs({dpo::tokenizePair(noBos, {"", "xy", "z", 1})}, -1);
+    const auto b2 = dpo::collatePairs({ dpo::tokenizePair(noBos, { "", "xy", "z", 1 }) }, -1);
     EXPECT_EQ(b2.completionMask[0][0].item<int64_t>(), 0);
     EXPECT_EQ(b2.completionMask[0][1].item<int64_t>(), 1);
     EXPECT_EQ(b2.inputIds[1][2].item<int64_t>(), 0);

@@ -15,13 +15,16 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string quote(const std::string &s) { return "'" + s + "'"; }
-
-std::string scoreCommand(const std::string &model, const std::string &ref, const std::string &dataset,
-                         const std::string &extra = "")
+std::string quote(const std::string &s)
 {
-    return quote(dpotest::cliPath()) + " --threads 2 score --model " + quote(model) + " --ref-model " + quote(ref) +
-        " --dataset " + quote(dataset) + " " + extra;
+    return "'" + s + "'";
+}
+
+std::string scoreCommand(
+    const std::string &model, const std::string &ref, const std::string &dataset, const std::string &extra = "")
+{
+    return quote(dpotest::cliPath()) + " --threads 2 score --model " + quote(model) + " --ref-model " + quote(ref)
+        + " --dataset " + quote(dataset) + " " + extra;
 }
 
 class TempDir {
@@ -29,8 +32,8 @@ public:
     TempDir()
     {
         static int counter = 0;
-        m_path = fs::temp_directory_path() /
-            ("dpo_score_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        m_path = fs::temp_directory_path()
+            / ("dpo_score_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
         fs::create_directories(m_path);
     }
     ~TempDir() { fs::remove_all(m_path); }
@@ -49,7 +52,7 @@ void checkFixture(const std::string &name, const std::string &lossKey, const std
 {
     const auto expected = dpotest::readJson(dpotest::fixture(name + "/expected.json"));
     const auto r = dpotest::runCommand(scoreCommand(dpotest::fixture(name + "/other"), dpotest::fixture(name + "/ref"),
-                                                    dpotest::fixture(name + "/pairs.jsonl"), extra));
+        dpotest::fixture(name + "/pairs.jsonl"), extra));
     if (r.exitCode != 0 && r.err.find("not supported") != std::string::npos)
         GTEST_SKIP() << name << ": " << r.err;
     ASSERT_EQ(r.exitCode, 0) << r.err;
@@ -64,7 +67,7 @@ void checkFixture(const std::string &name, const std::string &lossKey, const std
         EXPECT_EQ(got["prompt_ids"], examples[i]["prompt_ids"]) << name << " row " << i;
         EXPECT_EQ(got["chosen_ids"], examples[i]["chosen_ids"]) << name << " row " << i;
         EXPECT_EQ(got["rejected_ids"], examples[i]["rejected_ids"]) << name << " row " << i;
-        for (const char *k : {"policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected"})
+        for (const char *k : { "policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected" })
             EXPECT_NEAR(got[std::string(k) + "_logps"].get<double>(), logps[k][i].get<double>(), 2e-3)
                 << name << " " << k << " row " << i;
         EXPECT_NEAR(got["loss"].get<double>(), loss["per_example"][i].get<double>(), lossTol)
@@ -77,7 +80,10 @@ void checkFixture(const std::string &name, const std::string &lossKey, const std
     }
 }
 
-TEST(ScoreCli, LlamaFixtureSigmoid) { checkFixture("llama-gqa", "sigmoid/beta=0.1/ls=0.0", ""); }
+TEST(ScoreCli, LlamaFixtureSigmoid)
+{
+    checkFixture("llama-gqa", "sigmoid/beta=0.1/ls=0.0", "");
+}
 
 TEST(ScoreCli, LlamaFixtureOtherLosses)
 {
@@ -92,8 +98,7 @@ TEST(ScoreCli, KeepStartTruncationEmptiesLongPromptRows)
     // as in TRL); the others are scored on their first 7 - len(prompt) completion tokens only.
     const auto expected = dpotest::readJson(dpotest::fixture("llama-gqa/expected.json"));
     const auto r = dpotest::runCommand(scoreCommand(dpotest::fixture("llama-gqa/other"),
-                                                    dpotest::fixture("llama-gqa/ref"),
-                                                    dpotest::fixture("llama-gqa/pairs.jsonl"), "--max-length 7"));
+        dpotest::fixture("llama-gqa/ref"), dpotest::fixture("llama-gqa/pairs.jsonl"), "--max-length 7"));
     ASSERT_EQ(r.exitCode, 0) << r.err;
     const json out = json::parse(r.out);
     int emptied = 0, cut = 0;
@@ -117,7 +122,10 @@ TEST(ScoreCli, KeepStartTruncationEmptiesLongPromptRows)
     EXPECT_GT(cut, 0);
 }
 
-TEST(ScoreCli, Gpt2Fixture) { checkFixture("gpt2", "sigmoid/beta=0.1/ls=0.0", ""); }
+TEST(ScoreCli, Gpt2Fixture)
+{
+    checkFixture("gpt2", "sigmoid/beta=0.1/ls=0.0", "");
+}
 
 void expectOneLineError(const dpotest::CommandResult &r, const std::string &needle)
 {
@@ -158,7 +166,7 @@ TEST(ScoreCli, BadInputsExitWithOneLine)
     fs::copy(ref, corrupt, fs::copy_options::recursive);
     {
         std::fstream f(corrupt + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-        const unsigned char huge[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00};
+        const unsigned char huge[8] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 };
         f.write(reinterpret_cast<const char *>(huge), 8);
     }
     expectOneLineError(dpotest::runCommand(scoreCommand(other, corrupt, pairs)), "model.safetensors");
@@ -171,8 +179,8 @@ TEST(ScoreCli, BadInputsExitWithOneLine)
 
     // Bad options.
     expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, pairs, "--loss-type sigmoid,nope")), "nope");
-    expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, pairs, "--truncation-mode keep_middle")),
-                       "keep_middle");
+    expectOneLineError(
+        dpotest::runCommand(scoreCommand(other, ref, pairs, "--truncation-mode keep_middle")), "keep_middle");
 }
 
 } // namespace

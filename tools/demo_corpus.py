@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Generates the synthetic data behind DPO Studio's demo model (python3 standard library only).
+
+Everything is drawn from one seeded random.Random, so the same seed gives byte-identical files:
+
+  sft.jsonl            the SFT instruction corpus ({"prompt", "completion"} rows). It is deliberately
+                       *mixed*: sums are sometimes off by one and greetings are sometimes curt, so the
+                       SFT model answers both ways and DPO has something visible to fix.
+  spm_text.txt         one sentence per line, the text spm_train learns the tokenizer from (the SFT
+                       rows, plus the text of any --extra-jsonl files).
+  dpo_pairs.jsonl      preference pairs ({"prompt", "chosen", "rejected"}): correct sums over wrong
+                       ones, polite greetings over curt ones, on a subset of the prompts.
+  demo_eval.jsonl      held-out prompts (none of them in dpo_pairs.jsonl) with the preferred property
+                       ({"prompt", "category", "expect_contains", "reject_contains"}) for
+                       `dpo-cli demo-eval`.
+
+It does not train anything; scripts/make_demo_model.sh runs it, spm_train and dpo-cli.
+"""
+
+import argparse
+import json
+import os
+import random
+
+NAMES = [
+    "Alice", "Bob", "Carol", "David", "Emma", "Frank", "Grace", "Henry", "Isla", "Jack",
+    "Karen", "Leo", "Maria", "Noah", "Olivia", "Peter", "Quinn", "Rosa", "Sam", "Tina",
+    "Uma", "Victor", "Wendy", "Xavier", "Yara", "Zoe", "Anna", "Ben", "Clara", "Daniel",
+    "Ella", "Felix", "Hannah", "Ivan", "Julia", "Kevin", "Laura", "Max", "Nina", "Oscar",
+    "Paula", "Ravi", "Sofia", "Tom", "Vera", "Will", "Amir", "Bianca", "Chen", "Dora",
+    "Elias", "Fatima", "Hugo", "Ines", "Jonas", "Kira", "Lucas", "Mia", "Nora", "Omar",
+    "Pia", "Rita", "Simon", "Theo",
+]
+
+CAPITALS = [
+    ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"),
+    ("Japan", "Tokyo"), ("Canada", "Ottawa"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"),
+    ("Peru", "Lima"), ("Norway", "Oslo"), ("Greece", "Athens"), ("Poland", "Warsaw"),
+    ("Austria", "Vienna"), ("Portugal", "Lisbon"), ("Ireland", "Dublin"), ("Chile", "Santiago"),
+]
+
+COLOURS = [
+    ("banana", "yellow"), ("lemon", "yellow"), ("tomato", "red"), ("strawberry", "red"),
+    ("leaf", "green"), ("frog", "green"), ("cloud", "white"), ("snowball", "white"),
+    ("crow", "black"), ("carrot", "orange"), ("plum", "purple"), ("blueberry", "blue"),
+]
+
+NUMBERS = range(1, 10)  # the sums use small numbers a tiny model can learn
+WRONG_SHARE = 0.6       # share of sloppy answers in the SFT corpus (off-by-one sums, curt greetings)
+
+
+def sum_prompt(a, b):
+    return f"What is {a} plus {b}?"
+
+
+def sum_answer(a, b, c):
+    return f" {a} plus {b} is {c}."
+
+
+def greeting_prompt(name):
+    return f"Give {name} a greeting."
+
+
+def polite_greeting(name):
+    return f" Good morning, {name}! It is lovely to see you."
+
+
+def curt_greeting(name):
+    return f" {name}. What do you want?"
+
+
+def filler_row(rng):
+    """A row of one of the always-consistent templates (they make the corpus an instruction set,
+    not just the two behaviours DPO changes)."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        n = rng.randint(1, 30)
+        return f"What comes after {n}?", f" After {n} comes {n + 1}."
+    if kind == 1:
+        country, city = rng.choice(CAPITALS)
+        return f"What is the capital of {country}?", f" The capital of {country} is {city}."
+    if kind == 2:
+        thing, colour = rng.choice(COLOURS)
+        return f"What colour is a {thing}?", f" A {thing} is {colour}."
+    if kind == 3:
+        n = rng.randint(1, 30)
+        return f"Is {n} even or odd?", f" {n} is {'even' if n % 2 == 0 else 'odd'}."
+    name = rng.choice(NAMES)
+    return f"Say goodbye to {name}.", f" Goodbye, {name}! Have a wonderful day."
+
+
+def split_half(items, rng):
+    items = list(items)
+    rng.shuffle(items)
+    half = len(items) // 2
+    return sorted(items[:half]), sorted(items[half:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--rows", type=int, default=4000, help="SFT rows")
+    ap.add_argument("--extra-jsonl", action="append", default=[],
+                    help="JSONL file whose string fields are added to spm_text.txt only (broader tokenizer "
+                         "coverage, e.g. the GUI's demo labeling pairs)")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    sums = [(a, b) for a in NUMBERS for b in NUMBERS]
+    # Prompts split once: DPO pairs teach on one half, demo-eval measures on the other.
+    dpo_sums, eval_sums = split_half(sums, rng)
+    dpo_names, eval_names = split_half(NAMES, rng)
+
+    sft = []
+    for _ in range(args.rows):
+        r = rng.random()
+        if r < 0.4:
+            a, b = rng.choice(sums)
+            c = a + b if rng.random() >= WRONG_SHARE else a + b + 1
+            sft.append((sum_prompt(a, b), sum_answer(a, b, c)))
+        elif r < 0.65:
+            name = rng.choice(NAMES)
+            reply = polite_greeting(name) if rng.random() >= WRONG_SHARE else curt_greeting(name)
+            sft.append((greeting_prompt(name), reply))
+        else:
+            sft.append(filler_row(rng))
+
+    pairs = []
+    for a, b in dpo_sums:
+        pairs.append({"prompt": sum_prompt(a, b), "chosen": sum_answer(a, b, a + b),
+                      "rejected": sum_answer(a, b, a + b + 1)})
+    for name in dpo_names:
+        pairs.append({"prompt": greeting_prompt(name), "chosen": polite_greeting(name),
+                      "rejected": curt_greeting(name)})
+    rng.shuffle(pairs)
+
+    evals = []
+    for a, b in eval_sums:
+        evals.append({"prompt": sum_prompt(a, b), "category": "sum",
+                      "expect_contains": f" is {a + b}.", "reject_contains": f" is {a + b + 1}."})
+    for name in eval_names:
+        evals.append({"prompt": greeting_prompt(name), "category": "greeting",
+                      "expect_contains": "lovely to see you", "reject_contains": "What do you want"})
+
+    def dump(path, rows):
+        with open(os.path.join(args.out_dir, path), "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    dump("sft.jsonl", [{"prompt": p, "completion": c} for p, c in sft])
+    dump("dpo_pairs.jsonl", pairs)
+    dump("demo_eval.jsonl", evals)
+    with open(os.path.join(args.out_dir, "spm_text.txt"), "w", encoding="utf-8") as f:
+        for p, c in sft:
+            f.write(p + c + "\n")
+        for path in args.extra_jsonl:
+            with open(path, encoding="utf-8") as extra:
+                for line in extra:
+                    if line.strip():
+                        for value in json.loads(line).values():
+                            if isinstance(value, str):
+                                for text_line in value.splitlines():
+                                    if text_line.strip():
+                                        f.write(text_line + "\n")
+    print(json.dumps({"sft_rows": len(sft), "dpo_pairs": len(pairs), "eval_prompts": len(evals)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+// Train page helpers that must not run on the GUI thread (they read models and datasets), callable from
+// any thread and free of widgets:
+//   inspectModel      what a Hugging Face directory holds (architecture, parameter count from the
+//                     safetensors headers, stored dtype, vocabulary, tokenizer kind), without loading
+//                     any weights; problems come back as a message, never as an exception.
+//   summarizeDataset  the sanity summary shown before a run: pairs, lengths (tokens with the model's
+//                     tokenizer, else characters), length skew between chosen and rejected, rows over
+//                     max_length.
+//   splitDataset      a held-out eval split of a JSONL file, drawn from the seed (the same seed gives the
+//                     same split).
+//   processRssBytes / cudaMemoryInUse  memory read-outs for the progress line.
+// Not here: training (TrainingWorker) or widgets (TrainPage).
+#pragma once
+
+#include <QString>
+
+struct ModelInfo {
+    bool ok = false;
+    QString error; // set when !ok
+    QString dir;
+    QString architecture; // e.g. LlamaForCausalLM
+    QString modelType;    // llama, mistral, qwen2, gpt2
+    qint64 parameters = 0;
+    QString storedDtype; // dtype of the stored weights ("BF16", "F32", ...)
+    QString configDtype; // config.json's torch_dtype
+    qint64 vocabSize = 0;      // model embeddings
+    qint64 tokenizerVocab = 0; // tokenizer ids (added tokens included)
+    QString tokenizerKind;     // "sentencepiece" | "byte-level BPE"
+    qint64 layers = 0, hidden = 0, heads = 0, kvHeads = 0, maxPositions = 0;
+
+    // One line for the page: "LlamaForCausalLM · 1.10 B parameters · BF16 · vocab 32,000 · sentencepiece".
+    QString summary() const;
+};
+
+ModelInfo inspectModel(const QString &dir);
+
+struct DatasetSummary {
+    bool ok = false;
+    QString error;
+    qint64 pairs = 0;     // training rows (after the split, when there is one)
+    qint64 evalPairs = 0; // eval rows (file or split)
+    bool inTokens = false; // lengths counted with the model's tokenizer (else characters)
+    double meanPrompt = 0, meanChosen = 0, meanRejected = 0;
+    double chosenLongerShare = 0; // pairs whose chosen completion is the longer one
+    qint64 skewed = 0;            // pairs whose longer completion is > 3x the shorter
+    qint64 overMaxLength = 0;     // pairs with a prompt+completion sequence over max_length (truncated)
+    qint64 maxLength = 0;
+    qint64 longest = 0; // longest prompt+completion sequence
+
+    QString text() const; // a few lines for the page
+};
+
+// path: training JSONL; evalPath: optional eval JSONL; tokenizerDir: the model (empty: characters);
+// evalRatio > 0 (and no evalPath): the counts are shown as the split will make them.
+DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
+                                qint64 maxLength, double evalRatio);
+
+// Splits the non-blank lines of `source` into trainOut / evalOut (order kept inside each). At least one
+// row goes to each side when the ratio is > 0 and there are two rows or more. Throws dpo::Error.
+void splitDataset(const QString &source, double evalRatio, quint64 seed, const QString &trainOut,
+                  const QString &evalOut, qint64 *trainRows = nullptr, qint64 *evalRows = nullptr);
+
+// CUDA devices libtorch sees (0 on CPU-only builds). The first call initialises CUDA: call it off the GUI
+// thread.
+int cudaDeviceCount();
+
+// Resident set size of this process (Linux /proc; 0 elsewhere).
+qint64 processRssBytes();
+// Memory in use on the current CUDA device (total - free, as nvidia-smi counts it), found at run time in
+// the CUDA runtime that a CUDA libtorch loads: no link-time CUDA dependency, false on CPU-only builds.
+bool cudaMemoryInUse(qint64 *used, qint64 *total);
