@@ -5,10 +5,11 @@
 //   --page N                             start on page N (1 = Label, 2 = Data, ...)
 //   --annotator NAME                     label as NAME (otherwise asked on first use)
 //   --screenshot FILE.png [--delay MS]   render the window, save it, quit (docs and visual checks)
+// libtorch first: Qt's `slots` macro would otherwise break its headers.
+#include "engine/runtime.h"
+
 #include "ui/labelpage.h"
 #include "ui/mainwindow.h"
-
-#include "engine/runtime.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <map>
 
 namespace dpo {
@@ -73,8 +74,9 @@ struct Row {
     bool promptOnly = false;
 };
 
+using RowSink = std::function<void(Row &&)>;
+
 struct Parsed {
-    std::vector<Row> rows;
     QVector<ImportIssue> errors;
     qint64 bad = 0;
     bool cancelled = false;
@@ -232,9 +234,9 @@ bool cancelled(const ImportOptions &o)
     return o.cancel && o.cancel->load(std::memory_order_relaxed);
 }
 
-Parsed parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions &opt)
+// Good rows go to sink as they are parsed (nothing is held in memory but the current row).
+void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions &opt, Parsed &out, const RowSink &sink)
 {
-    Parsed out;
     qsizetype pos = data.startsWith("\xEF\xBB\xBF") ? 3 : 0;
     qint64 line = 0;
     while (pos < data.size()) {
@@ -250,10 +252,10 @@ Parsed parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptio
         if ((line & 1023) == 0) {
             if (cancelled(opt)) {
                 out.cancelled = true;
-                return out;
+                return;
             }
             if (opt.progress)
-                opt.progress(pos, 2 * data.size());
+                opt.progress(pos, data.size());
         }
         bool blank = true;
         for (qsizetype i = 0; i < len && blank; ++i)
@@ -301,25 +303,101 @@ Parsed parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptio
             addError(out, line, err, opt.maxReportedErrors);
             continue;
         }
-        out.rows.push_back(std::move(row));
+        sink(std::move(row));
     }
-    return out;
+    return;
 }
 
 // RFC 4180: fields separated by commas, records by CRLF or LF, quoted fields may hold commas, newlines and
-// doubled quotes. Each record keeps the line it starts on.
-Parsed parseCsv(const QByteArray &data, const ImportOptions &opt)
+// doubled quotes. Each record keeps the line it starts on; the first record is the header.
+void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, const RowSink &sink)
 {
-    Parsed out;
     struct Record {
-        qint64 line;
+        qint64 line = 0;
         QList<QByteArray> fields;
         bool unterminated = false;
     };
-    std::vector<Record> records;
+    // Header state.
+    bool haveHeader = false, headerOk = false, judged = false, promptOnly = false;
+    int prompt = -1, a = -1, b = -1, width = 0;
+    QString aName = QStringLiteral("completion_a"), bName = QStringLiteral("completion_b");
+
+    auto header = [&](const Record &rec) {
+        QHash<QString, int> col;
+        for (int c = 0; c < rec.fields.size(); ++c)
+            col.insert(QString::fromUtf8(rec.fields[c]).trimmed().toLower(), c);
+        width = int(rec.fields.size());
+        prompt = col.value(QStringLiteral("prompt"), -1);
+        a = col.value(QStringLiteral("completion_a"), -1);
+        b = col.value(QStringLiteral("completion_b"), -1);
+        if (a < 0 || b < 0) {
+            for (auto names : {std::make_pair("preferred", "dispreferred"), std::make_pair("chosen", "rejected")}) {
+                a = col.value(QLatin1String(names.first), -1);
+                b = col.value(QLatin1String(names.second), -1);
+                if (a >= 0 && b >= 0) {
+                    judged = true;
+                    aName = QLatin1String(names.first);
+                    bName = QLatin1String(names.second);
+                    break;
+                }
+            }
+        }
+        promptOnly = prompt >= 0 && (a < 0 || b < 0) && width == 1;
+        headerOk = prompt >= 0 && (promptOnly || (a >= 0 && b >= 0));
+        if (!headerOk)
+            addError(out, rec.line,
+                     QStringLiteral("CSV header must name prompt,completion_a,completion_b or "
+                                    "prompt,preferred,dispreferred (or prompt,chosen,rejected)"),
+                     opt.maxReportedErrors);
+    };
+
+    auto record = [&](const Record &rec) {
+        if (!headerOk) {
+            ++out.bad; // reported once, on the header
+            return;
+        }
+        if (rec.unterminated) {
+            addError(out, rec.line, QStringLiteral("unterminated quoted field"), opt.maxReportedErrors);
+            return;
+        }
+        if (rec.fields.size() != width) {
+            addError(out, rec.line, QStringLiteral("expected %1 fields, found %2").arg(width).arg(rec.fields.size()),
+                     opt.maxReportedErrors);
+            return;
+        }
+        for (const QByteArray &f : rec.fields) {
+            if (!validUtf8(f.constData(), f.size())) {
+                addError(out, rec.line, QStringLiteral("invalid UTF-8"), opt.maxReportedErrors);
+                return;
+            }
+        }
+        Row row;
+        row.line = rec.line;
+        row.prompt = QString::fromUtf8(rec.fields[prompt]);
+        row.promptOnly = promptOnly;
+        if (!promptOnly) {
+            row.a = QString::fromUtf8(rec.fields[a]);
+            row.b = QString::fromUtf8(rec.fields[b]);
+            if (judged)
+                row.preferred = QStringLiteral("a");
+        }
+        QString emptyField;
+        if (row.prompt.trimmed().isEmpty())
+            emptyField = QStringLiteral("prompt");
+        else if (!promptOnly && row.a.trimmed().isEmpty())
+            emptyField = aName;
+        else if (!promptOnly && row.b.trimmed().isEmpty())
+            emptyField = bName;
+        if (!emptyField.isEmpty()) {
+            addError(out, rec.line, QStringLiteral("field \"%1\" is empty").arg(emptyField), opt.maxReportedErrors);
+            return;
+        }
+        sink(std::move(row));
+    };
+
     qsizetype i = data.startsWith("\xEF\xBB\xBF") ? 3 : 0;
     const qsizetype n = data.size();
-    qint64 line = 1;
+    qint64 line = 1, count = 0;
     while (i < n) {
         Record rec;
         rec.line = line;
@@ -370,89 +448,26 @@ Parsed parseCsv(const QByteArray &data, const ImportOptions &opt)
             recordDone = true;
         }
         const bool empty = rec.fields.size() == 1 && rec.fields[0].trimmed().isEmpty() && !rec.unterminated;
-        if (!empty)
-            records.push_back(std::move(rec));
-        if (cancelled(opt)) {
-            out.cancelled = true;
-            return out;
+        if (empty)
+            continue;
+        if (!haveHeader) {
+            haveHeader = true;
+            header(rec);
+        } else {
+            record(rec);
         }
-    }
-    if (records.empty()) {
-        addError(out, 1, QStringLiteral("empty CSV file: expected a header row"), opt.maxReportedErrors);
-        return out;
-    }
-    QHash<QString, int> col;
-    for (int c = 0; c < records[0].fields.size(); ++c)
-        col.insert(QString::fromUtf8(records[0].fields[c]).trimmed().toLower(), c);
-    const int prompt = col.value(QStringLiteral("prompt"), -1);
-    int a = col.value(QStringLiteral("completion_a"), -1), b = col.value(QStringLiteral("completion_b"), -1);
-    bool judged = false, promptOnly = false;
-    QString aName = QStringLiteral("completion_a"), bName = QStringLiteral("completion_b");
-    if (a < 0 || b < 0) {
-        for (auto names : {std::make_pair("preferred", "dispreferred"), std::make_pair("chosen", "rejected")}) {
-            a = col.value(QLatin1String(names.first), -1);
-            b = col.value(QLatin1String(names.second), -1);
-            if (a >= 0 && b >= 0) {
-                judged = true;
-                aName = QLatin1String(names.first);
-                bName = QLatin1String(names.second);
-                break;
+        if ((++count & 1023) == 0) {
+            if (cancelled(opt)) {
+                out.cancelled = true;
+                return;
             }
+            if (opt.progress)
+                opt.progress(i, n);
         }
     }
-    if (prompt >= 0 && (a < 0 || b < 0) && records[0].fields.size() == 1)
-        promptOnly = true;
-    if (prompt < 0 || (!promptOnly && (a < 0 || b < 0))) {
-        addError(out, records[0].line,
-                 QStringLiteral("CSV header must name prompt,completion_a,completion_b or prompt,preferred,dispreferred "
-                                "(or prompt,chosen,rejected)"),
-                 opt.maxReportedErrors);
-        out.bad = std::max<qint64>(1, qint64(records.size()) - 1);
-        return out;
-    }
-    const int width = int(records[0].fields.size());
-    for (size_t r = 1; r < records.size(); ++r) {
-        const Record &rec = records[r];
-        if (rec.unterminated) {
-            addError(out, rec.line, QStringLiteral("unterminated quoted field"), opt.maxReportedErrors);
-            continue;
-        }
-        if (rec.fields.size() != width) {
-            addError(out, rec.line, QStringLiteral("expected %1 fields, found %2").arg(width).arg(rec.fields.size()),
-                     opt.maxReportedErrors);
-            continue;
-        }
-        bool utf8 = true;
-        for (const QByteArray &f : rec.fields)
-            utf8 = utf8 && validUtf8(f.constData(), f.size());
-        if (!utf8) {
-            addError(out, rec.line, QStringLiteral("invalid UTF-8"), opt.maxReportedErrors);
-            continue;
-        }
-        Row row;
-        row.line = rec.line;
-        row.prompt = QString::fromUtf8(rec.fields[prompt]);
-        row.promptOnly = promptOnly;
-        if (!promptOnly) {
-            row.a = QString::fromUtf8(rec.fields[a]);
-            row.b = QString::fromUtf8(rec.fields[b]);
-            if (judged)
-                row.preferred = QStringLiteral("a");
-        }
-        QString emptyField;
-        if (row.prompt.trimmed().isEmpty())
-            emptyField = QStringLiteral("prompt");
-        else if (!promptOnly && row.a.trimmed().isEmpty())
-            emptyField = aName;
-        else if (!promptOnly && row.b.trimmed().isEmpty())
-            emptyField = bName;
-        if (!emptyField.isEmpty()) {
-            addError(out, rec.line, QStringLiteral("field \"%1\" is empty").arg(emptyField), opt.maxReportedErrors);
-            continue;
-        }
-        out.rows.push_back(std::move(row));
-    }
-    return out;
+    if (!haveHeader)
+        addError(out, 1, QStringLiteral("empty CSV file: expected a header row"), opt.maxReportedErrors);
+    return;
 }
 
 ImportFormat detectFormat(const QString &path, const QByteArray &data)
@@ -487,40 +502,29 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
     QFile file(path);
     if (!file.open(QIODevice::ReadOnly))
         throw ProjectError(QStringLiteral("%1: cannot read: %2").arg(path, file.errorString()).toStdString());
-    const QByteArray data = file.readAll();
-    file.close();
+    // Mapped, not read: the file's pages stay in the page cache instead of a private copy on the heap.
+    QByteArray data;
+    if (file.size() > 0) {
+        if (uchar *p = file.map(0, file.size()))
+            data = QByteArray::fromRawData(reinterpret_cast<const char *>(p), file.size());
+        else
+            data = file.readAll();
+    }
 
     ImportResult result;
     result.format = opt.format == ImportFormat::Auto ? detectFormat(path, data) : opt.format;
-    Parsed parsed = result.format == ImportFormat::Csv ? parseCsv(data, opt) : parseJsonl(data, result.format, opt);
-    result.errors = parsed.errors;
-    result.skipped = parsed.bad;
-    if (parsed.cancelled) {
-        result.cancelled = true;
-        return result;
-    }
-    if (opt.onError == OnError::Abort && parsed.bad > 0) {
-        result.aborted = true;
-        return result;
-    }
 
+    // One transaction for the whole file, rows written as they are parsed. With OnError::Abort the first
+    // bad row stops the writing (parsing goes on to report every bad line) and everything is rolled back.
     ProjectStore::Impl &d = store.impl();
     TxGuard tx(d);
     const int k = d.overlapSetting();
     Provenance prov;
     prov.source = QStringLiteral("import");
-    const qsizetype total = qsizetype(parsed.rows.size());
-    for (qsizetype r = 0; r < total; ++r) {
-        const Row &row = parsed.rows[size_t(r)];
-        if ((r & 1023) == 0) {
-            if (cancelled(opt)) {
-                result.cancelled = true;
-                result.imported = 0;
-                return result; // tx rolls back
-            }
-            if (opt.progress)
-                opt.progress(data.size() + (r * data.size()) / std::max<qsizetype>(1, total), 2 * data.size());
-        }
+    Parsed parsed;
+    const RowSink sink = [&](Row &&row) {
+        if (opt.onError == OnError::Abort && parsed.bad > 0)
+            return;
         const qint64 promptId = d.addPromptRow(row.prompt, row.promptMessages);
         if (!row.promptOnly) {
             const qint64 a = d.addCompletionRow(promptId, row.a, row.aMessages, prov);
@@ -530,10 +534,26 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
                          JudgmentKind::Label, row.preferred, row.style, judged ? 0 : k);
         }
         ++result.imported;
+    };
+    if (result.format == ImportFormat::Csv)
+        parseCsv(data, opt, parsed, sink);
+    else
+        parseJsonl(data, result.format, opt, parsed, sink);
+    result.errors = parsed.errors;
+    result.skipped = parsed.bad;
+    if (parsed.cancelled) {
+        result.cancelled = true;
+        result.imported = 0;
+        return result; // rolled back
+    }
+    if (opt.onError == OnError::Abort && parsed.bad > 0) {
+        result.aborted = true;
+        result.imported = 0;
+        return result; // rolled back
     }
     tx.commit();
     if (opt.progress)
-        opt.progress(2 * data.size(), 2 * data.size());
+        opt.progress(data.size(), data.size());
     return result;
 }
 
