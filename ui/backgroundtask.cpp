@@ -7,7 +7,7 @@
 #include <QtConcurrent>
 
 bool runBackgroundTaskImpl(QWidget *parent, const QString &title, const QString &label,
-                           const std::function<void(TaskControl &)> &work, QString *error)
+    const std::function<void(TaskControl &)> &work, QString *error)
 {
     TaskControl control;
     QString failure;

@@ -13,18 +13,18 @@
 #include <optional>
 
 struct TaskControl {
-    std::atomic<bool> cancel{false};
-    std::atomic<qint64> done{0};
-    std::atomic<qint64> total{0};
+    std::atomic<bool> cancel { false };
+    std::atomic<qint64> done { 0 };
+    std::atomic<qint64> total { 0 };
 };
 
 // Type-erased core (backgroundtask.cpp); the template below wraps the result.
 bool runBackgroundTaskImpl(QWidget *parent, const QString &title, const QString &label,
-                           const std::function<void(TaskControl &)> &work, QString *error);
+    const std::function<void(TaskControl &)> &work, QString *error);
 
 template <typename R>
 std::optional<R> runBackgroundTask(QWidget *parent, const QString &title, const QString &label,
-                                   std::function<R(TaskControl &)> work, QString *error = nullptr)
+    std::function<R(TaskControl &)> work, QString *error = nullptr)
 {
     std::optional<R> result;
     const bool ok = runBackgroundTaskImpl(

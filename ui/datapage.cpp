@@ -76,7 +76,8 @@ QString statsHtml(const Stats &s)
     row(QObject::tr("Completions"), loc.toString(c.completions));
     row(QObject::tr("Pairs"), loc.toString(c.pairs));
     row(QObject::tr("Pairs imported as judged"), loc.toString(c.prejudgedPairs));
-    row(QObject::tr("Label slots done"), QStringLiteral("%1 / %2").arg(loc.toString(c.labelSlotsDone), loc.toString(c.labelSlots)));
+    row(QObject::tr("Label slots done"),
+        QStringLiteral("%1 / %2").arg(loc.toString(c.labelSlotsDone), loc.toString(c.labelSlots)));
     row(QObject::tr("Judgments"), loc.toString(c.judgments));
     row(QObject::tr("Annotators"), loc.toString(c.annotators));
     h += QStringLiteral("</table>");
@@ -112,7 +113,8 @@ QString statsHtml(const Stats &s)
     }
     h += QStringLiteral("<table cellpadding='2'>");
     row(QObject::tr("Verdicts (non-skip)"), loc.toString(a.judgments));
-    row(QObject::tr("Pairs judged / by 2+"), QStringLiteral("%1 / %2").arg(loc.toString(a.items), loc.toString(a.multiRated)));
+    row(QObject::tr("Pairs judged / by 2+"),
+        QStringLiteral("%1 / %2").arg(loc.toString(a.items), loc.toString(a.multiRated)));
     row(QObject::tr("Annotators"), loc.toString(a.raters));
     if (a.raters == 2)
         row(QObject::tr("Cohen's κ"), num(a.cohenKappa));
@@ -120,23 +122,28 @@ QString statsHtml(const Stats &s)
     row(QObject::tr("Krippendorff's α"), num(a.krippendorffAlpha));
     h += QStringLiteral("</table>");
     if (!a.annotators.isEmpty()) {
-        h += QStringLiteral("<p><b>%1</b></p><table cellpadding='2'>").arg(QObject::tr("Each annotator vs. the others' majority"));
+        h += QStringLiteral("<p><b>%1</b></p><table cellpadding='2'>")
+                 .arg(QObject::tr("Each annotator vs. the others' majority"));
         for (const AnnotatorAgreement &x : a.annotators)
-            row(x.name, x.items ? QStringLiteral("%1% of %2").arg(num(100 * x.agreementWithMajority, 0)).arg(x.items)
-                                : QObject::tr("n/a"));
+            row(x.name,
+                x.items ? QStringLiteral("%1% of %2").arg(num(100 * x.agreementWithMajority, 0)).arg(x.items)
+                        : QObject::tr("n/a"));
         h += QStringLiteral("</table>");
     }
     h += QStringLiteral("<h3>%1</h3><table cellpadding='2'>").arg(QObject::tr("Bias"));
     const qint64 lr = a.leftWins + a.rightWins;
-    row(QObject::tr("Left side won"), lr ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.leftWinShare, 1)).arg(a.leftWins).arg(lr)
-                                         : QObject::tr("n/a"));
+    row(QObject::tr("Left side won"),
+        lr ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.leftWinShare, 1)).arg(a.leftWins).arg(lr)
+           : QObject::tr("n/a"));
     const qint64 ls = a.longerWins + a.shorterWins;
     row(QObject::tr("Longer completion won"),
-        ls ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.longerWinShare, 1)).arg(a.longerWins).arg(ls) : QObject::tr("n/a"));
+        ls ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.longerWinShare, 1)).arg(a.longerWins).arg(ls)
+           : QObject::tr("n/a"));
     h += QStringLiteral("</table>");
     if (lr >= 20 && std::abs(a.leftWinShare - 0.5) > 0.1)
-        h += QStringLiteral("<p>%1</p>").arg(QObject::tr("The left side wins noticeably more or less often than half "
-                                                         "the time: check for position bias."));
+        h += QStringLiteral("<p>%1</p>")
+                 .arg(QObject::tr("The left side wins noticeably more or less often than half "
+                                  "the time: check for position bias."));
     return h;
 }
 
@@ -208,7 +215,7 @@ DataPage::DataPage(QWidget *parent)
     hsplit->setChildrenCollapsible(false);
     hsplit->restoreState(QSettings().value(QStringLiteral("data/splitter")).toByteArray());
     connect(hsplit, &QSplitter::splitterMoved, this,
-            [hsplit]() { QSettings().setValue(QStringLiteral("data/splitter"), hsplit->saveState()); });
+        [hsplit]() { QSettings().setValue(QStringLiteral("data/splitter"), hsplit->saveState()); });
 
     auto *lay = new QVBoxLayout(this);
     lay->addLayout(bar);
@@ -232,7 +239,7 @@ DataPage::DataPage(QWidget *parent)
         updateCount();
     });
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-            [this](const QModelIndex &cur) { m_detail->setMarkdownText(m_model->detailAt(cur.row())); });
+        [this](const QModelIndex &cur) { m_detail->setMarkdownText(m_model->detailAt(cur.row())); });
 
     m_tabs->setCurrentIndex(QSettings().value(QStringLiteral("data/view"), int(Pairs)).toInt());
     updateFilters();
@@ -306,7 +313,7 @@ void DataPage::updateFilters()
     case Judgments:
         m_filter->setVisible(true);
         m_filter->addItem(tr("All verdicts"), -1);
-        for (Verdict v : {Verdict::Left, Verdict::Right, Verdict::Tie, Verdict::BothBad, Verdict::Skip})
+        for (Verdict v : { Verdict::Left, Verdict::Right, Verdict::Tie, Verdict::BothBad, Verdict::Skip })
             m_filter->addItem(verdictText(v), int(v));
         m_annotator->setVisible(true);
         m_annotator->clear();
@@ -336,7 +343,7 @@ void DataPage::applyQuery()
     QStringList headers;
     switch (view()) {
     case Prompts:
-        headers = {tr("#"), tr("Prompt"), tr("Completions"), tr("Pairs")};
+        headers = { tr("#"), tr("Prompt"), tr("Completions"), tr("Pairs") };
         f = [q](ProjectStore &s, int offset, int limit) {
             ListQuery x = q;
             x.offset = offset;
@@ -345,7 +352,7 @@ void DataPage::applyQuery()
             PagedTableModel::Chunk c;
             c.total = page.total;
             for (const PromptRow &r : page.rows) {
-                c.cells.push_back({r.id, r.text, r.completions, r.pairs});
+                c.cells.push_back({ r.id, r.text, r.completions, r.pairs });
                 c.ids.push_back(r.id);
                 c.details.push_back(section(QObject::tr("Prompt #%1").arg(r.id), r.text));
             }
@@ -354,8 +361,8 @@ void DataPage::applyQuery()
         break;
     case Pairs:
         q.judged = JudgedFilter(m_filter->currentData().toInt());
-        headers = {tr("#"), tr("Prompt"), tr("Completion A"), tr("Completion B"), tr("Origin"), tr("Preferred"),
-                   tr("Verdicts")};
+        headers = { tr("#"), tr("Prompt"), tr("Completion A"), tr("Completion B"), tr("Origin"), tr("Preferred"),
+            tr("Verdicts") };
         f = [q](ProjectStore &s, int offset, int limit) {
             ListQuery x = q;
             x.offset = offset;
@@ -364,13 +371,13 @@ void DataPage::applyQuery()
             PagedTableModel::Chunk c;
             c.total = page.total;
             for (const PairRow &r : page.rows) {
-                c.cells.push_back({r.id, r.prompt, r.textA, r.textB, r.origin, r.preferred.toUpper(), r.judgments});
+                c.cells.push_back({ r.id, r.prompt, r.textA, r.textB, r.origin, r.preferred.toUpper(), r.judgments });
                 c.ids.push_back(r.id);
                 const QString pa = r.preferred == QLatin1String("a") ? QObject::tr(" (preferred)") : QString();
                 const QString pb = r.preferred == QLatin1String("b") ? QObject::tr(" (preferred)") : QString();
-                c.details.push_back(section(QObject::tr("Prompt"), r.prompt) +
-                                    section(QObject::tr("Completion A%1").arg(pa), r.textA) +
-                                    section(QObject::tr("Completion B%1").arg(pb), r.textB));
+                c.details.push_back(section(QObject::tr("Prompt"), r.prompt)
+                    + section(QObject::tr("Completion A%1").arg(pa), r.textA)
+                    + section(QObject::tr("Completion B%1").arg(pb), r.textB));
             }
             return c;
         };
@@ -380,8 +387,8 @@ void DataPage::applyQuery()
         if (v >= 0)
             q.verdict = Verdict(v);
         q.annotatorId = m_annotator->currentData().toLongLong();
-        headers = {tr("#"), tr("Annotator"), tr("Verdict"), tr("Winner"), tr("Strength"), tr("Shown left"),
-                   tr("Seconds"), tr("Prompt"), tr("Rationale"), tr("Decided")};
+        headers = { tr("#"), tr("Annotator"), tr("Verdict"), tr("Winner"), tr("Strength"), tr("Shown left"),
+            tr("Seconds"), tr("Prompt"), tr("Rationale"), tr("Decided") };
         f = [q](ProjectStore &s, int offset, int limit) {
             ListQuery x = q;
             x.offset = offset;
@@ -392,26 +399,25 @@ void DataPage::applyQuery()
             for (const JudgmentRow &r : page.rows) {
                 const Judgment &j = r.judgment;
                 const double secs = j.shownAt.isValid() && j.decidedAt.isValid()
-                                        ? double(j.shownAt.msecsTo(j.decidedAt)) / 1000.0
-                                        : 0.0;
-                c.cells.push_back({j.id, j.annotatorName, verdictText(j.verdict), winnerName(j.winner).toUpper(),
-                                   strengthText(j.strength), j.leftIsA ? QStringLiteral("A") : QStringLiteral("B"),
-                                   QString::number(secs, 'f', 1), r.prompt, j.rationale,
-                                   QLocale().toString(j.decidedAt.toLocalTime(), QLocale::ShortFormat)});
+                    ? double(j.shownAt.msecsTo(j.decidedAt)) / 1000.0
+                    : 0.0;
+                c.cells.push_back({ j.id, j.annotatorName, verdictText(j.verdict), winnerName(j.winner).toUpper(),
+                    strengthText(j.strength), j.leftIsA ? QStringLiteral("A") : QStringLiteral("B"),
+                    QString::number(secs, 'f', 1), r.prompt, j.rationale,
+                    QLocale().toString(j.decidedAt.toLocalTime(), QLocale::ShortFormat) });
                 c.ids.push_back(j.id);
                 QString head = QObject::tr("**%1** judged pair #%2: **%3**%4, winner **%5**.")
                                    .arg(j.annotatorName)
                                    .arg(j.pairId)
                                    .arg(verdictText(j.verdict),
-                                        j.strength != Strength::Unspecified
-                                            ? QStringLiteral(" (%1)").arg(strengthText(j.strength))
-                                            : QString(),
-                                        winnerName(j.winner).toUpper());
+                                       j.strength != Strength::Unspecified
+                                           ? QStringLiteral(" (%1)").arg(strengthText(j.strength))
+                                           : QString(),
+                                       winnerName(j.winner).toUpper());
                 if (!j.rationale.isEmpty())
                     head += QStringLiteral("\n\n> %1").arg(j.rationale);
-                c.details.push_back(head + QStringLiteral("\n\n---\n\n") + section(QObject::tr("Prompt"), r.prompt) +
-                                    section(QObject::tr("Completion A"), r.textA) +
-                                    section(QObject::tr("Completion B"), r.textB));
+                c.details.push_back(head + QStringLiteral("\n\n---\n\n") + section(QObject::tr("Prompt"), r.prompt)
+                    + section(QObject::tr("Completion A"), r.textA) + section(QObject::tr("Completion B"), r.textB));
             }
             return c;
         };

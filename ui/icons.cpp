@@ -31,7 +31,7 @@ public:
     {
         const QPalette pal = QApplication::palette();
         QColor fg = pal.color(mode == QIcon::Disabled ? QPalette::Disabled : QPalette::Active,
-                              mode == QIcon::Selected ? QPalette::HighlightedText : QPalette::WindowText);
+            mode == QIcon::Selected ? QPalette::HighlightedText : QPalette::WindowText);
         const QColor accent = mode == QIcon::Selected ? fg : pal.color(QPalette::Highlight);
         p->save();
         p->setRenderHint(QPainter::Antialiasing);

@@ -118,44 +118,44 @@ QAction *LabelPage::addKeyAction(const QString &text, const QList<QKeySequence> 
 void LabelPage::buildUi()
 {
     // --- actions (keys and buttons share them) ---
-    QAction *leftAct = addKeyAction(tr("Left is better"), {QKeySequence(Qt::Key_1), QKeySequence(Qt::Key_Left)},
-                                    [this]() { decide(Verdict::Left, chosenStrength()); });
-    QAction *rightAct = addKeyAction(tr("Right is better"), {QKeySequence(Qt::Key_2), QKeySequence(Qt::Key_Right)},
-                                     [this]() { decide(Verdict::Right, chosenStrength()); });
-    addKeyAction(tr("Left is much better"), {QKeySequence(Qt::SHIFT | Qt::Key_Left)},
-                 [this]() { decide(Verdict::Left, Strength::Much); });
-    addKeyAction(tr("Right is much better"), {QKeySequence(Qt::SHIFT | Qt::Key_Right)},
-                 [this]() { decide(Verdict::Right, Strength::Much); });
-    QAction *tieAct = addKeyAction(tr("Tie"), {QKeySequence(Qt::Key_3)},
-                                   [this]() { decide(Verdict::Tie, Strength::Unspecified); });
-    QAction *badAct = addKeyAction(tr("Both bad"), {QKeySequence(Qt::Key_4)},
-                                   [this]() { decide(Verdict::BothBad, Strength::Unspecified); });
-    QAction *skipAct = addKeyAction(tr("Skip"), {QKeySequence(Qt::Key_S)},
-                                    [this]() { decide(Verdict::Skip, Strength::Unspecified); });
-    m_undoAction = addKeyAction(tr("Undo last verdict"), {QKeySequence(Qt::CTRL | Qt::Key_Z)}, [this]() { undo(); });
+    QAction *leftAct = addKeyAction(tr("Left is better"), { QKeySequence(Qt::Key_1), QKeySequence(Qt::Key_Left) },
+        [this]() { decide(Verdict::Left, chosenStrength()); });
+    QAction *rightAct = addKeyAction(tr("Right is better"), { QKeySequence(Qt::Key_2), QKeySequence(Qt::Key_Right) },
+        [this]() { decide(Verdict::Right, chosenStrength()); });
+    addKeyAction(tr("Left is much better"), { QKeySequence(Qt::SHIFT | Qt::Key_Left) },
+        [this]() { decide(Verdict::Left, Strength::Much); });
+    addKeyAction(tr("Right is much better"), { QKeySequence(Qt::SHIFT | Qt::Key_Right) },
+        [this]() { decide(Verdict::Right, Strength::Much); });
+    QAction *tieAct = addKeyAction(
+        tr("Tie"), { QKeySequence(Qt::Key_3) }, [this]() { decide(Verdict::Tie, Strength::Unspecified); });
+    QAction *badAct = addKeyAction(
+        tr("Both bad"), { QKeySequence(Qt::Key_4) }, [this]() { decide(Verdict::BothBad, Strength::Unspecified); });
+    QAction *skipAct = addKeyAction(
+        tr("Skip"), { QKeySequence(Qt::Key_S) }, [this]() { decide(Verdict::Skip, Strength::Unspecified); });
+    m_undoAction = addKeyAction(tr("Undo last verdict"), { QKeySequence(Qt::CTRL | Qt::Key_Z) }, [this]() { undo(); });
     m_undoAction->setIcon(Icons::get(QStringLiteral("undo")));
-    QAction *editAct = addKeyAction(tr("Repair (edit) a completion"), {QKeySequence(Qt::Key_E)},
-                                    [this]() { openRepair(true); });
+    QAction *editAct
+        = addKeyAction(tr("Repair (edit) a completion"), { QKeySequence(Qt::Key_E) }, [this]() { openRepair(true); });
     editAct->setIcon(Icons::get(QStringLiteral("edit")));
-    addKeyAction(tr("Write a rationale"), {QKeySequence(Qt::Key_Slash)}, [this]() {
+    addKeyAction(tr("Write a rationale"), { QKeySequence(Qt::Key_Slash) }, [this]() {
         m_rationale->setFocus();
         m_rationale->selectAll();
     });
-    m_diffAction = addKeyAction(tr("Highlight differences"), {QKeySequence(Qt::Key_D)}, [this]() { applyDiff(); });
+    m_diffAction = addKeyAction(tr("Highlight differences"), { QKeySequence(Qt::Key_D) }, [this]() { applyDiff(); });
     m_diffAction->setCheckable(true);
     m_diffAction->setIcon(Icons::get(QStringLiteral("diff")));
     m_diffAction->setChecked(QSettings().value(QStringLiteral("label/diff"), false).toBool());
-    m_guideAction = addKeyAction(tr("Show guidelines"), {QKeySequence(Qt::Key_G)}, [this]() {
+    m_guideAction = addKeyAction(tr("Show guidelines"), { QKeySequence(Qt::Key_G) }, [this]() {
         m_guidePanel->setVisible(m_guideAction->isChecked());
         QSettings().setValue(QStringLiteral("label/guidelinesVisible"), m_guideAction->isChecked());
     });
     m_guideAction->setCheckable(true);
     m_guideAction->setIcon(Icons::get(QStringLiteral("guidelines")));
-    QAction *sheetAct = addKeyAction(tr("Keyboard shortcuts"), {QKeySequence(Qt::Key_Question)},
-                                     [this]() { showShortcutSheet(); });
+    QAction *sheetAct
+        = addKeyAction(tr("Keyboard shortcuts"), { QKeySequence(Qt::Key_Question) }, [this]() { showShortcutSheet(); });
     // Strength toggles: keys too, so a verdict can be made entirely from the keyboard.
-    addKeyAction(tr("Strength: slightly better"), {QKeySequence(Qt::Key_Q)}, [this]() { m_slight->click(); });
-    addKeyAction(tr("Strength: much better"), {QKeySequence(Qt::Key_W)}, [this]() { m_much->click(); });
+    addKeyAction(tr("Strength: slightly better"), { QKeySequence(Qt::Key_Q) }, [this]() { m_slight->click(); });
+    addKeyAction(tr("Strength: much better"), { QKeySequence(Qt::Key_W) }, [this]() { m_much->click(); });
 
     // --- top bar ---
     m_annotatorLabel = new QLabel;
@@ -212,13 +212,13 @@ void LabelPage::buildUi()
     auto *lv = new QVBoxLayout(leftBox);
     lv->setContentsMargins(0, 0, 0, 0);
     lv->setSpacing(2);
-    lv->addWidget(caption(tr("Left  ·  1 or ←"), nullptr, {editLeft}));
+    lv->addWidget(caption(tr("Left  ·  1 or ←"), nullptr, { editLeft }));
     lv->addWidget(m_left);
     auto *rightBox = new QWidget;
     auto *rv = new QVBoxLayout(rightBox);
     rv->setContentsMargins(0, 0, 0, 0);
     rv->setSpacing(2);
-    rv->addWidget(caption(tr("Right  ·  2 or →"), nullptr, {editRight}));
+    rv->addWidget(caption(tr("Right  ·  2 or →"), nullptr, { editRight }));
     rv->addWidget(m_right);
     auto *sides = new QSplitter(Qt::Horizontal);
     sides->setObjectName(QStringLiteral("sidesSplitter"));
@@ -262,7 +262,7 @@ void LabelPage::buildUi()
     // --- strength and rationale ---
     m_slight = new QPushButton(tr("Slightly  Q"));
     m_much = new QPushButton(tr("Much  W"));
-    for (QPushButton *b : {m_slight, m_much}) {
+    for (QPushButton *b : { m_slight, m_much }) {
         b->setCheckable(true);
         b->setFocusPolicy(Qt::NoFocus);
     }
@@ -350,7 +350,7 @@ void LabelPage::buildUi()
     auto *gl = new QVBoxLayout(m_guidePanel);
     gl->setContentsMargins(0, 0, 0, 0);
     gl->setSpacing(2);
-    gl->addWidget(caption(tr("Guidelines"), nullptr, {editGuide}));
+    gl->addWidget(caption(tr("Guidelines"), nullptr, { editGuide }));
     gl->addWidget(m_guidelines);
 
     m_outerSplit = new QSplitter(Qt::Horizontal);
@@ -382,9 +382,9 @@ void LabelPage::restoreLayout()
 {
     QSettings s;
     if (!m_vertSplit->restoreState(s.value(QStringLiteral("label/promptSplitter")).toByteArray()))
-        m_vertSplit->setSizes({150, 600});
+        m_vertSplit->setSizes({ 150, 600 });
     if (!m_outerSplit->restoreState(s.value(QStringLiteral("label/guidelinesSplitter")).toByteArray()))
-        m_outerSplit->setSizes({900, 300});
+        m_outerSplit->setSizes({ 900, 300 });
     const bool guide = s.value(QStringLiteral("label/guidelinesVisible"), true).toBool();
     m_guideAction->setChecked(guide);
     m_guidePanel->setVisible(guide);
@@ -411,6 +411,27 @@ void LabelPage::setAnnotatorName(const QString &name)
     }
 }
 
+void LabelPage::setJudgmentKind(dpo::JudgmentKind kind)
+{
+    if (kind == m_kind)
+        return;
+    if (m_session && m_current && m_annotatorId) {
+        try {
+            m_session->store().releaseSlot(m_annotatorId, m_current->slotId);
+        } catch (const std::exception &) {
+        }
+    }
+    m_kind = kind;
+    m_current.reset();
+    m_progressKnown = false;
+    if (m_repair)
+        m_repair->close();
+    if (m_session && ensureAnnotator(false))
+        showNext();
+    else
+        showPair(std::nullopt);
+}
+
 bool LabelPage::ensureAnnotator(bool ask)
 {
     if (!m_session)
@@ -418,9 +439,9 @@ bool LabelPage::ensureAnnotator(bool ask)
     if (m_annotatorName.isEmpty() && ask && !m_askedAnnotator) {
         m_askedAnnotator = true;
         bool ok = false;
-        const QString suggestion = qEnvironmentVariable("USER", qEnvironmentVariable("USERNAME", QDir::home().dirName()));
-        const QString name = QInputDialog::getText(
-            this, tr("Who is labeling?"),
+        const QString suggestion
+            = qEnvironmentVariable("USER", qEnvironmentVariable("USERNAME", QDir::home().dirName()));
+        const QString name = QInputDialog::getText(this, tr("Who is labeling?"),
             tr("Your annotator name. It is stored with every verdict and decides your own\n"
                "left/right order. You can change it later under Project → Switch annotator."),
             QLineEdit::Normal, suggestion, &ok);
@@ -439,7 +460,10 @@ bool LabelPage::ensureAnnotator(bool ask)
             return false;
         }
     }
-    m_annotatorLabel->setText(tr("Labeling as %1 in %2").arg(m_annotatorName, m_session->displayName()));
+    m_annotatorLabel->setText(m_kind == dpo::JudgmentKind::Eval
+            ? tr("Blind evaluation as %1 in %2  ·  model identities hidden until the session ends")
+                  .arg(m_annotatorName, m_session->displayName())
+            : tr("Labeling as %1 in %2").arg(m_annotatorName, m_session->displayName()));
     return true;
 }
 
@@ -528,7 +552,7 @@ void LabelPage::showNext()
     std::optional<dpo::ShownPair> next;
     if (m_session && m_annotatorId) {
         try {
-            next = m_session->store().nextPairFor(m_annotatorId);
+            next = m_session->store().nextPairFor(m_annotatorId, m_kind);
         } catch (const std::exception &e) {
             emit statusMessage(QString::fromUtf8(e.what()));
         }
@@ -551,7 +575,11 @@ void LabelPage::showPair(const std::optional<dpo::ShownPair> &pair)
         else if (!m_annotatorId) {
             m_emptyLabel->setText(tr("Tell DPO Studio who is labeling to start."));
             m_emptyButton->setVisible(true);
-        } else
+        } else if (m_kind == dpo::JudgmentKind::Eval)
+            m_emptyLabel->setText(tr("Blind evaluation: nothing left to judge for %1.\n\nEnd the session on the "
+                                     "Evaluate page to reveal which model wrote what.")
+                                      .arg(m_annotatorName));
+        else
             m_emptyLabel->setText(tr("Nothing left to label for %1.\n\nEvery pair in your queue has a verdict. "
                                      "Import more pairs (File → Import…) or raise the overlap "
                                      "(Project → Annotations per pair…).")
@@ -627,11 +655,11 @@ bool LabelPage::decide(Verdict verdict, Strength strength)
     qint64 id = 0;
     try {
         // Committed when this returns: only then may the next pair appear.
-        id = m_session->store().recordVerdict(m_annotatorId, *m_current, verdict, strength, m_rationale->text().trimmed());
+        id = m_session->store().recordVerdict(
+            m_annotatorId, *m_current, verdict, strength, m_rationale->text().trimmed());
     } catch (const std::exception &e) {
         QMessageBox::warning(this, tr("Verdict not saved"),
-                             tr("The verdict could not be saved; the pair stays on screen.\n\n%1")
-                                 .arg(QString::fromUtf8(e.what())));
+            tr("The verdict could not be saved; the pair stays on screen.\n\n%1").arg(QString::fromUtf8(e.what())));
         return false;
     }
     m_lastRecordMs = double(t.nsecsElapsed()) / 1e6;
@@ -654,7 +682,7 @@ bool LabelPage::undo()
         return false;
     std::optional<dpo::ShownPair> again;
     try {
-        again = m_session->store().undoLastVerdict(m_annotatorId);
+        again = m_session->store().undoLastVerdict(m_annotatorId, m_kind);
     } catch (const std::exception &e) {
         emit statusMessage(tr("Undo failed: %1").arg(QString::fromUtf8(e.what())));
         return false;
@@ -671,7 +699,7 @@ bool LabelPage::undo()
 
 void LabelPage::openRepair(bool left)
 {
-    if (!m_current)
+    if (!m_current || m_kind == dpo::JudgmentKind::Eval) // model outputs are judged as they are
         return;
     if (m_repair) {
         m_repair->setEditingLeft(left);
@@ -691,11 +719,11 @@ void LabelPage::openRepair(bool left)
 
 bool LabelPage::saveRepair(bool editedLeft, const QString &text)
 {
-    if (!m_session || !m_current || !m_annotatorId || text.trimmed().isEmpty())
+    if (!m_session || !m_current || !m_annotatorId || text.trimmed().isEmpty() || m_kind == dpo::JudgmentKind::Eval)
         return false;
     try {
-        const qint64 pairId = m_session->store().repair(m_annotatorId, *m_current, editedLeft, text,
-                                                        m_rationale->text().trimmed());
+        const qint64 pairId
+            = m_session->store().repair(m_annotatorId, *m_current, editedLeft, text, m_rationale->text().trimmed());
         emit repairSaved(pairId);
         emit statusMessage(tr("Repair saved as pair #%1 (your edit preferred over the original). "
                               "Now give your verdict on the pair on screen.")
@@ -750,8 +778,9 @@ void LabelPage::refreshProgress()
     m_progressDirty = false;
     const int gen = ++m_progressGeneration;
     const qint64 annotator = m_annotatorId;
+    const dpo::JudgmentKind kind = m_kind;
     m_session->worker().run<dpo::Progress>(
-        this, [annotator](dpo::ProjectStore &s) { return s.progress(annotator); },
+        this, [annotator, kind](dpo::ProjectStore &s) { return s.progress(annotator, kind); },
         [this, gen](dpo::Progress p) {
             m_progressInFlight = false;
             m_progressCooldown->start();
@@ -804,9 +833,9 @@ void LabelPage::keyPressEvent(QKeyEvent *event)
     // Fallback for when the shortcut map did not match (e.g. the window is not active yet): the
     // same actions, so keys behave identically either way.
     // "?" arrives as Shift+? on most layouts: also try without Shift for non-letter keys.
-    QList<QKeySequence> candidates{QKeySequence(event->keyCombination())};
-    if (event->modifiers() == Qt::ShiftModifier && !(event->key() >= Qt::Key_A && event->key() <= Qt::Key_Z) &&
-        event->key() != Qt::Key_Left && event->key() != Qt::Key_Right)
+    QList<QKeySequence> candidates { QKeySequence(event->keyCombination()) };
+    if (event->modifiers() == Qt::ShiftModifier && !(event->key() >= Qt::Key_A && event->key() <= Qt::Key_Z)
+        && event->key() != Qt::Key_Left && event->key() != Qt::Key_Right)
         candidates << QKeySequence(event->key());
     for (const QKeySequence &seq : std::as_const(candidates)) {
         for (QAction *a : std::as_const(m_keyActions)) {

@@ -43,6 +43,12 @@ public:
     QString annotatorName() const { return m_annotatorName; }
     qint64 annotatorId() const { return m_annotatorId; }
 
+    // Which queue the page serves: Label (default) or Eval (blind model comparisons of the Evaluate
+    // page: verdicts are stored as kind 'eval', repair is off, the page says it is a blind evaluation).
+    // Switching releases the slot on screen and shows the next pair of the new kind.
+    void setJudgmentKind(dpo::JudgmentKind kind);
+    dpo::JudgmentKind judgmentKind() const { return m_kind; }
+
     // The pair on screen (empty: none, e.g. queue exhausted or no project).
     const std::optional<dpo::ShownPair> &currentPair() const { return m_current; }
     QString progressText() const;
@@ -85,6 +91,7 @@ private:
     void restoreLayout();
 
     ProjectSession *m_session = nullptr;
+    dpo::JudgmentKind m_kind = dpo::JudgmentKind::Label;
     QString m_annotatorName;
     qint64 m_annotatorId = 0;
     std::optional<dpo::ShownPair> m_current;
@@ -99,7 +106,7 @@ private:
     QLabel *m_emptyLabel = nullptr;
     QPushButton *m_emptyButton = nullptr;
     QSplitter *m_outerSplit = nullptr; // work area | guidelines
-    QSplitter *m_vertSplit = nullptr;  // prompt / completions
+    QSplitter *m_vertSplit = nullptr; // prompt / completions
     MarkdownView *m_prompt = nullptr;
     MarkdownView *m_left = nullptr;
     MarkdownView *m_right = nullptr;

@@ -2,6 +2,7 @@
 
 #include "backgroundtask.h"
 #include "datapage.h"
+#include "evaluatepage.h"
 #include "icons.h"
 #include "labelpage.h"
 #include "shortcutsheet.h"
@@ -78,6 +79,7 @@ MainWindow::MainWindow(QWidget *parent)
     addPage(tr("Label"), Icons::get(QStringLiteral("label")), m_labelPage);
     addPage(tr("Data"), Icons::get(QStringLiteral("data")), m_dataPage);
     addPage(tr("Train"), Icons::get(QStringLiteral("train")), new TrainPage);
+    addPage(tr("Evaluate"), Icons::get(QStringLiteral("evaluate")), new EvaluatePage(this));
 
     connect(m_labelPage, &LabelPage::statusMessage, this, [this](const QString &m) { statusBar()->showMessage(m, 6000); });
     restoreSettings();

@@ -9,7 +9,7 @@
 static QColor blend(const QColor &a, const QColor &b, double t)
 {
     return QColor::fromRgbF(float(a.redF() * (1 - t) + b.redF() * t), float(a.greenF() * (1 - t) + b.greenF() * t),
-                            float(a.blueF() * (1 - t) + b.blueF() * t));
+        float(a.blueF() * (1 - t) + b.blueF() * t));
 }
 
 MarkdownView::MarkdownView(QWidget *parent)
@@ -55,7 +55,7 @@ void MarkdownView::polishDocument()
         const QTextBlockFormat bf = b.blockFormat();
         if (bf.headingLevel() > 0) {
             // The stock sizes (h1 ~ 2x) shout in a narrow panel or a completion: keep them modest.
-            static const double scale[] = {1.0, 1.3, 1.2, 1.1, 1.05, 1.0, 1.0};
+            static const double scale[] = { 1.0, 1.3, 1.2, 1.1, 1.05, 1.0, 1.0 };
             QTextCursor c(b);
             c.movePosition(QTextCursor::EndOfBlock, QTextCursor::KeepAnchor);
             QTextCharFormat cf;

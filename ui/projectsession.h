@@ -22,7 +22,7 @@ public:
     dpo::ProjectStore &store() { return *m_store; }
     StoreWorker &worker() { return *m_worker; }
     QString location() const { return m_location; } // may hold a password: never persist or show
-    QString displayName() const;                     // file name, or the URL with the password masked
+    QString displayName() const; // file name, or the URL with the password masked
 
 signals:
     // Something changed the project's contents outside the Label page (an import, a repair): pages

@@ -106,5 +106,6 @@ void RepairDialog::updateSave()
     const bool empty = t.trimmed().isEmpty();
     m_save->setEnabled(changed && !empty);
     m_hint->setText(empty ? tr("The repaired text cannot be empty.")
-                          : changed ? tr("Markdown is kept as typed.") : tr("Unchanged: edit the text to save a repair."));
+            : changed     ? tr("Markdown is kept as typed.")
+                          : tr("Unchanged: edit the text to save a repair."));
 }

@@ -25,13 +25,13 @@ QVector<ShortcutSheet::Section> ShortcutSheet::collect(QWidget *root)
             continue;
         auto it = std::find_if(out.begin(), out.end(), [&](const Section &x) { return x.title == s; });
         if (it == out.end()) {
-            out.push_back({s, {}});
+            out.push_back({ s, {} });
             it = out.end() - 1;
         }
         it->actions.push_back(a);
     }
     // The page's own keys first, then navigation, then the rest in discovery order.
-    const QStringList order = {tr("Labeling"), tr("Pages"), tr("Project")};
+    const QStringList order = { tr("Labeling"), tr("Pages"), tr("Project") };
     std::stable_sort(out.begin(), out.end(), [&](const Section &a, const Section &b) {
         auto rank = [&](const QString &t) {
             const qsizetype i = order.indexOf(t);

@@ -14,7 +14,8 @@ StoreWorker::StoreWorker(const QString &location, QObject *parent)
 StoreWorker::~StoreWorker()
 {
     // Close the connection in the thread that opened it, then stop the thread.
-    QMetaObject::invokeMethod(m_receiver, [this]() { m_store.reset(); }, Qt::BlockingQueuedConnection);
+    QMetaObject::invokeMethod(
+        m_receiver, [this]() { m_store.reset(); }, Qt::BlockingQueuedConnection);
     m_thread.quit();
     m_thread.wait();
 }
@@ -26,7 +27,8 @@ void StoreWorker::post(std::function<void()> fn)
 
 void StoreWorker::waitForIdle()
 {
-    QMetaObject::invokeMethod(m_receiver, []() {}, Qt::BlockingQueuedConnection);
+    QMetaObject::invokeMethod(
+        m_receiver, []() {}, Qt::BlockingQueuedConnection);
 }
 
 dpo::ProjectStore &StoreWorker::store()

@@ -25,7 +25,7 @@ public:
 
     template <typename R>
     void run(QObject *context, std::function<R(dpo::ProjectStore &)> job, std::function<void(R)> done,
-             std::function<void(QString)> failed = {})
+        std::function<void(QString)> failed = {})
     {
         QPointer<QObject> ctx(context);
         post([this, ctx, job = std::move(job), done = std::move(done), failed = std::move(failed)]() {

@@ -1,5 +1,4 @@
-#include "traindata.h"
-
+// libtorch first: its headers do not survive Qt's `slots` macro.
 #include "engine/error.h"
 #include "engine/model_config.h"
 #include "engine/preference_data.h"
@@ -7,6 +6,8 @@
 #include "engine/tokenizer.h"
 
 #include <torch/cuda.h>
+
+#include "traindata.h"
 
 #include <QCoreApplication>
 #include <QDir>

@@ -1,9 +1,12 @@
+// libtorch first: its headers do not survive Qt's `slots` macro.
+#include "engine/dpo_trainer.h"
+#include "engine/error.h"
+#include "engine/runtime.h"
+
 #include "trainingworker.h"
 
 #include "traindata.h"
 
-#include "engine/error.h"
-#include "engine/runtime.h"
 #include "project/project_store.h"
 
 #include <QCoreApplication>
@@ -140,7 +143,7 @@ void TrainingWorker::run(const TrainingJob &jobIn)
             // the trainer reports a bad device name itself
         }
 
-        dpo::DpoTrainer trainer(job.config, job.mode);
+        dpo::DpoTrainer trainer(job.config, job.sft ? dpo::TrainingMode::Sft : dpo::TrainingMode::Dpo);
         QElapsedTimer sinceRecord;
         sinceRecord.start();
         dpo::TrainerCallbacks cb;

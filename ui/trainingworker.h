@@ -18,7 +18,8 @@
 // saves a checkpoint and returns status "stopped". No blocking call crosses threads.
 #pragma once
 
-#include "engine/dpo_trainer.h"
+// No libtorch header here: Qt's `slots` / `signals` macros break torch's headers when those come after
+// a Qt header. Sources that need torch include it before any Qt header.
 #include "engine/train_config.h"
 
 #include <QObject>
@@ -30,7 +31,7 @@
 
 struct TrainingJob {
     dpo::TrainConfig config; // effective: dataset / eval_dataset name the prepared files when preparing
-    dpo::TrainingMode mode = dpo::TrainingMode::Dpo;
+    bool sft = false; // the SFT recipe (DpoTrainer with TrainingMode::Sft) instead of DPO
     QString runName;
 
     // Data preparation (skipped when config.resume).

@@ -1,8 +1,9 @@
-#include "trainpage.h"
-
+// libtorch first: its headers do not survive Qt's `slots` macro.
 #include "engine/dpo_loss.h"
 #include "engine/dpo_trainer.h"
 #include "engine/error.h"
+
+#include "trainpage.h"
 
 #include <QApplication>
 #include <QButtonGroup>

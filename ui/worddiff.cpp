@@ -36,14 +36,14 @@ QVector<WordToken> WordDiff::tokenize(const QString &text)
         } else if (c.isHighSurrogate() && j < n && text.at(j).isLowSurrogate()) {
             ++j; // keep an emoji or other astral character whole
         }
-        out.push_back(WordToken{i, j - i, text.mid(i, j - i)});
+        out.push_back(WordToken { i, j - i, text.mid(i, j - i) });
         i = j;
     }
     return out;
 }
 
 void WordDiff::diffTokens(const QVector<WordToken> &a, const QVector<WordToken> &b, QVector<bool> &aChanged,
-                          QVector<bool> &bChanged, bool *exact)
+    QVector<bool> &bChanged, bool *exact)
 {
     const int n = int(a.size()), m = int(b.size());
     aChanged = QVector<bool>(n, true);

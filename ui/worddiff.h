@@ -8,7 +8,7 @@
 #include <QVector>
 
 struct WordToken {
-    int start = 0;  // offset in the tokenized string
+    int start = 0; // offset in the tokenized string
     int length = 0; // in QChars
     QString text;
 };
@@ -16,9 +16,9 @@ struct WordToken {
 struct WordDiffResult {
     QVector<WordToken> left;
     QVector<WordToken> right;
-    QVector<bool> leftChanged;  // leftChanged[i]: left[i] is not in the common subsequence
+    QVector<bool> leftChanged; // leftChanged[i]: left[i] is not in the common subsequence
     QVector<bool> rightChanged; // same for right
-    bool exact = true;          // false when the texts were too long for a full LCS (see maxCells)
+    bool exact = true; // false when the texts were too long for a full LCS (see maxCells)
     int changedLeft() const;
     int changedRight() const;
 };
@@ -34,5 +34,5 @@ public:
     // Token-level LCS on already tokenized input (exposed for tests and for callers that tokenize
     // per paragraph).
     static void diffTokens(const QVector<WordToken> &a, const QVector<WordToken> &b, QVector<bool> &aChanged,
-                           QVector<bool> &bChanged, bool *exact = nullptr);
+        QVector<bool> &bChanged, bool *exact = nullptr);
 };

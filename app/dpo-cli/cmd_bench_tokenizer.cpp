@@ -45,19 +45,16 @@ void appendUtf8(std::string &out, uint32_t cp)
 // Mostly English prose with the other kinds mixed in, from a fixed seed: the same bytes every run.
 std::string mixedText(size_t bytes)
 {
-    static const char *const words[] = {
-        "the",     "of",      "and",     "to",      "a",        "in",       "is",        "that",   "for",
-        "it",      "as",      "was",     "with",    "be",       "by",       "on",        "not",    "he",
-        "I",       "this",    "are",     "or",      "his",      "from",     "at",        "which",  "but",
-        "have",    "an",      "had",     "they",    "you",      "were",     "their",     "one",    "all",
-        "we",      "can",     "her",     "has",     "there",    "been",     "if",        "more",   "when",
-        "will",    "would",   "who",     "so",      "no",       "model",    "preference", "chosen", "rejected",
-        "prompt",  "answer",  "training", "reward", "language", "question", "polite",    "harbor", "Ada",
-        "Kofi",    "don't",   "it's",    "we'll",   "They're",  "HELLO",    "Optimization", "tokenizer"};
-    static const char *const accented[] = {"café", "naïve", "résumé", "über", "mañana", "façade", "Ærø",
-                                           "Dvořák", "Łódź", "São Paulo", "crème brûlée"};
-    static const char *const cjk[] = {"東京", "日本語", "中文", "你好世界", "한국어", "こんにちは", "カタカナ"};
-    static const char *const emoji[] = {"🙂", "👍", "🚀", "❤️", "👨‍👩‍👧", "🎉", "☕", "👍🏽"};
+    static const char *const words[] = { "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "was",
+        "with", "be", "by", "on", "not", "he", "I", "this", "are", "or", "his", "from", "at", "which", "but", "have",
+        "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if",
+        "more", "when", "will", "would", "who", "so", "no", "model", "preference", "chosen", "rejected", "prompt",
+        "answer", "training", "reward", "language", "question", "polite", "harbor", "Ada", "Kofi", "don't", "it's",
+        "we'll", "They're", "HELLO", "Optimization", "tokenizer" };
+    static const char *const accented[] = { "café", "naïve", "résumé", "über", "mañana", "façade", "Ærø", "Dvořák",
+        "Łódź", "São Paulo", "crème brûlée" };
+    static const char *const cjk[] = { "東京", "日本語", "中文", "你好世界", "한국어", "こんにちは", "カタカナ" };
+    static const char *const emoji[] = { "🙂", "👍", "🚀", "❤️", "👨‍👩‍👧", "🎉", "☕", "👍🏽" };
     std::mt19937 rng(20240611);
     auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
     std::string s;
@@ -92,7 +89,7 @@ std::string mixedText(size_t bytes)
 // CPU time of this thread: on a busy machine wall time measures the neighbours as much as the tokenizer.
 double threadCpuSeconds()
 {
-    timespec ts{};
+    timespec ts {};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
@@ -145,7 +142,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
                 const double mb = double(text.size()) / (1024.0 * 1024.0);
                 const double mbps = mb / sec;
                 r["passes"].push_back(
-                    {{"seconds", sec}, {"mb_per_s", mbps}, {"cpu_seconds", cpu}, {"mb_per_cpu_s", mb / cpu}});
+                    { { "seconds", sec }, { "mb_per_s", mbps }, { "cpu_seconds", cpu }, { "mb_per_cpu_s", mb / cpu } });
                 if (p == 0)
                     first = mbps;
                 best = std::max(best, mbps);

@@ -30,12 +30,13 @@ int main(int argc, char **argv)
     cli.addVersionOption();
     cli.addPositionalArgument(QStringLiteral("project"), QStringLiteral("A .dpo project file or a postgresql:// URL."));
     QCommandLineOption page(QStringLiteral("page"), QStringLiteral("Start on page N (1-based)."), QStringLiteral("N"));
-    QCommandLineOption annotator(QStringLiteral("annotator"), QStringLiteral("Annotator name."), QStringLiteral("NAME"));
-    QCommandLineOption shot(QStringLiteral("screenshot"), QStringLiteral("Save the window as PNG and quit."),
-                            QStringLiteral("FILE"));
+    QCommandLineOption annotator(
+        QStringLiteral("annotator"), QStringLiteral("Annotator name."), QStringLiteral("NAME"));
+    QCommandLineOption shot(
+        QStringLiteral("screenshot"), QStringLiteral("Save the window as PNG and quit."), QStringLiteral("FILE"));
     QCommandLineOption delay(QStringLiteral("delay"), QStringLiteral("Milliseconds before --screenshot."),
-                             QStringLiteral("MS"), QStringLiteral("1500"));
-    cli.addOptions({page, annotator, shot, delay});
+        QStringLiteral("MS"), QStringLiteral("1500"));
+    cli.addOptions({ page, annotator, shot, delay });
     cli.process(app);
 
     dpo::initRuntime();

@@ -12,9 +12,9 @@
 #include <algorithm>
 #include <cctype>
 #include <deque>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <queue>
 #include <shared_mutex>
@@ -79,9 +79,9 @@ void appendUtf8(std::string &out, uint32_t cp)
 // Rust's char::is_whitespace (Unicode White_Space), which lstrip/rstrip of added tokens use.
 bool isWhitespace(uint32_t cp)
 {
-    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680
+        || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F
+        || cp == 0x3000;
 }
 
 bool isWordChar(uint32_t cp)
@@ -200,13 +200,13 @@ public:
         int err = 0;
         PCRE2_SIZE errOffset = 0;
         uint32_t flags = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
-        m_code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), flags, &err, &errOffset,
-                               nullptr);
+        m_code = pcre2_compile(
+            reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), flags, &err, &errOffset, nullptr);
         if (!m_code) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof(msg));
-            throw Error(where + ": cannot compile regex at offset " + std::to_string(errOffset) + ": " +
-                        reinterpret_cast<char *>(msg));
+            throw Error(where + ": cannot compile regex at offset " + std::to_string(errOffset) + ": "
+                + reinterpret_cast<char *>(msg));
         }
         pcre2_jit_compile(m_code, PCRE2_JIT_COMPLETE); // falls back to the interpreter when JIT is missing
     }
@@ -215,14 +215,13 @@ public:
     Regex &operator=(const Regex &) = delete;
 
     // Calls f(start, end) for each non-overlapping match in `s`, left to right.
-    template <typename F>
-    void forEachMatch(std::string_view s, F &&f) const
+    template <typename F> void forEachMatch(std::string_view s, F &&f) const
     {
         MatchScratch &m = scratch();
         size_t offset = 0;
         while (offset <= s.size()) {
             int rc = pcre2_match(m_code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), offset, PCRE2_NO_UTF_CHECK,
-                                 m.data, m.context);
+                m.data, m.context);
             if (rc == PCRE2_ERROR_NOMATCH)
                 return;
             if (rc < 0) {
@@ -253,7 +252,7 @@ private:
 
 struct ByteAlphabet {
     std::string byteToText[256]; // UTF-8 of the printable stand-in of each byte
-    int16_t charToByte[512];     // stand-in code point -> byte, -1 when not a stand-in
+    int16_t charToByte[512]; // stand-in code point -> byte, -1 when not a stand-in
     ByteAlphabet()
     {
         std::fill(std::begin(charToByte), std::end(charToByte), int16_t(-1));
@@ -316,12 +315,12 @@ void applySplit(const PreStep &step, std::string_view piece, Pieces &out)
     size_t last = 0;
     step.regex->forEachMatch(piece, [&](size_t s, size_t e) {
         if (s > last)
-            spans.push_back({last, s, false});
-        spans.push_back({s, e, true});
+            spans.push_back({ last, s, false });
+        spans.push_back({ s, e, true });
         last = e;
     });
     if (last < piece.size())
-        spans.push_back({last, piece.size(), false});
+        spans.push_back({ last, piece.size(), false });
     if (step.invert)
         for (auto &sp : spans)
             sp.match = !sp.match;
@@ -411,8 +410,8 @@ struct BpeTokenizer::Impl {
 
     // Added-token matching flags from tokenizer.json (the base class keeps content, id, special).
     struct AddedFlags {
-        bool lstrip = false;     // the match swallows whitespace on its left
-        bool rstrip = false;     // ... and on its right
+        bool lstrip = false; // the match swallows whitespace on its left
+        bool rstrip = false; // ... and on its right
         bool singleWord = false; // matches only when not inside a word
     };
     std::unordered_map<std::string, AddedFlags> addedFlags;
@@ -462,8 +461,8 @@ struct BpeTokenizer::Impl {
     {
         const int32_t l = idOf(left), r = idOf(right), m = idOf(left + right);
         if (l < 0 || r < 0 || m < 0)
-            throw Error(where + ": merge '" + left + " " + right + "' (rank " + std::to_string(rank) +
-                        ") uses a token missing from the vocabulary");
+            throw Error(where + ": merge '" + left + " " + right + "' (rank " + std::to_string(rank)
+                + ") uses a token missing from the vocabulary");
         merges.emplace((uint64_t(uint32_t(l)) << 32) | uint32_t(r), std::make_pair(rank, m));
     }
 
@@ -533,7 +532,7 @@ struct BpeTokenizer::Impl {
                 id = unkId;
             }
             const int32_t n = int32_t(sym.size());
-            sym.push_back({id, n - 1, n + 1, true});
+            sym.push_back({ id, n - 1, n + 1, true });
         }
         if (sym.empty())
             return;
@@ -549,7 +548,7 @@ struct BpeTokenizer::Impl {
         std::priority_queue<Candidate> heap;
         for (int32_t i = 0; i + 1 < int32_t(sym.size()); ++i)
             if (auto *m = findMerge(sym[i].id, sym[i + 1].id))
-                heap.push({m->first, i, m->second});
+                heap.push({ m->first, i, m->second });
         while (!heap.empty()) {
             const Candidate c = heap.top();
             heap.pop();
@@ -567,10 +566,10 @@ struct BpeTokenizer::Impl {
                 sym[size_t(right.next)].prev = c.pos;
             if (left.prev >= 0)
                 if (auto *pm = findMerge(sym[size_t(left.prev)].id, left.id))
-                    heap.push({pm->first, left.prev, pm->second});
+                    heap.push({ pm->first, left.prev, pm->second });
             if (left.next >= 0)
                 if (auto *nm = findMerge(left.id, sym[size_t(left.next)].id))
-                    heap.push({nm->first, c.pos, nm->second});
+                    heap.push({ nm->first, c.pos, nm->second });
         }
         for (int32_t i = 0; i >= 0; i = sym[size_t(i)].next)
             ids.push_back(sym[size_t(i)].id);
@@ -579,7 +578,10 @@ struct BpeTokenizer::Impl {
 
 // ---- construction ----
 
-BpeTokenizer::BpeTokenizer() : d(std::make_unique<Impl>()) { }
+BpeTokenizer::BpeTokenizer()
+    : d(std::make_unique<Impl>())
+{
+}
 BpeTokenizer::~BpeTokenizer() = default;
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::fromDirectory(const std::string &dir)
@@ -602,7 +604,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromDirectory(const std::string &dir
 namespace {
 
 void parsePreTokenizer(const json &j, const std::string &where, std::vector<PreStep> &steps,
-                       const std::function<std::shared_ptr<Regex>()> &gpt2)
+    const std::function<std::shared_ptr<Regex>()> &gpt2)
 {
     if (j.is_null())
         return;
@@ -636,8 +638,9 @@ void parsePreTokenizer(const json &j, const std::string &where, std::vector<PreS
         s.behavior = SplitBehavior::Isolated;
         steps.push_back(std::move(s));
     } else {
-        throw Error(where + ".type: unsupported pre-tokenizer '" + type + "' (byte-level BPE supports Sequence, "
-                            "Split, ByteLevel, Digits)");
+        throw Error(where + ".type: unsupported pre-tokenizer '" + type
+            + "' (byte-level BPE supports Sequence, "
+              "Split, ByteLevel, Digits)");
     }
 }
 
@@ -665,7 +668,7 @@ bool hasByteLevel(const json &j)
     const std::string type = j.value("type", "");
     if (type == "ByteLevel")
         return true;
-    for (const char *key : {"decoders", "pretokenizers", "processors"})
+    for (const char *key : { "decoders", "pretokenizers", "processors" })
         if (j.contains(key) && j[key].is_array())
             for (const auto &sub : j[key])
                 if (hasByteLevel(sub))
@@ -688,11 +691,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromTokenizerJson(const std::string 
     if (type != "BPE")
         throw Error(path + ": model.type '" + type + "' is not supported (only byte-level BPE)");
     if (!hasByteLevel(j.value("decoder", json())) || !hasByteLevel(j.value("pre_tokenizer", json())))
-        throw Error(path + ": pre_tokenizer/decoder is not ByteLevel; only byte-level BPE tokenizer.json files are "
-                           "supported (sentencepiece-style models need tokenizer.model)");
+        throw Error(path
+            + ": pre_tokenizer/decoder is not ByteLevel; only byte-level BPE tokenizer.json files are "
+              "supported (sentencepiece-style models need tokenizer.model)");
     if (!model.value("dropout", json()).is_null() && model["dropout"].get<double>() > 0)
         throw Error(path + ": model.dropout (BPE dropout) is not supported");
-    for (const char *key : {"continuing_subword_prefix", "end_of_word_suffix"})
+    for (const char *key : { "continuing_subword_prefix", "end_of_word_suffix" })
         if (model.contains(key) && model[key].is_string() && !model[key].get<std::string>().empty())
             throw Error(path + ": model." + key + " is not supported for byte-level BPE");
 
@@ -721,8 +725,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromTokenizerJson(const std::string 
         d.unkId = d.idOf(model["unk_token"].get<std::string>());
 
     d.nfc = parseNormalizer(j.value("normalizer", json()), path + ": normalizer");
-    parsePreTokenizer(j.value("pre_tokenizer", json()), path + ": pre_tokenizer", d.steps,
-                      [&d] { return d.gpt2Regex(); });
+    parsePreTokenizer(
+        j.value("pre_tokenizer", json()), path + ": pre_tokenizer", d.steps, [&d] { return d.gpt2Regex(); });
 
     const json &added = j.value("added_tokens", json::array());
     for (size_t i = 0; i < added.size(); ++i) {
@@ -771,8 +775,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromTokenizerJson(const std::string 
             if (id < 0)
                 throw Error(path + ": post_processor names unknown special token '" + name + "'");
             if (seenSequence)
-                throw Error(path + ": post_processor appends '" + name + "' after the text; post-processors that "
-                                   "add tokens after the text are not supported");
+                throw Error(path + ": post_processor appends '" + name
+                    + "' after the text; post-processors that "
+                      "add tokens after the text are not supported");
             d.postProcessorBos = id;
         }
     };
@@ -785,8 +790,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromTokenizerJson(const std::string 
     return t;
 }
 
-std::unique_ptr<BpeTokenizer> BpeTokenizer::fromVocabMerges(const std::string &vocabPath,
-                                                           const std::string &mergesPath)
+std::unique_ptr<BpeTokenizer> BpeTokenizer::fromVocabMerges(const std::string &vocabPath, const std::string &mergesPath)
 {
     std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());
     Impl &d = *t->d;
@@ -805,8 +809,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromVocabMerges(const std::string &v
         const size_t sp = line.find(' ', 1);
         if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
             throw Error(mergesPath + ":" + std::to_string(lineNo) + ": expected two tokens separated by a space");
-        d.addMerge(line.substr(0, sp), line.substr(sp + 1), rank++,
-                   mergesPath + ":" + std::to_string(lineNo));
+        d.addMerge(line.substr(0, sp), line.substr(sp + 1), rank++, mergesPath + ":" + std::to_string(lineNo));
     }
     PreStep s;
     s.type = PreStep::ByteLevel;
@@ -845,7 +848,7 @@ void BpeTokenizer::encodeSegment(std::string_view text, std::vector<int64_t> &ou
     }
     // Pieces point into `text` or into `owned` (pieces that got a prefix space).
     std::deque<std::string> owned;
-    Pieces pieces{text}, next;
+    Pieces pieces { text }, next;
     for (const PreStep &step : d->steps) {
         next.clear();
         if (step.type == PreStep::Split) {
@@ -894,8 +897,8 @@ std::vector<int64_t> BpeTokenizer::encode(const std::string &text) const
                 size_t before = 0;
                 const size_t end = i + a.content.size();
                 size_t after = end;
-                if ((i > 0 && isWordChar(decodeBefore(s, i, before))) ||
-                    (end < s.size() && isWordChar(decodeAt(s, after))))
+                if ((i > 0 && isWordChar(decodeBefore(s, i, before)))
+                    || (end < s.size() && isWordChar(decodeAt(s, after))))
                     continue;
             }
             hit = &a;
@@ -942,7 +945,10 @@ std::string BpeTokenizer::decode(const std::vector<int64_t> &ids, bool skipSpeci
     return utf8Lossy(bytes);
 }
 
-int64_t BpeTokenizer::vocabSize() const { return std::max<int64_t>(int64_t(d->idToToken.size()), addedTokensEnd()); }
+int64_t BpeTokenizer::vocabSize() const
+{
+    return std::max<int64_t>(int64_t(d->idToToken.size()), addedTokensEnd());
+}
 
 int64_t BpeTokenizer::tokenToId(const std::string &token) const
 {

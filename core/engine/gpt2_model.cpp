@@ -49,8 +49,8 @@ torch::Tensor geluNew(const torch::Tensor &x)
 
 Conv1DImpl::Conv1DImpl(int64_t in, int64_t out)
 {
-    weight = register_parameter("weight", torch::empty({in, out}));
-    bias = register_parameter("bias", torch::zeros({out}));
+    weight = register_parameter("weight", torch::empty({ in, out }));
+    bias = register_parameter("bias", torch::zeros({ out }));
 }
 
 torch::Tensor Conv1DImpl::forward(const torch::Tensor &x)
@@ -58,23 +58,24 @@ torch::Tensor Conv1DImpl::forward(const torch::Tensor &x)
     // HF: addmm(bias, x.view(-1, in), weight).view(..., out)
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(1);
-    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+    return torch::addmm(bias, x.reshape({ -1, x.size(-1) }), weight).view(sizes);
 }
 
-LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_)
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_)
+    : eps(eps_)
 {
-    weight = register_parameter("weight", torch::ones({dim}));
-    bias = register_parameter("bias", torch::zeros({dim}));
+    weight = register_parameter("weight", torch::ones({ dim }));
+    bias = register_parameter("bias", torch::zeros({ dim }));
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor &x)
 {
-    return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+    return torch::layer_norm(x, { x.size(-1) }, weight, bias, eps);
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim)
 {
-    weight = register_parameter("weight", torch::empty({count, dim}));
+    weight = register_parameter("weight", torch::empty({ count, dim }));
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
@@ -85,27 +86,29 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
 // ---------------------------------------------------------------------------------------------
 // Attention
 
-AttentionImpl::AttentionImpl(const ModelConfig &c) : m_heads(c.numHeads), m_headDim(c.headDim)
+AttentionImpl::AttentionImpl(const ModelConfig &c)
+    : m_heads(c.numHeads)
+    , m_headDim(c.headDim)
 {
     c_attn = register_module("c_attn", Conv1D(c.hiddenSize, 3 * c.hiddenSize));
     c_proj = register_module("c_proj", Conv1D(c.hiddenSize, c.hiddenSize));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK,
-                                     torch::Tensor *cacheV)
+torch::Tensor AttentionImpl::forward(
+    const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, D = m_headDim, N = H * D;
 
     // c_attn: [B, T, n] -> [B, T, 3n] = [q | k | v], each -> [B, H, T, D]
     auto qkv = c_attn->forward(x);
-    auto q = qkv.slice(-1, 0, N).view({B, T, H, D}).transpose(1, 2);
-    auto k = qkv.slice(-1, N, 2 * N).view({B, T, H, D}).transpose(1, 2);
-    auto v = qkv.slice(-1, 2 * N, 3 * N).view({B, T, H, D}).transpose(1, 2);
+    auto q = qkv.slice(-1, 0, N).view({ B, T, H, D }).transpose(1, 2);
+    auto k = qkv.slice(-1, N, 2 * N).view({ B, T, H, D }).transpose(1, 2);
+    auto v = qkv.slice(-1, 2 * N, 3 * N).view({ B, T, H, D }).transpose(1, 2);
 
     if (cacheK) {
         if (cacheK->defined()) {
-            k = torch::cat({*cacheK, k}, 2);
-            v = torch::cat({*cacheV, v}, 2);
+            k = torch::cat({ *cacheK, k }, 2);
+            v = torch::cat({ *cacheV, v }, 2);
         }
         *cacheK = k;
         *cacheV = v;
@@ -128,13 +131,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask
     out = torch::matmul(probs, v);
 #endif
     // [B, H, T, D] -> [B, T, n]
-    return c_proj->forward(out.transpose(1, 2).reshape({B, T, N}));
+    return c_proj->forward(out.transpose(1, 2).reshape({ B, T, N }));
 }
 
 // ---------------------------------------------------------------------------------------------
 // MLP, block, transformer
 
-MlpImpl::MlpImpl(const ModelConfig &c) : m_tanhGelu(c.activationFunction != "gelu")
+MlpImpl::MlpImpl(const ModelConfig &c)
+    : m_tanhGelu(c.activationFunction != "gelu")
 {
     c_fc = register_module("c_fc", Conv1D(c.hiddenSize, c.intermediateSize));
     c_proj = register_module("c_proj", Conv1D(c.intermediateSize, c.hiddenSize));
@@ -155,8 +159,8 @@ BlockImpl::BlockImpl(const ModelConfig &c)
     mlp = register_module("mlp", Mlp(c));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK,
-                                 torch::Tensor *cacheV)
+torch::Tensor BlockImpl::forward(
+    const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
 {
     auto h = x + attn->forward(ln_1->forward(x), mask, cacheK, cacheV);
     return h + mlp->forward(ln_2->forward(h));
@@ -195,21 +199,22 @@ void validate(const ModelConfig &c)
     need(c.numLayers > 0, "n_layer must be positive");
     need(c.numHeads > 0 && c.hiddenSize % c.numHeads == 0, "n_head must divide n_embd");
     need(c.maxPositionEmbeddings > 0, "n_positions must be positive");
-    need(c.activationFunction == "gelu_new" || c.activationFunction == "gelu_pytorch_tanh" ||
-             c.activationFunction == "gelu",
-         "activation_function '" + c.activationFunction + "' is not supported (gelu_new, gelu)");
+    need(c.activationFunction == "gelu_new" || c.activationFunction == "gelu_pytorch_tanh"
+            || c.activationFunction == "gelu",
+        "activation_function '" + c.activationFunction + "' is not supported (gelu_new, gelu)");
     // Options that change the numbers and are not implemented: refuse rather than run a different model.
-    for (const char *field : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"})
+    for (const char *field : { "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention" })
         if (c.raw.is_object() && c.raw.contains(field) && c.raw[field].is_boolean() && c.raw[field].get<bool>())
             throw Error(std::string("config.json: ") + field + " is true, which is not supported for gpt2");
-    if (c.raw.is_object() && c.raw.contains("scale_attn_weights") && c.raw["scale_attn_weights"].is_boolean() &&
-        !c.raw["scale_attn_weights"].get<bool>())
+    if (c.raw.is_object() && c.raw.contains("scale_attn_weights") && c.raw["scale_attn_weights"].is_boolean()
+        && !c.raw["scale_attn_weights"].get<bool>())
         throw Error("config.json: scale_attn_weights is false, which is not supported for gpt2");
 }
 
 } // namespace
 
-Gpt2Model::Gpt2Model(ModelConfig config) : m_config((validate(config), std::move(config)))
+Gpt2Model::Gpt2Model(ModelConfig config)
+    : m_config((validate(config), std::move(config)))
 {
     m_transformer = register_module("transformer", gpt2::Transformer(m_config));
     if (!m_config.tieWordEmbeddings)
@@ -235,8 +240,8 @@ Gpt2Model::Gpt2Model(ModelConfig config) : m_config((validate(config), std::move
     }
 }
 
-torch::Tensor Gpt2Model::forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask,
-                                       KVCache *cache)
+torch::Tensor Gpt2Model::forwardHidden(
+    const torch::Tensor &inputIds, const torch::Tensor &attentionMask, KVCache *cache)
 {
     TORCH_CHECK(inputIds.dim() == 2, "inputIds must be [B, T]");
     const int64_t B = inputIds.size(0), T = inputIds.size(1);
@@ -245,8 +250,8 @@ torch::Tensor Gpt2Model::forwardHidden(const torch::Tensor &inputIds, const torc
     const auto device = inputIds.device();
     const auto longOpts = torch::TensorOptions().dtype(torch::kInt64).device(device);
     if (S > m_config.maxPositionEmbeddings)
-        throw Error("sequence of " + std::to_string(S) + " tokens is longer than the model's n_positions (" +
-                    std::to_string(m_config.maxPositionEmbeddings) + ")");
+        throw Error("sequence of " + std::to_string(S) + " tokens is longer than the model's n_positions ("
+            + std::to_string(m_config.maxPositionEmbeddings) + ")");
 
     auto tokens = m_transformer->wte->forward(inputIds); // [B, T, n]
     const auto dtype = tokens.scalar_type();
@@ -258,31 +263,30 @@ torch::Tensor Gpt2Model::forwardHidden(const torch::Tensor &inputIds, const torc
     gpt2::AttentionMask am;
     if (attentionMask.defined()) {
         if (attentionMask.dim() != 2 || attentionMask.size(0) != B || attentionMask.size(1) != S)
-            throw Error("attention mask must be [batch, past + new tokens] = [" + std::to_string(B) + ", " +
-                        std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
+            throw Error("attention mask must be [batch, past + new tokens] = [" + std::to_string(B) + ", "
+                + std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
         auto m = attentionMask.to(device).to(torch::kBool);
         positions = (m.to(torch::kInt64).cumsum(1) - 1).clamp_min(0).slice(1, past, S);
         // Right padding (or none) without a cache: padded keys sit after every real query, so plain
         // causal attention gives the same outputs at real positions.
-        const bool rightPadded =
-            past == 0 && (S < 2 || !(m.slice(1, 1) & ~m.slice(1, 0, S - 1)).any().item<bool>());
+        const bool rightPadded = past == 0 && (S < 2 || !(m.slice(1, 1) & ~m.slice(1, 0, S - 1)).any().item<bool>());
         if (!rightPadded) {
-            auto qpos = torch::arange(past, S, longOpts).unsqueeze(1);     // [T, 1]
-            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);        // [1, S]
+            auto qpos = torch::arange(past, S, longOpts).unsqueeze(1); // [T, 1]
+            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0); // [1, S]
             auto visible = (kpos <= qpos).unsqueeze(0) & m.unsqueeze(1); // [B, T, S]
-            am.additive = torch::zeros({B, 1, T, S}, tokens.options())
+            am.additive = torch::zeros({ B, 1, T, S }, tokens.options())
                               .masked_fill_(visible.logical_not().unsqueeze(1), gpt2::lowestOf(dtype));
             am.causal = false;
         }
     } else {
-        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({B, T});
+        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({ B, T });
     }
     if (!am.additive.defined() && past > 0 && T > 1) {
         // New tokens after a cache, no padding: causal with an offset, which SDPA's is_causal
         // (top-left aligned) does not express.
         auto qpos = torch::arange(past, S, longOpts).unsqueeze(1);
         auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);
-        am.additive = torch::zeros({1, 1, T, S}, tokens.options())
+        am.additive = torch::zeros({ 1, 1, T, S }, tokens.options())
                           .masked_fill_((kpos > qpos).unsqueeze(0).unsqueeze(0), gpt2::lowestOf(dtype));
         am.causal = false;
     }
@@ -291,7 +295,7 @@ torch::Tensor Gpt2Model::forwardHidden(const torch::Tensor &inputIds, const torc
 #if TORCH_VERSION_MAJOR < 2
     // The explicit attention needs the causal mask spelled out.
     if (!am.additive.defined() && am.causal && T > 1)
-        am.additive = torch::full({T, T}, gpt2::lowestOf(dtype), tokens.options()).triu_(1).view({1, 1, T, T});
+        am.additive = torch::full({ T, T }, gpt2::lowestOf(dtype), tokens.options()).triu_(1).view({ 1, 1, T, T });
 #endif
 
     // Learned positions: x = wte[ids] + wpe[positions]: [B, T, n]
@@ -300,8 +304,8 @@ torch::Tensor Gpt2Model::forwardHidden(const torch::Tensor &inputIds, const torc
     auto &blocks = m_transformer->blocks;
     if (cache && cache->keys.size() != blocks.size()) {
         if (past > 0)
-            throw Error("KV cache has " + std::to_string(cache->keys.size()) + " layers, the model " +
-                        std::to_string(blocks.size()));
+            throw Error("KV cache has " + std::to_string(cache->keys.size()) + " layers, the model "
+                + std::to_string(blocks.size()));
         cache->keys.assign(blocks.size(), torch::Tensor());
         cache->values.assign(blocks.size(), torch::Tensor());
     }

@@ -22,8 +22,8 @@ class Conv1DImpl : public torch::nn::Module {
 public:
     Conv1DImpl(int64_t in, int64_t out);
     torch::Tensor forward(const torch::Tensor &x); // [..., in] -> [..., out]
-    torch::Tensor weight;                          // [in, out]
-    torch::Tensor bias;                            // [out]
+    torch::Tensor weight; // [in, out]
+    torch::Tensor bias; // [out]
 };
 TORCH_MODULE(Conv1D);
 
@@ -31,8 +31,8 @@ class LayerNormImpl : public torch::nn::Module {
 public:
     LayerNormImpl(int64_t dim, double eps);
     torch::Tensor forward(const torch::Tensor &x); // [..., dim] -> [..., dim]
-    torch::Tensor weight;                          // [dim]
-    torch::Tensor bias;                            // [dim]
+    torch::Tensor weight; // [dim]
+    torch::Tensor bias; // [dim]
     double eps;
 };
 TORCH_MODULE(LayerNorm);
@@ -41,14 +41,14 @@ class EmbeddingImpl : public torch::nn::Module {
 public:
     EmbeddingImpl(int64_t count, int64_t dim);
     torch::Tensor forward(const torch::Tensor &ids); // [B, T] int64 -> [B, T, dim]
-    torch::Tensor weight;                            // [count, dim]
+    torch::Tensor weight; // [count, dim]
 };
 TORCH_MODULE(Embedding);
 
 // Masking decided once per forward (the same contract as LlamaModel's).
 struct AttentionMask {
     torch::Tensor additive; // [B|1, 1, T, S]: 0 = visible, lowest finite = hidden; used when defined
-    bool causal = true;     // otherwise: plain causal (true) or every key visible (false)
+    bool causal = true; // otherwise: plain causal (true) or every key visible (false)
 };
 
 // Multi-head self-attention: c_attn [n, 3n] -> q, k, v; softmax(q k^T / sqrt(d) + mask) v; c_proj.
@@ -56,9 +56,9 @@ class AttentionImpl : public torch::nn::Module {
 public:
     explicit AttentionImpl(const ModelConfig &c);
     // x [B, T, n]; cacheK/cacheV [B, heads, T_past, d] or undefined, replaced by past + new when non-null.
-    torch::Tensor forward(const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK,
-                          torch::Tensor *cacheV);
-    Conv1D c_attn{nullptr}, c_proj{nullptr};
+    torch::Tensor forward(
+        const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+    Conv1D c_attn { nullptr }, c_proj { nullptr };
 
 private:
     int64_t m_heads, m_headDim;
@@ -70,7 +70,7 @@ class MlpImpl : public torch::nn::Module {
 public:
     explicit MlpImpl(const ModelConfig &c);
     torch::Tensor forward(const torch::Tensor &x);
-    Conv1D c_fc{nullptr}, c_proj{nullptr};
+    Conv1D c_fc { nullptr }, c_proj { nullptr };
 
 private:
     bool m_tanhGelu;
@@ -81,11 +81,11 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
 public:
     explicit BlockImpl(const ModelConfig &c);
-    torch::Tensor forward(const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK,
-                          torch::Tensor *cacheV);
-    LayerNorm ln_1{nullptr}, ln_2{nullptr};
-    Attention attn{nullptr};
-    Mlp mlp{nullptr};
+    torch::Tensor forward(
+        const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+    LayerNorm ln_1 { nullptr }, ln_2 { nullptr };
+    Attention attn { nullptr };
+    Mlp mlp { nullptr };
 };
 TORCH_MODULE(Block);
 
@@ -93,10 +93,10 @@ TORCH_MODULE(Block);
 class TransformerImpl : public torch::nn::Module {
 public:
     explicit TransformerImpl(const ModelConfig &c);
-    Embedding wte{nullptr}, wpe{nullptr};
-    torch::nn::ModuleList h{nullptr};
+    Embedding wte { nullptr }, wpe { nullptr };
+    torch::nn::ModuleList h { nullptr };
     std::vector<Block> blocks; // the same modules, typed
-    LayerNorm ln_f{nullptr};
+    LayerNorm ln_f { nullptr };
 };
 TORCH_MODULE(Transformer);
 
@@ -108,16 +108,16 @@ public:
     // initializer_range), c_proj scaled by 1/sqrt(2 n_layer), zero biases, unit norms).
     explicit Gpt2Model(ModelConfig config);
 
-    torch::Tensor forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
-                                KVCache *cache = nullptr) override;
+    torch::Tensor forwardHidden(
+        const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {}, KVCache *cache = nullptr) override;
     torch::Tensor lmHead(const torch::Tensor &hidden) override;
     const ModelConfig &config() const override { return m_config; }
 
 private:
     ModelConfig m_config;
-    gpt2::Transformer m_transformer{nullptr};
+    gpt2::Transformer m_transformer { nullptr };
     // "lm_head.weight" [vocab, n] when not tied to wte (a module holding just that weight); else null.
-    gpt2::Embedding m_lmHead{nullptr};
+    gpt2::Embedding m_lmHead { nullptr };
 };
 
 } // namespace dpo

@@ -48,8 +48,7 @@ void appendUtf8(std::string &out, uint32_t cp)
 }
 
 // Tables hold triples / pairs sorted by their first element.
-template <size_t Stride, size_t N>
-const uint32_t *findRange(const uint32_t (&table)[N], uint32_t cp)
+template <size_t Stride, size_t N> const uint32_t *findRange(const uint32_t (&table)[N], uint32_t cp)
 {
     size_t lo = 0, hi = N / Stride;
     while (lo < hi) {
@@ -73,7 +72,10 @@ int combiningClass(uint32_t cp)
     return row ? int(row[2]) : 0;
 }
 
-bool isUnsafe(uint32_t cp) { return cp >= 0x300 && findRange<2>(nfc_data::kUnsafeRanges, cp) != nullptr; }
+bool isUnsafe(uint32_t cp)
+{
+    return cp >= 0x300 && findRange<2>(nfc_data::kUnsafeRanges, cp) != nullptr;
+}
 
 void decompose(uint32_t cp, std::vector<uint32_t> &out)
 {
@@ -157,7 +159,7 @@ std::string toNfc(std::string_view text)
         while (j < cps.size() && combiningClass(cps[j]) != 0)
             ++j;
         std::stable_sort(cps.begin() + i, cps.begin() + j,
-                         [](uint32_t a, uint32_t b) { return combiningClass(a) < combiningClass(b); });
+            [](uint32_t a, uint32_t b) { return combiningClass(a) < combiningClass(b); });
         i = j;
     }
     // Canonical composition: a character joins the last starter unless blocked by one in between

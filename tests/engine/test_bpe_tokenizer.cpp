@@ -18,7 +18,10 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<int64_t> idsOf(const json &j) { return j.get<std::vector<int64_t>>(); }
+std::vector<int64_t> idsOf(const json &j)
+{
+    return j.get<std::vector<int64_t>>();
+}
 
 // A fresh temp folder, removed at scope exit.
 struct TempDir {
@@ -60,8 +63,8 @@ void appendUtf8(std::string &out, uint32_t cp)
 // Random text mixing the kinds of characters that stress a byte-level BPE.
 std::string randomText(std::mt19937 &rng)
 {
-    static const std::vector<std::string> words = {"the", "Hello", "don't", "I'm", "we'll", "12", "3.14", "naïve",
-                                                   "café", "東京", "🙂", "👍🏽", "—", "<|endo", "ftext|>", "\t", "\n"};
+    static const std::vector<std::string> words = { "the", "Hello", "don't", "I'm", "we'll", "12", "3.14", "naïve",
+        "café", "東京", "🙂", "👍🏽", "—", "<|endo", "ftext|>", "\t", "\n" };
     std::string s;
     const int n = std::uniform_int_distribution<int>(0, 24)(rng);
     for (int i = 0; i < n; ++i) {
@@ -71,7 +74,7 @@ std::string randomText(std::mt19937 &rng)
             break;
         case 1: // whitespace runs
             s += std::string(std::uniform_int_distribution<size_t>(1, 5)(rng),
-                             " \t\n\r"[std::uniform_int_distribution<int>(0, 3)(rng)]);
+                " \t\n\r"[std::uniform_int_distribution<int>(0, 3)(rng)]);
             break;
         case 2:
             appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x20, 0x7E)(rng));
@@ -140,7 +143,7 @@ TEST(BpeTokenizer, TokenizerCasesFromTokenizerJson)
 TEST(BpeTokenizer, TokenizerCasesFromVocabAndMerges)
 {
     TempDir dir;
-    for (const char *f : {"vocab.json", "merges.txt"})
+    for (const char *f : { "vocab.json", "merges.txt" })
         fs::copy_file(dpotest::fixture(kGpt2 + "/" + f), dir.path / f);
     auto tok = dpo::loadTokenizer(dir.path.string());
     EXPECT_EQ(tok->kind(), "byte-level BPE");
@@ -169,7 +172,7 @@ TEST(BpeTokenizer, ExamplesFollowTrlRule)
         const std::string prompt = ex["prompt"];
         const std::vector<int64_t> promptIds = tok->encodeWithSpecial(prompt);
         EXPECT_EQ(promptIds, idsOf(ex["prompt_ids"])) << prompt;
-        for (const char *side : {"chosen", "rejected"}) {
+        for (const char *side : { "chosen", "rejected" }) {
             std::vector<int64_t> full = tok->encodeWithSpecial(prompt + ex[side].get<std::string>());
             ASSERT_GE(full.size(), promptIds.size());
             std::vector<int64_t> completion(full.begin() + long(promptIds.size()), full.end());
@@ -211,14 +214,14 @@ TEST(BpeTokenizer, DecodeOfSplitCharacterIsLossy)
     // The first byte of "é" alone: tokenizers' from_utf8_lossy gives U+FFFD.
     const int64_t c3 = tok->tokenToId("\xc3\x83"); // byte 0xC3's stand-in is U+00C3
     ASSERT_GE(c3, 0);
-    EXPECT_EQ(tok->decode({c3}), "\xef\xbf\xbd");
+    EXPECT_EQ(tok->decode({ c3 }), "\xef\xbf\xbd");
 }
 
 TEST(BpeTokenizer, RandomUnicodeRoundTrips)
 {
     auto fromJson = dpo::loadTokenizer(dpotest::fixture(kGpt2));
     TempDir dir;
-    for (const char *f : {"vocab.json", "merges.txt"})
+    for (const char *f : { "vocab.json", "merges.txt" })
         fs::copy_file(dpotest::fixture(kGpt2 + "/" + f), dir.path / f);
     auto fromFiles = dpo::loadTokenizer(dir.path.string());
     std::mt19937 rng(1234);
@@ -232,8 +235,8 @@ TEST(BpeTokenizer, RandomUnicodeRoundTrips)
             ASSERT_EQ(fromFiles->encode(text), ids) << "case " << i;
     }
     // Long whitespace runs and repeated characters (BPE on long words, the regex lookahead).
-    for (const std::string &text : {std::string(5000, ' ') + "x", std::string(3000, 'a'), std::string(2000, '\n'),
-                                    std::string(1000, ' ')}) {
+    for (const std::string &text :
+        { std::string(5000, ' ') + "x", std::string(3000, 'a'), std::string(2000, '\n'), std::string(1000, ' ') }) {
         EXPECT_EQ(fromJson->decode(fromJson->encode(text)), text);
     }
 }
@@ -242,8 +245,10 @@ TEST(BpeTokenizer, RandomUnicodeRoundTrips)
 
 namespace {
 
-const char *const kLlama3Regex = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-const char *const kQwen2Regex = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char *const kLlama3Regex
+    = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char *const kQwen2Regex
+    = R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // GPT-2's bytes_to_unicode stand-in of byte b, as UTF-8.
 std::string byteChar(int b)
@@ -266,50 +271,56 @@ json syntheticModel(bool ignoreMerges)
     json vocab = json::object();
     for (int b = 0; b < 256; ++b)
         vocab[byteChar(b)] = b;
-    const std::vector<std::pair<std::string, std::string>> merges = {
-        {"1", "2"}, {"12", "3"}, {"4", "5"}, {"!", "h"}, {"'", "T"}, {byteChar('\n'), byteChar('\n')},
-        {byteChar(' '), byteChar(' ')}, {"h", "i"}, {byteChar(0xC3), byteChar(0xA9)}, {".", byteChar('\n')}};
+    const std::vector<std::pair<std::string, std::string>> merges = { { "1", "2" }, { "12", "3" }, { "4", "5" },
+        { "!", "h" }, { "'", "T" }, { byteChar('\n'), byteChar('\n') }, { byteChar(' '), byteChar(' ') }, { "h", "i" },
+        { byteChar(0xC3), byteChar(0xA9) }, { ".", byteChar('\n') } };
     json m = json::array();
     int id = 256;
     for (const auto &[a, b] : merges) {
         vocab[a + b] = id++;
-        m.push_back(json::array({a, b})); // the newer [a, b] form
+        m.push_back(json::array({ a, b })); // the newer [a, b] form
     }
     vocab["xyz"] = 267;
-    return {{"type", "BPE"},        {"dropout", nullptr}, {"unk_token", nullptr}, {"fuse_unk", false},
-            {"byte_fallback", false}, {"ignore_merges", ignoreMerges}, {"vocab", vocab}, {"merges", m}};
+    return { { "type", "BPE" }, { "dropout", nullptr }, { "unk_token", nullptr }, { "fuse_unk", false },
+        { "byte_fallback", false }, { "ignore_merges", ignoreMerges }, { "vocab", vocab }, { "merges", m } };
 }
 
 json addedToken(int64_t id, const std::string &content)
 {
-    return {{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
-            {"rstrip", false}, {"normalized", false}, {"special", true}};
+    return { { "id", id }, { "content", content }, { "single_word", false }, { "lstrip", false }, { "rstrip", false },
+        { "normalized", false }, { "special", true } };
 }
 
 json splitThenByteLevel(const char *regex)
 {
-    return {{"type", "Sequence"},
-            {"pretokenizers",
-             json::array({{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
-                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                           {"use_regex", false}}})}};
+    return { { "type", "Sequence" },
+        { "pretokenizers",
+            json::array({ { { "type", "Split" }, { "pattern", { { "Regex", regex } } }, { "behavior", "Isolated" },
+                              { "invert", false } },
+                { { "type", "ByteLevel" }, { "add_prefix_space", false }, { "trim_offsets", true },
+                    { "use_regex", false } } }) } };
 }
 
-json byteLevel() { return {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}; }
+json byteLevel()
+{
+    return { { "type", "ByteLevel" }, { "add_prefix_space", true }, { "trim_offsets", true }, { "use_regex", true } };
+}
 
 std::unique_ptr<dpo::BpeTokenizer> llama3Style(const fs::path &dir)
 {
-    json j = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}};
-    j["added_tokens"] = json::array({addedToken(300, "<|begin_of_text|>"), addedToken(301, "<|eot_id|>")});
+    json j = { { "version", "1.0" }, { "truncation", nullptr }, { "padding", nullptr } };
+    j["added_tokens"] = json::array({ addedToken(300, "<|begin_of_text|>"), addedToken(301, "<|eot_id|>") });
     j["normalizer"] = nullptr;
     j["pre_tokenizer"] = splitThenByteLevel(kLlama3Regex);
-    json tp = {{"type", "TemplateProcessing"},
-               {"single", json::array({{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-               {"pair", json::array()},
-               {"special_tokens",
-                {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {300}}, {"tokens", {"<|begin_of_text|>"}}}}}}};
-    j["post_processor"] = {{"type", "Sequence"}, {"processors", json::array({byteLevel(), tp})}};
+    json tp = { { "type", "TemplateProcessing" },
+        { "single",
+            json::array({ { { "SpecialToken", { { "id", "<|begin_of_text|>" }, { "type_id", 0 } } } },
+                { { "Sequence", { { "id", "A" }, { "type_id", 0 } } } } }) },
+        { "pair", json::array() },
+        { "special_tokens",
+            { { "<|begin_of_text|>",
+                { { "id", "<|begin_of_text|>" }, { "ids", { 300 } }, { "tokens", { "<|begin_of_text|>" } } } } } } };
+    j["post_processor"] = { { "type", "Sequence" }, { "processors", json::array({ byteLevel(), tp }) } };
     j["decoder"] = byteLevel();
     j["model"] = syntheticModel(true);
     writeFile(dir / "tokenizer.json", j.dump());
@@ -318,10 +329,10 @@ std::unique_ptr<dpo::BpeTokenizer> llama3Style(const fs::path &dir)
 
 std::unique_ptr<dpo::BpeTokenizer> qwen2Style(const fs::path &dir)
 {
-    json j = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}};
+    json j = { { "version", "1.0" }, { "truncation", nullptr }, { "padding", nullptr } };
     j["added_tokens"] = json::array(
-        {addedToken(300, "<|endoftext|>"), addedToken(301, "<|im_start|>"), addedToken(302, "<|im_end|>")});
-    j["normalizer"] = {{"type", "NFC"}};
+        { addedToken(300, "<|endoftext|>"), addedToken(301, "<|im_start|>"), addedToken(302, "<|im_end|>") });
+    j["normalizer"] = { { "type", "NFC" } };
     j["pre_tokenizer"] = splitThenByteLevel(kQwen2Regex);
     j["post_processor"] = byteLevel();
     j["decoder"] = byteLevel();
@@ -342,18 +353,18 @@ TEST(BpeTokenizer, Llama3StyleTokenizerJson)
 {
     TempDir dir;
     auto tok = llama3Style(dir.path);
-    EXPECT_EQ(tok->encode("12345"), (Ids{257, 258}));          // \p{N}{1,3}: "123" "45"
-    EXPECT_EQ(tok->encode("!hi"), (Ids{259, 'i'}));            // one piece: "!h" merges first (rank 3 < 7)
-    EXPECT_EQ(tok->encode("DON'T"), (Ids{'D', 'O', 'N', 260})); // (?i:'t) isolates "'T"
-    EXPECT_EQ(tok->encode("a.\n\nb"), (Ids{'a', '.', 261, 'b'})); // ".\n\n" is one piece
-    EXPECT_EQ(tok->encode("xyz"), (Ids{267}));                  // ignore_merges: a whole-word token
-    EXPECT_EQ(tok->encode("e\xcc\x81"), (Ids{'e', 0xCC, 0x81})); // no normalizer
-    EXPECT_EQ(tok->encode("<|begin_of_text|>hi<|eot_id|>"), (Ids{300, 263, 301}));
+    EXPECT_EQ(tok->encode("12345"), (Ids { 257, 258 })); // \p{N}{1,3}: "123" "45"
+    EXPECT_EQ(tok->encode("!hi"), (Ids { 259, 'i' })); // one piece: "!h" merges first (rank 3 < 7)
+    EXPECT_EQ(tok->encode("DON'T"), (Ids { 'D', 'O', 'N', 260 })); // (?i:'t) isolates "'T"
+    EXPECT_EQ(tok->encode("a.\n\nb"), (Ids { 'a', '.', 261, 'b' })); // ".\n\n" is one piece
+    EXPECT_EQ(tok->encode("xyz"), (Ids { 267 })); // ignore_merges: a whole-word token
+    EXPECT_EQ(tok->encode("e\xcc\x81"), (Ids { 'e', 0xCC, 0x81 })); // no normalizer
+    EXPECT_EQ(tok->encode("<|begin_of_text|>hi<|eot_id|>"), (Ids { 300, 263, 301 }));
     EXPECT_TRUE(tok->addBos());
     EXPECT_EQ(tok->bosId(), 300);
-    EXPECT_EQ(tok->encodeWithSpecial("hi"), (Ids{300, 263}));
-    EXPECT_EQ(tok->decode({300, 263, 301}), "hi");
-    EXPECT_EQ(tok->decode({300, 263, 301}, false), "<|begin_of_text|>hi<|eot_id|>");
+    EXPECT_EQ(tok->encodeWithSpecial("hi"), (Ids { 300, 263 }));
+    EXPECT_EQ(tok->decode({ 300, 263, 301 }), "hi");
+    EXPECT_EQ(tok->decode({ 300, 263, 301 }, false), "<|begin_of_text|>hi<|eot_id|>");
     std::mt19937 rng(7);
     for (int i = 0; i < 1000; ++i) {
         const std::string text = randomText(rng);
@@ -365,13 +376,13 @@ TEST(BpeTokenizer, Qwen2StyleTokenizerJson)
 {
     TempDir dir;
     auto tok = qwen2Style(dir.path);
-    EXPECT_EQ(tok->encode("12345"), (Ids{'1', '2', '3', '4', '5'})); // \p{N}: one digit per piece
-    EXPECT_EQ(tok->encode("!hi"), (Ids{259, 'i'}));
-    EXPECT_EQ(tok->encode("xyz"), (Ids{'x', 'y', 'z'}));            // merges only
-    EXPECT_EQ(tok->encode("e\xcc\x81"), (Ids{264}));                // NFC: e + U+0301 -> U+00E9
-    EXPECT_EQ(tok->encode("<|im_start|>user\nhi<|im_end|>"), (Ids{301, 'u', 's', 'e', 'r', '\n', 263, 302}));
+    EXPECT_EQ(tok->encode("12345"), (Ids { '1', '2', '3', '4', '5' })); // \p{N}: one digit per piece
+    EXPECT_EQ(tok->encode("!hi"), (Ids { 259, 'i' }));
+    EXPECT_EQ(tok->encode("xyz"), (Ids { 'x', 'y', 'z' })); // merges only
+    EXPECT_EQ(tok->encode("e\xcc\x81"), (Ids { 264 })); // NFC: e + U+0301 -> U+00E9
+    EXPECT_EQ(tok->encode("<|im_start|>user\nhi<|im_end|>"), (Ids { 301, 'u', 's', 'e', 'r', '\n', 263, 302 }));
     EXPECT_FALSE(tok->addBos());
-    EXPECT_EQ(tok->encodeWithSpecial("hi"), (Ids{263}));
+    EXPECT_EQ(tok->encodeWithSpecial("hi"), (Ids { 263 }));
     std::mt19937 rng(11);
     for (int i = 0; i < 1000; ++i) {
         const std::string text = randomText(rng);
@@ -383,7 +394,7 @@ TEST(BpeTokenizer, Gpt2RegexDiffersFromLlama3)
 {
     // The same vocabulary behind GPT-2's ByteLevel(use_regex) pre-tokenizer.
     TempDir dir;
-    json j = {{"version", "1.0"}, {"added_tokens", json::array()}, {"normalizer", nullptr}};
+    json j = { { "version", "1.0" }, { "added_tokens", json::array() }, { "normalizer", nullptr } };
     j["pre_tokenizer"] = byteLevel();
     j["pre_tokenizer"]["add_prefix_space"] = false;
     j["post_processor"] = byteLevel();
@@ -391,31 +402,31 @@ TEST(BpeTokenizer, Gpt2RegexDiffersFromLlama3)
     j["model"] = syntheticModel(false);
     writeFile(dir.path / "tokenizer.json", j.dump());
     auto tok = dpo::BpeTokenizer::fromTokenizerJson((dir.path / "tokenizer.json").string());
-    EXPECT_EQ(tok->encode("!hi"), (Ids{'!', 263}));                    // "!" and "hi" are separate words
-    EXPECT_EQ(tok->encode("DON'T"), (Ids{'D', 'O', 'N', '\'', 'T'}));  // contractions are case-sensitive
-    EXPECT_EQ(tok->encode("a.\n\nb"), (Ids{'a', '.', '\n', '\n', 'b'})); // \s+(?!\S) leaves one "\n"
+    EXPECT_EQ(tok->encode("!hi"), (Ids { '!', 263 })); // "!" and "hi" are separate words
+    EXPECT_EQ(tok->encode("DON'T"), (Ids { 'D', 'O', 'N', '\'', 'T' })); // contractions are case-sensitive
+    EXPECT_EQ(tok->encode("a.\n\nb"), (Ids { 'a', '.', '\n', '\n', 'b' })); // \s+(?!\S) leaves one "\n"
 
     // add_prefix_space: a space is prepended to the text.
     j["pre_tokenizer"]["add_prefix_space"] = true;
     writeFile(dir.path / "tokenizer.json", j.dump());
     auto prefixed = dpo::BpeTokenizer::fromTokenizerJson((dir.path / "tokenizer.json").string());
-    EXPECT_EQ(prefixed->encode("hi"), (Ids{' ', 263}));
-    EXPECT_EQ(prefixed->encode(" hi"), (Ids{' ', 263}));
+    EXPECT_EQ(prefixed->encode("hi"), (Ids { ' ', 263 }));
+    EXPECT_EQ(prefixed->encode(" hi"), (Ids { ' ', 263 }));
 }
 
 TEST(BpeTokenizer, RefusesWhatItCannotRun)
 {
     TempDir dir;
-    json j = {{"version", "1.0"}, {"added_tokens", json::array()}, {"normalizer", nullptr}};
-    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"}};
-    j["decoder"] = {{"type", "Metaspace"}};
+    json j = { { "version", "1.0" }, { "added_tokens", json::array() }, { "normalizer", nullptr } };
+    j["pre_tokenizer"] = { { "type", "Metaspace" }, { "replacement", "\xe2\x96\x81" } };
+    j["decoder"] = { { "type", "Metaspace" } };
     j["model"] = syntheticModel(false);
     writeFile(dir.path / "tokenizer.json", j.dump());
     EXPECT_THROW(dpo::BpeTokenizer::fromTokenizerJson((dir.path / "tokenizer.json").string()), dpo::Error);
 
     j["pre_tokenizer"] = byteLevel();
     j["decoder"] = byteLevel();
-    j["model"]["merges"].push_back(json::array({"q", "nope"}));
+    j["model"]["merges"].push_back(json::array({ "q", "nope" }));
     writeFile(dir.path / "tokenizer.json", j.dump());
     try {
         dpo::BpeTokenizer::fromTokenizerJson((dir.path / "tokenizer.json").string());
@@ -427,10 +438,10 @@ TEST(BpeTokenizer, RefusesWhatItCannotRun)
 
 TEST(BpeTokenizer, NfcMatchesKnownCompositions)
 {
-    EXPECT_EQ(dpo::toNfc("e\xcc\x81"), "\xc3\xa9");                       // e + acute -> é
-    EXPECT_EQ(dpo::toNfc("\xe2\x84\xab"), "\xc3\x85");                    // ANGSTROM SIGN -> Å
-    EXPECT_EQ(dpo::toNfc("\xe1\x84\x80\xe1\x85\xa1"), "\xea\xb0\x80");    // Hangul L + V -> 가
-    EXPECT_EQ(dpo::toNfc("a\xcc\xa3\xcc\x87"), "\xe1\xba\xa1\xcc\x87");   // a + dot below + dot above -> ạ + dot above
+    EXPECT_EQ(dpo::toNfc("e\xcc\x81"), "\xc3\xa9"); // e + acute -> é
+    EXPECT_EQ(dpo::toNfc("\xe2\x84\xab"), "\xc3\x85"); // ANGSTROM SIGN -> Å
+    EXPECT_EQ(dpo::toNfc("\xe1\x84\x80\xe1\x85\xa1"), "\xea\xb0\x80"); // Hangul L + V -> 가
+    EXPECT_EQ(dpo::toNfc("a\xcc\xa3\xcc\x87"), "\xe1\xba\xa1\xcc\x87"); // a + dot below + dot above -> ạ + dot above
     EXPECT_EQ(dpo::toNfc("plain ascii"), "plain ascii");
     EXPECT_TRUE(dpo::isQuickNfc("caf\xc3\xa9 \xe6\x9d\xb1"));
     EXPECT_FALSE(dpo::isQuickNfc("e\xcc\x81"));
@@ -440,8 +451,8 @@ TEST(BpeTokenizer, DpoCliTokenizeWorksOnGpt2)
 {
     const json expected = dpotest::readJson(dpotest::fixture("gpt2/expected.json"));
     const json &c = expected["tokenizer_cases"][0];
-    const std::string cmd = dpotest::cliPath() + " tokenize --model '" + dpotest::fixture(kGpt2) + "' --text '" +
-                            c["text"].get<std::string>() + "' --decode";
+    const std::string cmd = dpotest::cliPath() + " tokenize --model '" + dpotest::fixture(kGpt2) + "' --text '"
+        + c["text"].get<std::string>() + "' --decode";
     const auto r = dpotest::runCommand(cmd);
     ASSERT_EQ(r.exitCode, 0) << r.err;
     const json out = json::parse(r.out);

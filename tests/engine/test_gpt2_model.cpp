@@ -32,9 +32,15 @@ std::shared_ptr<dpo::CausalLM> load(const std::string &rel)
     return model;
 }
 
-json expected() { return dpotest::readJson(dpotest::fixture("gpt2/expected.json")); }
+json expected()
+{
+    return dpotest::readJson(dpotest::fixture("gpt2/expected.json"));
+}
 
-std::vector<int64_t> idsOf(const json &j) { return j.get<std::vector<int64_t>>(); }
+std::vector<int64_t> idsOf(const json &j)
+{
+    return j.get<std::vector<int64_t>>();
+}
 
 // Right-padded [N, T] batch of prompt+completion rows and the completion mask, for one side.
 struct Batch {
@@ -56,9 +62,9 @@ Batch buildBatch(const json &examples, const std::string &side)
     }
     const int64_t N = int64_t(rows.size());
     Batch b;
-    b.ids = torch::zeros({N, int64_t(T)}, torch::kInt64);
-    b.attention = torch::zeros({N, int64_t(T)}, torch::kInt64);
-    b.completion = torch::zeros({N, int64_t(T)}, torch::kInt64);
+    b.ids = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.attention = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.completion = torch::zeros({ N, int64_t(T) }, torch::kInt64);
     for (int64_t i = 0; i < N; ++i) {
         for (size_t t = 0; t < rows[size_t(i)].size(); ++t) {
             b.ids[i][int64_t(t)] = rows[size_t(i)][t];
@@ -89,18 +95,18 @@ TEST(Gpt2Model, ParametersCarryHuggingFaceNamesAndLayout)
     auto shape = [&](const std::string &name) {
         auto *p = params.find(name);
         EXPECT_NE(p, nullptr) << name;
-        return p ? p->sizes().vec() : std::vector<int64_t>{};
+        return p ? p->sizes().vec() : std::vector<int64_t> {};
     };
-    EXPECT_EQ(shape("transformer.wte.weight"), (std::vector<int64_t>{c.vocabSize, n}));
-    EXPECT_EQ(shape("transformer.wpe.weight"), (std::vector<int64_t>{c.maxPositionEmbeddings, n}));
-    EXPECT_EQ(shape("transformer.h.0.ln_1.weight"), (std::vector<int64_t>{n}));
-    EXPECT_EQ(shape("transformer.h.0.attn.c_attn.weight"), (std::vector<int64_t>{n, 3 * n})); // Conv1D: [in, out]
-    EXPECT_EQ(shape("transformer.h.0.attn.c_attn.bias"), (std::vector<int64_t>{3 * n}));
-    EXPECT_EQ(shape("transformer.h.1.attn.c_proj.weight"), (std::vector<int64_t>{n, n}));
-    EXPECT_EQ(shape("transformer.h.1.ln_2.bias"), (std::vector<int64_t>{n}));
-    EXPECT_EQ(shape("transformer.h.1.mlp.c_fc.weight"), (std::vector<int64_t>{n, c.intermediateSize}));
-    EXPECT_EQ(shape("transformer.h.1.mlp.c_proj.weight"), (std::vector<int64_t>{c.intermediateSize, n}));
-    EXPECT_EQ(shape("transformer.ln_f.weight"), (std::vector<int64_t>{n}));
+    EXPECT_EQ(shape("transformer.wte.weight"), (std::vector<int64_t> { c.vocabSize, n }));
+    EXPECT_EQ(shape("transformer.wpe.weight"), (std::vector<int64_t> { c.maxPositionEmbeddings, n }));
+    EXPECT_EQ(shape("transformer.h.0.ln_1.weight"), (std::vector<int64_t> { n }));
+    EXPECT_EQ(shape("transformer.h.0.attn.c_attn.weight"), (std::vector<int64_t> { n, 3 * n })); // Conv1D: [in, out]
+    EXPECT_EQ(shape("transformer.h.0.attn.c_attn.bias"), (std::vector<int64_t> { 3 * n }));
+    EXPECT_EQ(shape("transformer.h.1.attn.c_proj.weight"), (std::vector<int64_t> { n, n }));
+    EXPECT_EQ(shape("transformer.h.1.ln_2.bias"), (std::vector<int64_t> { n }));
+    EXPECT_EQ(shape("transformer.h.1.mlp.c_fc.weight"), (std::vector<int64_t> { n, c.intermediateSize }));
+    EXPECT_EQ(shape("transformer.h.1.mlp.c_proj.weight"), (std::vector<int64_t> { c.intermediateSize, n }));
+    EXPECT_EQ(shape("transformer.ln_f.weight"), (std::vector<int64_t> { n }));
     EXPECT_EQ(params.find("lm_head.weight"), nullptr); // tied to wte
     // Every tensor of the checkpoint is a parameter, and the other way round.
     auto file = dpo::SafetensorsFile::open(dpotest::fixture(kRef + "/model.safetensors"));
@@ -129,9 +135,10 @@ TEST(Gpt2Model, CompletionLogpsMatchReference)
 {
     const json e = expected();
     torch::NoGradGuard noGrad;
-    for (const auto &[rel, prefix] : {std::pair{kRef, std::string("ref")}, std::pair{kOther, std::string("policy")}}) {
+    for (const auto &[rel, prefix] :
+        { std::pair { kRef, std::string("ref") }, std::pair { kOther, std::string("policy") } }) {
         auto model = load(rel);
-        for (const std::string side : {"chosen", "rejected"}) {
+        for (const std::string side : { "chosen", "rejected" }) {
             Batch b = buildBatch(e["examples"], side);
             auto lp = dpo::completionLogps(*model, b.ids, b.attention, b.completion);
             expectNear(lp.sum, e["logps"][prefix + "_" + side], 2e-3, prefix + "_" + side);
@@ -167,12 +174,12 @@ TEST(Gpt2Model, KvCacheAndLeftPaddingAgreeWithFullForward)
     auto a = model->forward(ids.slice(1, 0, 2), {}, &cache);
     auto b = model->forward(ids.slice(1, 2, T - 1), {}, &cache);
     auto c = model->forward(ids.slice(1, T - 1, T), {}, &cache);
-    auto stepped = torch::cat({a, b, c}, 1);
+    auto stepped = torch::cat({ a, b, c }, 1);
     EXPECT_LT((stepped - full).abs().max().item<double>(), 1e-4);
 
     // The same prompt left-padded by 3 inside a batch: same logits at the real positions.
-    auto padded = torch::cat({torch::zeros({1, 3}, torch::kInt64), ids}, 1);
-    auto mask = torch::cat({torch::zeros({1, 3}, torch::kInt64), torch::ones({1, T}, torch::kInt64)}, 1);
+    auto padded = torch::cat({ torch::zeros({ 1, 3 }, torch::kInt64), ids }, 1);
+    auto mask = torch::cat({ torch::zeros({ 1, 3 }, torch::kInt64), torch::ones({ 1, T }, torch::kInt64) }, 1);
     auto left = model->forward(padded, mask).slice(1, 3);
     EXPECT_LT((left - full).abs().max().item<double>(), 1e-4);
 }
@@ -180,7 +187,7 @@ TEST(Gpt2Model, KvCacheAndLeftPaddingAgreeWithFullForward)
 TEST(Gpt2Model, RefusesUnsupportedOptions)
 {
     json cfg = dpotest::readJson(dpotest::fixture(kRef + "/config.json"));
-    for (const char *field : {"reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx"}) {
+    for (const char *field : { "reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx" }) {
         json c = cfg;
         c[field] = true;
         try {
@@ -194,8 +201,8 @@ TEST(Gpt2Model, RefusesUnsupportedOptions)
     // Longer than n_positions: a clear error, not an index failure deep in libtorch.
     auto model = load(kRef);
     torch::NoGradGuard noGrad;
-    EXPECT_THROW(model->forward(torch::zeros({1, model->config().maxPositionEmbeddings + 1}, torch::kInt64)),
-                 dpo::Error);
+    EXPECT_THROW(
+        model->forward(torch::zeros({ 1, model->config().maxPositionEmbeddings + 1 }, torch::kInt64)), dpo::Error);
 }
 
 namespace {
@@ -204,8 +211,8 @@ struct TempDir {
     fs::path path;
     TempDir()
     {
-        path = fs::temp_directory_path() / ("dpo_gpt2_test_" + std::to_string(::getpid()) + "_" +
-                                            std::to_string(std::rand()));
+        path = fs::temp_directory_path()
+            / ("dpo_gpt2_test_" + std::to_string(::getpid()) + "_" + std::to_string(std::rand()));
         fs::create_directories(path);
     }
     ~TempDir() { fs::remove_all(path); }
@@ -257,7 +264,7 @@ TEST(Gpt2Model, LoadsCheckpointWithoutTransformerPrefix)
     const json cfgJson = dpotest::readJson(dpotest::fixture(kRef + "/config.json"));
     const int64_t P = cfgJson["n_positions"];
     for (int i = 0; i < int(cfgJson["n_layer"]); ++i)
-        stripped["h." + std::to_string(i) + ".attn.bias"] = torch::ones({P, P}).tril().view({1, 1, P, P});
+        stripped["h." + std::to_string(i) + ".attn.bias"] = torch::ones({ P, P }).tril().view({ 1, 1, P, P });
     dpo::saveSafetensors((dir.path / "model.safetensors").string(), stripped);
     fs::copy_file(dpotest::fixture(kRef + "/config.json"), dir.path / "config.json");
     auto model = dpo::loadCausalLM(dir.path.string());
@@ -270,10 +277,9 @@ TEST(Gpt2Model, DpoCliGenerateMatchesGreedyReference)
     const json e = expected();
     // greedy[0] continues examples[0]'s prompt.
     ASSERT_EQ(e["greedy"][0]["prompt_ids"], e["examples"][0]["prompt_ids"]);
-    const std::string cmd = dpotest::cliPath() + " generate --model '" + dpotest::fixture(kRef) + "' --prompt '" +
-                            e["examples"][0]["prompt"].get<std::string>() +
-                            "' --greedy --ignore-eos --max-new-tokens " +
-                            std::to_string(e["greedy"][0]["new_ids"].size()) + " --device cpu";
+    const std::string cmd = dpotest::cliPath() + " generate --model '" + dpotest::fixture(kRef) + "' --prompt '"
+        + e["examples"][0]["prompt"].get<std::string>() + "' --greedy --ignore-eos --max-new-tokens "
+        + std::to_string(e["greedy"][0]["new_ids"].size()) + " --device cpu";
     const auto r = dpotest::runCommand(cmd);
     ASSERT_EQ(r.exitCode, 0) << r.err;
     const json out = json::parse(r.out);

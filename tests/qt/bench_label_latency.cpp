@@ -47,10 +47,12 @@ int main(int argc, char **argv)
         qputenv("QT_QPA_PLATFORM", "offscreen");
     QApplication app(argc, argv);
     QCommandLineParser cli;
-    QCommandLineOption pairsOpt(QStringLiteral("pairs"), QStringLiteral("pairs"), QStringLiteral("N"), QStringLiteral("200000"));
-    QCommandLineOption verdictsOpt(QStringLiteral("verdicts"), QStringLiteral("verdicts"), QStringLiteral("K"), QStringLiteral("300"));
+    QCommandLineOption pairsOpt(
+        QStringLiteral("pairs"), QStringLiteral("pairs"), QStringLiteral("N"), QStringLiteral("200000"));
+    QCommandLineOption verdictsOpt(
+        QStringLiteral("verdicts"), QStringLiteral("verdicts"), QStringLiteral("K"), QStringLiteral("300"));
     QCommandLineOption projectOpt(QStringLiteral("project"), QStringLiteral("project file"), QStringLiteral("FILE"));
-    cli.addOptions({pairsOpt, verdictsOpt, projectOpt});
+    cli.addOptions({ pairsOpt, verdictsOpt, projectOpt });
     cli.process(app);
     const int pairs = cli.value(pairsOpt).toInt();
     const int verdicts = cli.value(verdictsOpt).toInt();
@@ -64,11 +66,12 @@ int main(int argc, char **argv)
         auto store = dpo::ProjectStore::open(path);
         dpo::ProjectStore::Transaction tx(*store);
         for (int i = 0; i < pairs; ++i) {
-            const qint64 p = store->addPrompt(QStringLiteral("Prompt %1: explain why the sky is blue, briefly.").arg(i));
-            const qint64 a = store->addCompletion(
-                p, QStringLiteral("Sunlight scatters off air molecules; **blue** light (short wavelength) scatters "
-                                  "most, so the sky looks blue. Case %1.")
-                       .arg(i));
+            const qint64 p
+                = store->addPrompt(QStringLiteral("Prompt %1: explain why the sky is blue, briefly.").arg(i));
+            const qint64 a = store->addCompletion(p,
+                QStringLiteral("Sunlight scatters off air molecules; **blue** light (short wavelength) scatters "
+                               "most, so the sky looks blue. Case %1.")
+                    .arg(i));
             const qint64 b = store->addCompletion(
                 p, QStringLiteral("Because of Rayleigh scattering:\n\n```\nI ~ 1 / lambda^4\n```\n\nCase %1.").arg(i));
             store->addPair(p, a, b);
@@ -111,9 +114,9 @@ int main(int argc, char **argv)
                 "\"claim_and_render_next_ms\":{\"median\":%.3f,\"max\":%.3f},"
                 "\"full_repaint_ms\":{\"median\":%.3f},"
                 "\"rss_mb\":{\"before_open\":%.1f,\"after\":%.1f}}\n",
-                pairs, int(total.size()), buildSeconds, percentile(total, 0.5), percentile(total, 0.95),
-                percentile(total, 1.0), percentile(record, 0.5), percentile(record, 1.0), percentile(next, 0.5),
-                percentile(next, 1.0), percentile(fullPaint, 0.5), rssBefore, rssMb());
+        pairs, int(total.size()), buildSeconds, percentile(total, 0.5), percentile(total, 0.95), percentile(total, 1.0),
+        percentile(record, 0.5), percentile(record, 1.0), percentile(next, 0.5), percentile(next, 1.0),
+        percentile(fullPaint, 0.5), rssBefore, rssMb());
     page.setProject(nullptr);
     return 0;
 }

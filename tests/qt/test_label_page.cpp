@@ -266,7 +266,8 @@ void TestLabelPage::orderRandomizedAndRecorded()
         QCOMPARE(j->leftIsA, shown.leftIsA);
         QCOMPARE(j->winner, shown.leftIsA ? Winner::A : Winner::B);
     }
-    QVERIFY2(leftA > 0 && leftB > 0, qPrintable(QStringLiteral("leftIsA %1 times, leftIsB %2 times").arg(leftA).arg(leftB)));
+    QVERIFY2(
+        leftA > 0 && leftB > 0, qPrintable(QStringLiteral("leftIsA %1 times, leftIsB %2 times").arg(leftA).arg(leftB)));
 }
 
 void TestLabelPage::progressLabelUpdates()
@@ -292,7 +293,7 @@ void TestLabelPage::shortcutSheetOnQuestionMark()
     QString all;
     for (QLabel *l : sheet->findChildren<QLabel *>())
         all += l->text();
-    for (const char *s : {"Left is better", "Right is better", "Tie", "Both bad", "Skip", "Undo last verdict"})
+    for (const char *s : { "Left is better", "Right is better", "Tie", "Both bad", "Skip", "Undo last verdict" })
         QVERIFY2(all.contains(QLatin1String(s)), s);
     sheet->close();
 }

@@ -61,7 +61,7 @@ QString TestMainWindow::makeProject(int pairs)
     for (int i = 0; i < pairs; ++i) {
         const qint64 p = store->addPrompt(QStringLiteral("prompt %1").arg(i));
         store->addPair(p, store->addCompletion(p, QStringLiteral("good %1").arg(i)),
-                       store->addCompletion(p, QStringLiteral("bad %1").arg(i)));
+            store->addCompletion(p, QStringLiteral("bad %1").arg(i)));
     }
     tx.commit();
     return path;
@@ -139,7 +139,7 @@ void TestMainWindow::settingsPersisted()
 void TestMainWindow::passwordNeverPersisted()
 {
     QCOMPARE(MainWindow::stripPassword(QStringLiteral("postgresql://bob:s3cret@db.example:5432/labels")),
-             QStringLiteral("postgresql://bob@db.example:5432/labels"));
+        QStringLiteral("postgresql://bob@db.example:5432/labels"));
     QCOMPARE(MainWindow::stripPassword(QStringLiteral("/tmp/a.dpo")), QStringLiteral("/tmp/a.dpo"));
     MainWindow w;
     // The open fails (no server), and nothing with the password lands in the settings file.
@@ -226,8 +226,9 @@ void TestMainWindow::exportTrl()
     MainWindow w;
     w.show();
     QVERIFY(w.openProject(makeProject(0)));
-    const QString in = writeFile(QStringLiteral("good.jsonl"), "{\"prompt\":\"p1\",\"chosen\":\"c1\",\"rejected\":\"r1\"}\n"
-                                                               "{\"prompt\":\"p2\",\"chosen\":\"c2\",\"rejected\":\"r2\"}\n");
+    const QString in = writeFile(QStringLiteral("good.jsonl"),
+        "{\"prompt\":\"p1\",\"chosen\":\"c1\",\"rejected\":\"r1\"}\n"
+        "{\"prompt\":\"p2\",\"chosen\":\"c2\",\"rejected\":\"r2\"}\n");
     QVERIFY(w.importFile(in, int(ImportFormat::Auto)));
     const QString out = m_dir->filePath(QStringLiteral("out.jsonl"));
     QVERIFY(w.exportFile(out, int(ExportFormat::Trl)));

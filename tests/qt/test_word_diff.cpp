@@ -18,13 +18,13 @@ void TestWordDiff::tokenize_data()
 {
     QTest::addColumn<QString>("text");
     QTest::addColumn<QStringList>("tokens");
-    QTest::newRow("empty") << QString() << QStringList{};
-    QTest::newRow("spaces only") << QStringLiteral("  \n\t ") << QStringList{};
-    QTest::newRow("words") << QStringLiteral("hello  world") << QStringList{"hello", "world"};
-    QTest::newRow("punctuation split") << QStringLiteral("x = 42.") << QStringList{"x", "=", "42", "."};
-    QTest::newRow("underscore in word") << QStringLiteral("max_of(a)") << QStringList{"max_of", "(", "a", ")"};
-    QTest::newRow("accents stay in word") << QStringLiteral("café naïve") << QStringList{"café", "naïve"};
-    QTest::newRow("emoji whole") << QStringLiteral("hi 🎉!") << QStringList{"hi", "🎉", "!"};
+    QTest::newRow("empty") << QString() << QStringList {};
+    QTest::newRow("spaces only") << QStringLiteral("  \n\t ") << QStringList {};
+    QTest::newRow("words") << QStringLiteral("hello  world") << QStringList { "hello", "world" };
+    QTest::newRow("punctuation split") << QStringLiteral("x = 42.") << QStringList { "x", "=", "42", "." };
+    QTest::newRow("underscore in word") << QStringLiteral("max_of(a)") << QStringList { "max_of", "(", "a", ")" };
+    QTest::newRow("accents stay in word") << QStringLiteral("café naïve") << QStringList { "café", "naïve" };
+    QTest::newRow("emoji whole") << QStringLiteral("hi 🎉!") << QStringList { "hi", "🎉", "!" };
 }
 
 void TestWordDiff::tokenize()
@@ -46,19 +46,28 @@ void TestWordDiff::diff_data()
     QTest::addColumn<QString>("right");
     QTest::addColumn<QStringList>("changedLeft");
     QTest::addColumn<QStringList>("changedRight");
-    QTest::newRow("identical") << "the answer is 42" << "the answer is 42" << QStringList{} << QStringList{};
-    QTest::newRow("whitespace only differs") << "a  b\nc" << "a b c" << QStringList{} << QStringList{};
-    QTest::newRow("one word replaced") << "The answer is 72." << "The answer is 81." << QStringList{"72"}
-                                       << QStringList{"81"};
-    QTest::newRow("insertion") << "a c" << "a b c" << QStringList{} << QStringList{"b"};
-    QTest::newRow("deletion") << "a b c" << "a c" << QStringList{"b"} << QStringList{};
-    QTest::newRow("all different") << "yes" << "no" << QStringList{"yes"} << QStringList{"no"};
-    QTest::newRow("one side empty") << "" << "hello there" << QStringList{} << QStringList{"hello", "there"};
-    QTest::newRow("case matters") << "Hello" << "hello" << QStringList{"Hello"} << QStringList{"hello"};
-    QTest::newRow("moved word") << "a b c d" << "b c d a" << QStringList{"a"} << QStringList{"a"};
-    QTest::newRow("repeated words") << "x x y" << "x y y" << QStringList{"x"} << QStringList{"y"};
-    QTest::newRow("code change") << "if (a[i] > m) m = a[i];" << "if (a[i] < m) m = a[i];" << QStringList{">"}
-                                 << QStringList{"<"};
+    QTest::newRow("identical") << "the answer is 42"
+                               << "the answer is 42" << QStringList {} << QStringList {};
+    QTest::newRow("whitespace only differs") << "a  b\nc"
+                                             << "a b c" << QStringList {} << QStringList {};
+    QTest::newRow("one word replaced") << "The answer is 72."
+                                       << "The answer is 81." << QStringList { "72" } << QStringList { "81" };
+    QTest::newRow("insertion") << "a c"
+                               << "a b c" << QStringList {} << QStringList { "b" };
+    QTest::newRow("deletion") << "a b c"
+                              << "a c" << QStringList { "b" } << QStringList {};
+    QTest::newRow("all different") << "yes"
+                                   << "no" << QStringList { "yes" } << QStringList { "no" };
+    QTest::newRow("one side empty") << ""
+                                    << "hello there" << QStringList {} << QStringList { "hello", "there" };
+    QTest::newRow("case matters") << "Hello"
+                                  << "hello" << QStringList { "Hello" } << QStringList { "hello" };
+    QTest::newRow("moved word") << "a b c d"
+                                << "b c d a" << QStringList { "a" } << QStringList { "a" };
+    QTest::newRow("repeated words") << "x x y"
+                                    << "x y y" << QStringList { "x" } << QStringList { "y" };
+    QTest::newRow("code change") << "if (a[i] > m) m = a[i];"
+                                 << "if (a[i] < m) m = a[i];" << QStringList { ">" } << QStringList { "<" };
 }
 
 void TestWordDiff::diff()
