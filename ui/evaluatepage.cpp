@@ -27,6 +27,7 @@
 #include <QRadioButton>
 #include <QRegularExpression>
 #include <QSet>
+#include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTabWidget>
@@ -109,12 +110,12 @@ QVector<CheckpointDir> checkpointDirs(const QString &outputDir, qint64 finalStep
     for (const QFileInfo &fi : d.entryInfoList(QDir::Dirs | QDir::NoDotAndDotDot)) {
         const QRegularExpressionMatch m = re.match(fi.fileName());
         if (m.hasMatch() && isModelDir(fi.filePath()))
-            out.push_back({fi.filePath(), fi.fileName(), m.captured(1).toLongLong()});
+            out.push_back({ fi.filePath(), fi.fileName(), m.captured(1).toLongLong() });
     }
     std::sort(out.begin(), out.end(), [](const CheckpointDir &a, const CheckpointDir &b) { return a.step < b.step; });
     const QString fin = d.filePath(QStringLiteral("final"));
     if (isModelDir(fin))
-        out.push_back({fin, QStringLiteral("final"), std::max(finalStep, out.isEmpty() ? 0 : out.last().step)});
+        out.push_back({ fin, QStringLiteral("final"), std::max(finalStep, out.isEmpty() ? 0 : out.last().step) });
     return out;
 }
 
@@ -199,6 +200,9 @@ void EvaluatePage::buildUi()
     m_tabs->addTab(buildResultsTab(), tr("Results"));
     m_tabs->addTab(buildPromptsTab(), tr("Per prompt"));
     m_tabs->addTab(buildCheckpointsTab(), tr("Checkpoints"));
+    m_tabs->setCurrentIndex(QSettings().value(QStringLiteral("evaluate/tab"), 0).toInt());
+    connect(m_tabs, &QTabWidget::currentChanged, this,
+        [](int i) { QSettings().setValue(QStringLiteral("evaluate/tab"), i); });
 
     m_progress = new QProgressBar;
     m_progress->setMaximumWidth(260);
@@ -223,7 +227,7 @@ QWidget *EvaluatePage::buildSetupTab()
     // Models.
     m_models = new QTreeWidget;
     m_models->setObjectName(QStringLiteral("evalModels"));
-    m_models->setHeaderLabels({tr("Model or checkpoint"), tr("Directory")});
+    m_models->setHeaderLabels({ tr("Model or checkpoint"), tr("Directory") });
     m_models->setRootIsDecorated(true);
     m_models->header()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
     auto *addDir = new QPushButton(tr("Add model directory…"));
@@ -260,7 +264,8 @@ QWidget *EvaluatePage::buildSetupTab()
     m_promptFile->setPlaceholderText(tr("prompts.jsonl"));
     auto *browse = new QPushButton(tr("Browse…"));
     connect(browse, &QPushButton::clicked, this, [this]() {
-        const QString f = QFileDialog::getOpenFileName(this, tr("Prompts"), QString(), tr("JSON Lines (*.jsonl);;All files (*)"));
+        const QString f
+            = QFileDialog::getOpenFileName(this, tr("Prompts"), QString(), tr("JSON Lines (*.jsonl);;All files (*)"));
         if (!f.isEmpty())
             setPromptFile(f);
     });
@@ -372,8 +377,8 @@ QWidget *EvaluatePage::buildResultsTab()
     m_endSession->setObjectName(QStringLiteral("evalEndSession"));
     connect(m_endSession, &QPushButton::clicked, this, [this]() {
         if (QMessageBox::question(this, tr("End the blind session"),
-                                  tr("Reveal which model wrote what? Judgments made after this are no longer blind.")) ==
-            QMessageBox::Yes)
+                tr("Reveal which model wrote what? Judgments made after this are no longer blind."))
+            == QMessageBox::Yes)
             endSession();
     });
     m_baselineBox = new QComboBox;
@@ -399,13 +404,14 @@ QWidget *EvaluatePage::buildResultsTab()
     charts->addWidget(m_ratingPlot);
     charts->addWidget(m_winPlot);
 
-    m_modelTable = table({tr("Model"), tr("Elo"), tr("95% interval"), tr("Win rate"), tr("Wilson 95%"),
-                          tr("Bootstrap 95%"), tr("W / L / T"), tr("Both bad"), tr("n"), tr("More to separate"),
-                          tr("Outputs"), tr("Mean chars"), tr("Median chars"), tr("Mean words")});
+    m_modelTable = table({ tr("Model"), tr("Elo"), tr("95% interval"), tr("Win rate"), tr("Wilson 95%"),
+        tr("Bootstrap 95%"), tr("W / L / T"), tr("Both bad"), tr("n"), tr("More to separate"), tr("Outputs"),
+        tr("Mean chars"), tr("Median chars"), tr("Mean words") });
     m_modelTable->setObjectName(QStringLiteral("evalModelTable"));
     m_sepLabel = new QLabel;
     m_sepLabel->setWordWrap(true);
-    m_sepTable = table({tr("Model"), tr("vs"), tr("Games"), tr("Score"), tr("Wilson 95%"), tr("More judgments to separate")});
+    m_sepTable = table(
+        { tr("Model"), tr("vs"), tr("Games"), tr("Score"), tr("Wilson 95%"), tr("More judgments to separate") });
     m_sepTable->setObjectName(QStringLiteral("evalSeparationTable"));
 
     m_resultsBody = new QWidget;
@@ -437,8 +443,8 @@ QWidget *EvaluatePage::buildPromptsTab()
     m_promptHidden = new QLabel;
     m_promptHidden->setAlignment(Qt::AlignCenter);
     m_promptHidden->setWordWrap(true);
-    m_promptTable = table({tr("#"), tr("Prompt"), tr("Model A"), tr("Output A"), tr("Model B"), tr("Output B"),
-                           tr("Verdict"), tr("Shown left")});
+    m_promptTable = table({ tr("#"), tr("Prompt"), tr("Model A"), tr("Output A"), tr("Model B"), tr("Output B"),
+        tr("Verdict"), tr("Shown left") });
     m_promptTable->setObjectName(QStringLiteral("evalPromptTable"));
     m_promptTable->setWordWrap(true);
     auto *w = new QWidget;
@@ -478,8 +484,8 @@ QWidget *EvaluatePage::buildCheckpointsTab()
     auto *charts = new QSplitter(Qt::Horizontal);
     charts->addWidget(m_accPlot);
     charts->addWidget(m_shiftPlot);
-    m_scoreTable = table({tr("Checkpoint"), tr("Step"), tr("Pairs"), tr("Accuracy"), tr("Mean margin"),
-                          tr("Δ log p chosen"), tr("Δ log p rejected")});
+    m_scoreTable = table({ tr("Checkpoint"), tr("Step"), tr("Pairs"), tr("Accuracy"), tr("Mean margin"),
+        tr("Δ log p chosen"), tr("Δ log p rejected") });
     auto *w = new QWidget;
     auto *l = new QVBoxLayout(w);
     l->addLayout(head);
@@ -528,7 +534,7 @@ void EvaluatePage::showEvent(QShowEvent *event)
 
 void EvaluatePage::addModelItem(QTreeWidgetItem *parent, const dpo::EvalModel &m)
 {
-    auto *it = new QTreeWidgetItem(parent, {m.name, m.path});
+    auto *it = new QTreeWidgetItem(parent, { m.name, m.path });
     it->setData(0, PathRole, m.path);
     it->setData(0, NameRole, m.name);
     it->setData(0, CheckpointRole, m.checkpoint);
@@ -554,7 +560,7 @@ void EvaluatePage::refreshModels()
         names.insert(name);
         return name;
     };
-    auto *bases = new QTreeWidgetItem(m_models, {tr("Base models")});
+    auto *bases = new QTreeWidgetItem(m_models, { tr("Base models") });
     QVector<dpo::Run> runs;
     try {
         runs = m_session->store().runs();
@@ -562,7 +568,7 @@ void EvaluatePage::refreshModels()
         emit statusMessage(QString::fromUtf8(e.what()));
     }
     for (const dpo::Run &run : std::as_const(runs)) {
-        for (const QString &key : {QStringLiteral("model"), QStringLiteral("ref_model")}) {
+        for (const QString &key : { QStringLiteral("model"), QStringLiteral("ref_model") }) {
             const QString p = configPath(run, key);
             if (p.isEmpty() || !isModelDir(p))
                 continue;
@@ -570,33 +576,36 @@ void EvaluatePage::refreshModels()
             if (seen.contains(c))
                 continue;
             seen.insert(c);
-            addModelItem(bases, {unique(QStringLiteral("base: %1").arg(QFileInfo(c).fileName())), c, QString()});
+            addModelItem(bases, { unique(QStringLiteral("base: %1").arg(QFileInfo(c).fileName())), c, QString() });
         }
     }
     for (const dpo::Run &run : std::as_const(runs)) {
         const QVector<CheckpointDir> dirs = checkpointDirs(run.outputDir, runFinalStep(run));
         if (dirs.isEmpty())
             continue;
-        auto *group = new QTreeWidgetItem(m_models, {tr("Run %1 (%2)").arg(run.name, run.status)});
+        auto *group = new QTreeWidgetItem(m_models, { tr("Run %1 (%2)").arg(run.name, run.status) });
         for (const CheckpointDir &d : dirs) {
             const QString c = dpo::canonicalModelPath(d.path);
             if (seen.contains(c))
                 continue;
             seen.insert(c);
-            addModelItem(group, {unique(QStringLiteral("%1/%2").arg(run.name, d.name)), c, d.name});
+            addModelItem(group, { unique(QStringLiteral("%1/%2").arg(run.name, d.name)), c, d.name });
         }
     }
-    auto *extra = new QTreeWidgetItem(m_models, {tr("Added directories")});
-    const QJsonArray dirs = QJsonDocument::fromJson(m_session->store().setting(QString::fromLatin1(extraModelsKey)).toUtf8()).array();
+    auto *extra = new QTreeWidgetItem(m_models, { tr("Added directories") });
+    const QJsonArray dirs
+        = QJsonDocument::fromJson(m_session->store().setting(QString::fromLatin1(extraModelsKey)).toUtf8()).array();
     for (const QJsonValue &v : dirs) {
         const QString c = dpo::canonicalModelPath(v.toString());
         if (c.isEmpty() || seen.contains(c) || !isModelDir(c))
             continue;
         seen.insert(c);
         const QFileInfo fi(c);
-        const bool ckpt = fi.fileName().startsWith(QLatin1String("checkpoint-")) || fi.fileName() == QLatin1String("final");
-        addModelItem(extra, {unique(ckpt ? QStringLiteral("%1/%2").arg(fi.dir().dirName(), fi.fileName()) : fi.fileName()),
-                             c, ckpt ? fi.fileName() : QString()});
+        const bool ckpt
+            = fi.fileName().startsWith(QLatin1String("checkpoint-")) || fi.fileName() == QLatin1String("final");
+        addModelItem(extra,
+            { unique(ckpt ? QStringLiteral("%1/%2").arg(fi.dir().dirName(), fi.fileName()) : fi.fileName()), c,
+                ckpt ? fi.fileName() : QString() });
     }
     for (int i = 0; i < m_models->topLevelItemCount(); ++i) {
         QTreeWidgetItem *g = m_models->topLevelItem(i);
@@ -615,8 +624,8 @@ QVector<dpo::EvalModel> EvaluatePage::availableModels() const
         QTreeWidgetItem *g = m_models->topLevelItem(i);
         for (int k = 0; k < g->childCount(); ++k) {
             QTreeWidgetItem *it = g->child(k);
-            out.push_back({it->data(0, NameRole).toString(), it->data(0, PathRole).toString(),
-                           it->data(0, CheckpointRole).toString()});
+            out.push_back({ it->data(0, NameRole).toString(), it->data(0, PathRole).toString(),
+                it->data(0, CheckpointRole).toString() });
         }
     }
     return out;
@@ -630,8 +639,8 @@ QVector<dpo::EvalModel> EvaluatePage::selectedModels() const
         for (int k = 0; k < g->childCount(); ++k) {
             QTreeWidgetItem *it = g->child(k);
             if (it->checkState(0) == Qt::Checked)
-                out.push_back({it->data(0, NameRole).toString(), it->data(0, PathRole).toString(),
-                               it->data(0, CheckpointRole).toString()});
+                out.push_back({ it->data(0, NameRole).toString(), it->data(0, PathRole).toString(),
+                    it->data(0, CheckpointRole).toString() });
         }
     }
     return out;
@@ -651,11 +660,12 @@ bool EvaluatePage::addModelDirectory(const QString &dir, QString *error)
     }
     const QString c = dpo::canonicalModelPath(dir);
     try {
-        QJsonArray dirs = QJsonDocument::fromJson(m_session->store().setting(QString::fromLatin1(extraModelsKey)).toUtf8()).array();
+        QJsonArray dirs
+            = QJsonDocument::fromJson(m_session->store().setting(QString::fromLatin1(extraModelsKey)).toUtf8()).array();
         if (!dirs.contains(c)) {
             dirs.append(c);
             m_session->store().setSetting(QString::fromLatin1(extraModelsKey),
-                                          QString::fromUtf8(QJsonDocument(dirs).toJson(QJsonDocument::Compact)));
+                QString::fromUtf8(QJsonDocument(dirs).toJson(QJsonDocument::Compact)));
         }
     } catch (const std::exception &e) {
         if (error)
@@ -716,7 +726,9 @@ QString EvaluatePage::heldOutFile(qint64 runId) const
 
 void EvaluatePage::setPromptSource(PromptSource source)
 {
-    (source == PromptSource::RunHeldOut ? m_srcRun : source == PromptSource::File ? m_srcFile : m_srcProject)
+    (source == PromptSource::RunHeldOut    ? m_srcRun
+            : source == PromptSource::File ? m_srcFile
+                                           : m_srcProject)
         ->setChecked(true);
 }
 
@@ -841,9 +853,9 @@ bool EvaluatePage::startScoring(qint64 runId, QString *error)
     job.maxPairs = m_scorePairs->value();
     job.batchSize = int(std::max<double>(1, cfg.value(QStringLiteral("batch_size")).toDouble(8)));
     if (isModelDir(model))
-        job.checkpoints.push_back({QStringLiteral("base"), model, 0});
+        job.checkpoints.push_back({ QStringLiteral("base"), model, 0 });
     for (const CheckpointDir &d : checkpointDirs(run->outputDir, runFinalStep(*run)))
-        job.checkpoints.push_back({d.name, d.path, d.step});
+        job.checkpoints.push_back({ d.name, d.path, d.step });
     if (job.checkpoints.isEmpty())
         return fail(tr("Run %1 has no checkpoint yet.").arg(run->name));
     m_scores.clear();
@@ -874,8 +886,8 @@ bool EvaluatePage::startBlindSession(QString *error)
         return fail(QString::fromUtf8(e.what()));
     }
     if (r.missing > 0)
-        emit statusMessage(tr("%1 model pairs had no completion (generate again with these models and settings).")
-                               .arg(r.missing));
+        emit statusMessage(
+            tr("%1 model pairs had no completion (generate again with these models and settings).").arg(r.missing));
     emit statusMessage(tr("Blind session started: %1 new pairs, %2 from before.").arg(r.created).arg(r.reused));
     m_results = {};
     emit m_session->contentChanged();
@@ -951,7 +963,8 @@ void EvaluatePage::updateSessionState()
                 this, [](dpo::ProjectStore &st) { return dpo::evalQueueCounts(st); },
                 [this, gen, hidden](dpo::EvalQueueCounts c) {
                     if (gen == m_resultsGeneration)
-                        m_sessionLabel->setText(tr("%1\n%2 of %3 blind pairs judged.").arg(hidden).arg(c.done).arg(c.total));
+                        m_sessionLabel->setText(
+                            tr("%1\n%2 of %3 blind pairs judged.").arg(hidden).arg(c.done).arg(c.total));
                 });
         }
         return;
@@ -1006,9 +1019,8 @@ void EvaluatePage::showResults()
     QVector<int> order(r.models.size());
     std::iota(order.begin(), order.end(), 0);
     if (r.hasRatings)
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-            return r.ratings.models[size_t(a)].rating > r.ratings.models[size_t(b)].rating;
-        });
+        std::stable_sort(order.begin(), order.end(),
+            [&](int a, int b) { return r.ratings.models[size_t(a)].rating > r.ratings.models[size_t(b)].rating; });
     m_modelTable->setRowCount(int(order.size()));
     for (int row = 0; row < order.size(); ++row) {
         const int i = order[row];
@@ -1024,9 +1036,9 @@ void EvaluatePage::showResults()
                 v[4] = QStringLiteral("%1 – %2").arg(pct(m.winBootstrap.low), pct(m.winBootstrap.high));
                 v[5] = QStringLiteral("%1 / %2 / %3").arg(m.wins).arg(m.losses).arg(m.ties);
                 v[6] = QString::number(m.bothBad);
-                v[8] = m.judgmentsToSeparate == 0   ? tr("separated")
-                       : m.judgmentsToSeparate < 0 ? tr("never at this rate")
-                                                   : QString::number(m.judgmentsToSeparate);
+                v[8] = m.judgmentsToSeparate == 0 ? tr("separated")
+                    : m.judgmentsToSeparate < 0   ? tr("never at this rate")
+                                                  : QString::number(m.judgmentsToSeparate);
             }
             v[7] = QString::number(m.n);
         }
@@ -1056,7 +1068,8 @@ void EvaluatePage::showResults()
         m_sepTable->setItem(row, 2, cell(QString::number(s.games), true));
         m_sepTable->setItem(row, 3, cell(fmt(s.score, 1), true));
         m_sepTable->setItem(row, 4, cell(QStringLiteral("%1 – %2").arg(pct(s.wilson.low), pct(s.wilson.high)), true));
-        m_sepTable->setItem(row, 5, cell(s.moreJudgments < 0 ? tr("never at this rate") : QString::number(s.moreJudgments), true));
+        m_sepTable->setItem(
+            row, 5, cell(s.moreJudgments < 0 ? tr("never at this rate") : QString::number(s.moreJudgments), true));
     }
     m_sepTable->resizeColumnsToContents();
 
@@ -1121,9 +1134,8 @@ bool EvaluatePage::exportReport(const QString &htmlPath, QString *error)
 
 void EvaluatePage::exportDialog()
 {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export evaluation report"),
-                                                      QStringLiteral("evaluation-report.html"),
-                                                      tr("HTML report (*.html)"));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export evaluation report"), QStringLiteral("evaluation-report.html"), tr("HTML report (*.html)"));
     if (path.isEmpty())
         return;
     QString err;

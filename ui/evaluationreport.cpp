@@ -38,8 +38,8 @@ void resetPlot(QCustomPlot *plot)
     plot->xAxis->setTickLabelRotation(0);
     plot->xAxis->setLabel(QString());
     plot->yAxis->setLabel(QString());
-    if (plot->plotLayout()->rowCount() > 1 && plot->plotLayout()->hasElement(0, 0) &&
-        qobject_cast<QCPTextElement *>(plot->plotLayout()->element(0, 0)))
+    if (plot->plotLayout()->rowCount() > 1 && plot->plotLayout()->hasElement(0, 0)
+        && qobject_cast<QCPTextElement *>(plot->plotLayout()->element(0, 0)))
         plot->plotLayout()->remove(plot->plotLayout()->element(0, 0));
     plot->plotLayout()->simplify();
 }
@@ -65,9 +65,8 @@ QVector<int> byRating(const EvaluationResults &r)
     QVector<int> order(r.models.size());
     std::iota(order.begin(), order.end(), 0);
     if (r.hasRatings)
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-            return r.ratings.models[size_t(a)].rating > r.ratings.models[size_t(b)].rating;
-        });
+        std::stable_sort(order.begin(), order.end(),
+            [&](int a, int b) { return r.ratings.models[size_t(a)].rating > r.ratings.models[size_t(b)].rating; });
     return order;
 }
 
@@ -120,8 +119,8 @@ bool writeText(const QString &path, const QString &text, QString *error)
 
 QString csvField(const QString &s)
 {
-    if (!s.contains(QLatin1Char(',')) && !s.contains(QLatin1Char('"')) && !s.contains(QLatin1Char('\n')) &&
-        !s.contains(QLatin1Char('\r')))
+    if (!s.contains(QLatin1Char(',')) && !s.contains(QLatin1Char('"')) && !s.contains(QLatin1Char('\n'))
+        && !s.contains(QLatin1Char('\r')))
         return s;
     QString q = s;
     q.replace(QLatin1String("\""), QLatin1String("\"\""));
@@ -131,8 +130,9 @@ QString csvField(const QString &s)
 void plotRatings(QCustomPlot *plot, const EvaluationResults &r)
 {
     resetPlot(plot);
-    setTitle(plot, QObject::tr("Bradley–Terry rating (Elo, baseline %1 = 1000), 95% bootstrap interval")
-                       .arg(r.models.value(r.baseline)));
+    setTitle(plot,
+        QObject::tr("Bradley–Terry rating (Elo, baseline %1 = 1000), 95% bootstrap interval")
+            .arg(r.models.value(r.baseline)));
     if (!r.hasRatings) {
         plot->replot();
         return;
@@ -214,7 +214,7 @@ void plotCheckpointScores(QCustomPlot *accuracyPlot, QCustomPlot *shiftPlot, con
 {
     QVector<CheckpointScore> sorted = scores;
     std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const CheckpointScore &a, const CheckpointScore &b) { return a.step < b.step; });
+        [](const CheckpointScore &a, const CheckpointScore &b) { return a.step < b.step; });
     QVector<double> steps, acc, sc, sr;
     for (const CheckpointScore &s : sorted) {
         steps << double(s.step);
@@ -281,7 +281,7 @@ QByteArray plotPng(QCustomPlot *plot, int width, int height)
 }
 
 bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVector<CheckpointScore> &scores,
-                     const ReportMeta &meta, QString *error)
+    const ReportMeta &meta, QString *error)
 {
     auto esc = [](const QString &s) { return s.toHtmlEscaped(); };
     auto img = [](QCustomPlot *plot, const QString &alt) {
@@ -302,8 +302,8 @@ bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVec
         out << "Project: " << esc(meta.project) << "<br>";
     if (!meta.generatedAt.isEmpty())
         out << "Written: " << esc(meta.generatedAt) << "<br>";
-    out << "Prompts: " << meta.prompts << " · blind judgments: " << int(r.battles.size())
-        << " (both bad: " << r.bothBad << ") · bootstrap: " << r.bootstrap << " resamples, seed " << r.seed;
+    out << "Prompts: " << meta.prompts << " · blind judgments: " << int(r.battles.size()) << " (both bad: " << r.bothBad
+        << ") · bootstrap: " << r.bootstrap << " resamples, seed " << r.seed;
     if (!meta.sampling.isEmpty())
         out << "<br>Sampling: <code>" << esc(meta.sampling) << "</code>";
     out << "</p>\n";
@@ -400,7 +400,7 @@ bool writeCsvReport(const QString &path, const EvaluationResults &r, QString *er
         "win_boot_high,n,wins,losses,ties,both_bad,judgments_to_separate,battles,outputs,mean_chars,median_chars,"
         "mean_words,median_words\r\n");
     for (int i : byRating(r)) {
-        QStringList f{csvField(r.models[i]), i == r.baseline ? QStringLiteral("1") : QStringLiteral("0")};
+        QStringList f { csvField(r.models[i]), i == r.baseline ? QStringLiteral("1") : QStringLiteral("0") };
         if (r.hasRatings) {
             const dpo::ModelRating &m = r.ratings.models[size_t(i)];
             const bool vs = i != r.baseline && m.n > 0;
@@ -425,14 +425,15 @@ bool writeCsvReport(const QString &path, const EvaluationResults &r, QString *er
 
 bool writeBattlesCsv(const QString &path, const EvaluationResults &r, QString *error)
 {
-    QString s = QStringLiteral("judgment_id,pair_id,prompt_id,prompt,model_a,model_b,winner,shown_left,output_a,output_b\r\n");
+    QString s = QStringLiteral(
+        "judgment_id,pair_id,prompt_id,prompt,model_a,model_b,winner,shown_left,output_a,output_b\r\n");
     for (const EvalBattleRow &row : r.rows)
-        s += QStringList{QString::number(row.judgmentId), QString::number(row.pairId), QString::number(row.promptId),
-                         csvField(row.prompt), csvField(r.models.value(row.modelA)), csvField(r.models.value(row.modelB)),
-                         winnerCode(row.winner), row.leftIsA ? QStringLiteral("a") : QStringLiteral("b"),
-                         csvField(row.textA), csvField(row.textB)}
-                 .join(QLatin1Char(',')) +
-             QStringLiteral("\r\n");
+        s += QStringList { QString::number(row.judgmentId), QString::number(row.pairId), QString::number(row.promptId),
+            csvField(row.prompt), csvField(r.models.value(row.modelA)), csvField(r.models.value(row.modelB)),
+            winnerCode(row.winner), row.leftIsA ? QStringLiteral("a") : QStringLiteral("b"), csvField(row.textA),
+            csvField(row.textB) }
+                 .join(QLatin1Char(','))
+            + QStringLiteral("\r\n");
     return writeText(path, s, error);
 }
 
@@ -440,9 +441,9 @@ bool writeCheckpointsCsv(const QString &path, const QVector<CheckpointScore> &sc
 {
     QString s = QStringLiteral("checkpoint,step,pairs,accuracy,mean_margin,logp_shift_chosen,logp_shift_rejected\r\n");
     for (const CheckpointScore &c : scores)
-        s += QStringList{csvField(c.name), QString::number(c.step), QString::number(c.pairs), num(c.accuracy, 6),
-                         num(c.meanMargin, 6), num(c.shiftChosen, 6), num(c.shiftRejected, 6)}
-                 .join(QLatin1Char(',')) +
-             QStringLiteral("\r\n");
+        s += QStringList { csvField(c.name), QString::number(c.step), QString::number(c.pairs), num(c.accuracy, 6),
+            num(c.meanMargin, 6), num(c.shiftChosen, 6), num(c.shiftRejected, 6) }
+                 .join(QLatin1Char(','))
+            + QStringLiteral("\r\n");
     return writeText(path, s, error);
 }

@@ -31,14 +31,14 @@ QByteArray plotPng(QCustomPlot *plot, int width, int height);
 
 struct ReportMeta {
     QString title = QStringLiteral("DPO Studio evaluation report");
-    QString project;      // display name
-    QString sampling;     // the sampling settings JSON
-    QString generatedAt;  // text
+    QString project; // display name
+    QString sampling; // the sampling settings JSON
+    QString generatedAt; // text
     int prompts = 0;
 };
 
 bool writeHtmlReport(const QString &path, const EvaluationResults &results, const QVector<CheckpointScore> &scores,
-                     const ReportMeta &meta, QString *error = nullptr);
+    const ReportMeta &meta, QString *error = nullptr);
 bool writeCsvReport(const QString &path, const EvaluationResults &results, QString *error = nullptr);
 bool writeBattlesCsv(const QString &path, const EvaluationResults &results, QString *error = nullptr);
 bool writeCheckpointsCsv(const QString &path, const QVector<CheckpointScore> &scores, QString *error = nullptr);

@@ -70,9 +70,8 @@ ModelLengthStats lengthStats(const QStringList &texts)
 }
 
 EvaluationResults computeEvaluationResults(const QStringList &models, const QVector<dpo::EvalBattle> &battles,
-                                           const QVector<dpo::EvalOutput> &outputs,
-                                           const QHash<qint64, QString> &promptTexts, int baseline, int bootstrap,
-                                           quint64 seed)
+    const QVector<dpo::EvalOutput> &outputs, const QHash<qint64, QString> &promptTexts, int baseline, int bootstrap,
+    quint64 seed)
 {
     EvaluationResults r;
     r.models = models;
@@ -92,7 +91,7 @@ EvaluationResults computeEvaluationResults(const QStringList &models, const QVec
         r.lengths << lengthStats(texts[i]);
 
     for (const dpo::EvalBattle &b : battles) {
-        r.battles.push_back({b.modelA, b.modelB, battleOutcome(b.winner)});
+        r.battles.push_back({ b.modelA, b.modelB, battleOutcome(b.winner) });
         if (b.winner == dpo::Winner::BothBad)
             ++r.bothBad;
         EvalBattleRow row;
@@ -149,8 +148,8 @@ EvaluationResults computeEvaluationResults(const QStringList &models, const QVec
     return r;
 }
 
-EvaluationResults loadEvaluationResults(const dpo::ProjectStore &store, const dpo::EvalSession &session, int baseline,
-                                        int bootstrap, quint64 seed)
+EvaluationResults loadEvaluationResults(
+    const dpo::ProjectStore &store, const dpo::EvalSession &session, int baseline, int bootstrap, quint64 seed)
 {
     QStringList names;
     for (const dpo::EvalModel &m : session.models)

@@ -41,8 +41,8 @@ struct EvalBattleRow {
 struct SeparationRow {
     int a = 0;
     int b = 0;
-    int games = 0;      // battles between the two
-    double score = 0;   // a's score in them (ties 1/2)
+    int games = 0; // battles between the two
+    double score = 0; // a's score in them (ties 1/2)
     dpo::WilsonInterval wilson; // of a's win rate against b
     int moreJudgments = -1; // dpo::judgmentsToSeparate; -1: never at the observed rate (or no games)
 };
@@ -73,10 +73,9 @@ ModelLengthStats lengthStats(const QStringList &texts);
 // Everything above from battles, outputs and prompt texts. Throws nothing: statistics errors land in
 // ratingsError.
 EvaluationResults computeEvaluationResults(const QStringList &models, const QVector<dpo::EvalBattle> &battles,
-                                           const QVector<dpo::EvalOutput> &outputs,
-                                           const QHash<qint64, QString> &promptTexts, int baseline,
-                                           int bootstrap = 1000, quint64 seed = 0);
+    const QVector<dpo::EvalOutput> &outputs, const QHash<qint64, QString> &promptTexts, int baseline,
+    int bootstrap = 1000, quint64 seed = 0);
 
 // Reads the session's battles, outputs and prompts from `store` and computes the results.
 EvaluationResults loadEvaluationResults(const dpo::ProjectStore &store, const dpo::EvalSession &session, int baseline,
-                                        int bootstrap = 1000, quint64 seed = 0);
+    int bootstrap = 1000, quint64 seed = 0);

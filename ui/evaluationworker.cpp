@@ -21,9 +21,8 @@ struct SideLogps {
 };
 
 // Summed completion log-probs of every pair's chosen and rejected side, in batches; false when cancelled.
-bool scorePairs(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId,
-                torch::Device device, int batchSize, const std::atomic<bool> &cancel,
-                const std::function<void()> &batchDone, SideLogps &out)
+bool scorePairs(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId, torch::Device device,
+    int batchSize, const std::atomic<bool> &cancel, const std::function<void()> &batchDone, SideLogps &out)
 {
     torch::NoGradGuard noGrad;
     out.chosen.clear();
@@ -34,8 +33,8 @@ bool scorePairs(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pai
         const size_t end = std::min(pairs.size(), start + size_t(batchSize));
         const std::vector<dpo::TokenizedPair> chunk(pairs.begin() + long(start), pairs.begin() + long(end));
         const dpo::PreferenceBatch batch = dpo::collatePairs(chunk, padId, device);
-        const dpo::CompletionLogps lp =
-            dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+        const dpo::CompletionLogps lp
+            = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
         const torch::Tensor sums = lp.sum.to(torch::kCPU, torch::kDouble).contiguous();
         const auto a = sums.accessor<double, 1>();
         const int64_t n = batch.numPairs;
@@ -111,7 +110,11 @@ void EvaluationWorker::runGeneration(const GenerationJob &job)
                     todo << i;
                 }
             }
-            emit progress(done, total, tr("%1: %2 cached, %3 to generate").arg(model.name).arg(summary.promptIds.size() - todo.size()).arg(todo.size()));
+            emit progress(done, total,
+                tr("%1: %2 cached, %3 to generate")
+                    .arg(model.name)
+                    .arg(summary.promptIds.size() - todo.size())
+                    .arg(todo.size()));
             if (todo.isEmpty())
                 continue; // everything cached: the model is not even loaded
             emit progress(done, total, tr("Loading %1…").arg(model.name));
@@ -144,7 +147,8 @@ void EvaluationWorker::runGeneration(const GenerationJob &job)
                 store->addCompletion(promptId, text, dpo::evalProvenance(model, job.sampling, promptId));
                 ++summary.generated;
                 ++done;
-                emit progress(done, total, tr("%1: prompt %2 of %3").arg(model.name).arg(i + 1).arg(summary.promptIds.size()));
+                emit progress(
+                    done, total, tr("%1: prompt %2 of %3").arg(model.name).arg(i + 1).arg(summary.promptIds.size()));
             }
         }
         summary.cancelled = m_cancel->load();
@@ -287,7 +291,8 @@ bool EvaluationRunner::startGeneration(const GenerationJob &job)
 {
     if (!begin())
         return false;
-    QMetaObject::invokeMethod(m_worker, [w = m_worker, job]() { w->runGeneration(job); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, job]() { w->runGeneration(job); }, Qt::QueuedConnection);
     return true;
 }
 
@@ -295,6 +300,7 @@ bool EvaluationRunner::startScoring(const ScoringJob &job)
 {
     if (!begin())
         return false;
-    QMetaObject::invokeMethod(m_worker, [w = m_worker, job]() { w->runScoring(job); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, job]() { w->runScoring(job); }, Qt::QueuedConnection);
     return true;
 }

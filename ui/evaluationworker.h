@@ -43,8 +43,8 @@ struct GenerationJob {
 
 struct GenerationSummary {
     QVector<qint64> promptIds; // the prompts of the job, in order
-    int generated = 0;         // completions generated now
-    int cached = 0;            // completions found in the project
+    int generated = 0; // completions generated now
+    int cached = 0; // completions found in the project
     bool cancelled = false;
     double seconds = 0;
 };
@@ -57,7 +57,7 @@ struct ScoringCheckpoint {
 
 struct ScoringJob {
     QString referenceModel; // the run's reference model directory
-    QString dataset;        // held-out preference pairs (TRL JSONL)
+    QString dataset; // held-out preference pairs (TRL JSONL)
     QVector<ScoringCheckpoint> checkpoints;
     double beta = 0.1;
     qint64 maxLength = 1024;
@@ -70,9 +70,9 @@ struct CheckpointScore {
     QString name;
     qint64 step = 0;
     int pairs = 0;
-    double accuracy = 0;      // implicit-reward accuracy
-    double meanMargin = 0;    // mean β((πc − rc) − (πr − rr))
-    double shiftChosen = 0;   // mean (πc − rc), summed log-probs
+    double accuracy = 0; // implicit-reward accuracy
+    double meanMargin = 0; // mean β((πc − rc) − (πr − rr))
+    double shiftChosen = 0; // mean (πc − rc), summed log-probs
     double shiftRejected = 0; // mean (πr − rr)
 };
 
@@ -126,6 +126,6 @@ private:
 
     QThread *m_thread;
     EvaluationWorker *m_worker;
-    std::atomic<bool> m_cancel{false};
+    std::atomic<bool> m_cancel { false };
     bool m_running = false;
 };

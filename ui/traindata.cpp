@@ -263,7 +263,7 @@ void splitDataset(const QString &source, double evalRatio, quint64 seed, const Q
     }
     const qint64 n = lines.size();
     const qint64 nEval = evalShare(n, evalRatio);
-    std::vector<qint64> order(size_t(n));
+    std::vector<qint64> order(static_cast<size_t>(n));
     for (qint64 i = 0; i < n; ++i)
         order[size_t(i)] = i;
     // Fisher-Yates with our own draw: std::shuffle's algorithm differs between standard libraries.

@@ -42,11 +42,14 @@ double seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
     return std::chrono::duration<double>(b - a).count();
 }
 
-double cpuSeconds() { return double(std::clock()) / CLOCKS_PER_SEC; }
+double cpuSeconds()
+{
+    return double(std::clock()) / CLOCKS_PER_SEC;
+}
 
 struct Rate {
     double wall = 0; // GFLOP/s by the clock on the wall
-    double cpu = 0;  // GFLOP per second of process CPU time (robust to other load on the machine)
+    double cpu = 0; // GFLOP per second of process CPU time (robust to other load on the machine)
 };
 
 // Best-of-`reps` GFLOP/s of an n x n x n matmul (2 n^3 FLOPs).
@@ -54,7 +57,7 @@ Rate matmulGflops(int64_t n, int reps, const torch::Device &device, torch::Scala
 {
     torch::NoGradGuard g;
     auto opts = torch::TensorOptions().dtype(dtype).device(device);
-    auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
+    auto a = torch::randn({ n, n }, opts), b = torch::randn({ n, n }, opts), c = torch::empty({ n, n }, opts);
     torch::mm_out(c, a, b); // warm-up
     sync(device);
     double best = 1e30, bestCpu = 1e30;
@@ -67,23 +70,15 @@ Rate matmulGflops(int64_t n, int reps, const torch::Device &device, torch::Scala
         bestCpu = std::min(bestCpu, cpuSeconds() - c0);
     }
     const double flops = 2.0 * double(n) * n * n;
-    return {flops / best / 1e9, flops / std::max(bestCpu, 1e-9) / 1e9};
+    return { flops / best / 1e9, flops / std::max(bestCpu, 1e-9) / 1e9 };
 }
 
 dpo::ModelConfig benchConfig(int64_t seqLen)
 {
-    nlohmann::json j = {{"model_type", "llama"},
-                        {"architectures", {"LlamaForCausalLM"}},
-                        {"vocab_size", 8000},
-                        {"hidden_size", 512},
-                        {"intermediate_size", 1376},
-                        {"num_hidden_layers", 6},
-                        {"num_attention_heads", 8},
-                        {"num_key_value_heads", 4},
-                        {"max_position_embeddings", std::max<int64_t>(2048, seqLen)},
-                        {"rms_norm_eps", 1e-5},
-                        {"rope_theta", 10000.0},
-                        {"tie_word_embeddings", false}};
+    nlohmann::json j = { { "model_type", "llama" }, { "architectures", { "LlamaForCausalLM" } }, { "vocab_size", 8000 },
+        { "hidden_size", 512 }, { "intermediate_size", 1376 }, { "num_hidden_layers", 6 }, { "num_attention_heads", 8 },
+        { "num_key_value_heads", 4 }, { "max_position_embeddings", std::max<int64_t>(2048, seqLen) },
+        { "rms_norm_eps", 1e-5 }, { "rope_theta", 10000.0 }, { "tie_word_embeddings", false } };
     return dpo::ModelConfig::fromJson(j, "bench model");
 }
 
@@ -118,9 +113,9 @@ void runBench(const BenchOptions &o)
 
     const int64_t B = o.batch, T = o.seqLen;
     auto longOpts = torch::TensorOptions().dtype(torch::kInt64).device(device);
-    auto ids = torch::randint(0, cfg.vocabSize, {B, T}, longOpts);
-    auto mask = torch::ones({B, T}, longOpts);
-    auto completion = torch::ones({B, T}, longOpts);
+    auto ids = torch::randint(0, cfg.vocabSize, { B, T }, longOpts);
+    auto mask = torch::ones({ B, T }, longOpts);
+    auto completion = torch::ones({ B, T }, longOpts);
     completion.select(1, 0).zero_(); // position 0 is never scored: every other token is
 
     std::vector<double> fwd, bwd, total, cpu;
@@ -153,7 +148,7 @@ void runBench(const BenchOptions &o)
     const double headParams = double(cfg.vocabSize) * cfg.hiddenSize;
     const double bodyParams = double(matmulParams) - headParams;
     const double flops = 6.0 * bodyParams * tokens + 6.0 * headParams * scored
-                         + 12.0 * cfg.numLayers * B * double(T) * T * cfg.numHeads * cfg.headDim;
+        + 12.0 * cfg.numLayers * B * double(T) * T * cfg.numHeads * cfg.headDim;
     const double gflops = flops / stepMean / 1e9;
     const double ratio = gflops / mmBest;
 
@@ -161,15 +156,15 @@ void runBench(const BenchOptions &o)
     out["device"] = device.str();
     out["dtype"] = dpo::dtypeName(dtype);
     out["threads"] = at::get_num_threads();
-    out["matmul_gflops"] = {{"1024", mm1024}, {"2048", mm2048}, {"best", mmBest}};
-    out["model"] = {{"vocab", cfg.vocabSize},         {"hidden", cfg.hiddenSize},  {"layers", cfg.numLayers},
-                    {"heads", cfg.numHeads},          {"kv_heads", cfg.numKvHeads}, {"intermediate", cfg.intermediateSize},
-                    {"params", params},               {"params_matmul", matmulParams}};
+    out["matmul_gflops"] = { { "1024", mm1024 }, { "2048", mm2048 }, { "best", mmBest } };
+    out["model"] = { { "vocab", cfg.vocabSize }, { "hidden", cfg.hiddenSize }, { "layers", cfg.numLayers },
+        { "heads", cfg.numHeads }, { "kv_heads", cfg.numKvHeads }, { "intermediate", cfg.intermediateSize },
+        { "params", params }, { "params_matmul", matmulParams } };
     out["batch"] = B;
     out["seq_len"] = T;
     out["steps"] = o.steps;
-    out["step_ms"] = {{"mean", stepMean * 1e3}, {"best", stepBest * 1e3}, {"forward_mean", mean(fwd) * 1e3},
-                      {"backward_mean", mean(bwd) * 1e3}};
+    out["step_ms"] = { { "mean", stepMean * 1e3 }, { "best", stepBest * 1e3 }, { "forward_mean", mean(fwd) * 1e3 },
+        { "backward_mean", mean(bwd) * 1e3 } };
     out["tokens_per_s"] = tokens / stepMean;
     out["flops_per_step"] = flops;
     out["flops_formula"] = "6*(params_matmul - vocab*hidden)*batch*seq + 6*vocab*hidden*batch*(seq-1) + "
@@ -181,18 +176,17 @@ void runBench(const BenchOptions &o)
         // On a shared machine the wall clock also measures the neighbours; per CPU-second rates
         // compare the model with the matmul on the work actually done (exact with --threads 1).
         const double modelCpu = flops / mean(cpu) / 1e9;
-        out["per_cpu_second"] = {{"matmul_gflops", mmBestCpu},
-                                 {"model_gflops", modelCpu},
-                                 {"ratio_to_matmul", modelCpu / mmBestCpu}};
+        out["per_cpu_second"] = { { "matmul_gflops", mmBestCpu }, { "model_gflops", modelCpu },
+            { "ratio_to_matmul", modelCpu / mmBestCpu } };
     }
     dpocli::printJson(out);
 
     char line[512];
     std::snprintf(line, sizeof line,
-                  "bench: %s %s, %d threads: matmul %.1f GFLOP/s (1024^2 %.1f, 2048^2 %.1f); %.2fM-param Llama, "
-                  "%lldx%lld tokens fwd+bwd log-probs %.1f ms/step = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul",
-                  device.str().c_str(), dpo::dtypeName(dtype).c_str(), at::get_num_threads(), mmBest, mm1024, mm2048,
-                  params / 1e6, (long long)B, (long long)T, stepMean * 1e3, tokens / stepMean, gflops, ratio * 100);
+        "bench: %s %s, %d threads: matmul %.1f GFLOP/s (1024^2 %.1f, 2048^2 %.1f); %.2fM-param Llama, "
+        "%lldx%lld tokens fwd+bwd log-probs %.1f ms/step = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul",
+        device.str().c_str(), dpo::dtypeName(dtype).c_str(), at::get_num_threads(), mmBest, mm1024, mm2048,
+        params / 1e6, (long long)B, (long long)T, stepMean * 1e3, tokens / stepMean, gflops, ratio * 100);
     std::cerr << line << std::endl;
 }
 

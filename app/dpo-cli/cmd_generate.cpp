@@ -43,8 +43,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     cmd->add_option("--dtype", o->dtype, "float32, bfloat16 or float16")->capture_default_str();
     cmd->callback([o, cmd, &app] {
-        const bool sampling = cmd->count("--temperature") || cmd->count("--top-k") || cmd->count("--top-p")
-                              || cmd->count("--seed");
+        const bool sampling
+            = cmd->count("--temperature") || cmd->count("--top-k") || cmd->count("--top-p") || cmd->count("--seed");
         if (o->greedy && sampling)
             throw dpo::Error("--greedy cannot be combined with --temperature, --top-k, --top-p or --seed");
         dpo::GenerationOptions g;

@@ -70,7 +70,10 @@ torch::Device modelDevice(CausalLM &model)
 class TokenChooser {
 public:
     explicit TokenChooser(const GenerationOptions &o)
-        : m_opts(o), m_gen(at::detail::createCPUGenerator(o.seed)) { }
+        : m_opts(o)
+        , m_gen(at::detail::createCPUGenerator(o.seed))
+    {
+    }
 
     // logits [B, V] (any device, any dtype) -> next ids [B] on the CPU.
     std::vector<int64_t> choose(const torch::Tensor &logits)
@@ -106,7 +109,7 @@ bool isStop(const CausalLM &model, const GenerationOptions &o, int64_t id)
 } // namespace
 
 std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promptIds, const GenerationOptions &options,
-                              const std::function<bool(int64_t)> &onToken)
+    const std::function<bool(int64_t)> &onToken)
 {
     options.validate();
     if (promptIds.empty())
@@ -115,7 +118,7 @@ std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promp
     for (auto id : promptIds)
         if (id < 0 || id >= V)
             throw Error("generate: prompt token id " + std::to_string(id) + " is outside the vocabulary (size "
-                        + std::to_string(V) + ")");
+                + std::to_string(V) + ")");
 
     torch::NoGradGuard noGrad;
     const auto device = modelDevice(model);
@@ -126,7 +129,7 @@ std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promp
 
     auto input = torch::tensor(promptIds, longOpts).unsqueeze(0).to(device); // [1, T]
     for (int step = 0; step < options.maxNewTokens; ++step) {
-        auto hidden = model.forwardHidden(input, {}, &cache);          // [1, T, hidden]
+        auto hidden = model.forwardHidden(input, {}, &cache); // [1, T, hidden]
         auto logits = model.lmHead(hidden.select(1, hidden.size(1) - 1)); // [1, V]
         const int64_t id = chooser.choose(logits)[0];
         out.push_back(id);
@@ -134,13 +137,13 @@ std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promp
             break;
         if (isStop(model, options, id))
             break;
-        input = torch::full({1, 1}, id, longOpts).to(device);
+        input = torch::full({ 1, 1 }, id, longOpts).to(device);
     }
     return out;
 }
 
-std::vector<std::vector<int64_t>> generateBatch(CausalLM &model, const std::vector<std::vector<int64_t>> &prompts,
-                                                const GenerationOptions &options)
+std::vector<std::vector<int64_t>> generateBatch(
+    CausalLM &model, const std::vector<std::vector<int64_t>> &prompts, const GenerationOptions &options)
 {
     options.validate();
     const int64_t B = static_cast<int64_t>(prompts.size());
@@ -169,8 +172,8 @@ std::vector<std::vector<int64_t>> generateBatch(CausalLM &model, const std::vect
     torch::NoGradGuard noGrad;
     const auto device = modelDevice(model);
     const auto longOpts = torch::TensorOptions().dtype(torch::kInt64);
-    auto input = torch::tensor(ids, longOpts).view({B, int64_t(L)}).to(device);
-    auto attn = torch::tensor(mask, longOpts).view({B, int64_t(L)}).to(device);
+    auto input = torch::tensor(ids, longOpts).view({ B, int64_t(L) }).to(device);
+    auto attn = torch::tensor(mask, longOpts).view({ B, int64_t(L) }).to(device);
     TokenChooser chooser(options);
     KVCache cache;
     std::vector<bool> done(B, false);
@@ -190,8 +193,8 @@ std::vector<std::vector<int64_t>> generateBatch(CausalLM &model, const std::vect
                 --remaining;
             }
         }
-        input = torch::tensor(next, longOpts).view({B, 1}).to(device);
-        attn = torch::cat({attn, torch::ones({B, 1}, attn.options())}, 1);
+        input = torch::tensor(next, longOpts).view({ B, 1 }).to(device);
+        attn = torch::cat({ attn, torch::ones({ B, 1 }, attn.options()) }, 1);
     }
     return out;
 }

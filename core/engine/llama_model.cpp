@@ -39,7 +39,7 @@ double lowestOf(torch::ScalarType t)
 torch::Tensor rotateHalf(const torch::Tensor &x)
 {
     const int64_t half = x.size(-1) / 2;
-    return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+    return torch::cat({ -x.slice(-1, half), x.slice(-1, 0, half) }, -1);
 }
 
 } // namespace
@@ -49,9 +49,9 @@ torch::Tensor rotateHalf(const torch::Tensor &x)
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool hasBias)
 {
-    weight = register_parameter("weight", torch::empty({out, in}));
+    weight = register_parameter("weight", torch::empty({ out, in }));
     if (hasBias)
-        bias = register_parameter("bias", torch::zeros({out}));
+        bias = register_parameter("bias", torch::zeros({ out }));
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor &x)
@@ -61,7 +61,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor &x)
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim)
 {
-    weight = register_parameter("weight", torch::empty({vocab, dim}));
+    weight = register_parameter("weight", torch::empty({ vocab, dim }));
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
@@ -69,9 +69,10 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
     return torch::embedding(weight, ids);
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_)
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_)
+    : eps(eps_)
 {
-    weight = register_parameter("weight", torch::ones({dim}));
+    weight = register_parameter("weight", torch::ones({ dim }));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor &x)
@@ -84,28 +85,35 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor &x)
     return weight * h.to(dtype);
 }
 
-RotaryEmbedding::RotaryEmbedding(int64_t headDim, double theta) : m_headDim(headDim), m_theta(theta) { }
+RotaryEmbedding::RotaryEmbedding(int64_t headDim, double theta)
+    : m_headDim(headDim)
+    , m_theta(theta)
+{
+}
 
-std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cosSin(const torch::Tensor &positions,
-                                                                torch::ScalarType dtype) const
+std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cosSin(
+    const torch::Tensor &positions, torch::ScalarType dtype) const
 {
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(positions.device());
     // inv_freq = 1 / theta^(2i / d), in float32 exactly as HF computes it: [d/2]
-    auto exponent = torch::arange(0, m_headDim, 2, torch::TensorOptions().dtype(torch::kInt64).device(positions.device()))
-                        .to(torch::kFloat32)
-                    / static_cast<double>(m_headDim);
+    auto exponent
+        = torch::arange(0, m_headDim, 2, torch::TensorOptions().dtype(torch::kInt64).device(positions.device()))
+              .to(torch::kFloat32)
+        / static_cast<double>(m_headDim);
     auto invFreq = 1.0 / torch::pow(torch::scalar_tensor(m_theta, f32), exponent);
     // freqs [B, T, d/2] = positions ⊗ inv_freq; emb = [freqs, freqs]: [B, T, d]
     auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * invFreq;
-    auto emb = torch::cat({freqs, freqs}, -1);
-    return {emb.cos().to(dtype), emb.sin().to(dtype)};
+    auto emb = torch::cat({ freqs, freqs }, -1);
+    return { emb.cos().to(dtype), emb.sin().to(dtype) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Attention
 
 AttentionImpl::AttentionImpl(const ModelConfig &c)
-    : m_heads(c.numHeads), m_kvHeads(c.numKvHeads), m_headDim(c.headDim)
+    : m_heads(c.numHeads)
+    , m_kvHeads(c.numKvHeads)
+    , m_headDim(c.headDim)
 {
     q_proj = register_module("q_proj", Linear(c.hiddenSize, m_heads * m_headDim, c.attentionBias));
     k_proj = register_module("k_proj", Linear(c.hiddenSize, m_kvHeads * m_headDim, c.attentionBias));
@@ -114,24 +122,24 @@ AttentionImpl::AttentionImpl(const ModelConfig &c)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin,
-                                     const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
+    const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, Hkv = m_kvHeads, D = m_headDim;
     const int64_t G = H / Hkv; // query heads per key/value head
 
     // Projections, rotated in [B, T, heads, D] layout (cos/sin broadcast over heads).
     auto c4 = cos.unsqueeze(2), s4 = sin.unsqueeze(2); // [B, T, 1, D]
-    auto q = q_proj->forward(x).view({B, T, H, D});
-    auto k = k_proj->forward(x).view({B, T, Hkv, D});
-    auto v = v_proj->forward(x).view({B, T, Hkv, D});
+    auto q = q_proj->forward(x).view({ B, T, H, D });
+    auto k = k_proj->forward(x).view({ B, T, Hkv, D });
+    auto v = v_proj->forward(x).view({ B, T, Hkv, D });
     q = (q * c4 + rotateHalf(q) * s4).transpose(1, 2); // [B, H, T, D]
     k = (k * c4 + rotateHalf(k) * s4).transpose(1, 2); // [B, Hkv, T, D]
-    v = v.transpose(1, 2);                             // [B, Hkv, T, D]
+    v = v.transpose(1, 2); // [B, Hkv, T, D]
 
     if (cacheK) {
         if (cacheK->defined()) {
-            k = torch::cat({*cacheK, k}, 2);
-            v = torch::cat({*cacheV, v}, 2);
+            k = torch::cat({ *cacheK, k }, 2);
+            v = torch::cat({ *cacheV, v }, 2);
         }
         *cacheK = k;
         *cacheV = v;
@@ -145,8 +153,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const torch::Tensor
     // the fused kernels eligible.
     auto kx = k, vx = v;
     if (G > 1) {
-        kx = k.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
-        vx = v.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
+        kx = k.unsqueeze(2).expand({ B, Hkv, G, S, D }).reshape({ B, H, S, D });
+        vx = v.unsqueeze(2).expand({ B, Hkv, G, S, D }).reshape({ B, H, S, D });
     }
     if (mask.additive.defined())
         out = at::scaled_dot_product_attention(q, kx, vx, mask.additive, 0.0, false);
@@ -158,22 +166,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const torch::Tensor
     // scale and mask are fused into one baddbmm (no in-place ops that autograd would copy):
     // [B*Hkv, G*T, D] x [B*Hkv, D, S] -> [B*Hkv, G*T, S].
     const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-    auto qg = q.reshape({B * Hkv, G * T, D});
-    auto kt = k.reshape({B * Hkv, S, D}).transpose(1, 2);
+    auto qg = q.reshape({ B * Hkv, G * T, D });
+    auto kt = k.reshape({ B * Hkv, S, D }).transpose(1, 2);
     torch::Tensor scores;
     if (mask.additive.defined()) {
         const auto &m = mask.additive; // [B|1, 1, T, S]
-        auto grouped = m.size(0) == 1 ? m.view({T, S}).repeat({G, 1}).unsqueeze(0) // [1, G*T, S]
-                                      : m.view({B, 1, 1, T, S}).expand({B, Hkv, G, T, S}).reshape({B * Hkv, G * T, S});
+        auto grouped = m.size(0) == 1
+            ? m.view({ T, S }).repeat({ G, 1 }).unsqueeze(0) // [1, G*T, S]
+            : m.view({ B, 1, 1, T, S }).expand({ B, Hkv, G, T, S }).reshape({ B * Hkv, G * T, S });
         scores = torch::baddbmm(grouped, qg, kt, /*beta=*/1.0, /*alpha=*/scale);
     } else {
         scores = torch::bmm(qg, kt) * scale;
     }
     auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-    out = torch::bmm(probs, v.reshape({B * Hkv, S, D})).view({B, H, T, D});
+    out = torch::bmm(probs, v.reshape({ B * Hkv, S, D })).view({ B, H, T, D });
 #endif
     // [B, H, T, D] -> [B, T, H*D] -> [B, T, hidden]
-    return o_proj->forward(out.transpose(1, 2).reshape({B, T, H * D}));
+    return o_proj->forward(out.transpose(1, 2).reshape({ B, T, H * D }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +209,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig &c)
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin,
-                                        const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
+    const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
 {
     auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cacheK, cacheV);
     return h + mlp->forward(post_attention_layernorm->forward(h));
@@ -237,17 +246,18 @@ void validate(const ModelConfig &c)
     need(c.numLayers > 0, "num_hidden_layers must be positive");
     need(c.numHeads > 0, "num_attention_heads must be positive");
     need(c.numKvHeads > 0 && c.numHeads % c.numKvHeads == 0,
-         "num_key_value_heads (" + std::to_string(c.numKvHeads) + ") must divide num_attention_heads ("
-             + std::to_string(c.numHeads) + ")");
+        "num_key_value_heads (" + std::to_string(c.numKvHeads) + ") must divide num_attention_heads ("
+            + std::to_string(c.numHeads) + ")");
     need(c.headDim > 0 && c.headDim % 2 == 0, "head_dim must be positive and even (rotary embeddings)");
     need(c.hiddenAct == "silu" || c.hiddenAct == "swish",
-         "hidden_act '" + c.hiddenAct + "' is not supported for " + c.modelType + " (only silu)");
+        "hidden_act '" + c.hiddenAct + "' is not supported for " + c.modelType + " (only silu)");
 }
 
 } // namespace
 
 LlamaModel::LlamaModel(ModelConfig config)
-    : m_config((validate(config), std::move(config))), m_rotary(m_config.headDim, m_config.ropeTheta)
+    : m_config((validate(config), std::move(config)))
+    , m_rotary(m_config.headDim, m_config.ropeTheta)
 {
     m_model = register_module("model", llama::Backbone(m_config));
     if (!m_config.tieWordEmbeddings)
@@ -266,8 +276,8 @@ LlamaModel::LlamaModel(ModelConfig config)
     }
 }
 
-torch::Tensor LlamaModel::forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask,
-                                        KVCache *cache)
+torch::Tensor LlamaModel::forwardHidden(
+    const torch::Tensor &inputIds, const torch::Tensor &attentionMask, KVCache *cache)
 {
     TORCH_CHECK(inputIds.dim() == 2, "inputIds must be [B, T]");
     const int64_t B = inputIds.size(0), T = inputIds.size(1);
@@ -287,7 +297,7 @@ torch::Tensor LlamaModel::forwardHidden(const torch::Tensor &inputIds, const tor
     if (attentionMask.defined()) {
         if (attentionMask.dim() != 2 || attentionMask.size(0) != B || attentionMask.size(1) != S)
             throw Error("attention mask must be [batch, past + new tokens] = [" + std::to_string(B) + ", "
-                        + std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
+                + std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
         auto m = attentionMask.to(device).to(torch::kBool);
         positions = (m.to(torch::kInt64).cumsum(1) - 1).clamp_min(0).slice(1, past, S);
         // Right padding (or none) without a cache: padded keys sit after every real query, so
@@ -295,21 +305,21 @@ torch::Tensor LlamaModel::forwardHidden(const torch::Tensor &inputIds, const tor
         bool rightPadded = past == 0 && (S < 2 || !(m.slice(1, 1) & ~m.slice(1, 0, S - 1)).any().item<bool>());
         if (!rightPadded) {
             auto qpos = torch::arange(past, S, longOpts).unsqueeze(1); // [T, 1]
-            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);    // [1, S]
+            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0); // [1, S]
             auto visible = (kpos <= qpos).unsqueeze(0) & m.unsqueeze(1); // [B, T, S]
-            am.additive = torch::zeros({B, 1, T, S}, x.options())
+            am.additive = torch::zeros({ B, 1, T, S }, x.options())
                               .masked_fill_(visible.logical_not().unsqueeze(1), llama::lowestOf(dtype));
             am.causal = false;
         }
     } else {
-        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({B, T});
+        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({ B, T });
     }
     if (!am.additive.defined() && past > 0 && T > 1) {
         // New tokens after a cache, no padding: causal with an offset, which SDPA's is_causal
         // (top-left aligned) does not express.
         auto qpos = torch::arange(past, S, longOpts).unsqueeze(1);
         auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);
-        am.additive = torch::zeros({1, 1, T, S}, x.options())
+        am.additive = torch::zeros({ 1, 1, T, S }, x.options())
                           .masked_fill_((kpos > qpos).unsqueeze(0).unsqueeze(0), llama::lowestOf(dtype));
         am.causal = false;
     }
@@ -318,7 +328,7 @@ torch::Tensor LlamaModel::forwardHidden(const torch::Tensor &inputIds, const tor
 #if TORCH_VERSION_MAJOR < 2
     // The explicit attention needs the causal mask spelled out.
     if (!am.additive.defined() && am.causal && T > 1) {
-        am.additive = torch::full({T, T}, llama::lowestOf(dtype), x.options()).triu_(1).view({1, 1, T, T});
+        am.additive = torch::full({ T, T }, llama::lowestOf(dtype), x.options()).triu_(1).view({ 1, 1, T, T });
     }
 #endif
 
@@ -328,13 +338,12 @@ torch::Tensor LlamaModel::forwardHidden(const torch::Tensor &inputIds, const tor
     if (cache && cache->keys.size() != layers.size()) {
         if (past > 0)
             throw Error("KV cache has " + std::to_string(cache->keys.size()) + " layers, the model "
-                        + std::to_string(layers.size()));
+                + std::to_string(layers.size()));
         cache->keys.assign(layers.size(), torch::Tensor());
         cache->values.assign(layers.size(), torch::Tensor());
     }
     for (size_t i = 0; i < layers.size(); ++i) {
-        x = layers[i]->forward(x, cos, sin, am, cache ? &cache->keys[i] : nullptr,
-                               cache ? &cache->values[i] : nullptr);
+        x = layers[i]->forward(x, cos, sin, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
     }
     return m_model->norm->forward(x);
 }

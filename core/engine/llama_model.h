@@ -32,7 +32,7 @@ class EmbeddingImpl : public torch::nn::Module {
 public:
     EmbeddingImpl(int64_t vocab, int64_t dim);
     torch::Tensor forward(const torch::Tensor &ids); // [B, T] int64 -> [B, T, dim]
-    torch::Tensor weight;                            // [vocab, dim]
+    torch::Tensor weight; // [vocab, dim]
 };
 TORCH_MODULE(Embedding);
 
@@ -41,7 +41,7 @@ class RMSNormImpl : public torch::nn::Module {
 public:
     RMSNormImpl(int64_t dim, double eps);
     torch::Tensor forward(const torch::Tensor &x); // [..., dim] -> [..., dim]
-    torch::Tensor weight;                          // [dim]
+    torch::Tensor weight; // [dim]
     double eps;
 };
 TORCH_MODULE(RMSNorm);
@@ -74,9 +74,9 @@ public:
     // x [B, T, hidden]; cos/sin [B, T, headDim]; cacheK/cacheV [B, kvHeads, T_past, headDim] or
     // undefined, replaced by the concatenation with this step's keys/values when non-null.
     torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin,
-                          const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+        const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
 
-    Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+    Linear q_proj { nullptr }, k_proj { nullptr }, v_proj { nullptr }, o_proj { nullptr };
 
 private:
     int64_t m_heads, m_kvHeads, m_headDim;
@@ -88,7 +88,7 @@ class MlpImpl : public torch::nn::Module {
 public:
     explicit MlpImpl(const ModelConfig &c);
     torch::Tensor forward(const torch::Tensor &x); // [B, T, hidden] -> [B, T, hidden]
-    Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+    Linear gate_proj { nullptr }, up_proj { nullptr }, down_proj { nullptr };
 };
 TORCH_MODULE(Mlp);
 
@@ -97,10 +97,10 @@ class DecoderLayerImpl : public torch::nn::Module {
 public:
     explicit DecoderLayerImpl(const ModelConfig &c);
     torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin,
-                          const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
-    Attention self_attn{nullptr};
-    Mlp mlp{nullptr};
-    RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+        const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+    Attention self_attn { nullptr };
+    Mlp mlp { nullptr };
+    RMSNorm input_layernorm { nullptr }, post_attention_layernorm { nullptr };
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -108,10 +108,10 @@ TORCH_MODULE(DecoderLayer);
 class BackboneImpl : public torch::nn::Module {
 public:
     explicit BackboneImpl(const ModelConfig &c);
-    Embedding embed_tokens{nullptr};
-    torch::nn::ModuleList layers{nullptr};
+    Embedding embed_tokens { nullptr };
+    torch::nn::ModuleList layers { nullptr };
     std::vector<DecoderLayer> layerList; // the same modules, typed
-    RMSNorm norm{nullptr};
+    RMSNorm norm { nullptr };
 };
 TORCH_MODULE(Backbone);
 
@@ -123,15 +123,15 @@ public:
     // initializer_range), zero biases, unit norms); loading overwrites them.
     explicit LlamaModel(ModelConfig config);
 
-    torch::Tensor forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
-                                KVCache *cache = nullptr) override;
+    torch::Tensor forwardHidden(
+        const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {}, KVCache *cache = nullptr) override;
     torch::Tensor lmHead(const torch::Tensor &hidden) override;
     const ModelConfig &config() const override { return m_config; }
 
 private:
     ModelConfig m_config;
-    llama::Backbone m_model{nullptr};
-    llama::Linear m_lmHead{nullptr}; // null when tied to model.embed_tokens.weight
+    llama::Backbone m_model { nullptr };
+    llama::Linear m_lmHead { nullptr }; // null when tied to model.embed_tokens.weight
     llama::RotaryEmbedding m_rotary;
 };
 

@@ -17,8 +17,7 @@ std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config)
     if (t == "gpt2")
         return std::make_shared<Gpt2Model>(config);
 
-    throw Error("config.json: model_type '" + t
-                + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+    throw Error("config.json: model_type '" + t + "' is not supported (supported: llama, mistral, qwen2, gpt2)");
 }
 
 } // namespace dpo

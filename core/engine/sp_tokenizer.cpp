@@ -5,7 +5,6 @@
 #include "engine/utf8.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>

@@ -18,9 +18,8 @@ const char *sessionKey = "eval/session";
 
 QJsonObject modelToJson(const EvalModel &m)
 {
-    return QJsonObject{{QStringLiteral("name"), m.name},
-                       {QStringLiteral("path"), m.path},
-                       {QStringLiteral("checkpoint"), m.checkpoint}};
+    return QJsonObject { { QStringLiteral("name"), m.name }, { QStringLiteral("path"), m.path },
+        { QStringLiteral("checkpoint"), m.checkpoint } };
 }
 
 EvalModel modelFromJson(const QJsonObject &o)
@@ -98,13 +97,13 @@ Provenance evalProvenance(const EvalModel &model, const SamplingSettings &sampli
     return p;
 }
 
-std::optional<qint64> findGeneratedCompletion(const ProjectStore &store, qint64 promptId, const EvalModel &model,
-                                              const SamplingSettings &sampling)
+std::optional<qint64> findGeneratedCompletion(
+    const ProjectStore &store, qint64 promptId, const EvalModel &model, const SamplingSettings &sampling)
 {
     const QVariant id = store.impl().scalar(
         QStringLiteral("SELECT id FROM completions WHERE prompt_id = ? AND source = 'generated' AND model_path = ? "
                        "AND sampling_json = ? AND seed = ? ORDER BY id LIMIT 1"),
-        {promptId, model.path, sampling.toJson(), sampling.seedFor(promptId)});
+        { promptId, model.path, sampling.toJson(), sampling.seedFor(promptId) });
     if (id.isNull())
         return std::nullopt;
     return id.toLongLong();
@@ -135,12 +134,12 @@ EvalSession loadEvalSession(const ProjectStore &store)
     const QJsonObject o = doc.object();
     const QString state = o.value(QStringLiteral("state")).toString();
     s.state = state == QLatin1String("judging") ? EvalSession::State::Judging
-              : state == QLatin1String("ended") ? EvalSession::State::Ended
+        : state == QLatin1String("ended")       ? EvalSession::State::Ended
                                                 : EvalSession::State::None;
     for (const QJsonValue &v : o.value(QStringLiteral("models")).toArray())
         s.models << modelFromJson(v.toObject());
-    s.sampling = SamplingSettings::fromJson(
-        QString::fromUtf8(QJsonDocument(o.value(QStringLiteral("sampling")).toObject()).toJson(QJsonDocument::Compact)));
+    s.sampling = SamplingSettings::fromJson(QString::fromUtf8(
+        QJsonDocument(o.value(QStringLiteral("sampling")).toObject()).toJson(QJsonDocument::Compact)));
     for (const QJsonValue &v : o.value(QStringLiteral("prompts")).toArray())
         s.promptIds << qint64(v.toDouble());
     if (o.contains(QStringLiteral("started_at")))
@@ -169,11 +168,12 @@ void saveEvalSession(ProjectStore &store, const EvalSession &s)
         o.insert(QStringLiteral("started_at"), double(s.startedAt.toMSecsSinceEpoch()));
     if (s.endedAt.isValid())
         o.insert(QStringLiteral("ended_at"), double(s.endedAt.toMSecsSinceEpoch()));
-    store.setSetting(QString::fromLatin1(sessionKey), QString::fromUtf8(QJsonDocument(o).toJson(QJsonDocument::Compact)));
+    store.setSetting(
+        QString::fromLatin1(sessionKey), QString::fromUtf8(QJsonDocument(o).toJson(QJsonDocument::Compact)));
 }
 
-EvalPairsResult startEvalSession(ProjectStore &store, const QVector<EvalModel> &models, const QVector<qint64> &promptIds,
-                                 const SamplingSettings &sampling)
+EvalPairsResult startEvalSession(ProjectStore &store, const QVector<EvalModel> &models,
+    const QVector<qint64> &promptIds, const SamplingSettings &sampling)
 {
     if (models.size() < 2)
         throw ProjectError("an evaluation needs at least two models");
@@ -194,11 +194,12 @@ EvalPairsResult startEvalSession(ProjectStore &store, const QVector<EvalModel> &
             QHash<QPair<qint64, qint64>, qint64> existing;
             {
                 QSqlQuery &q = d.exec(
-                    QStringLiteral("SELECT id, completion_a, completion_b FROM pairs WHERE kind = 'eval' AND prompt_id = ?"),
-                    {promptId});
+                    QStringLiteral(
+                        "SELECT id, completion_a, completion_b FROM pairs WHERE kind = 'eval' AND prompt_id = ?"),
+                    { promptId });
                 while (q.next()) {
                     const qint64 a = q.value(1).toLongLong(), b = q.value(2).toLongLong();
-                    existing.insert({std::min(a, b), std::max(a, b)}, q.value(0).toLongLong());
+                    existing.insert({ std::min(a, b), std::max(a, b) }, q.value(0).toLongLong());
                 }
                 q.finish();
             }
@@ -208,13 +209,13 @@ EvalPairsResult startEvalSession(ProjectStore &store, const QVector<EvalModel> &
                         ++r.missing;
                         continue;
                     }
-                    const QPair<qint64, qint64> key{std::min(*comp[i], *comp[j]), std::max(*comp[i], *comp[j])};
+                    const QPair<qint64, qint64> key { std::min(*comp[i], *comp[j]), std::max(*comp[i], *comp[j]) };
                     if (existing.contains(key)) {
                         ++r.reused;
                         continue;
                     }
-                    existing.insert(key, store.addPair(promptId, *comp[i], *comp[j], QStringLiteral("eval"),
-                                                       JudgmentKind::Eval));
+                    existing.insert(
+                        key, store.addPair(promptId, *comp[i], *comp[j], QStringLiteral("eval"), JudgmentKind::Eval));
                     ++r.created;
                 }
             }
@@ -241,29 +242,29 @@ void endEvalSession(ProjectStore &store)
     saveEvalSession(store, s);
 }
 
-QVector<EvalBattle> evalBattles(const ProjectStore &store, const QVector<EvalModel> &models,
-                                const SamplingSettings &sampling)
+QVector<EvalBattle> evalBattles(
+    const ProjectStore &store, const QVector<EvalModel> &models, const SamplingSettings &sampling)
 {
     QHash<QString, int> index;
     for (int i = 0; i < models.size(); ++i)
         index.insert(models[i].path, i);
     const QString samplingJson = sampling.toJson();
     QVector<EvalBattle> out;
-    QSqlQuery &q = store.impl().exec(QStringLiteral(
-        "SELECT j.id, j.pair_id, p.prompt_id, j.winner, j.left_is_a, j.annotator_id, "
-        "ca.id, ca.source, ca.model_path, ca.sampling_json, ca.seed, "
-        "cb.id, cb.source, cb.model_path, cb.sampling_json, cb.seed "
-        "FROM judgments j JOIN pairs p ON p.id = j.pair_id "
-        "JOIN completions ca ON ca.id = p.completion_a JOIN completions cb ON cb.id = p.completion_b "
-        "WHERE j.kind = 'eval' ORDER BY j.id"));
+    QSqlQuery &q = store.impl().exec(
+        QStringLiteral("SELECT j.id, j.pair_id, p.prompt_id, j.winner, j.left_is_a, j.annotator_id, "
+                       "ca.id, ca.source, ca.model_path, ca.sampling_json, ca.seed, "
+                       "cb.id, cb.source, cb.model_path, cb.sampling_json, cb.seed "
+                       "FROM judgments j JOIN pairs p ON p.id = j.pair_id "
+                       "JOIN completions ca ON ca.id = p.completion_a JOIN completions cb ON cb.id = p.completion_b "
+                       "WHERE j.kind = 'eval' ORDER BY j.id"));
     while (q.next()) {
         const std::optional<Winner> w = battleWinner(q.value(3).toString());
         if (!w)
             continue;
         const qint64 promptId = q.value(2).toLongLong();
         auto modelOf = [&](int col) -> int {
-            if (q.value(col + 1).toString() != QLatin1String("generated") || q.value(col + 3).toString() != samplingJson ||
-                q.value(col + 4).isNull() || q.value(col + 4).toLongLong() != sampling.seedFor(promptId))
+            if (q.value(col + 1).toString() != QLatin1String("generated") || q.value(col + 3).toString() != samplingJson
+                || q.value(col + 4).isNull() || q.value(col + 4).toLongLong() != sampling.seedFor(promptId))
                 return -1;
             return index.value(q.value(col + 2).toString(), -1);
         };
@@ -288,7 +289,7 @@ QVector<EvalBattle> evalBattles(const ProjectStore &store, const QVector<EvalMod
 }
 
 QVector<EvalOutput> evalOutputs(const ProjectStore &store, const QVector<EvalModel> &models,
-                                const QVector<qint64> &promptIds, const SamplingSettings &sampling)
+    const QVector<qint64> &promptIds, const SamplingSettings &sampling)
 {
     const QSet<qint64> wanted(promptIds.begin(), promptIds.end());
     const QString samplingJson = sampling.toJson();
@@ -298,14 +299,14 @@ QVector<EvalOutput> evalOutputs(const ProjectStore &store, const QVector<EvalMod
         QSqlQuery &q = store.impl().exec(
             QStringLiteral("SELECT id, prompt_id, text, seed FROM completions WHERE source = 'generated' AND "
                            "model_path = ? AND sampling_json = ? ORDER BY id"),
-            {models[i].path, samplingJson});
+            { models[i].path, samplingJson });
         while (q.next()) {
             const qint64 p = q.value(1).toLongLong();
-            if (!wanted.contains(p) || seen.contains(p) || q.value(3).isNull() ||
-                q.value(3).toLongLong() != sampling.seedFor(p))
+            if (!wanted.contains(p) || seen.contains(p) || q.value(3).isNull()
+                || q.value(3).toLongLong() != sampling.seedFor(p))
                 continue;
             seen.insert(p);
-            out << EvalOutput{i, p, q.value(0).toLongLong(), q.value(2).toString()};
+            out << EvalOutput { i, p, q.value(0).toLongLong(), q.value(2).toString() };
         }
         q.finish();
     }
@@ -328,12 +329,12 @@ QStringList readPromptsJsonl(const QString &path, int *skipped)
         QJsonParseError err;
         const QJsonDocument doc = QJsonDocument::fromJson(line, &err);
         if (!doc.isObject())
-            throw ProjectError(QStringLiteral("%1:%2: invalid JSON (%3)")
-                                   .arg(path)
-                                   .arg(lineNo)
-                                   .arg(err.error == QJsonParseError::NoError ? QStringLiteral("not an object")
-                                                                              : err.errorString())
-                                   .toStdString());
+            throw ProjectError(
+                QStringLiteral("%1:%2: invalid JSON (%3)")
+                    .arg(path)
+                    .arg(lineNo)
+                    .arg(err.error == QJsonParseError::NoError ? QStringLiteral("not an object") : err.errorString())
+                    .toStdString());
         const QJsonValue v = doc.object().value(QStringLiteral("prompt"));
         QString text;
         if (v.isString()) {
@@ -360,7 +361,8 @@ EvalQueueCounts evalQueueCounts(const ProjectStore &store)
     EvalQueueCounts c;
     ProjectStore::Impl &d = store.impl();
     c.total = d.scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = 'eval'")).toLongLong();
-    c.done = d.scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = 'eval' AND done_at IS NOT NULL")).toLongLong();
+    c.done = d.scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = 'eval' AND done_at IS NOT NULL"))
+                 .toLongLong();
     return c;
 }
 

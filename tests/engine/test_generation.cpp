@@ -58,7 +58,10 @@ int lineCount(const std::string &s)
     return n;
 }
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s)
+{
+    return "'" + s + "'";
+}
 
 } // namespace
 
@@ -84,7 +87,7 @@ TEST(Generation, BatchedLeftPaddedGreedyEqualsOneByOne)
     std::vector<std::vector<int64_t>> prompts;
     for (const auto &c : expected()["greedy"])
         prompts.push_back(c["prompt_ids"].get<std::vector<int64_t>>());
-    prompts.push_back({1, 599}); // much shorter: several columns of left padding
+    prompts.push_back({ 1, 599 }); // much shorter: several columns of left padding
     auto batch = generateBatch(*refModel(), prompts, greedyOptions(12));
     ASSERT_EQ(batch.size(), prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -121,7 +124,7 @@ TEST(Generation, SamplingIsReproducibleBySeed)
 TEST(Generation, WarpersFollowHuggingFaceSemantics)
 {
     // probabilities 0.5, 0.3, 0.15, 0.05 (shuffled order)
-    auto logits = torch::tensor({0.15, 0.5, 0.05, 0.3}, torch::kFloat32).log();
+    auto logits = torch::tensor({ 0.15, 0.5, 0.05, 0.3 }, torch::kFloat32).log();
     auto kept = [&](double t, int k, double p) {
         auto w = warpLogits(logits, t, k, p);
         std::vector<int64_t> ids;
@@ -130,18 +133,18 @@ TEST(Generation, WarpersFollowHuggingFaceSemantics)
                 ids.push_back(i);
         return ids;
     };
-    EXPECT_EQ(kept(1.0, 0, 1.0), (std::vector<int64_t>{0, 1, 2, 3}));
-    EXPECT_EQ(kept(1.0, 2, 1.0), (std::vector<int64_t>{1, 3}));
-    EXPECT_EQ(kept(1.0, 0, 0.75), (std::vector<int64_t>{1, 3}));    // 0.5 + 0.3 >= 0.75
-    EXPECT_EQ(kept(1.0, 0, 0.9), (std::vector<int64_t>{0, 1, 3}));  // needs 0.15 as well
-    EXPECT_EQ(kept(1.0, 0, 0.3), (std::vector<int64_t>{1}));        // the top token reaches p alone
-    EXPECT_EQ(kept(1.0, 0, 1e-12), (std::vector<int64_t>{1}));      // never empty
-    EXPECT_EQ(kept(1.0, 3, 0.75), (std::vector<int64_t>{1, 3}));    // top-k, then top-p
+    EXPECT_EQ(kept(1.0, 0, 1.0), (std::vector<int64_t> { 0, 1, 2, 3 }));
+    EXPECT_EQ(kept(1.0, 2, 1.0), (std::vector<int64_t> { 1, 3 }));
+    EXPECT_EQ(kept(1.0, 0, 0.75), (std::vector<int64_t> { 1, 3 })); // 0.5 + 0.3 >= 0.75
+    EXPECT_EQ(kept(1.0, 0, 0.9), (std::vector<int64_t> { 0, 1, 3 })); // needs 0.15 as well
+    EXPECT_EQ(kept(1.0, 0, 0.3), (std::vector<int64_t> { 1 })); // the top token reaches p alone
+    EXPECT_EQ(kept(1.0, 0, 1e-12), (std::vector<int64_t> { 1 })); // never empty
+    EXPECT_EQ(kept(1.0, 3, 0.75), (std::vector<int64_t> { 1, 3 })); // top-k, then top-p
     // Temperature divides the logits before the nucleus is taken.
     auto w = warpLogits(logits, 2.0, 0, 1.0);
     EXPECT_NEAR(w[1].item<float>(), std::log(0.5f) / 2.0f, 1e-6);
     // Ties at the k-th value stay (HF keeps scores >= the k-th largest).
-    auto tie = warpLogits(torch::tensor({1.0f, 2.0f, 2.0f, 0.0f}), 1.0, 1, 1.0);
+    auto tie = warpLogits(torch::tensor({ 1.0f, 2.0f, 2.0f, 0.0f }), 1.0, 1, 1.0);
     EXPECT_EQ(torch::isfinite(tie).sum().item<int64_t>(), 2);
 }
 
@@ -152,7 +155,7 @@ TEST(Generation, StopsAtEosAndOnCallback)
     // Treat the 3rd greedy token as EOS: generation ends right after emitting it.
     GenerationOptions o = greedyOptions(12);
     o.stopAtEos = true;
-    o.eosTokenIds = {want[2]};
+    o.eosTokenIds = { want[2] };
     EXPECT_EQ(generate(*refModel(), prompt, o), std::vector<int64_t>(want.begin(), want.begin() + 3));
     // ... unless EOS is ignored.
     o.stopAtEos = false;
@@ -197,7 +200,7 @@ TEST(Generation, InvalidOptionsAreErrorsNamingTheOption)
     n.maxNewTokens = -1;
     expectError(n, "--max-new-tokens");
     EXPECT_THROW(generate(*refModel(), {}, greedyOptions(2)), dpo::Error);
-    EXPECT_THROW(generate(*refModel(), {1, 100000}, greedyOptions(2)), dpo::Error);
+    EXPECT_THROW(generate(*refModel(), { 1, 100000 }, greedyOptions(2)), dpo::Error);
 }
 
 TEST(Generation, CliGenerateEndToEnd)
@@ -205,21 +208,22 @@ TEST(Generation, CliGenerateEndToEnd)
     const auto &c = expected()["greedy"][0];
     const std::string prompt = expected()["examples"][0]["prompt"];
     ASSERT_EQ(expected()["examples"][0]["prompt_ids"], c["prompt_ids"]) << "fixture prompt and greedy case differ";
-    const std::string base = dpotest::cliPath() + " generate --model " + q(dpotest::fixture("llama-gqa/ref"))
-                             + " --prompt " + q(prompt);
+    const std::string base
+        = dpotest::cliPath() + " generate --model " + q(dpotest::fixture("llama-gqa/ref")) + " --prompt " + q(prompt);
     auto r = dpotest::runCommand(base + " --device cpu --max-new-tokens 12 --greedy --ignore-eos");
     ASSERT_EQ(r.exitCode, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["ids"], c["new_ids"]);
     EXPECT_TRUE(j["text"].is_string());
 
-    auto s = dpotest::runCommand(base + " --device cpu --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
+    auto s = dpotest::runCommand(
+        base + " --device cpu --max-new-tokens 8 --temperature 0.8 --top-k 50 --top-p 0.9 --seed 7");
     ASSERT_EQ(s.exitCode, 0) << s.err;
     EXPECT_LE(nlohmann::json::parse(s.out)["ids"].size(), 8u);
 
     // Each process costs a libtorch start-up: a few representative bad options only.
-    for (const std::string bad : {"--temperature 0", "--top-p=1.5", "--top-k=-1", "--max-new-tokens=-2",
-                                  "--greedy --temperature 0.5", "--device tpu"}) {
+    for (const std::string bad : { "--temperature 0", "--top-p=1.5", "--top-k=-1", "--max-new-tokens=-2",
+             "--greedy --temperature 0.5", "--device tpu" }) {
         auto e = dpotest::runCommand(base + " " + bad);
         EXPECT_NE(e.exitCode, 0) << bad;
         EXPECT_EQ(lineCount(e.err), 1) << bad << ": " << e.err;

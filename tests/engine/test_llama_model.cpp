@@ -31,7 +31,7 @@ PairBatch fixtureBatch()
 {
     std::vector<std::vector<int64_t>> rows;
     std::vector<size_t> promptLen;
-    for (const char *which : {"chosen_ids", "rejected_ids"}) {
+    for (const char *which : { "chosen_ids", "rejected_ids" }) {
         for (const auto &ex : expected()["examples"]) {
             auto p = ex["prompt_ids"].get<std::vector<int64_t>>();
             auto c = ex[which].get<std::vector<int64_t>>();
@@ -45,9 +45,9 @@ PairBatch fixtureBatch()
         T = std::max(T, r.size());
     const int64_t N = rows.size();
     PairBatch b;
-    b.ids = torch::zeros({N, int64_t(T)}, torch::kInt64);
-    b.mask = torch::zeros({N, int64_t(T)}, torch::kInt64);
-    b.completion = torch::zeros({N, int64_t(T)}, torch::kInt64);
+    b.ids = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.mask = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.completion = torch::zeros({ N, int64_t(T) }, torch::kInt64);
     for (int64_t n = 0; n < N; ++n)
         for (size_t t = 0; t < rows[n].size(); ++t) {
             b.ids[n][t] = rows[n][t];
@@ -59,19 +59,10 @@ PairBatch fixtureBatch()
 
 ModelConfig qwenStyleConfig()
 {
-    nlohmann::json j = {{"model_type", "qwen2"},
-                        {"architectures", {"Qwen2ForCausalLM"}},
-                        {"vocab_size", 61},
-                        {"hidden_size", 32},
-                        {"intermediate_size", 48},
-                        {"num_hidden_layers", 2},
-                        {"num_attention_heads", 4},
-                        {"num_key_value_heads", 1},
-                        {"max_position_embeddings", 64},
-                        {"rope_theta", 1000000.0},
-                        {"rms_norm_eps", 1e-6},
-                        {"tie_word_embeddings", true},
-                        {"initializer_range", 0.2}};
+    nlohmann::json j = { { "model_type", "qwen2" }, { "architectures", { "Qwen2ForCausalLM" } }, { "vocab_size", 61 },
+        { "hidden_size", 32 }, { "intermediate_size", 48 }, { "num_hidden_layers", 2 }, { "num_attention_heads", 4 },
+        { "num_key_value_heads", 1 }, { "max_position_embeddings", 64 }, { "rope_theta", 1000000.0 },
+        { "rms_norm_eps", 1e-6 }, { "tie_word_embeddings", true }, { "initializer_range", 0.2 } };
     return ModelConfig::fromJson(j, "qwen-style config");
 }
 
@@ -110,11 +101,11 @@ TEST(LlamaModel, LogitsMatchReferenceOnPaddedBatch)
     auto got = model->forward(ids, mask);
     ASSERT_EQ(got.sizes(), want.sizes());
     auto real = mask.to(torch::kBool);
-    EXPECT_LT(maxAbsDiff(got.index({real}), want.index({real})), 2e-4);
+    EXPECT_LT(maxAbsDiff(got.index({ real }), want.index({ real })), 2e-4);
 
     // Without a mask (all positions real) the real positions of the right-padded rows match too.
     auto noMask = model->forward(ids);
-    EXPECT_LT(maxAbsDiff(noMask.index({real}), want.index({real})), 2e-4);
+    EXPECT_LT(maxAbsDiff(noMask.index({ real }), want.index({ real })), 2e-4);
 }
 
 TEST(LlamaModel, CompletionLogpsMatchReference)
@@ -122,7 +113,8 @@ TEST(LlamaModel, CompletionLogpsMatchReference)
     const auto &e = expected();
     auto batch = fixtureBatch();
     const int64_t P = e["examples"].size();
-    for (const auto &[dir, prefix] : {std::pair<std::string, std::string>{"ref", "ref_"}, {"other", "policy_"}}) {
+    for (const auto &[dir, prefix] :
+        { std::pair<std::string, std::string> { "ref", "ref_" }, { "other", "policy_" } }) {
         auto model = loadCausalLM(dpotest::fixture("llama-gqa/" + dir));
         torch::NoGradGuard g;
         auto lp = completionLogps(*model, batch.ids, batch.mask, batch.completion);
@@ -171,10 +163,11 @@ TEST(LlamaModel, LeftPaddingGivesTheUnpaddedResult)
     auto ids = torch::tensor(prompt, torch::kInt64).unsqueeze(0);
     auto alone = model->forward(ids); // [1, n, V]
 
-    auto padded = torch::cat({torch::full({1, pad}, 7, torch::kInt64), ids}, 1);
-    auto mask = torch::cat({torch::zeros({1, pad}, torch::kInt64), torch::ones({1, n}, torch::kInt64)}, 1);
-    auto both = model->forward(torch::cat({padded, torch::cat({ids, torch::full({1, pad}, 7, torch::kInt64)}, 1)}),
-                               torch::cat({mask, mask.flip(1)}));
+    auto padded = torch::cat({ torch::full({ 1, pad }, 7, torch::kInt64), ids }, 1);
+    auto mask = torch::cat({ torch::zeros({ 1, pad }, torch::kInt64), torch::ones({ 1, n }, torch::kInt64) }, 1);
+    auto both
+        = model->forward(torch::cat({ padded, torch::cat({ ids, torch::full({ 1, pad }, 7, torch::kInt64) }, 1) }),
+            torch::cat({ mask, mask.flip(1) }));
     EXPECT_TRUE(torch::isfinite(both).all().item<bool>());
     EXPECT_LT(maxAbsDiff(both[0].slice(0, pad), alone[0]), 1e-4);
     EXPECT_LT(maxAbsDiff(both[1].slice(0, 0, n), alone[0]), 1e-4);
@@ -203,9 +196,9 @@ TEST(LlamaModel, QwenStyleBiasesMqaTiedHeadForwardBackwardAndCache)
                 p.value().normal_(0, 0.5);
     }
 
-    auto ids = torch::randint(0, config.vocabSize, {2, 9}, torch::kInt64);
+    auto ids = torch::randint(0, config.vocabSize, { 2, 9 }, torch::kInt64);
     auto logits = model->forward(ids);
-    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 9, config.vocabSize}));
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t> { 2, 9, config.vocabSize }));
     torch::log_softmax(logits, -1).mean().backward();
     for (const auto &p : model->named_parameters()) {
         ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -227,11 +220,11 @@ TEST(LlamaModel, QwenStyleBiasesMqaTiedHeadForwardBackwardAndCache)
 
     // The same with a (trivial) mask covering past + new positions.
     KVCache cache2;
-    auto a = model->forward(ids.slice(1, 0, 5), torch::ones({2, 5}, torch::kInt64), &cache2);
-    auto b = model->forward(ids.slice(1, 5, 9), torch::ones({2, 9}, torch::kInt64), &cache2);
-    EXPECT_LT(maxAbsDiff(torch::cat({a, b}, 1), full), 1e-5);
+    auto a = model->forward(ids.slice(1, 0, 5), torch::ones({ 2, 5 }, torch::kInt64), &cache2);
+    auto b = model->forward(ids.slice(1, 5, 9), torch::ones({ 2, 9 }, torch::kInt64), &cache2);
+    EXPECT_LT(maxAbsDiff(torch::cat({ a, b }, 1), full), 1e-5);
     // A mask of the wrong width is an error, not a silent misread.
-    EXPECT_THROW(model->forward(ids.slice(1, 0, 1), torch::ones({2, 1}, torch::kInt64), &cache2), dpo::Error);
+    EXPECT_THROW(model->forward(ids.slice(1, 0, 1), torch::ones({ 2, 1 }, torch::kInt64), &cache2), dpo::Error);
 }
 
 TEST(LlamaModel, Bfloat16ForwardRunsAndStaysClose)
@@ -247,7 +240,7 @@ TEST(LlamaModel, Bfloat16ForwardRunsAndStaysClose)
     EXPECT_TRUE(torch::isfinite(lo).all().item<bool>());
     auto hi = f32->forward(batch.ids, batch.mask);
     auto real = batch.mask.to(torch::kBool);
-    EXPECT_LT(maxAbsDiff(lo.index({real}), hi.index({real})), 0.05);
+    EXPECT_LT(maxAbsDiff(lo.index({ real }), hi.index({ real })), 0.05);
     auto lp = completionLogps(*bf16, batch.ids, batch.mask, batch.completion);
     EXPECT_EQ(lp.sum.scalar_type(), torch::kFloat32);
     EXPECT_NEAR(lp.sum[0].item<double>(), expected()["logps"]["ref_chosen"][0].get<double>(), 0.1);

@@ -60,7 +60,8 @@ void writeLines(const QString &path, const QStringList &lines)
 
 QString promptLine(const QString &text)
 {
-    return QString::fromUtf8(QJsonDocument(QJsonObject{{QStringLiteral("prompt"), text}}).toJson(QJsonDocument::Compact));
+    return QString::fromUtf8(
+        QJsonDocument(QJsonObject { { QStringLiteral("prompt"), text } }).toJson(QJsonDocument::Compact));
 }
 
 EvaluatePage *evaluatePage(MainWindow &w)
@@ -136,13 +137,13 @@ void TestEvaluatePage::blindFlow()
 {
     // Three "models" that are only directories with a config.json: everything they need is cached, so the
     // generation job must never load them.
-    const QStringList names{QStringLiteral("alphamodel"), QStringLiteral("betamodel"), QStringLiteral("gammamodel")};
+    const QStringList names { QStringLiteral("alphamodel"), QStringLiteral("betamodel"), QStringLiteral("gammamodel") };
     QVector<EvalModel> models;
     for (const QString &n : names) {
         const QString dir = m_dir->filePath(n);
         QVERIFY(QDir().mkpath(dir));
-        writeLines(QDir(dir).filePath(QStringLiteral("config.json")), {QStringLiteral("{}")});
-        models.push_back({n, canonicalModelPath(dir), QString()});
+        writeLines(QDir(dir).filePath(QStringLiteral("config.json")), { QStringLiteral("{}") });
+        models.push_back({ n, canonicalModelPath(dir), QString() });
     }
     SamplingSettings sampling;
     sampling.greedy = false;
@@ -162,12 +163,12 @@ void TestEvaluatePage::blindFlow()
             const qint64 pid = store->addPrompt(text);
             for (int i = 0; i < models.size(); ++i)
                 store->addCompletion(pid, QStringLiteral("Answer %1 to question %2.").arg(QChar('A' + i)).arg(p),
-                                     evalProvenance(models[i], sampling, pid));
+                    evalProvenance(models[i], sampling, pid));
         }
         // One label pair, judged: the TRL export must contain exactly it.
         const qint64 lp = store->addPrompt(QStringLiteral("label prompt"));
         store->addPair(lp, store->addCompletion(lp, QStringLiteral("label chosen")),
-                       store->addCompletion(lp, QStringLiteral("label rejected")));
+            store->addCompletion(lp, QStringLiteral("label rejected")));
         const qint64 bob = store->annotator(QStringLiteral("bob")).id;
         auto shown = store->nextPairFor(bob);
         QVERIFY(shown);
@@ -317,12 +318,16 @@ void TestEvaluatePage::blindFlow()
     QVERIFY(QFile::exists(m_dir->filePath(QStringLiteral("report.csv"))));
     QVERIFY(QFile::exists(m_dir->filePath(QStringLiteral("report-judgments.csv"))));
 
-    // Screenshot of the results view for visual checks (set DPO_EVAL_SCREENSHOT=path.png).
-    const QString shot = qEnvironmentVariable("DPO_EVAL_SCREENSHOT");
-    if (!shot.isEmpty()) {
-        page->tabs()->setCurrentIndex(1);
-        QTest::qWait(200);
-        QVERIFY(w.grab().save(shot));
+    // Visual checks: DPO_EVAL_KEEP_PROJECT=DIR keeps a copy of this project (open it with dpo-studio).
+    const QString keep = qEnvironmentVariable("DPO_EVAL_KEEP_PROJECT");
+    if (!keep.isEmpty()) {
+        QDir().mkpath(keep);
+        for (const QString &suffix : { QString(), QStringLiteral("-wal") }) { // WAL mode: the log holds recent commits
+            const QString to = QDir(keep).filePath(QStringLiteral("eval-demo.dpo") + suffix);
+            QFile::remove(to);
+            if (QFile::exists(path + suffix))
+                QVERIFY(QFile::copy(path + suffix, to));
+        }
     }
 }
 
@@ -331,9 +336,9 @@ void TestEvaluatePage::generationCaching()
     const QString path = m_dir->filePath(QStringLiteral("g.dpo"));
     ProjectStore::open(path).reset();
     const QString promptsFile = m_dir->filePath(QStringLiteral("prompts.jsonl"));
-    writeLines(promptsFile, {promptLine(QStringLiteral("What is 3 plus 4?")),
-                             promptLine(QStringLiteral("Describe a golden violin.")),
-                             promptLine(QStringLiteral("What is 3 plus 4?"))}); // duplicate: one prompt
+    writeLines(promptsFile,
+        { promptLine(QStringLiteral("What is 3 plus 4?")), promptLine(QStringLiteral("Describe a golden violin.")),
+            promptLine(QStringLiteral("What is 3 plus 4?")) }); // duplicate: one prompt
 
     MainWindow w;
     QVERIFY(w.openProject(path));
@@ -378,7 +383,7 @@ void TestEvaluatePage::generationCaching()
             QVERIFY(!c.text.isEmpty());
             paths.insert(c.provenance.modelPath);
         }
-        QCOMPARE(paths, (QSet<QString>{ref, other}));
+        QCOMPARE(paths, (QSet<QString> { ref, other }));
     }
 
     // Second request: everything is cached, nothing generated, no new rows.
@@ -454,11 +459,10 @@ void TestEvaluatePage::scoringMatchesFixture()
     qint64 runId = 0;
     {
         auto store = ProjectStore::open(path);
-        const QJsonObject cfg{{QStringLiteral("model"), fixture(QStringLiteral("llama-gqa/ref"))},
-                              {QStringLiteral("eval_dataset"), fixture(QStringLiteral("llama-gqa/pairs.jsonl"))},
-                              {QStringLiteral("beta"), 0.1},
-                              {QStringLiteral("max_length"), 1024},
-                              {QStringLiteral("batch_size"), 3}};
+        const QJsonObject cfg { { QStringLiteral("model"), fixture(QStringLiteral("llama-gqa/ref")) },
+            { QStringLiteral("eval_dataset"), fixture(QStringLiteral("llama-gqa/pairs.jsonl")) },
+            { QStringLiteral("beta"), 0.1 }, { QStringLiteral("max_length"), 1024 },
+            { QStringLiteral("batch_size"), 3 } };
         runId = store->createRun(QStringLiteral("r1"), QString::fromUtf8(QJsonDocument(cfg).toJson()), out);
         store->finishRun(runId, QStringLiteral("finished"));
     }

@@ -102,9 +102,10 @@ void TestEvaluationReport::init()
     m_dir = std::make_unique<QTemporaryDir>();
     QVERIFY(m_dir->isValid());
     m_store = ProjectStore::open(m_dir->filePath(QStringLiteral("p.dpo")));
-    m_models = {{QStringLiteral("base"), QStringLiteral("/models/base"), QString()},
-                {QStringLiteral("run/checkpoint-10"), QStringLiteral("/runs/r/checkpoint-10"), QStringLiteral("checkpoint-10")},
-                {QStringLiteral("run/final"), QStringLiteral("/runs/r/final"), QStringLiteral("final")}};
+    m_models = { { QStringLiteral("base"), QStringLiteral("/models/base"), QString() },
+        { QStringLiteral("run/checkpoint-10"), QStringLiteral("/runs/r/checkpoint-10"),
+            QStringLiteral("checkpoint-10") },
+        { QStringLiteral("run/final"), QStringLiteral("/runs/r/final"), QStringLiteral("final") } };
     m_sampling.greedy = false;
     m_sampling.temperature = 0.7;
     m_sampling.maxNewTokens = 32;
@@ -123,7 +124,8 @@ void TestEvaluationReport::init()
     }
     // A label pair that must not be affected.
     const qint64 lp = m_store->addPrompt(QStringLiteral("label prompt"));
-    m_store->addPair(lp, m_store->addCompletion(lp, QStringLiteral("x")), m_store->addCompletion(lp, QStringLiteral("y")));
+    m_store->addPair(
+        lp, m_store->addCompletion(lp, QStringLiteral("x")), m_store->addCompletion(lp, QStringLiteral("y")));
 
     const EvalPairsResult r = startEvalSession(*m_store, m_models, m_prompts, m_sampling);
     QCOMPARE(r.created, 12 * 3);
@@ -180,7 +182,8 @@ void TestEvaluationReport::resultsEqualComputeRatings()
     q.limit = 1000;
     const Page<JudgmentRow> page = m_store->listJudgments(q);
     QVector<JudgmentRow> rows = page.rows;
-    std::sort(rows.begin(), rows.end(), [](const JudgmentRow &a, const JudgmentRow &b) { return a.judgment.id < b.judgment.id; });
+    std::sort(rows.begin(), rows.end(),
+        [](const JudgmentRow &a, const JudgmentRow &b) { return a.judgment.id < b.judgment.id; });
     ListQuery pq;
     pq.kind = JudgmentKind::Eval;
     pq.limit = 1000;
@@ -207,9 +210,9 @@ void TestEvaluationReport::resultsEqualComputeRatings()
         b.b = indexOf(cb);
         QVERIFY(b.a >= 0 && b.b >= 0);
         b.outcome = j.winner == Winner::A ? BattleOutcome::AWins
-                    : j.winner == Winner::B ? BattleOutcome::BWins
-                    : j.winner == Winner::BothBad ? BattleOutcome::BothBad
-                                                  : BattleOutcome::Tie;
+            : j.winner == Winner::B       ? BattleOutcome::BWins
+            : j.winner == Winner::BothBad ? BattleOutcome::BothBad
+                                          : BattleOutcome::Tie;
         bothBad += j.winner == Winner::BothBad;
         battles.push_back(b);
     }
@@ -263,7 +266,7 @@ void TestEvaluationReport::resultsEqualComputeRatings()
         for (int j = i + 1; j < 3; ++j) {
             const bool overlap = res.ratingLow(i) <= res.ratingHigh(j) && res.ratingLow(j) <= res.ratingHigh(i);
             const auto it = std::find_if(res.separation.begin(), res.separation.end(),
-                                         [&](const SeparationRow &s) { return s.a == i && s.b == j; });
+                [&](const SeparationRow &s) { return s.a == i && s.b == j; });
             QCOMPARE(it != res.separation.end(), overlap);
             if (overlap) {
                 double score = 0;
@@ -305,9 +308,9 @@ void TestEvaluationReport::htmlReportIsSelfContained()
 {
     const EvaluationResults res = loadEvaluationResults(*m_store, m_session, 0, 200, 0);
     QVector<CheckpointScore> scores;
-    scores << CheckpointScore{QStringLiteral("base"), 0, 8, 0.0, 0.0, 0.0, 0.0}
-           << CheckpointScore{QStringLiteral("checkpoint-10"), 10, 8, 0.625, 0.05, 0.4, -0.3}
-           << CheckpointScore{QStringLiteral("final"), 20, 8, 0.75, 0.09, 0.5, -0.8};
+    scores << CheckpointScore { QStringLiteral("base"), 0, 8, 0.0, 0.0, 0.0, 0.0 }
+           << CheckpointScore { QStringLiteral("checkpoint-10"), 10, 8, 0.625, 0.05, 0.4, -0.3 }
+           << CheckpointScore { QStringLiteral("final"), 20, 8, 0.75, 0.09, 0.5, -0.8 };
     ReportMeta meta;
     meta.project = QStringLiteral("p.dpo");
     meta.sampling = m_sampling.toJson();
@@ -347,7 +350,8 @@ void TestEvaluationReport::htmlReportIsSelfContained()
     for (const EvalModel &m : m_models)
         QVERIFY(html.contains(m.name.toHtmlEscaped()));
     QVERIFY(html.contains(QLatin1String("Prompt 3, with &quot;quotes&quot;")));
-    QCOMPARE(int(html.count(QLatin1String("<tr>"))), 1 + 3 + (res.separation.isEmpty() ? 0 : 1 + int(res.separation.size())) + 1 + 3 + 1 + 36);
+    QCOMPARE(int(html.count(QLatin1String("<tr>"))),
+        1 + 3 + (res.separation.isEmpty() ? 0 : 1 + int(res.separation.size())) + 1 + 3 + 1 + 36);
 }
 
 void TestEvaluationReport::csvParses()
@@ -358,7 +362,7 @@ void TestEvaluationReport::csvParses()
     const QString ckpts = m_dir->filePath(QStringLiteral("report-checkpoints.csv"));
     QVERIFY(writeCsvReport(models, res));
     QVERIFY(writeBattlesCsv(judgments, res));
-    QVERIFY(writeCheckpointsCsv(ckpts, {CheckpointScore{QStringLiteral("a,b"), 3, 8, 0.5, 0.1, 0.2, -0.1}}));
+    QVERIFY(writeCheckpointsCsv(ckpts, { CheckpointScore { QStringLiteral("a,b"), 3, 8, 0.5, 0.1, 0.2, -0.1 } }));
 
     auto read = [](const QString &p) {
         QFile f(p);
@@ -400,7 +404,7 @@ void TestEvaluationReport::csvParses()
     QVERIFY(j[1][promptCol].contains(QLatin1String("\"quotes\"\nand a line break")));
     const int winnerCol = int(j[0].indexOf(QStringLiteral("winner")));
     for (int r = 1; r < j.size(); ++r)
-        QVERIFY(QStringList({"model_a", "model_b", "tie", "both_bad"}).contains(j[r][winnerCol]));
+        QVERIFY(QStringList({ "model_a", "model_b", "tie", "both_bad" }).contains(j[r][winnerCol]));
 
     const QVector<QStringList> c = parseCsv(read(ckpts), &ok);
     QVERIFY(ok);
@@ -414,11 +418,14 @@ void TestEvaluationReport::hiddenOutsideSessionModels()
     // Judgments between models outside the session, or with other sampling settings, do not count.
     SamplingSettings other = m_sampling;
     other.temperature = 1.3;
-    const EvaluationResults res = loadEvaluationResults(*m_store, [&] {
-        EvalSession s = m_session;
-        s.sampling = other;
-        return s;
-    }(), 0, 0, 0);
+    const EvaluationResults res = loadEvaluationResults(
+        *m_store,
+        [&] {
+            EvalSession s = m_session;
+            s.sampling = other;
+            return s;
+        }(),
+        0, 0, 0);
     QVERIFY(!res.hasRatings);
     QCOMPARE(int(res.battles.size()), 0);
     // A cache lookup keys on the settings and the prompt's seed.

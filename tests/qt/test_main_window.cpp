@@ -89,7 +89,8 @@ void TestMainWindow::opensProjectAndSwitchesPages()
     QVERIFY(w.session());
     QVERIFY(w.windowTitle().contains(QStringLiteral("p5.dpo")));
     QVERIFY(w.labelPage()->currentPair().has_value());
-    QCOMPARE(w.pageCount(), 2);
+    QVERIFY(w.pageCount() >= 2); // Label and Data; later issues register more
+    QCOMPARE(w.pageName(0), QStringLiteral("Label"));
     QCOMPARE(w.currentPage(), 0);
 
     QTest::keyClick(&w, Qt::Key_2, Qt::ControlModifier);
@@ -102,10 +103,13 @@ void TestMainWindow::opensProjectAndSwitchesPages()
     QTest::keyClick(w.labelPage(), Qt::Key_1);
     QCOMPARE(w.session()->store().judgmentsOfPair(pair).size(), 1);
     // Registering another page gives it the next shortcut.
+    const int n = w.pageCount();
+    QVERIFY(n < 9);
     auto *extra = new QWidget;
-    QCOMPARE(w.addPage(QStringLiteral("Extra"), QIcon(), extra), 2);
-    QTest::keyClick(&w, Qt::Key_3, Qt::ControlModifier);
-    QCOMPARE(w.currentPage(), 2);
+    QCOMPARE(w.addPage(QStringLiteral("Extra"), QIcon(), extra), n);
+    QTest::keyClick(&w, Qt::Key(Qt::Key_1 + n), Qt::ControlModifier);
+    QCOMPARE(w.currentPage(), n);
+    QCOMPARE(w.page(n), extra);
     // A failing open keeps the current project.
     QString err;
     QVERIFY(!w.openProject(m_dir->filePath(QStringLiteral("no/such/dir/x.dpo")), &err));
