@@ -32,7 +32,7 @@ std::unique_ptr<QCoreApplication> ensureApp()
         return nullptr;
     static int argc = 1;
     static char name[] = "dpo-cli";
-    static char *argv[] = {name, nullptr};
+    static char *argv[] = { name, nullptr };
     return std::make_unique<QCoreApplication>(argc, argv);
 }
 
@@ -55,37 +55,27 @@ json statsJson(dpo::ProjectStore &store)
     json j;
     j["project"] = store.displayLocation().toStdString();
     j["schema_version"] = store.schemaVersion();
-    j["counts"] = {{"prompts", c.prompts},
-                   {"completions", c.completions},
-                   {"pairs", c.pairs},
-                   {"prejudged_pairs", c.prejudgedPairs},
-                   {"judgments", c.judgments},
-                   {"eval_judgments", c.evalJudgments},
-                   {"annotators", c.annotators},
-                   {"slots", c.labelSlots},
-                   {"slots_done", c.labelSlotsDone}};
+    j["counts"] = { { "prompts", c.prompts }, { "completions", c.completions }, { "pairs", c.pairs },
+        { "prejudged_pairs", c.prejudgedPairs }, { "judgments", c.judgments }, { "eval_judgments", c.evalJudgments },
+        { "annotators", c.annotators }, { "slots", c.labelSlots }, { "slots_done", c.labelSlotsDone } };
     j["overlap"] = store.overlap();
     const dpo::AgreementReport a = store.agreement(dpo::JudgmentKind::Label);
     json pairwise = json::array();
     for (const auto &p : a.pairwise)
-        pairwise.push_back({{"annotator_a", p.annotatorA}, {"annotator_b", p.annotatorB}, {"items", p.items},
-                            {"cohen_kappa", num(p.kappa)}});
+        pairwise.push_back({ { "annotator_a", p.annotatorA }, { "annotator_b", p.annotatorB }, { "items", p.items },
+            { "cohen_kappa", num(p.kappa) } });
     json vsMajority = json::array();
     for (const auto &x : a.annotators)
-        vsMajority.push_back({{"annotator", x.name.toStdString()}, {"items", x.items},
-                              {"agreement", num(x.agreementWithMajority)}});
-    j["agreement"] = {{"judgments", a.judgments},
-                      {"items", a.items},
-                      {"multi_rated_items", a.multiRated},
-                      {"annotators", a.raters},
-                      {"cohen_kappa", num(a.cohenKappa)},
-                      {"pairwise_cohen_kappa", pairwise},
-                      {"fleiss_kappa", num(a.fleissKappa)},
-                      {"krippendorff_alpha", num(a.krippendorffAlpha)},
-                      {"annotator_vs_majority", vsMajority}};
-    j["position_bias"] = {{"left_wins", a.leftWins}, {"right_wins", a.rightWins}, {"left_win_share", num(a.leftWinShare)}};
-    j["length_bias"] = {
-        {"longer_wins", a.longerWins}, {"shorter_wins", a.shorterWins}, {"longer_win_share", num(a.longerWinShare)}};
+        vsMajority.push_back({ { "annotator", x.name.toStdString() }, { "items", x.items },
+            { "agreement", num(x.agreementWithMajority) } });
+    j["agreement"] = { { "judgments", a.judgments }, { "items", a.items }, { "multi_rated_items", a.multiRated },
+        { "annotators", a.raters }, { "cohen_kappa", num(a.cohenKappa) }, { "pairwise_cohen_kappa", pairwise },
+        { "fleiss_kappa", num(a.fleissKappa) }, { "krippendorff_alpha", num(a.krippendorffAlpha) },
+        { "annotator_vs_majority", vsMajority } };
+    j["position_bias"]
+        = { { "left_wins", a.leftWins }, { "right_wins", a.rightWins }, { "left_win_share", num(a.leftWinShare) } };
+    j["length_bias"] = { { "longer_wins", a.longerWins }, { "shorter_wins", a.shorterWins },
+        { "longer_win_share", num(a.longerWinShare) } };
     json issues = json::object();
     for (const auto &i : store.sanityChecks()) {
         const std::string key = dpo::sanityTypeName(i.type).toStdString();
@@ -108,8 +98,8 @@ long rssKb(const char *field)
 std::string filler(int i, int len, const char *tag)
 {
     std::string s = std::string(tag) + " " + std::to_string(i) + ":";
-    static const char *words[] = {"alpha", "beta", "gamma", "delta", "model", "answer", "because", "the", "of", "x"};
-    quint64 x = quint64(i) * 2654435761ULL + std::hash<std::string>{}(tag);
+    static const char *words[] = { "alpha", "beta", "gamma", "delta", "model", "answer", "because", "the", "of", "x" };
+    quint64 x = quint64(i) * 2654435761ULL + std::hash<std::string> {}(tag);
     while (int(s.size()) < len) {
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         s += " ";
@@ -129,7 +119,7 @@ std::string csvQuote(const std::string &s)
 // CPU seconds of this process: the shared build machines are often loaded, so wall time alone misleads.
 double cpuSeconds()
 {
-    timespec ts{};
+    timespec ts {};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return double(ts.tv_sec) + ts.tv_nsec / 1e9;
 }
@@ -147,8 +137,8 @@ void bench(const std::string &dirArg, int rows, int labels)
         std::ofstream t(trl.toStdString()), c(csv.toStdString());
         c << "prompt,completion_a,completion_b\n";
         for (int i = 0; i < rows; ++i) {
-            t << json{{"prompt", filler(i, 200, "prompt")}, {"chosen", filler(i, 400, "chosen")},
-                      {"rejected", filler(i, 300, "rejected")}}
+            t << json { { "prompt", filler(i, 200, "prompt") }, { "chosen", filler(i, 400, "chosen") },
+                { "rejected", filler(i, 300, "rejected") } }
                      .dump()
               << "\n";
             c << csvQuote(filler(i, 200, "question")) << "," << csvQuote(filler(i, 350, "first, \"quoted\",\nline"))
@@ -195,8 +185,8 @@ void bench(const std::string &dirArg, int rows, int labels)
         if (v.empty())
             return json(nullptr);
         std::sort(v.begin(), v.end());
-        return json{{"median_ms", v[v.size() / 2]}, {"p99_ms", v[std::min(v.size() - 1, v.size() * 99 / 100)]},
-                    {"worst_ms", v.back()}, {"n", v.size()}};
+        return json { { "median_ms", v[v.size() / 2] }, { "p99_ms", v[std::min(v.size() - 1, v.size() * 99 / 100)] },
+            { "worst_ms", v.back() }, { "n", v.size() } };
     };
     out["verdict_plus_next_pair"] = summary(ms);
     out["verdict_plus_next_pair_cpu"] = summary(cpuMs);
@@ -239,25 +229,26 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     imp->add_option("--project", ia->project, "Project file or postgresql:// URL")->required();
     imp->add_option("--input", ia->input, "TRL JSONL, CSV or prompts-only JSONL")->required();
     imp->add_option("--format", ia->format, "auto|trl|csv|prompts")
-        ->check(CLI::IsMember({"auto", "trl", "csv", "prompts"}));
+        ->check(CLI::IsMember({ "auto", "trl", "csv", "prompts" }));
     imp->add_option("--on-error", ia->onError, "skip: import the good rows; abort: import nothing if a row is bad")
-        ->check(CLI::IsMember({"skip", "abort"}));
+        ->check(CLI::IsMember({ "skip", "abort" }));
     imp->callback([ia] {
         auto app = ensureApp();
         auto store = dpo::ProjectStore::open(QString::fromStdString(ia->project));
         dpo::ImportOptions o;
-        o.format = ia->format == "trl"   ? dpo::ImportFormat::Trl
-            : ia->format == "csv"        ? dpo::ImportFormat::Csv
-            : ia->format == "prompts"    ? dpo::ImportFormat::Prompts
-                                         : dpo::ImportFormat::Auto;
+        o.format = ia->format == "trl" ? dpo::ImportFormat::Trl
+            : ia->format == "csv"      ? dpo::ImportFormat::Csv
+            : ia->format == "prompts"  ? dpo::ImportFormat::Prompts
+                                       : dpo::ImportFormat::Auto;
         o.onError = ia->onError == "abort" ? dpo::OnError::Abort : dpo::OnError::Skip;
         const dpo::ImportResult r = dpo::importFile(*store, QString::fromStdString(ia->input), o);
         json errors = json::array();
         for (const auto &e : r.errors)
-            errors.push_back({{"line", e.line}, {"message", e.message.toStdString()}});
-        dpocli::printJson({{"imported", r.imported}, {"skipped", r.skipped}, {"errors", errors}});
+            errors.push_back({ { "line", e.line }, { "message", e.message.toStdString() } });
+        dpocli::printJson({ { "imported", r.imported }, { "skipped", r.skipped }, { "errors", errors } });
         if (r.aborted)
-            throw dpo::Error(ia->input + ": " + std::to_string(r.skipped) + " bad row(s); nothing imported (--on-error abort)");
+            throw dpo::Error(
+                ia->input + ": " + std::to_string(r.skipped) + " bad row(s); nothing imported (--on-error abort)");
     });
 
     struct ExportArgs {
@@ -270,7 +261,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     exp->add_option("--project", ea->project, "Project file or postgresql:// URL")->required();
     exp->add_option("--output", ea->output, "Output file (.jsonl; .csv for judgments as CSV)")->required();
     exp->add_option("--format", ea->format, "trl|judgments|judgments-csv")
-        ->check(CLI::IsMember({"trl", "judgments", "judgments-csv"}));
+        ->check(CLI::IsMember({ "trl", "judgments", "judgments-csv" }));
     exp->add_option("--min-votes", ea->minVotes, "trl: minimum non-skip votes per exported pair");
     exp->add_option("--min-agreement", ea->minAgreement, "trl: minimum share of votes for the majority (0..1)");
     exp->callback([ea] {
@@ -278,13 +269,13 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         auto store = openExisting(ea->project);
         dpo::ExportOptions o;
         const bool csv = QString::fromStdString(ea->output).endsWith(".csv", Qt::CaseInsensitive);
-        o.format = ea->format == "trl" ? dpo::ExportFormat::Trl
+        o.format = ea->format == "trl"               ? dpo::ExportFormat::Trl
             : (ea->format == "judgments-csv" || csv) ? dpo::ExportFormat::JudgmentsCsv
                                                      : dpo::ExportFormat::JudgmentsJsonl;
         o.minVotes = ea->minVotes;
         o.minAgreement = ea->minAgreement;
         const dpo::ExportResult r = dpo::exportFile(*store, QString::fromStdString(ea->output), o);
-        dpocli::printJson({{"rows", r.rows}, {"output", ea->output}});
+        dpocli::printJson({ { "rows", r.rows }, { "output", ea->output } });
     });
 
     auto statsProject = std::make_shared<std::string>();

@@ -70,7 +70,7 @@ struct Row {
     QString a, aMessages;
     QString b, bMessages;
     QString preferred; // "a" for already judged rows (a = chosen), empty for unjudged
-    QString style;     // "implicit" for TRL rows without a prompt
+    QString style; // "implicit" for TRL rows without a prompt
     bool promptOnly = false;
 };
 
@@ -86,7 +86,7 @@ void addError(Parsed &p, qint64 line, const QString &message, int max)
 {
     ++p.bad;
     if (p.errors.size() < max)
-        p.errors.push_back(ImportIssue{line, message});
+        p.errors.push_back(ImportIssue { line, message });
 }
 
 QString contentText(const QJsonValue &content, bool *ok)
@@ -128,7 +128,8 @@ bool renderMessages(const QJsonArray &messages, QString *text, QString *error)
             *error = QStringLiteral("must be a list of {\"role\", \"content\"} messages");
             return false;
         }
-        blocks << (messages.size() == 1 ? content : o.value(QLatin1String("role")).toString() + QStringLiteral(":\n") + content);
+        blocks << (messages.size() == 1 ? content
+                                        : o.value(QLatin1String("role")).toString() + QStringLiteral(":\n") + content);
     }
     *text = blocks.join(QStringLiteral("\n\n"));
     return true;
@@ -203,7 +204,8 @@ bool splitImplicit(const QJsonObject &o, Row &row, QString *error)
             *error = QStringLiteral("\"chosen\" and \"rejected\" have nothing after their common prefix");
             return false;
         }
-        if (!renderMessages(p, &row.prompt, &why) || !renderMessages(a, &row.a, &why) || !renderMessages(b, &row.b, &why)) {
+        if (!renderMessages(p, &row.prompt, &why) || !renderMessages(a, &row.a, &why)
+            || !renderMessages(b, &row.b, &why)) {
             *error = QStringLiteral("messages %1").arg(why);
             return false;
         }
@@ -269,8 +271,9 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
         QJsonParseError perr;
         const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromRawData(s, len), &perr);
         if (perr.error != QJsonParseError::NoError) {
-            addError(out, line, QStringLiteral("invalid JSON: %1 at column %2").arg(perr.errorString()).arg(perr.offset + 1),
-                     opt.maxReportedErrors);
+            addError(out, line,
+                QStringLiteral("invalid JSON: %1 at column %2").arg(perr.errorString()).arg(perr.offset + 1),
+                opt.maxReportedErrors);
             continue;
         }
         if (!doc.isObject()) {
@@ -289,7 +292,8 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
             ok = o.contains(QLatin1String("chosen")) && o.contains(QLatin1String("rejected"));
             if (!ok)
                 err = QStringLiteral("missing field \"%1\"")
-                          .arg(o.contains(QLatin1String("chosen")) ? QStringLiteral("rejected") : QStringLiteral("chosen"));
+                          .arg(o.contains(QLatin1String("chosen")) ? QStringLiteral("rejected")
+                                                                   : QStringLiteral("chosen"));
             else
                 ok = splitImplicit(o, row, &err);
             row.preferred = QStringLiteral("a");
@@ -331,7 +335,7 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
         a = col.value(QStringLiteral("completion_a"), -1);
         b = col.value(QStringLiteral("completion_b"), -1);
         if (a < 0 || b < 0) {
-            for (auto names : {std::make_pair("preferred", "dispreferred"), std::make_pair("chosen", "rejected")}) {
+            for (auto names : { std::make_pair("preferred", "dispreferred"), std::make_pair("chosen", "rejected") }) {
                 a = col.value(QLatin1String(names.first), -1);
                 b = col.value(QLatin1String(names.second), -1);
                 if (a >= 0 && b >= 0) {
@@ -346,9 +350,9 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
         headerOk = prompt >= 0 && (promptOnly || (a >= 0 && b >= 0));
         if (!headerOk)
             addError(out, rec.line,
-                     QStringLiteral("CSV header must name prompt,completion_a,completion_b or "
-                                    "prompt,preferred,dispreferred (or prompt,chosen,rejected)"),
-                     opt.maxReportedErrors);
+                QStringLiteral("CSV header must name prompt,completion_a,completion_b or "
+                               "prompt,preferred,dispreferred (or prompt,chosen,rejected)"),
+                opt.maxReportedErrors);
     };
 
     auto record = [&](const Record &rec) {
@@ -362,7 +366,7 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
         }
         if (rec.fields.size() != width) {
             addError(out, rec.line, QStringLiteral("expected %1 fields, found %2").arg(width).arg(rec.fields.size()),
-                     opt.maxReportedErrors);
+                opt.maxReportedErrors);
             return;
         }
         for (const QByteArray &f : rec.fields) {
@@ -531,7 +535,7 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
             const qint64 b = d.addCompletionRow(promptId, row.b, row.bMessages, prov);
             const bool judged = !row.preferred.isEmpty();
             d.addPairRow(promptId, a, b, judged ? QStringLiteral("import-judged") : QStringLiteral("import"),
-                         JudgmentKind::Label, row.preferred, row.style, judged ? 0 : k);
+                JudgmentKind::Label, row.preferred, row.style, judged ? 0 : k);
         }
         ++result.imported;
     };
@@ -630,7 +634,8 @@ void appendCsvField(QByteArray &out, const QString &s)
 
 class Writer {
 public:
-    Writer(const QString &path) : m_file(path)
+    Writer(const QString &path)
+        : m_file(path)
     {
         if (!m_file.open(QIODevice::WriteOnly | QIODevice::Truncate))
             throw ProjectError(QStringLiteral("%1: cannot write: %2").arg(path, m_file.errorString()).toStdString());
@@ -687,7 +692,7 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             while (q.next()) {
                 const auto win = winnerFromName(q.value(2).toString());
                 if (win && *win != Winner::Skip)
-                    latest[{q.value(0).toLongLong(), q.value(1).toLongLong()}] = int(*win);
+                    latest[{ q.value(0).toLongLong(), q.value(1).toLongLong() }] = int(*win);
             }
             q.finish();
             for (const auto &[key, win] : latest) {
@@ -733,7 +738,8 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
                 aChosen = pref == QLatin1String("a");
             }
             const QString promptText = q.value(3).toString(), promptMsgs = q.value(4).toString();
-            const QString chosen = q.value(aChosen ? 5 : 7).toString(), chosenMsgs = q.value(aChosen ? 6 : 8).toString();
+            const QString chosen = q.value(aChosen ? 5 : 7).toString(),
+                          chosenMsgs = q.value(aChosen ? 6 : 8).toString();
             const QString rejected = q.value(aChosen ? 7 : 5).toString(),
                           rejectedMsgs = q.value(aChosen ? 8 : 6).toString();
             QByteArray &o = w.buf;
@@ -792,11 +798,10 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             "completions cb ON cb.id = p.completion_b")
             + where + QStringLiteral(" ORDER BY j.id"),
         values);
-    static const QStringList columns = {
-        "judgment_id", "kind", "pair_id", "origin", "annotator", "shown_left", "verdict", "winner", "strength",
-        "rationale", "shown_at", "decided_at", "seconds", "prompt", "completion_a_id", "completion_a",
-        "source_a", "model_a", "checkpoint_a", "sampling_a", "seed_a", "completion_b_id", "completion_b",
-        "source_b", "model_b", "checkpoint_b", "sampling_b", "seed_b", "slot_id"};
+    static const QStringList columns = { "judgment_id", "kind", "pair_id", "origin", "annotator", "shown_left",
+        "verdict", "winner", "strength", "rationale", "shown_at", "decided_at", "seconds", "prompt", "completion_a_id",
+        "completion_a", "source_a", "model_a", "checkpoint_a", "sampling_a", "seed_a", "completion_b_id",
+        "completion_b", "source_b", "model_b", "checkpoint_b", "sampling_b", "seed_b", "slot_id" };
     const bool csv = opt.format == ExportFormat::JudgmentsCsv;
     if (csv)
         w.buf += columns.join(QLatin1Char(',')).toUtf8() + "\r\n";
@@ -823,7 +828,9 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             q.value(5).toInt() ? QStringLiteral("a") : QStringLiteral("b"),
             q.value(6).toString(),
             q.value(7).toString(),
-            strength == 2 ? QStringLiteral("much") : strength == 1 ? QStringLiteral("slight") : QString(),
+            strength == 2       ? QStringLiteral("much")
+                : strength == 1 ? QStringLiteral("slight")
+                                : QString(),
             q.value(9).toString(),
             iso(q.value(10)),
             iso(q.value(11)),

@@ -35,58 +35,59 @@ struct Migration {
 const std::vector<Migration> &migrations()
 {
     static const std::vector<Migration> list = {
-        {1,
-         {
-             "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-             "CREATE TABLE annotators (id %ID%, name TEXT NOT NULL UNIQUE, order_seed BIGINT NOT NULL, "
-             "created_at BIGINT NOT NULL)",
-             "CREATE TABLE prompts (id %ID%, text TEXT NOT NULL, text_hash TEXT NOT NULL, messages_json TEXT, "
-             "created_at BIGINT NOT NULL)",
-             "CREATE INDEX prompts_hash ON prompts(text_hash)",
-             "CREATE TABLE completions (id %ID%, prompt_id BIGINT NOT NULL REFERENCES prompts(id) ON DELETE CASCADE, "
-             "text TEXT NOT NULL, text_hash TEXT NOT NULL, messages_json TEXT, source TEXT NOT NULL, "
-             "model_path TEXT NOT NULL DEFAULT '', checkpoint TEXT NOT NULL DEFAULT '', "
-             "sampling_json TEXT NOT NULL DEFAULT '{}', seed BIGINT, parent_id BIGINT REFERENCES completions(id), "
-             "created_at BIGINT NOT NULL)",
-             "CREATE INDEX completions_prompt ON completions(prompt_id)",
-             "CREATE TABLE pairs (id %ID%, prompt_id BIGINT NOT NULL REFERENCES prompts(id) ON DELETE CASCADE, "
-             "completion_a BIGINT NOT NULL REFERENCES completions(id), "
-             "completion_b BIGINT NOT NULL REFERENCES completions(id), origin TEXT NOT NULL, "
-             "kind TEXT NOT NULL DEFAULT 'label', preferred TEXT, import_style TEXT, queued INTEGER NOT NULL, "
-             "created_at BIGINT NOT NULL)",
-             "CREATE INDEX pairs_prompt ON pairs(prompt_id)",
-             "CREATE TABLE slots (id %ID%, pair_id BIGINT NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, "
-             "slot_index INTEGER NOT NULL, kind TEXT NOT NULL, annotator_id BIGINT REFERENCES annotators(id), "
-             "left_is_a INTEGER, order_seed BIGINT, claimed_at BIGINT, shown_at BIGINT, done_at BIGINT, "
-             "UNIQUE (pair_id, slot_index))",
-             // NULLs are distinct: many free slots per pair, but one slot per (pair, annotator).
-             "CREATE UNIQUE INDEX slots_pair_annotator ON slots(pair_id, annotator_id)",
-             "CREATE INDEX slots_queue ON slots(kind, annotator_id, pair_id)",
-             "CREATE TABLE judgments (id %ID%, pair_id BIGINT NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, "
-             "slot_id BIGINT REFERENCES slots(id) ON DELETE SET NULL, "
-             "annotator_id BIGINT NOT NULL REFERENCES annotators(id), "
-             "left_completion_id BIGINT NOT NULL REFERENCES completions(id), left_is_a INTEGER NOT NULL, "
-             "verdict TEXT NOT NULL, winner TEXT NOT NULL, strength INTEGER NOT NULL DEFAULT 0, "
-             "rationale TEXT NOT NULL DEFAULT '', shown_at BIGINT NOT NULL, decided_at BIGINT NOT NULL, "
-             "kind TEXT NOT NULL)",
-             "CREATE INDEX judgments_pair ON judgments(pair_id, annotator_id)",
-             "CREATE INDEX judgments_annotator ON judgments(annotator_id, kind, id)",
-             "CREATE INDEX judgments_slot ON judgments(slot_id)",
-         }},
-        {2,
-         {
-             "CREATE TABLE runs (id %ID%, name TEXT NOT NULL, status TEXT NOT NULL, config_json TEXT NOT NULL, "
-             "output_dir TEXT NOT NULL, started_at BIGINT, ended_at BIGINT, "
-             "last_metrics_json TEXT NOT NULL DEFAULT '{}')",
-         }},
-        {3,
-         {
-             // progress(): count judged slots from an index range instead of a table scan.
-             "CREATE INDEX slots_done ON slots(kind, done_at)",
-             // An annotator's own slots (the open one on screen, the pairs they hold): without it SQLite
-             // scans every free slot to find the one open slot of an annotator.
-             "CREATE INDEX slots_mine ON slots(annotator_id, kind, done_at)",
-         }},
+        { 1,
+            {
+                "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                "CREATE TABLE annotators (id %ID%, name TEXT NOT NULL UNIQUE, order_seed BIGINT NOT NULL, "
+                "created_at BIGINT NOT NULL)",
+                "CREATE TABLE prompts (id %ID%, text TEXT NOT NULL, text_hash TEXT NOT NULL, messages_json TEXT, "
+                "created_at BIGINT NOT NULL)",
+                "CREATE INDEX prompts_hash ON prompts(text_hash)",
+                "CREATE TABLE completions (id %ID%, prompt_id BIGINT NOT NULL REFERENCES prompts(id) ON DELETE "
+                "CASCADE, "
+                "text TEXT NOT NULL, text_hash TEXT NOT NULL, messages_json TEXT, source TEXT NOT NULL, "
+                "model_path TEXT NOT NULL DEFAULT '', checkpoint TEXT NOT NULL DEFAULT '', "
+                "sampling_json TEXT NOT NULL DEFAULT '{}', seed BIGINT, parent_id BIGINT REFERENCES completions(id), "
+                "created_at BIGINT NOT NULL)",
+                "CREATE INDEX completions_prompt ON completions(prompt_id)",
+                "CREATE TABLE pairs (id %ID%, prompt_id BIGINT NOT NULL REFERENCES prompts(id) ON DELETE CASCADE, "
+                "completion_a BIGINT NOT NULL REFERENCES completions(id), "
+                "completion_b BIGINT NOT NULL REFERENCES completions(id), origin TEXT NOT NULL, "
+                "kind TEXT NOT NULL DEFAULT 'label', preferred TEXT, import_style TEXT, queued INTEGER NOT NULL, "
+                "created_at BIGINT NOT NULL)",
+                "CREATE INDEX pairs_prompt ON pairs(prompt_id)",
+                "CREATE TABLE slots (id %ID%, pair_id BIGINT NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, "
+                "slot_index INTEGER NOT NULL, kind TEXT NOT NULL, annotator_id BIGINT REFERENCES annotators(id), "
+                "left_is_a INTEGER, order_seed BIGINT, claimed_at BIGINT, shown_at BIGINT, done_at BIGINT, "
+                "UNIQUE (pair_id, slot_index))",
+                // NULLs are distinct: many free slots per pair, but one slot per (pair, annotator).
+                "CREATE UNIQUE INDEX slots_pair_annotator ON slots(pair_id, annotator_id)",
+                "CREATE INDEX slots_queue ON slots(kind, annotator_id, pair_id)",
+                "CREATE TABLE judgments (id %ID%, pair_id BIGINT NOT NULL REFERENCES pairs(id) ON DELETE CASCADE, "
+                "slot_id BIGINT REFERENCES slots(id) ON DELETE SET NULL, "
+                "annotator_id BIGINT NOT NULL REFERENCES annotators(id), "
+                "left_completion_id BIGINT NOT NULL REFERENCES completions(id), left_is_a INTEGER NOT NULL, "
+                "verdict TEXT NOT NULL, winner TEXT NOT NULL, strength INTEGER NOT NULL DEFAULT 0, "
+                "rationale TEXT NOT NULL DEFAULT '', shown_at BIGINT NOT NULL, decided_at BIGINT NOT NULL, "
+                "kind TEXT NOT NULL)",
+                "CREATE INDEX judgments_pair ON judgments(pair_id, annotator_id)",
+                "CREATE INDEX judgments_annotator ON judgments(annotator_id, kind, id)",
+                "CREATE INDEX judgments_slot ON judgments(slot_id)",
+            } },
+        { 2,
+            {
+                "CREATE TABLE runs (id %ID%, name TEXT NOT NULL, status TEXT NOT NULL, config_json TEXT NOT NULL, "
+                "output_dir TEXT NOT NULL, started_at BIGINT, ended_at BIGINT, "
+                "last_metrics_json TEXT NOT NULL DEFAULT '{}')",
+            } },
+        { 3,
+            {
+                // progress(): count judged slots from an index range instead of a table scan.
+                "CREATE INDEX slots_done ON slots(kind, done_at)",
+                // An annotator's own slots (the open one on screen, the pairs they hold): without it SQLite
+                // scans every free slot to find the one open slot of an annotator.
+                "CREATE INDEX slots_mine ON slots(annotator_id, kind, done_at)",
+            } },
     };
     return list;
 }
@@ -195,7 +196,7 @@ QString verdictName(Verdict v)
 
 std::optional<Verdict> verdictFromName(const QString &name)
 {
-    for (Verdict v : {Verdict::Left, Verdict::Right, Verdict::Tie, Verdict::BothBad, Verdict::Skip})
+    for (Verdict v : { Verdict::Left, Verdict::Right, Verdict::Tie, Verdict::BothBad, Verdict::Skip })
         if (verdictName(v) == name)
             return v;
     return std::nullopt;
@@ -220,7 +221,7 @@ QString winnerName(Winner w)
 
 std::optional<Winner> winnerFromName(const QString &name)
 {
-    for (Winner w : {Winner::A, Winner::B, Winner::Tie, Winner::BothBad, Winner::Skip})
+    for (Winner w : { Winner::A, Winner::B, Winner::Tie, Winner::BothBad, Winner::Skip })
         if (winnerName(w) == name)
             return w;
     return std::nullopt;
@@ -314,8 +315,9 @@ qint64 ProjectStore::Impl::insert(const QString &sql, const QVariantList &values
 void ProjectStore::Impl::execDdl(const QString &sql)
 {
     QString text = sql;
-    text.replace(QLatin1String("%ID%"), pg() ? QLatin1String("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
-                                             : QLatin1String("INTEGER PRIMARY KEY"));
+    text.replace(QLatin1String("%ID%"),
+        pg() ? QLatin1String("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+             : QLatin1String("INTEGER PRIMARY KEY"));
     QSqlQuery q(db);
     if (!q.exec(text))
         fail(QStringLiteral("\"%1\"").arg(text.left(80)), q.lastError());
@@ -371,7 +373,7 @@ void ProjectStore::Impl::rollback()
 std::optional<qint64> ProjectStore::Impl::findPromptRow(const QString &text, const QString &messagesJson)
 {
     QSqlQuery &q = exec(QStringLiteral("SELECT id, text, messages_json FROM prompts WHERE text_hash = ?"),
-                        {textHash(text, messagesJson)});
+        { textHash(text, messagesJson) });
     std::optional<qint64> id;
     while (q.next()) {
         if (q.value(1).toString() == text && q.value(2).toString() == messagesJson) {
@@ -389,51 +391,52 @@ qint64 ProjectStore::Impl::addPromptRow(const QString &text, const QString &mess
         return *id;
     return insert(QStringLiteral("INSERT INTO prompts (text, text_hash, messages_json, created_at) VALUES (?, ?, ?, ?) "
                                  "RETURNING id"),
-                  {text, textHash(text, messagesJson),
-                   messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson),
-                   nowMs()});
+        { text, textHash(text, messagesJson), messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson), nowMs() });
 }
 
-qint64 ProjectStore::Impl::addCompletionRow(qint64 promptId, const QString &text, const QString &messagesJson,
-                                           const Provenance &p)
+qint64 ProjectStore::Impl::addCompletionRow(
+    qint64 promptId, const QString &text, const QString &messagesJson, const Provenance &p)
 {
     return insert(
-        QStringLiteral("INSERT INTO completions (prompt_id, text, text_hash, messages_json, source, model_path, "
-                       "checkpoint, sampling_json, seed, parent_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                       "RETURNING id"),
-        {promptId, text, textHash(text),
-         messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson), p.source,
-         p.modelPath, p.checkpoint, p.samplingJson.isEmpty() ? QStringLiteral("{}") : p.samplingJson,
-         p.seed ? QVariant(*p.seed) : nullInt(), p.parentCompletionId > 0 ? QVariant(p.parentCompletionId) : nullInt(),
-         nowMs()});
+        QStringLiteral(
+            "INSERT INTO completions (prompt_id, text, text_hash, messages_json, source, model_path, "
+            "checkpoint, sampling_json, seed, parent_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id"),
+        { promptId, text, textHash(text), messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson), p.source,
+            p.modelPath, p.checkpoint, p.samplingJson.isEmpty() ? QStringLiteral("{}") : p.samplingJson,
+            p.seed ? QVariant(*p.seed) : nullInt(),
+            p.parentCompletionId > 0 ? QVariant(p.parentCompletionId) : nullInt(), nowMs() });
 }
 
 qint64 ProjectStore::Impl::addPairRow(qint64 promptId, qint64 a, qint64 b, const QString &origin, JudgmentKind kind,
-                                     const QString &preferred, const QString &importStyle, int slotCount)
+    const QString &preferred, const QString &importStyle, int slotCount)
 {
     TxGuard tx(*this);
-    const qint64 id = insert(
-        QStringLiteral("INSERT INTO pairs (prompt_id, completion_a, completion_b, origin, kind, preferred, "
-                       "import_style, queued, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-        {promptId, a, b, origin, kindName(kind),
-         preferred.isEmpty() ? nullInt() : QVariant(preferred),
-         importStyle.isEmpty() ? nullInt() : QVariant(importStyle),
-         slotCount > 0 ? 1 : 0, nowMs()});
+    const qint64 id
+        = insert(QStringLiteral("INSERT INTO pairs (prompt_id, completion_a, completion_b, origin, kind, preferred, "
+                                "import_style, queued, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            { promptId, a, b, origin, kindName(kind), preferred.isEmpty() ? nullInt() : QVariant(preferred),
+                importStyle.isEmpty() ? nullInt() : QVariant(importStyle), slotCount > 0 ? 1 : 0, nowMs() });
     for (int i = 0; i < slotCount; ++i)
-        exec(QStringLiteral("INSERT INTO slots (pair_id, slot_index, kind) VALUES (?, ?, ?)"), {id, i, kindName(kind)});
+        exec(QStringLiteral("INSERT INTO slots (pair_id, slot_index, kind) VALUES (?, ?, ?)"),
+            { id, i, kindName(kind) });
     tx.commit();
     return id;
 }
 
 int ProjectStore::Impl::overlapSetting()
 {
-    const QVariant v = scalar(QStringLiteral("SELECT value FROM settings WHERE key = ?"), {QStringLiteral("overlap")});
+    const QVariant v
+        = scalar(QStringLiteral("SELECT value FROM settings WHERE key = ?"), { QStringLiteral("overlap") });
     return v.isNull() ? 1 : std::max(1, v.toInt());
 }
 
 // ---- open / migrate
 
-ProjectStore::ProjectStore() : d(std::make_unique<Impl>()) { }
+ProjectStore::ProjectStore()
+    : d(std::make_unique<Impl>())
+{
+}
 
 ProjectStore::~ProjectStore()
 {
@@ -471,7 +474,7 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, QStri
 
 std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int maxSchemaVersion)
 {
-    static std::atomic<int> counter{0};
+    static std::atomic<int> counter { 0 };
     std::unique_ptr<ProjectStore> store(new ProjectStore);
     Impl &d = *store->d;
     d.location = pathOrUrl;
@@ -494,7 +497,7 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int m
         d.db.setUserName(url.userName());
         d.db.setPassword(url.password());
         d.db.setDatabaseName(url.path().mid(1));
-        QStringList options{QStringLiteral("connect_timeout=10")};
+        QStringList options { QStringLiteral("connect_timeout=10") };
         for (const auto &item : QUrlQuery(url).queryItems())
             options << item.first + QLatin1Char('=') + item.second;
         d.db.setConnectOptions(options.join(QLatin1Char(';')));
@@ -559,7 +562,7 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int m
             continue;
         for (const QString &s : m.statements)
             d.execDdl(s);
-        d.exec(QStringLiteral("UPDATE schema_version SET version = ?"), {m.version});
+        d.exec(QStringLiteral("UPDATE schema_version SET version = ?"), { m.version });
         d.version = m.version;
     }
     tx.commit();
@@ -586,7 +589,8 @@ int ProjectStore::schemaVersion() const
     return d->version;
 }
 
-ProjectStore::Transaction::Transaction(ProjectStore &store) : m_store(store)
+ProjectStore::Transaction::Transaction(ProjectStore &store)
+    : m_store(store)
 {
     m_store.d->begin();
 }
@@ -612,16 +616,16 @@ void ProjectStore::Transaction::commit()
 
 QString ProjectStore::setting(const QString &key, const QString &fallback) const
 {
-    const QVariant v = d->scalar(QStringLiteral("SELECT value FROM settings WHERE key = ?"), {key});
+    const QVariant v = d->scalar(QStringLiteral("SELECT value FROM settings WHERE key = ?"), { key });
     return v.isNull() ? fallback : v.toString();
 }
 
 void ProjectStore::setSetting(const QString &key, const QString &value)
 {
     TxGuard tx(*d);
-    QSqlQuery &q = d->exec(QStringLiteral("UPDATE settings SET value = ? WHERE key = ?"), {value, key});
+    QSqlQuery &q = d->exec(QStringLiteral("UPDATE settings SET value = ? WHERE key = ?"), { value, key });
     if (q.numRowsAffected() == 0)
-        d->exec(QStringLiteral("INSERT INTO settings (key, value) VALUES (?, ?)"), {key, value});
+        d->exec(QStringLiteral("INSERT INTO settings (key, value) VALUES (?, ?)"), { key, value });
     tx.commit();
 }
 
@@ -647,11 +651,14 @@ void ProjectStore::setOverlap(int k)
     TxGuard tx(*d);
     setSetting(QStringLiteral("overlap"), QString::number(k));
     for (int i = 0; i < k; ++i)
-        d->exec(QStringLiteral("INSERT INTO slots (pair_id, slot_index, kind) SELECT p.id, CAST(? AS INTEGER), p.kind FROM pairs p "
-                               "WHERE p.queued = 1 AND p.kind = 'label' AND NOT EXISTS "
-                               "(SELECT 1 FROM slots s WHERE s.pair_id = p.id AND s.slot_index = ?)"),
-                {i, i});
-    d->exec(QStringLiteral("DELETE FROM slots WHERE kind = 'label' AND slot_index >= ? AND annotator_id IS NULL"), {k});
+        d->exec(
+            QStringLiteral(
+                "INSERT INTO slots (pair_id, slot_index, kind) SELECT p.id, CAST(? AS INTEGER), p.kind FROM pairs p "
+                "WHERE p.queued = 1 AND p.kind = 'label' AND NOT EXISTS "
+                "(SELECT 1 FROM slots s WHERE s.pair_id = p.id AND s.slot_index = ?)"),
+            { i, i });
+    d->exec(
+        QStringLiteral("DELETE FROM slots WHERE kind = 'label' AND slot_index >= ? AND annotator_id IS NULL"), { k });
     tx.commit();
 }
 
@@ -671,8 +678,8 @@ Annotator ProjectStore::annotator(const QString &name, bool create)
     if (trimmed.isEmpty())
         throw ProjectError("annotator name is empty");
     for (int attempt = 0; attempt < 3; ++attempt) {
-        QSqlQuery &q =
-            d->exec(QStringLiteral("SELECT id, name, order_seed, created_at FROM annotators WHERE name = ?"), {trimmed});
+        QSqlQuery &q = d->exec(
+            QStringLiteral("SELECT id, name, order_seed, created_at FROM annotators WHERE name = ?"), { trimmed });
         if (q.next()) {
             Annotator a = annotatorFrom(q);
             q.finish();
@@ -685,8 +692,9 @@ Annotator ProjectStore::annotator(const QString &name, bool create)
         const qint64 seed = qint64(QRandomGenerator::global()->generate64() >> 2);
         try {
             TxGuard tx(*d);
-            d->insert(QStringLiteral("INSERT INTO annotators (name, order_seed, created_at) VALUES (?, ?, ?) RETURNING id"),
-                      {trimmed, seed, nowMs()});
+            d->insert(
+                QStringLiteral("INSERT INTO annotators (name, order_seed, created_at) VALUES (?, ?, ?) RETURNING id"),
+                { trimmed, seed, nowMs() });
             tx.commit();
         } catch (const ProjectError &) {
             // Another connection created the same name between our SELECT and INSERT: read it back.
@@ -730,7 +738,7 @@ qint64 ProjectStore::addCompletion(qint64 promptId, const QString &text, const P
 }
 
 qint64 ProjectStore::addPair(qint64 promptId, qint64 completionA, qint64 completionB, const QString &origin,
-                             JudgmentKind kind, const QString &preferred)
+    JudgmentKind kind, const QString &preferred)
 {
     if (!preferred.isEmpty() && preferred != QLatin1String("a") && preferred != QLatin1String("b"))
         throw ProjectError("preferred must be \"a\", \"b\" or empty");
@@ -740,12 +748,12 @@ qint64 ProjectStore::addPair(qint64 promptId, qint64 completionA, qint64 complet
 
 Prompt ProjectStore::prompt(qint64 id) const
 {
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT id, text, created_at FROM prompts WHERE id = ?"), {id});
+    QSqlQuery &q = d->exec(QStringLiteral("SELECT id, text, created_at FROM prompts WHERE id = ?"), { id });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no prompt with id %1").arg(id).toStdString());
     }
-    Prompt p{q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2))};
+    Prompt p { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)) };
     q.finish();
     return p;
 }
@@ -772,7 +780,7 @@ static Completion completionFrom(QSqlQuery &q, int o = 0)
 
 Completion ProjectStore::completion(qint64 id) const
 {
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE id = ?").arg(kCompletionColumns), {id});
+    QSqlQuery &q = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE id = ?").arg(kCompletionColumns), { id });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no completion with id %1").arg(id).toStdString());
@@ -785,8 +793,9 @@ Completion ProjectStore::completion(qint64 id) const
 QVector<Completion> ProjectStore::completionsOf(qint64 promptId) const
 {
     QVector<Completion> out;
-    QSqlQuery &q = d->exec(
-        QStringLiteral("SELECT %1 FROM completions WHERE prompt_id = ? ORDER BY id").arg(kCompletionColumns), {promptId});
+    QSqlQuery &q
+        = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE prompt_id = ? ORDER BY id").arg(kCompletionColumns),
+            { promptId });
     while (q.next())
         out.push_back(completionFrom(q));
     q.finish();
@@ -799,9 +808,9 @@ QVector<Prompt> ProjectStore::promptsNeedingCompletions(int minCompletions, int 
     QSqlQuery &q = d->exec(QStringLiteral("SELECT p.id, p.text, p.created_at FROM prompts p WHERE "
                                           "(SELECT COUNT(*) FROM completions c WHERE c.prompt_id = p.id) < ? "
                                           "ORDER BY p.id LIMIT ?"),
-                           {minCompletions, limit});
+        { minCompletions, limit });
     while (q.next())
-        out.push_back(Prompt{q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2))});
+        out.push_back(Prompt { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)) });
     q.finish();
     return out;
 }
@@ -812,7 +821,7 @@ static ShownPair loadShown(ProjectStore &store, ProjectStore::Impl &d, qint64 pa
 {
     QSqlQuery &q = d.exec(QStringLiteral("SELECT p.prompt_id, pr.text, p.completion_a, p.completion_b, p.kind FROM "
                                          "pairs p JOIN prompts pr ON pr.id = p.prompt_id WHERE p.id = ?"),
-                          {pairId});
+        { pairId });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no pair with id %1").arg(pairId).toStdString());
@@ -832,7 +841,7 @@ static ShownPair loadShown(ProjectStore &store, ProjectStore::Impl &d, qint64 pa
 
 std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentKind kind)
 {
-    const QVariant seedV = d->scalar(QStringLiteral("SELECT order_seed FROM annotators WHERE id = ?"), {annotatorId});
+    const QVariant seedV = d->scalar(QStringLiteral("SELECT order_seed FROM annotators WHERE id = ?"), { annotatorId });
     if (seedV.isNull())
         throw ProjectError(QStringLiteral("no annotator with id %1").arg(annotatorId).toStdString());
     const quint64 seed = quint64(seedV.toLongLong());
@@ -844,7 +853,7 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             QSqlQuery &open = d->exec(QStringLiteral("SELECT id, pair_id, left_is_a, order_seed, shown_at FROM slots "
                                                      "WHERE annotator_id = ? AND kind = ? AND done_at IS NULL "
                                                      "ORDER BY id LIMIT 1"),
-                                      {annotatorId, kindStr});
+                { annotatorId, kindStr });
             if (open.next()) {
                 const qint64 slotId = open.value(0).toLongLong(), pairId = open.value(1).toLongLong();
                 const bool leftIsA = open.value(2).toInt() != 0;
@@ -863,11 +872,12 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             // lets concurrent annotators pass over each other's in-flight claims instead of queueing on them;
             // the unique (pair, annotator) index makes a double claim by one annotator fail (then retry).
             QSqlQuery &free = d->exec(
-                QStringLiteral("SELECT s.id, s.pair_id FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
-                               "AND NOT EXISTS (SELECT 1 FROM slots t WHERE t.pair_id = s.pair_id AND t.annotator_id = ?) "
-                               "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
-                               "AND j.annotator_id = ?) ORDER BY s.pair_id, s.id LIMIT 1%LOCK%"),
-                {kindStr, annotatorId, annotatorId});
+                QStringLiteral(
+                    "SELECT s.id, s.pair_id FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM slots t WHERE t.pair_id = s.pair_id AND t.annotator_id = ?) "
+                    "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
+                    "AND j.annotator_id = ?) ORDER BY s.pair_id, s.id LIMIT 1%LOCK%"),
+                { kindStr, annotatorId, annotatorId });
             if (!free.next()) {
                 free.finish();
                 tx.commit();
@@ -877,9 +887,10 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             free.finish();
             const bool leftIsA = leftIsAFor(seed, pairId);
             const qint64 now = nowMs();
-            QSqlQuery &claim = d->exec(QStringLiteral("UPDATE slots SET annotator_id = ?, left_is_a = ?, order_seed = ?, "
-                                                      "claimed_at = ?, shown_at = ? WHERE id = ? AND annotator_id IS NULL"),
-                                       {annotatorId, leftIsA ? 1 : 0, qint64(seed), now, now, slotId});
+            QSqlQuery &claim
+                = d->exec(QStringLiteral("UPDATE slots SET annotator_id = ?, left_is_a = ?, order_seed = ?, "
+                                         "claimed_at = ?, shown_at = ? WHERE id = ? AND annotator_id IS NULL"),
+                    { annotatorId, leftIsA ? 1 : 0, qint64(seed), now, now, slotId });
             if (claim.numRowsAffected() != 1)
                 throw ProjectError("slot claimed concurrently");
             tx.commit();
@@ -897,35 +908,35 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
 }
 
 static qint64 insertJudgment(ProjectStore::Impl &d, qint64 pairId, qint64 slotId, qint64 annotatorId, bool leftIsA,
-                             Verdict verdict, Strength strength, const QString &rationale, qint64 shownAt,
-                             JudgmentKind kind)
+    Verdict verdict, Strength strength, const QString &rationale, qint64 shownAt, JudgmentKind kind)
 {
-    QSqlQuery &q = d.exec(QStringLiteral("SELECT completion_a, completion_b FROM pairs WHERE id = ?"), {pairId});
+    QSqlQuery &q = d.exec(QStringLiteral("SELECT completion_a, completion_b FROM pairs WHERE id = ?"), { pairId });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no pair with id %1").arg(pairId).toStdString());
     }
     const qint64 a = q.value(0).toLongLong(), b = q.value(1).toLongLong();
     q.finish();
-    return d.insert(QStringLiteral("INSERT INTO judgments (pair_id, slot_id, annotator_id, left_completion_id, left_is_a, "
-                                   "verdict, winner, strength, rationale, shown_at, decided_at, kind) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-                    {pairId, slotId > 0 ? QVariant(slotId) : nullInt(), annotatorId, leftIsA ? a : b, leftIsA ? 1 : 0,
-                     verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale, shownAt,
-                     nowMs(), kindName(kind)});
+    return d.insert(
+        QStringLiteral("INSERT INTO judgments (pair_id, slot_id, annotator_id, left_completion_id, left_is_a, "
+                       "verdict, winner, strength, rationale, shown_at, decided_at, kind) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+        { pairId, slotId > 0 ? QVariant(slotId) : nullInt(), annotatorId, leftIsA ? a : b, leftIsA ? 1 : 0,
+            verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale, shownAt, nowMs(),
+            kindName(kind) });
 }
 
-qint64 ProjectStore::recordVerdict(qint64 annotatorId, const ShownPair &shown, Verdict verdict, Strength strength,
-                                   const QString &rationale)
+qint64 ProjectStore::recordVerdict(
+    qint64 annotatorId, const ShownPair &shown, Verdict verdict, Strength strength, const QString &rationale)
 {
     if (shown.slotId <= 0)
         return recordJudgment(annotatorId, shown.pairId, shown.leftIsA, verdict, shown.kind,
-                              shown.shownAt.isValid() ? shown.shownAt : QDateTime::currentDateTimeUtc(), strength,
-                              rationale);
+            shown.shownAt.isValid() ? shown.shownAt : QDateTime::currentDateTimeUtc(), strength, rationale);
     TxGuard tx(*d);
     QSqlQuery &q = d->exec(
-        QStringLiteral("SELECT pair_id, annotator_id, done_at, left_is_a, shown_at, kind FROM slots WHERE id = ?%ROWLOCK%"),
-        {shown.slotId});
+        QStringLiteral(
+            "SELECT pair_id, annotator_id, done_at, left_is_a, shown_at, kind FROM slots WHERE id = ?%ROWLOCK%"),
+        { shown.slotId });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no queue slot %1").arg(shown.slotId).toStdString());
@@ -943,20 +954,19 @@ qint64 ProjectStore::recordVerdict(qint64 annotatorId, const ShownPair &shown, V
                                .toStdString());
     if (leftIsA != shown.leftIsA || pairId != shown.pairId)
         throw ProjectError("the shown pair does not match its queue slot");
-    const qint64 id =
-        insertJudgment(*d, pairId, shown.slotId, annotatorId, leftIsA, verdict, strength, rationale, shownAt, kind);
-    d->exec(QStringLiteral("UPDATE slots SET done_at = ? WHERE id = ?"), {nowMs(), shown.slotId});
+    const qint64 id
+        = insertJudgment(*d, pairId, shown.slotId, annotatorId, leftIsA, verdict, strength, rationale, shownAt, kind);
+    d->exec(QStringLiteral("UPDATE slots SET done_at = ? WHERE id = ?"), { nowMs(), shown.slotId });
     tx.commit();
     return id;
 }
 
-qint64 ProjectStore::recordJudgment(qint64 annotatorId, qint64 pairId, bool leftIsA, Verdict verdict,
-                                    JudgmentKind kind, const QDateTime &shownAt, Strength strength,
-                                    const QString &rationale)
+qint64 ProjectStore::recordJudgment(qint64 annotatorId, qint64 pairId, bool leftIsA, Verdict verdict, JudgmentKind kind,
+    const QDateTime &shownAt, Strength strength, const QString &rationale)
 {
     TxGuard tx(*d);
     const qint64 id = insertJudgment(*d, pairId, 0, annotatorId, leftIsA, verdict, strength, rationale,
-                                     shownAt.isValid() ? shownAt.toMSecsSinceEpoch() : nowMs(), kind);
+        shownAt.isValid() ? shownAt.toMSecsSinceEpoch() : nowMs(), kind);
     tx.commit();
     return id;
 }
@@ -967,10 +977,11 @@ std::optional<ShownPair> ProjectStore::undoLastVerdict(qint64 annotatorId, Judgm
     std::optional<ShownPair> slotless;
     {
         TxGuard tx(*d);
-        QSqlQuery &q = d->exec(QStringLiteral("SELECT j.id, j.slot_id, j.pair_id, j.left_is_a, p.origin, p.completion_a "
-                                              "FROM judgments j JOIN pairs p ON p.id = j.pair_id "
-                                              "WHERE j.annotator_id = ? AND j.kind = ? ORDER BY j.id DESC LIMIT 1"),
-                               {annotatorId, kindStr});
+        QSqlQuery &q
+            = d->exec(QStringLiteral("SELECT j.id, j.slot_id, j.pair_id, j.left_is_a, p.origin, p.completion_a "
+                                     "FROM judgments j JOIN pairs p ON p.id = j.pair_id "
+                                     "WHERE j.annotator_id = ? AND j.kind = ? ORDER BY j.id DESC LIMIT 1"),
+                { annotatorId, kindStr });
         if (!q.next()) {
             q.finish();
             return std::nullopt;
@@ -984,21 +995,22 @@ std::optional<ShownPair> ProjectStore::undoLastVerdict(qint64 annotatorId, Judgm
         q.finish();
         if (isRepair) {
             // A repair created its pair and completion: undo removes all three; the pair on screen stays.
-            d->exec(QStringLiteral("DELETE FROM judgments WHERE pair_id = ?"), {pairId});
-            d->exec(QStringLiteral("DELETE FROM pairs WHERE id = ?"), {pairId});
+            d->exec(QStringLiteral("DELETE FROM judgments WHERE pair_id = ?"), { pairId });
+            d->exec(QStringLiteral("DELETE FROM pairs WHERE id = ?"), { pairId });
             d->exec(QStringLiteral("DELETE FROM completions WHERE id = ? AND NOT EXISTS (SELECT 1 FROM pairs p WHERE "
                                    "p.completion_a = ? OR p.completion_b = ?)"),
-                    {editedCompletion, editedCompletion, editedCompletion});
+                { editedCompletion, editedCompletion, editedCompletion });
             tx.commit();
             return nextPairFor(annotatorId, kind);
         }
         // Give back the slot on screen, reopen the undone one; nextPairFor then serves it with its order.
-        d->exec(QStringLiteral("UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
-                               "claimed_at = NULL, shown_at = NULL WHERE annotator_id = ? AND kind = ? AND done_at IS NULL"),
-                {annotatorId, kindStr});
-        d->exec(QStringLiteral("DELETE FROM judgments WHERE id = ?"), {judgmentId});
+        d->exec(QStringLiteral(
+                    "UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
+                    "claimed_at = NULL, shown_at = NULL WHERE annotator_id = ? AND kind = ? AND done_at IS NULL"),
+            { annotatorId, kindStr });
+        d->exec(QStringLiteral("DELETE FROM judgments WHERE id = ?"), { judgmentId });
         if (slotId > 0) {
-            d->exec(QStringLiteral("UPDATE slots SET done_at = NULL, shown_at = ? WHERE id = ?"), {nowMs(), slotId});
+            d->exec(QStringLiteral("UPDATE slots SET done_at = NULL, shown_at = ? WHERE id = ?"), { nowMs(), slotId });
         } else {
             slotless = loadShown(*this, *d, pairId, leftIsA);
             slotless->shownAt = QDateTime::currentDateTimeUtc();
@@ -1015,12 +1027,12 @@ void ProjectStore::releaseSlot(qint64 annotatorId, qint64 slotId)
     TxGuard tx(*d);
     d->exec(QStringLiteral("UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
                            "claimed_at = NULL, shown_at = NULL WHERE id = ? AND annotator_id = ? AND done_at IS NULL"),
-            {slotId, annotatorId});
+        { slotId, annotatorId });
     tx.commit();
 }
 
-qint64 ProjectStore::repair(qint64 annotatorId, const ShownPair &shown, bool editedLeft, const QString &editedText,
-                            const QString &rationale)
+qint64 ProjectStore::repair(
+    qint64 annotatorId, const ShownPair &shown, bool editedLeft, const QString &editedText, const QString &rationale)
 {
     if (editedText.trimmed().isEmpty())
         throw ProjectError("the repaired completion is empty");
@@ -1032,10 +1044,11 @@ qint64 ProjectStore::repair(qint64 annotatorId, const ShownPair &shown, bool edi
     p.source = QStringLiteral("repair");
     p.parentCompletionId = original.id;
     const qint64 edited = d->addCompletionRow(shown.promptId, editedText, {}, p);
-    const qint64 pairId = d->addPairRow(shown.promptId, edited, original.id, QStringLiteral("repair"), shown.kind, {}, {}, 0);
+    const qint64 pairId
+        = d->addPairRow(shown.promptId, edited, original.id, QStringLiteral("repair"), shown.kind, {}, {}, 0);
     // Recorded as judged: the edited text (a) shown on the left and chosen.
     insertJudgment(*d, pairId, 0, annotatorId, true, Verdict::Left, Strength::Unspecified, rationale,
-                   shown.shownAt.isValid() ? shown.shownAt.toMSecsSinceEpoch() : nowMs(), shown.kind);
+        shown.shownAt.isValid() ? shown.shownAt.toMSecsSinceEpoch() : nowMs(), shown.kind);
     tx.commit();
     return pairId;
 }
@@ -1044,31 +1057,35 @@ Progress ProjectStore::progress(qint64 annotatorId, JudgmentKind kind) const
 {
     Progress p;
     const QString k = kindName(kind);
-    p.total = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ?"), {k}).toLongLong();
-    p.done = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND done_at IS NOT NULL"), {k}).toLongLong();
+    p.total = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ?"), { k }).toLongLong();
+    p.done = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND done_at IS NOT NULL"), { k })
+                 .toLongLong();
     p.mine = d->scalar(QStringLiteral("SELECT COUNT(*) FROM judgments WHERE annotator_id = ? AND kind = ?"),
-                       {annotatorId, k})
+                  { annotatorId, k })
                  .toLongLong();
     // Pairs with a free slot, minus those this annotator already holds or judged (one slot per pair each).
-    const qint64 freePairs =
-        d->scalar(QStringLiteral("SELECT COUNT(DISTINCT pair_id) FROM slots WHERE kind = ? AND annotator_id IS NULL"), {k})
-            .toLongLong();
-    const qint64 touchedFree =
-        d->scalar(QStringLiteral("SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
-                                 "AND s.pair_id IN (SELECT j.pair_id FROM judgments j WHERE j.annotator_id = ? UNION "
-                                 "SELECT t.pair_id FROM slots t WHERE t.annotator_id = ?)"),
-                  {k, annotatorId, annotatorId})
-            .toLongLong();
-    const qint64 openMine =
-        d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND annotator_id = ? AND done_at IS NULL"),
-                  {k, annotatorId})
-            .toLongLong();
+    const qint64 freePairs
+        = d->scalar(QStringLiteral("SELECT COUNT(DISTINCT pair_id) FROM slots WHERE kind = ? AND annotator_id IS NULL"),
+               { k })
+              .toLongLong();
+    const qint64 touchedFree
+        = d->scalar(QStringLiteral(
+                        "SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
+                        "AND s.pair_id IN (SELECT j.pair_id FROM judgments j WHERE j.annotator_id = ? UNION "
+                        "SELECT t.pair_id FROM slots t WHERE t.annotator_id = ?)"),
+               { k, annotatorId, annotatorId })
+              .toLongLong();
+    const qint64 openMine
+        = d->scalar(
+               QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND annotator_id = ? AND done_at IS NULL"),
+               { k, annotatorId })
+              .toLongLong();
     p.available = freePairs - touchedFree + openMine;
-    p.annotators =
-        d->scalar(QStringLiteral("SELECT COUNT(DISTINCT annotator_id) FROM judgments WHERE kind = ?"), {k}).toLongLong();
+    p.annotators = d->scalar(QStringLiteral("SELECT COUNT(DISTINCT annotator_id) FROM judgments WHERE kind = ?"), { k })
+                       .toLongLong();
     QSqlQuery &q = d->exec(QStringLiteral("SELECT decided_at - shown_at FROM judgments WHERE annotator_id = ? AND "
                                           "kind = ? ORDER BY id DESC LIMIT 2000"),
-                           {annotatorId, k});
+        { annotatorId, k });
     std::vector<double> secs;
     while (q.next())
         secs.push_back(std::max<qint64>(0, q.value(0).toLongLong()) / 1000.0);
@@ -1080,7 +1097,7 @@ Progress ProjectStore::progress(qint64 annotatorId, JudgmentKind kind) const
     }
     p.myTotalSeconds = d->scalar(QStringLiteral("SELECT COALESCE(SUM(decided_at - shown_at), 0) FROM judgments WHERE "
                                                 "annotator_id = ? AND kind = ?"),
-                                 {annotatorId, k})
+                            { annotatorId, k })
                            .toLongLong()
         / 1000.0;
     return p;
@@ -1114,13 +1131,14 @@ Page<PromptRow> ProjectStore::listPrompts(const ListQuery &q) const
     }
     Page<PromptRow> page;
     page.total = d->scalar(QStringLiteral("SELECT COUNT(*) FROM prompts p") + where, values).toLongLong();
-    QSqlQuery &r = d->exec(QStringLiteral("SELECT p.id, p.text, (SELECT COUNT(*) FROM completions c WHERE c.prompt_id = "
-                                          "p.id), (SELECT COUNT(*) FROM pairs x WHERE x.prompt_id = p.id) FROM prompts p")
-                               + where + QStringLiteral(" ORDER BY p.id LIMIT ? OFFSET ?"),
-                           values + QVariantList{q.limit, q.offset});
+    QSqlQuery &r
+        = d->exec(QStringLiteral("SELECT p.id, p.text, (SELECT COUNT(*) FROM completions c WHERE c.prompt_id = "
+                                 "p.id), (SELECT COUNT(*) FROM pairs x WHERE x.prompt_id = p.id) FROM prompts p")
+                + where + QStringLiteral(" ORDER BY p.id LIMIT ? OFFSET ?"),
+            values + QVariantList { q.limit, q.offset });
     while (r.next())
-        page.rows.push_back(
-            PromptRow{r.value(0).toLongLong(), r.value(1).toString(), r.value(2).toLongLong(), r.value(3).toLongLong()});
+        page.rows.push_back(PromptRow {
+            r.value(0).toLongLong(), r.value(1).toString(), r.value(2).toLongLong(), r.value(3).toLongLong() });
     r.finish();
     return page;
 }
@@ -1130,7 +1148,8 @@ Page<PairRow> ProjectStore::listPairs(const ListQuery &q) const
     QString where = QStringLiteral(" WHERE 1 = 1");
     QVariantList values;
     if (!q.search.isEmpty()) {
-        where += QStringLiteral(" AND (LOWER(pr.text)%1 OR LOWER(ca.text)%1 OR LOWER(cb.text)%1)").arg(QLatin1String(kLike));
+        where += QStringLiteral(" AND (LOWER(pr.text)%1 OR LOWER(ca.text)%1 OR LOWER(cb.text)%1)")
+                     .arg(QLatin1String(kLike));
         const QString pat = likePattern(q.search);
         values << pat << pat << pat;
     }
@@ -1157,7 +1176,7 @@ Page<PairRow> ProjectStore::listPairs(const ListQuery &q) const
                        "p.preferred, (SELECT COUNT(*) FROM judgments j WHERE j.pair_id = p.id AND j.winner <> 'skip'), "
                        "p.kind")
             + from + where + QStringLiteral(" ORDER BY p.id LIMIT ? OFFSET ?"),
-        values + QVariantList{q.limit, q.offset});
+        values + QVariantList { q.limit, q.offset });
     while (r.next()) {
         PairRow row;
         row.id = r.value(0).toLongLong();
@@ -1177,9 +1196,9 @@ Page<PairRow> ProjectStore::listPairs(const ListQuery &q) const
     return page;
 }
 
-static const char *kJudgmentColumns =
-    "j.id, j.pair_id, j.slot_id, j.annotator_id, a.name, j.left_completion_id, j.left_is_a, j.verdict, j.winner, "
-    "j.strength, j.rationale, j.shown_at, j.decided_at, j.kind";
+static const char *kJudgmentColumns
+    = "j.id, j.pair_id, j.slot_id, j.annotator_id, a.name, j.left_completion_id, j.left_is_a, j.verdict, j.winner, "
+      "j.strength, j.rationale, j.shown_at, j.decided_at, j.kind";
 
 static Judgment judgmentFrom(QSqlQuery &q)
 {
@@ -1206,8 +1225,9 @@ Page<JudgmentRow> ProjectStore::listJudgments(const ListQuery &q) const
     QString where = QStringLiteral(" WHERE 1 = 1");
     QVariantList values;
     if (!q.search.isEmpty()) {
-        where += QStringLiteral(" AND (LOWER(pr.text)%1 OR LOWER(ca.text)%1 OR LOWER(cb.text)%1 OR LOWER(j.rationale)%1)")
-                     .arg(QLatin1String(kLike));
+        where
+            += QStringLiteral(" AND (LOWER(pr.text)%1 OR LOWER(ca.text)%1 OR LOWER(cb.text)%1 OR LOWER(j.rationale)%1)")
+                   .arg(QLatin1String(kLike));
         const QString pat = likePattern(q.search);
         values << pat << pat << pat << pat;
     }
@@ -1230,8 +1250,8 @@ Page<JudgmentRow> ProjectStore::listJudgments(const ListQuery &q) const
     Page<JudgmentRow> page;
     page.total = d->scalar(QStringLiteral("SELECT COUNT(*)") + from + where, values).toLongLong();
     QSqlQuery &r = d->exec(QStringLiteral("SELECT %1, pr.text, ca.text, cb.text").arg(kJudgmentColumns) + from + where
-                               + QStringLiteral(" ORDER BY j.id LIMIT ? OFFSET ?"),
-                           values + QVariantList{q.limit, q.offset});
+            + QStringLiteral(" ORDER BY j.id LIMIT ? OFFSET ?"),
+        values + QVariantList { q.limit, q.offset });
     while (r.next()) {
         JudgmentRow row;
         row.judgment = judgmentFrom(r);
@@ -1250,7 +1270,7 @@ QVector<Judgment> ProjectStore::judgmentsOfPair(qint64 pairId) const
     QSqlQuery &r = d->exec(QStringLiteral("SELECT %1 FROM judgments j JOIN annotators a ON a.id = j.annotator_id "
                                           "WHERE j.pair_id = ? ORDER BY j.id")
                                .arg(kJudgmentColumns),
-                           {pairId});
+        { pairId });
     while (r.next())
         out.push_back(judgmentFrom(r));
     r.finish();
@@ -1267,7 +1287,7 @@ QVector<SanityIssue> ProjectStore::sanityChecks(const SanityOptions &o) const
         "cb ON cb.id = p.completion_b ORDER BY p.id"));
     auto add = [&](SanityIssue::Type t, qint64 pair, qint64 other, const QString &detail) {
         if (out.size() < o.limit)
-            out.push_back(SanityIssue{t, pair, other, detail});
+            out.push_back(SanityIssue { t, pair, other, detail });
     };
     while (r.next() && out.size() < o.limit) {
         const qint64 id = r.value(0).toLongLong(), promptId = r.value(1).toLongLong();
@@ -1285,11 +1305,18 @@ QVector<SanityIssue> ProjectStore::sanityChecks(const SanityOptions &o) const
             seen.emplace(key, id);
         if (lp > o.maxChars || la > o.maxChars || lb > o.maxChars)
             add(SanityIssue::OverMaxLength, id, 0,
-                QStringLiteral("lengths prompt %1, a %2, b %3 characters (max %4)").arg(lp).arg(la).arg(lb).arg(o.maxChars));
+                QStringLiteral("lengths prompt %1, a %2, b %3 characters (max %4)")
+                    .arg(lp)
+                    .arg(la)
+                    .arg(lb)
+                    .arg(o.maxChars));
         const double lo = double(std::min(la, lb)), hi = double(std::max(la, lb));
         if (lo > 0 && hi / lo > o.maxSkew)
             add(SanityIssue::LengthSkew, id, 0,
-                QStringLiteral("completion lengths %1 and %2 characters (ratio %3)").arg(la).arg(lb).arg(hi / lo, 0, 'f', 1));
+                QStringLiteral("completion lengths %1 and %2 characters (ratio %3)")
+                    .arg(la)
+                    .arg(lb)
+                    .arg(hi / lo, 0, 'f', 1));
     }
     r.finish();
     return out;
@@ -1305,18 +1332,18 @@ AgreementReport ProjectStore::agreement(JudgmentKind kind) const
         qint64 la, lb;
     };
     std::map<qint64, std::map<qint64, Row>> items; // pair -> annotator -> row
-    QSqlQuery &r = d->exec(QStringLiteral(
-                               "SELECT j.pair_id, j.annotator_id, j.winner, j.left_is_a, LENGTH(ca.text), LENGTH(cb.text) "
-                               "FROM judgments j JOIN pairs p ON p.id = j.pair_id JOIN completions ca ON ca.id = "
-                               "p.completion_a JOIN completions cb ON cb.id = p.completion_b WHERE j.kind = ? AND "
-                               "j.winner <> 'skip' ORDER BY j.id"),
-                           {kindName(kind)});
+    QSqlQuery &r = d->exec(
+        QStringLiteral("SELECT j.pair_id, j.annotator_id, j.winner, j.left_is_a, LENGTH(ca.text), LENGTH(cb.text) "
+                       "FROM judgments j JOIN pairs p ON p.id = j.pair_id JOIN completions ca ON ca.id = "
+                       "p.completion_a JOIN completions cb ON cb.id = p.completion_b WHERE j.kind = ? AND "
+                       "j.winner <> 'skip' ORDER BY j.id"),
+        { kindName(kind) });
     while (r.next()) {
         const auto w = winnerFromName(r.value(2).toString()).value_or(Winner::Skip);
         if (w == Winner::Skip)
             continue;
-        items[r.value(0).toLongLong()][r.value(1).toLongLong()] =
-            Row{int(w), r.value(3).toInt() != 0, r.value(4).toLongLong(), r.value(5).toLongLong()};
+        items[r.value(0).toLongLong()][r.value(1).toLongLong()]
+            = Row { int(w), r.value(3).toInt() != 0, r.value(4).toLongLong(), r.value(5).toLongLong() };
     }
     r.finish();
     const int cats = 4; // a, b, tie, both_bad
@@ -1342,8 +1369,8 @@ AgreementReport ProjectStore::agreement(JudgmentKind kind) const
     rep.items = qint64(items.size());
     rep.raters = qint64(raters.size());
     rep.leftWinShare = rep.leftWins + rep.rightWins ? double(rep.leftWins) / (rep.leftWins + rep.rightWins) : kNaN;
-    rep.longerWinShare =
-        rep.longerWins + rep.shorterWins ? double(rep.longerWins) / (rep.longerWins + rep.shorterWins) : kNaN;
+    rep.longerWinShare
+        = rep.longerWins + rep.shorterWins ? double(rep.longerWins) / (rep.longerWins + rep.shorterWins) : kNaN;
     rep.fleissKappa = fleissKappa(counts);
     rep.krippendorffAlpha = krippendorffAlphaNominal(counts);
 
@@ -1363,14 +1390,14 @@ AgreementReport ProjectStore::agreement(JudgmentKind kind) const
             if (shared.empty())
                 continue;
             const double k = cohenKappa(shared, cats);
-            rep.pairwise.push_back(PairwiseKappa{ids[x], ids[y], qint64(shared.size()), k});
+            rep.pairwise.push_back(PairwiseKappa { ids[x], ids[y], qint64(shared.size()), k });
             if (ids.size() == 2)
                 rep.cohenKappa = k;
         }
     }
     // Each annotator against the plurality of the others (items where that plurality is unique).
     for (qint64 id : ids) {
-        AnnotatorAgreement a{id, names.value(id), 0, 0};
+        AnnotatorAgreement a { id, names.value(id), 0, 0 };
         qint64 agree = 0;
         for (const auto &[pair, byAnnotator] : items) {
             auto mine = byAnnotator.find(id);
@@ -1400,7 +1427,7 @@ qint64 ProjectStore::createRun(const QString &name, const QString &configJson, c
     TxGuard tx(*d);
     const qint64 id = d->insert(QStringLiteral("INSERT INTO runs (name, status, config_json, output_dir, started_at, "
                                                "last_metrics_json) VALUES (?, 'created', ?, ?, ?, '{}') RETURNING id"),
-                                {name, configJson.isEmpty() ? QStringLiteral("{}") : configJson, outputDir, nowMs()});
+        { name, configJson.isEmpty() ? QStringLiteral("{}") : configJson, outputDir, nowMs() });
     tx.commit();
     return id;
 }
@@ -1409,17 +1436,17 @@ void ProjectStore::updateRun(qint64 id, const QString &status, const QString &la
 {
     TxGuard tx(*d);
     if (lastMetricsJson.isEmpty())
-        d->exec(QStringLiteral("UPDATE runs SET status = ? WHERE id = ?"), {status, id});
+        d->exec(QStringLiteral("UPDATE runs SET status = ? WHERE id = ?"), { status, id });
     else
         d->exec(QStringLiteral("UPDATE runs SET status = ?, last_metrics_json = ? WHERE id = ?"),
-                {status, lastMetricsJson, id});
+            { status, lastMetricsJson, id });
     tx.commit();
 }
 
 void ProjectStore::finishRun(qint64 id, const QString &status)
 {
     TxGuard tx(*d);
-    d->exec(QStringLiteral("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?"), {status, nowMs(), id});
+    d->exec(QStringLiteral("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?"), { status, nowMs(), id });
     tx.commit();
 }
 

@@ -91,7 +91,7 @@ struct ShownPair {
     QString prompt;
     Completion left;
     Completion right;
-    bool leftIsA = true;   // true: completion a is shown on the left
+    bool leftIsA = true; // true: completion a is shown on the left
     quint64 orderSeed = 0; // the seed that chose the order (annotator seed), recorded in the slot
     QDateTime shownAt;
     JudgmentKind kind = JudgmentKind::Label;
@@ -115,13 +115,13 @@ struct Judgment {
 };
 
 struct Progress {
-    qint64 total = 0;      // queue slots (pairs x overlap) of this kind
-    qint64 done = 0;       // slots judged by anyone
-    qint64 mine = 0;       // judgments by this annotator (kind given)
-    qint64 available = 0;  // pairs this annotator could still be served (including the one on screen)
+    qint64 total = 0; // queue slots (pairs x overlap) of this kind
+    qint64 done = 0; // slots judged by anyone
+    qint64 mine = 0; // judgments by this annotator (kind given)
+    qint64 available = 0; // pairs this annotator could still be served (including the one on screen)
     qint64 annotators = 0; // annotators with at least one judgment
     double myMedianSeconds = 0; // median time on task (shown -> decided) of this annotator, 0 if none
-    double myTotalSeconds = 0;  // total time on task of this annotator
+    double myTotalSeconds = 0; // total time on task of this annotator
 };
 
 // Data page listings: paged, searched (case-insensitive substring), filtered.
@@ -140,8 +140,8 @@ struct PairRow {
     qint64 completionB = 0;
     QString textA;
     QString textB;
-    QString origin;       // "import", "import-judged", "generated", "repair", ...
-    QString preferred;    // "a"/"b" for pairs imported as already judged, empty otherwise
+    QString origin; // "import", "import-judged", "generated", "repair", ...
+    QString preferred; // "a"/"b" for pairs imported as already judged, empty otherwise
     qint64 judgments = 0; // non-skip judgments of the pair's kind
     JudgmentKind kind = JudgmentKind::Label;
 };
@@ -156,18 +156,17 @@ struct JudgmentRow {
 enum class JudgedFilter { Any, Judged, Unjudged };
 
 struct ListQuery {
-    QString search;                       // substring of prompt or completion text; empty: everything
-    qint64 annotatorId = 0;               // judgments only; 0: any
-    std::optional<Verdict> verdict;       // judgments only
-    std::optional<JudgmentKind> kind;     // pairs/judgments; empty: any
+    QString search; // substring of prompt or completion text; empty: everything
+    qint64 annotatorId = 0; // judgments only; 0: any
+    std::optional<Verdict> verdict; // judgments only
+    std::optional<JudgmentKind> kind; // pairs/judgments; empty: any
     JudgedFilter judged = JudgedFilter::Any; // pairs only
-    QString origin;                       // pairs only; empty: any
+    QString origin; // pairs only; empty: any
     int offset = 0;
     int limit = 100;
 };
 
-template <typename Row>
-struct Page {
+template <typename Row> struct Page {
     QVector<Row> rows;
     qint64 total = 0; // rows matching the query, ignoring offset/limit
 };
@@ -183,9 +182,9 @@ struct SanityIssue {
 QString sanityTypeName(SanityIssue::Type t); // "chosen_equals_rejected", "duplicate_pair", ...
 
 struct SanityOptions {
-    int maxChars = 8000;      // prompt or completion longer than this (characters)
-    double maxSkew = 3.0;     // longer/shorter completion length ratio above this
-    int limit = 10000;        // stop after this many issues
+    int maxChars = 8000; // prompt or completion longer than this (characters)
+    double maxSkew = 3.0; // longer/shorter completion length ratio above this
+    int limit = 10000; // stop after this many issues
 };
 
 // Agreement and bias over non-skip judgments of one kind. Categories: a, b, tie, both_bad.
@@ -193,7 +192,7 @@ struct SanityOptions {
 struct AnnotatorAgreement {
     qint64 annotatorId = 0;
     QString name;
-    qint64 items = 0;             // items this annotator rated that have a majority without them
+    qint64 items = 0; // items this annotator rated that have a majority without them
     double agreementWithMajority = 0; // share of those items where they match the others' majority
 };
 
@@ -205,13 +204,13 @@ struct PairwiseKappa {
 };
 
 struct AgreementReport {
-    qint64 judgments = 0;       // non-skip judgments
-    qint64 items = 0;           // pairs with at least one
-    qint64 multiRated = 0;      // pairs with two or more
+    qint64 judgments = 0; // non-skip judgments
+    qint64 items = 0; // pairs with at least one
+    qint64 multiRated = 0; // pairs with two or more
     qint64 raters = 0;
-    double cohenKappa = 0;      // exactly two annotators: their Cohen's kappa; otherwise NaN
+    double cohenKappa = 0; // exactly two annotators: their Cohen's kappa; otherwise NaN
     QVector<PairwiseKappa> pairwise; // Cohen's kappa for every pair of annotators with shared items
-    double fleissKappa = 0;     // over multi-rated pairs (variable raters per item allowed)
+    double fleissKappa = 0; // over multi-rated pairs (variable raters per item allowed)
     double krippendorffAlpha = 0; // nominal
     QVector<AnnotatorAgreement> annotators;
     // Position bias: among a/b verdicts, the share whose winner was shown on the left (0.5 = none).
@@ -257,7 +256,7 @@ public:
     ProjectStore &operator=(const ProjectStore &) = delete;
 
     Backend backend() const;
-    QString location() const;        // as given to open() (may hold a password: do not show/persist)
+    QString location() const; // as given to open() (may hold a password: do not show/persist)
     QString displayLocation() const; // password masked
     int schemaVersion() const;
 
@@ -295,7 +294,7 @@ public:
     std::optional<qint64> findPrompt(const QString &text) const;
     qint64 addCompletion(qint64 promptId, const QString &text, const Provenance &provenance = {});
     qint64 addPair(qint64 promptId, qint64 completionA, qint64 completionB, const QString &origin = "import",
-                   JudgmentKind kind = JudgmentKind::Label, const QString &preferred = {});
+        JudgmentKind kind = JudgmentKind::Label, const QString &preferred = {});
     Prompt prompt(qint64 id) const;
     Completion completion(qint64 id) const;
     QVector<Completion> completionsOf(qint64 promptId) const;
@@ -309,18 +308,17 @@ public:
     // (releasing the slot currently on screen) and returns the pair to show again.
     std::optional<ShownPair> nextPairFor(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label);
     qint64 recordVerdict(qint64 annotatorId, const ShownPair &shown, Verdict verdict,
-                         Strength strength = Strength::Unspecified, const QString &rationale = {});
+        Strength strength = Strength::Unspecified, const QString &rationale = {});
     std::optional<ShownPair> undoLastVerdict(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label);
     void releaseSlot(qint64 annotatorId, qint64 slotId); // give a claimed slot back (e.g. on logout)
     // Repair: the annotator edited one side; store the text as a new completion (source "repair") and a
     // new pair edited = chosen (a), original = rejected (b), recorded as judged by this annotator. The
     // shown pair itself stays open (the caller may still record a verdict on it). Returns the new pair id.
     qint64 repair(qint64 annotatorId, const ShownPair &shown, bool editedLeft, const QString &editedText,
-                  const QString &rationale = {});
+        const QString &rationale = {});
     // Records a judgment without a queue slot (e.g. evaluation tools that pick pairs themselves).
-    qint64 recordJudgment(qint64 annotatorId, qint64 pairId, bool leftIsA, Verdict verdict,
-                          JudgmentKind kind, const QDateTime &shownAt, Strength strength = Strength::Unspecified,
-                          const QString &rationale = {});
+    qint64 recordJudgment(qint64 annotatorId, qint64 pairId, bool leftIsA, Verdict verdict, JudgmentKind kind,
+        const QDateTime &shownAt, Strength strength = Strength::Unspecified, const QString &rationale = {});
 
     // Counts over the queue (index scans, O(slots)): a few ms on a 200,000-pair SQLite project. Call it after
     // the next pair is painted, not inside the keypress -> paint path.
@@ -371,9 +369,9 @@ struct ImportOptions {
 
 struct ImportResult {
     qint64 imported = 0; // rows imported
-    qint64 skipped = 0;  // bad rows
+    qint64 skipped = 0; // bad rows
     QVector<ImportIssue> errors;
-    bool aborted = false;   // OnError::Abort and at least one bad row: nothing imported
+    bool aborted = false; // OnError::Abort and at least one bad row: nothing imported
     bool cancelled = false; // nothing imported
     ImportFormat format = ImportFormat::Auto; // the format used
 };

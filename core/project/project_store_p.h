@@ -45,17 +45,18 @@ struct ProjectStore::Impl {
     // Row helpers (join an open transaction; addPairRow opens its own when none is open).
     qint64 addPromptRow(const QString &text, const QString &messagesJson);
     std::optional<qint64> findPromptRow(const QString &text, const QString &messagesJson);
-    qint64 addCompletionRow(qint64 promptId, const QString &text, const QString &messagesJson,
-                            const Provenance &p);
+    qint64 addCompletionRow(qint64 promptId, const QString &text, const QString &messagesJson, const Provenance &p);
     qint64 addPairRow(qint64 promptId, qint64 a, qint64 b, const QString &origin, JudgmentKind kind,
-                      const QString &preferred, const QString &importStyle, int slotCount);
+        const QString &preferred, const QString &importStyle, int slotCount);
     int overlapSetting();
 };
 
 // Joins an open transaction or opens one; rolls back on destruction unless committed.
 class TxGuard {
 public:
-    explicit TxGuard(ProjectStore::Impl &d) : m_d(d), m_own(d.txDepth == 0)
+    explicit TxGuard(ProjectStore::Impl &d)
+        : m_d(d)
+        , m_own(d.txDepth == 0)
     {
         if (m_own)
             m_d.begin();

@@ -24,7 +24,7 @@ inline QString pgBaseUrl()
 // A new, empty PostgreSQL database on the test server; returns its URL (empty + message on failure).
 inline QString freshPgDatabase(QString *error)
 {
-    static std::atomic<int> counter{0};
+    static std::atomic<int> counter { 0 };
     const QUrl base(pgBaseUrl());
     const QString name = QStringLiteral("dpo_test_%1_%2_%3")
                              .arg(QCoreApplication::applicationPid())
@@ -55,18 +55,18 @@ inline QString freshPgDatabase(QString *error)
 }
 
 // "sqlite" or "postgres": a location for a brand-new project. QSKIPs the PostgreSQL row without a server.
-#define DPO_FRESH_PROJECT(backend, dir, out)                                                                         \
-    do {                                                                                                           \
-        if ((backend) == QLatin1String("postgres")) {                                                              \
-            if (projecttest::pgBaseUrl().isEmpty())                                                                \
-                QSKIP("DPO_TEST_PG_URL is not set (run through tests/pg/with_pg.sh)");                             \
-            QString pgError;                                                                                       \
-            out = projecttest::freshPgDatabase(&pgError);                                                          \
-            QVERIFY2(pgError.isEmpty(), qPrintable(pgError));                                                      \
-        } else {                                                                                                   \
-            static int n = 0;                                                                                      \
-            out = (dir).filePath(QStringLiteral("p%1.dpoproj").arg(++n));                                          \
-        }                                                                                                          \
+#define DPO_FRESH_PROJECT(backend, dir, out)                                                                           \
+    do {                                                                                                               \
+        if ((backend) == QLatin1String("postgres")) {                                                                  \
+            if (projecttest::pgBaseUrl().isEmpty())                                                                    \
+                QSKIP("DPO_TEST_PG_URL is not set (run through tests/pg/with_pg.sh)");                                 \
+            QString pgError;                                                                                           \
+            out = projecttest::freshPgDatabase(&pgError);                                                              \
+            QVERIFY2(pgError.isEmpty(), qPrintable(pgError));                                                          \
+        } else {                                                                                                       \
+            static int n = 0;                                                                                          \
+            out = (dir).filePath(QStringLiteral("p%1.dpoproj").arg(++n));                                              \
+        }                                                                                                              \
     } while (0)
 
 } // namespace projecttest

@@ -48,18 +48,26 @@ void TestAgreement::cohen()
     QFETCH(int, nn);
     QFETCH(double, kappa);
     std::vector<std::pair<int, int>> r;
-    r.insert(r.end(), yy, {0, 0});
-    r.insert(r.end(), yn, {0, 1});
-    r.insert(r.end(), ny, {1, 0});
-    r.insert(r.end(), nn, {1, 1});
+    r.insert(r.end(), yy, { 0, 0 });
+    r.insert(r.end(), yn, { 0, 1 });
+    r.insert(r.end(), ny, { 1, 0 });
+    r.insert(r.end(), nn, { 1, 1 });
     QVERIFY2(std::abs(cohenKappa(r, 2) - kappa) < 5e-5, qPrintable(QString::number(cohenKappa(r, 2), 'f', 6)));
 }
 
 void TestAgreement::fleissWikipedia()
 {
     const std::vector<std::vector<int>> counts = {
-        {0, 0, 0, 0, 14}, {0, 2, 6, 4, 2}, {0, 0, 3, 5, 6}, {0, 3, 9, 2, 0}, {2, 2, 8, 1, 1},
-        {7, 7, 0, 0, 0},  {3, 2, 6, 3, 0}, {2, 5, 3, 2, 2}, {6, 5, 2, 1, 0}, {0, 2, 2, 3, 7},
+        { 0, 0, 0, 0, 14 },
+        { 0, 2, 6, 4, 2 },
+        { 0, 0, 3, 5, 6 },
+        { 0, 3, 9, 2, 0 },
+        { 2, 2, 8, 1, 1 },
+        { 7, 7, 0, 0, 0 },
+        { 3, 2, 6, 3, 0 },
+        { 2, 5, 3, 2, 2 },
+        { 6, 5, 2, 1, 0 },
+        { 0, 2, 2, 3, 7 },
     };
     const double k = fleissKappa(counts);
     QVERIFY2(std::abs(k - 0.210) < 5e-4, qPrintable(QString::number(k, 'f', 6)));
@@ -69,10 +77,10 @@ void TestAgreement::krippendorffNominal()
 {
     // Reliability data (rows: observers A-D; 0 = missing), values 1..5.
     const int data[4][12] = {
-        {1, 2, 3, 3, 2, 1, 4, 1, 2, 0, 0, 0},
-        {1, 2, 3, 3, 2, 2, 4, 1, 2, 5, 0, 3},
-        {0, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, 0},
-        {1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, 0},
+        { 1, 2, 3, 3, 2, 1, 4, 1, 2, 0, 0, 0 },
+        { 1, 2, 3, 3, 2, 2, 4, 1, 2, 5, 0, 3 },
+        { 0, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, 0 },
+        { 1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, 0 },
     };
     std::vector<std::vector<int>> counts(12, std::vector<int>(5, 0));
     for (const auto &observer : data)
@@ -86,10 +94,10 @@ void TestAgreement::krippendorffNominal()
 void TestAgreement::perfectAndOppositeRatings()
 {
     // Perfect agreement gives exactly 1; two raters who always disagree give a negative value.
-    std::vector<std::vector<int>> perfect = {{2, 0}, {0, 2}, {2, 0}, {0, 2}};
+    std::vector<std::vector<int>> perfect = { { 2, 0 }, { 0, 2 }, { 2, 0 }, { 0, 2 } };
     QCOMPARE(krippendorffAlphaNominal(perfect), 1.0);
     QCOMPARE(fleissKappa(perfect), 1.0);
-    std::vector<std::vector<int>> opposite = {{1, 1}, {1, 1}, {1, 1}, {1, 1}};
+    std::vector<std::vector<int>> opposite = { { 1, 1 }, { 1, 1 }, { 1, 1 }, { 1, 1 } };
     QVERIFY(krippendorffAlphaNominal(opposite) < 0);
     QVERIFY(fleissKappa(opposite) < 0);
 }
@@ -97,9 +105,9 @@ void TestAgreement::perfectAndOppositeRatings()
 void TestAgreement::undefinedIsNaN()
 {
     QVERIFY(std::isnan(cohenKappa({}, 2)));
-    QVERIFY(std::isnan(cohenKappa({{0, 0}, {0, 0}}, 2))); // no variation: pe = 1
-    QVERIFY(std::isnan(fleissKappa({{1, 0}, {0, 1}})));   // no item rated twice
-    QVERIFY(std::isnan(krippendorffAlphaNominal({{1, 0}})));
+    QVERIFY(std::isnan(cohenKappa({ { 0, 0 }, { 0, 0 } }, 2))); // no variation: pe = 1
+    QVERIFY(std::isnan(fleissKappa({ { 1, 0 }, { 0, 1 } }))); // no item rated twice
+    QVERIFY(std::isnan(krippendorffAlphaNominal({ { 1, 0 } })));
 }
 
 void TestAgreement::storeReport()
@@ -115,7 +123,7 @@ void TestAgreement::storeReport()
             const qint64 p = s->addPrompt(QStringLiteral("q%1").arg(i));
             // a is longer than b on every pair, so length bias = share of a wins.
             pairs << s->addPair(p, s->addCompletion(p, QStringLiteral("long answer %1").arg(i)),
-                                s->addCompletion(p, QStringLiteral("b%1").arg(i)));
+                s->addCompletion(p, QStringLiteral("b%1").arg(i)));
         }
         tx.commit();
     }

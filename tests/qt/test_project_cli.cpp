@@ -2,11 +2,11 @@
 // labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost.
 #include "project/project_store.h"
 
+#include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QElapsedTimer>
 #include <QProcess>
 #include <QSet>
 #include <QTemporaryDir>
@@ -60,13 +60,18 @@ void TestProjectCli::importSummary_data()
 void TestProjectCli::importSummary()
 {
     QFETCH(QString, onError);
-    write(path("rows.jsonl"), R"({"prompt": "p1", "chosen": "c1", "rejected": "r1"})" "\n"
-                              R"({"prompt": "p2", "chosen": "c2"})" "\n"
-                              R"(not json)" "\n"
-                              R"({"prompt": "p4", "chosen": "c4", "rejected": "r4"})" "\n");
+    write(path("rows.jsonl"),
+        R"({"prompt": "p1", "chosen": "c1", "rejected": "r1"})"
+        "\n"
+        R"({"prompt": "p2", "chosen": "c2"})"
+        "\n"
+        R"(not json)"
+        "\n"
+        R"({"prompt": "p4", "chosen": "c4", "rejected": "r4"})"
+        "\n");
     const QString project = path(QStringLiteral("cli_%1.dpoproj").arg(onError));
-    const Run r = cli({"project", "import", "--project", project, "--input", path("rows.jsonl"), "--format", "trl",
-                       "--on-error", onError});
+    const Run r = cli({ "project", "import", "--project", project, "--input", path("rows.jsonl"), "--format", "trl",
+        "--on-error", onError });
     QCOMPARE(r.exitCode, onError == "abort" ? 1 : 0);
     const QJsonObject summary = QJsonDocument::fromJson(r.out).object();
     QCOMPARE(summary["imported"].toInt(), onError == "abort" ? 0 : 2);
@@ -79,10 +84,10 @@ void TestProjectCli::importSummary()
     if (onError == "abort")
         QVERIFY(r.err.contains("nothing imported"));
     // The project exists either way (created if absent); abort left it empty.
-    const Run stats = cli({"project", "stats", "--project", project});
+    const Run stats = cli({ "project", "stats", "--project", project });
     QCOMPARE(stats.exitCode, 0);
-    QCOMPARE(QJsonDocument::fromJson(stats.out).object()["counts"].toObject()["pairs"].toInt(),
-             onError == "abort" ? 0 : 2);
+    QCOMPARE(
+        QJsonDocument::fromJson(stats.out).object()["counts"].toObject()["pairs"].toInt(), onError == "abort" ? 0 : 2);
 }
 
 void TestProjectCli::exportRoundTripAndStats()
@@ -95,10 +100,10 @@ void TestProjectCli::exportRoundTripAndStats()
             + "\n";
     write(path("trl.jsonl"), rows);
     const QString project = path("roundtrip.dpoproj");
-    Run r = cli({"project", "import", "--project", project, "--input", path("trl.jsonl")});
+    Run r = cli({ "project", "import", "--project", project, "--input", path("trl.jsonl") });
     QCOMPARE(r.exitCode, 0);
     QCOMPARE(QJsonDocument::fromJson(r.out).object()["imported"].toInt(), 20);
-    r = cli({"project", "export", "--project", project, "--output", path("back.jsonl")});
+    r = cli({ "project", "export", "--project", project, "--output", path("back.jsonl") });
     QCOMPARE(r.exitCode, 0);
     QFile in(path("trl.jsonl")), out(path("back.jsonl"));
     QVERIFY(in.open(QIODevice::ReadOnly) && out.open(QIODevice::ReadOnly));
@@ -109,10 +114,11 @@ void TestProjectCli::exportRoundTripAndStats()
 
     // Unjudged CSV pairs, labeled through the hidden simulate command by two annotators.
     write(path("pairs.csv"), "prompt,completion_a,completion_b\nq1,x,yy\nq2,xx,y\nq3,x,y\n");
-    QCOMPARE(cli({"project", "import", "--project", project, "--input", path("pairs.csv")}).exitCode, 0);
-    QCOMPARE(cli({"project", "simulate", "--project", project, "--annotator", "one"}).exitCode, 0);
-    QCOMPARE(cli({"project", "simulate", "--project", project, "--annotator", "two"}).exitCode, 0); // k = 1: none left
-    r = cli({"project", "stats", "--project", project});
+    QCOMPARE(cli({ "project", "import", "--project", project, "--input", path("pairs.csv") }).exitCode, 0);
+    QCOMPARE(cli({ "project", "simulate", "--project", project, "--annotator", "one" }).exitCode, 0);
+    QCOMPARE(
+        cli({ "project", "simulate", "--project", project, "--annotator", "two" }).exitCode, 0); // k = 1: none left
+    r = cli({ "project", "stats", "--project", project });
     QCOMPARE(r.exitCode, 0);
     const QJsonObject stats = QJsonDocument::fromJson(r.out).object();
     QCOMPARE(stats["counts"].toObject()["pairs"].toInt(), 23);
@@ -123,10 +129,11 @@ void TestProjectCli::exportRoundTripAndStats()
     QVERIFY(stats["agreement"].toObject().contains("fleiss_kappa"));
     QVERIFY(stats["agreement"].toObject()["cohen_kappa"].isNull()); // one annotator: undefined
 
-    r = cli({"project", "export", "--project", project, "--output", path("judgments.jsonl"), "--format", "judgments"});
+    r = cli(
+        { "project", "export", "--project", project, "--output", path("judgments.jsonl"), "--format", "judgments" });
     QCOMPARE(r.exitCode, 0);
     QCOMPARE(QJsonDocument::fromJson(r.out).object()["rows"].toInt(), 3);
-    r = cli({"project", "export", "--project", path("missing.dpoproj"), "--output", path("x.jsonl")});
+    r = cli({ "project", "export", "--project", path("missing.dpoproj"), "--output", path("x.jsonl") });
     QCOMPARE(r.exitCode, 1);
     QVERIFY(r.err.startsWith("dpo-cli: error: no project"));
 }
@@ -138,10 +145,10 @@ void TestProjectCli::killDuringLabeling()
         csv += QStringLiteral("prompt %1,answer a %1,answer b %1\n").arg(i).toUtf8();
     write(path("kill.csv"), csv);
     const QString project = path("kill.dpoproj");
-    QCOMPARE(cli({"project", "import", "--project", project, "--input", path("kill.csv")}).exitCode, 0);
+    QCOMPARE(cli({ "project", "import", "--project", project, "--input", path("kill.csv") }).exitCode, 0);
 
     QProcess p;
-    p.start(QStringLiteral(DPO_CLI_PATH), {"project", "simulate", "--project", project, "--annotator", "victim"});
+    p.start(QStringLiteral(DPO_CLI_PATH), { "project", "simulate", "--project", project, "--annotator", "victim" });
     QVERIFY(p.waitForStarted());
     // Read what the child reports as committed, then kill it without warning somewhere mid-stream.
     QList<qint64> judgedIds, judgedPairs;

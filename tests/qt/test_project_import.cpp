@@ -55,16 +55,22 @@ void TestProjectImport::trlRoundTrip()
 {
     const QByteArray input =
         // standard, with escapes, unicode and newlines
-        R"J({"prompt": "Write \"hello\"\nin C:", "chosen": "printf(\"hello\\n\");", "rejected": "print('hello')"})J" "\n"
-        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Oui 🙂", "rejected": "Non\ttab"})J" "\n"
+        R"J({"prompt": "Write \"hello\"\nin C:", "chosen": "printf(\"hello\\n\");", "rejected": "print('hello')"})J"
+        "\n"
+        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Oui 🙂", "rejected": "Non\ttab"})J"
+        "\n"
         // implicit prompt (strings)
-        R"J({"chosen": "The sky is blue because of Rayleigh scattering.", "rejected": "The sky is green."})J" "\n"
+        R"J({"chosen": "The sky is blue because of Rayleigh scattering.", "rejected": "The sky is green."})J"
+        "\n"
         // conversational
-        R"J({"prompt": [{"role": "user", "content": "Hi!"}], "chosen": [{"role": "assistant", "content": "Hello, how can I help?"}], "rejected": [{"role": "assistant", "content": "Go away."}]})J" "\n"
+        R"J({"prompt": [{"role": "user", "content": "Hi!"}], "chosen": [{"role": "assistant", "content": "Hello, how can I help?"}], "rejected": [{"role": "assistant", "content": "Go away."}]})J"
+        "\n"
         // conversational, implicit prompt, multi-turn
-        R"J({"chosen": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "rejected": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]})J" "\n"
+        R"J({"chosen": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}], "rejected": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]})J"
+        "\n"
         // the same prompt twice: stored once
-        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Sí", "rejected": "No"})J" "\n";
+        R"J({"prompt": "Ünïcödé — 日本語 🙂?", "chosen": "Sí", "rejected": "No"})J"
+        "\n";
     write(path("in.jsonl"), input);
     auto s = ProjectStore::open(newProject());
     const ImportResult r = importFile(*s, path("in.jsonl"));
@@ -76,7 +82,7 @@ void TestProjectImport::trlRoundTrip()
     QCOMPARE(s->counts().prejudgedPairs, 6);
     QCOMPARE(s->counts().labelSlots, 0); // already judged: not queued
     // Rendered text for the Label page.
-    const auto pairs = s->listPairs(ListQuery{});
+    const auto pairs = s->listPairs(ListQuery {});
     QCOMPARE(pairs.rows[2].prompt, QStringLiteral("The sky is"));
     QCOMPARE(pairs.rows[2].textA, QStringLiteral(" blue because of Rayleigh scattering."));
     QCOMPARE(pairs.rows[3].prompt, QStringLiteral("Hi!"));
@@ -109,15 +115,23 @@ void TestProjectImport::badRows()
 {
     QFETCH(bool, abort);
     QByteArray input;
-    input += R"J({"prompt": "p1", "chosen": "c1", "rejected": "r1"})J" "\n";   // 1 good
-    input += R"J({"prompt": "p2", "chosen": "c2", "rejected": )J" "\n";        // 2 invalid JSON
-    input += R"J({"prompt": "p3", "chosen": "c3"})J" "\n";                     // 3 missing rejected
-    input += R"J({"prompt": "p4", "chosen": "   ", "rejected": "r4"})J" "\n";  // 4 empty text
-    input += QByteArray(R"J({"prompt": "p5 )J") + "\xff\xfe" + R"J(", "chosen": "c5", "rejected": "r5"})J" "\n"; // 5 UTF-8
-    input += "\n";                                                             // 6 blank: ignored
-    input += R"J([1, 2, 3])J" "\r\n";                                            // 7 not an object
-    input += R"J({"prompt": "p8", "chosen": 8, "rejected": "r8"})J" "\n";      // 8 wrong type
-    input += R"J({"prompt": "p9", "chosen": "c9", "rejected": "r9"})J";        // 9 good, no final newline
+    input += R"J({"prompt": "p1", "chosen": "c1", "rejected": "r1"})J"
+             "\n"; // 1 good
+    input += R"J({"prompt": "p2", "chosen": "c2", "rejected": )J"
+             "\n"; // 2 invalid JSON
+    input += R"J({"prompt": "p3", "chosen": "c3"})J"
+             "\n"; // 3 missing rejected
+    input += R"J({"prompt": "p4", "chosen": "   ", "rejected": "r4"})J"
+             "\n"; // 4 empty text
+    input += QByteArray(R"J({"prompt": "p5 )J") + "\xff\xfe"
+        + R"J(", "chosen": "c5", "rejected": "r5"})J"
+          "\n"; // 5 UTF-8
+    input += "\n"; // 6 blank: ignored
+    input += R"J([1, 2, 3])J"
+             "\r\n"; // 7 not an object
+    input += R"J({"prompt": "p8", "chosen": 8, "rejected": "r8"})J"
+             "\n"; // 8 wrong type
+    input += R"J({"prompt": "p9", "chosen": "c9", "rejected": "r9"})J"; // 9 good, no final newline
     write(path("bad.jsonl"), input);
     auto s = ProjectStore::open(newProject());
     ImportOptions o;
@@ -125,9 +139,9 @@ void TestProjectImport::badRows()
     const ImportResult r = importFile(*s, path("bad.jsonl"), o);
     QCOMPARE(r.skipped, 6);
     QCOMPARE(r.errors.size(), 6);
-    const QList<qint64> lines = {2, 3, 4, 5, 7, 8};
-    const QStringList words = {"invalid JSON", "missing field \"rejected\"", "\"chosen\" is empty", "invalid UTF-8",
-                               "JSON object", "\"chosen\" must be"};
+    const QList<qint64> lines = { 2, 3, 4, 5, 7, 8 };
+    const QStringList words = { "invalid JSON", "missing field \"rejected\"", "\"chosen\" is empty", "invalid UTF-8",
+        "JSON object", "\"chosen\" must be" };
     for (int i = 0; i < lines.size(); ++i) {
         QCOMPARE(r.errors[i].line, lines[i]);
         QVERIFY2(r.errors[i].message.contains(words[i]), qPrintable(r.errors[i].message));
@@ -153,7 +167,7 @@ void TestProjectImport::csvQuoting()
     QCOMPARE(r.skipped, 0);
     QCOMPARE(r.imported, 3);
     QCOMPARE(s->counts().labelSlots, 6); // unjudged pairs are queued k times
-    const auto rows = s->listPairs(ListQuery{});
+    const auto rows = s->listPairs(ListQuery {});
     QCOMPARE(rows.rows[0].prompt, QStringLiteral("Say \"hi\", twice"));
     QCOMPARE(rows.rows[0].textA, QStringLiteral("hi, hi"));
     QCOMPARE(rows.rows[0].textB, QStringLiteral("hi\r\nhi"));
@@ -180,14 +194,14 @@ void TestProjectImport::csvQuoting()
 
 void TestProjectImport::csvBadRows()
 {
-    const QByteArray csv = "prompt,completion_a,completion_b\n"            // line 1
-                           "\"p\n2\",a,b\n"                                // lines 2-3 good
-                           "p4,only two\n"                                 // line 4: field count
-                           "p5,,b\n"                                       // line 5: empty
-                           "p6,\"a\n\n\",b\n"                              // lines 6-8 good (a has text)
-                           "p9,\xc3\x28,b\n"                               // line 9: invalid UTF-8
-                           "p10,a,b\n"                                     // line 10 good
-                           "\"p11,a,b\n";                                  // line 11: unterminated quote
+    const QByteArray csv = "prompt,completion_a,completion_b\n" // line 1
+                           "\"p\n2\",a,b\n" // lines 2-3 good
+                           "p4,only two\n" // line 4: field count
+                           "p5,,b\n" // line 5: empty
+                           "p6,\"a\n\n\",b\n" // lines 6-8 good (a has text)
+                           "p9,\xc3\x28,b\n" // line 9: invalid UTF-8
+                           "p10,a,b\n" // line 10 good
+                           "\"p11,a,b\n"; // line 11: unterminated quote
     write(path("bad.csv"), csv);
     auto s = ProjectStore::open(newProject());
     const ImportResult r = importFile(*s, path("bad.csv"));
@@ -212,9 +226,17 @@ void TestProjectImport::csvBadRows()
 
 void TestProjectImport::promptsOnly()
 {
-    write(path("prompts.jsonl"), R"J({"prompt": "first"})J" "\n" R"J({"prompt": "second"})J" "\n"
-                                 R"J({"prompt": "first"})J" "\n" R"J({"prompt": ""})J" "\n"
-                                 R"J({"prompt": [{"role": "user", "content": "third"}]})J" "\n");
+    write(path("prompts.jsonl"),
+        R"J({"prompt": "first"})J"
+        "\n"
+        R"J({"prompt": "second"})J"
+        "\n"
+        R"J({"prompt": "first"})J"
+        "\n"
+        R"J({"prompt": ""})J"
+        "\n"
+        R"J({"prompt": [{"role": "user", "content": "third"}]})J"
+        "\n");
     auto s = ProjectStore::open(newProject());
     const ImportResult r = importFile(*s, path("prompts.jsonl"));
     QCOMPARE(r.format, ImportFormat::Prompts);
@@ -246,9 +268,9 @@ void TestProjectImport::exportMajority_data()
     QTest::addColumn<QStringList>("expected"); // prompts exported, in order
     // Pairs: q0 votes a,a,b (2/3 a); q1 a,b (no majority); q2 tie,tie,a (tie wins: out); q3 b (1 vote);
     // q4 both_bad,a,a (2/3 a); q5 only skips; q6 eval judgments only.
-    QTest::newRow("plain majority") << 1 << 0.0 << QStringList{"q0", "q3", "q4"};
-    QTest::newRow("min votes 2") << 2 << 0.0 << QStringList{"q0", "q4"};
-    QTest::newRow("min agreement 0.7") << 1 << 0.7 << QStringList{"q3"};
+    QTest::newRow("plain majority") << 1 << 0.0 << QStringList { "q0", "q3", "q4" };
+    QTest::newRow("min votes 2") << 2 << 0.0 << QStringList { "q0", "q4" };
+    QTest::newRow("min agreement 0.7") << 1 << 0.7 << QStringList { "q3" };
 }
 
 void TestProjectImport::exportMajority()
@@ -257,28 +279,28 @@ void TestProjectImport::exportMajority()
     QFETCH(double, minAgreement);
     QFETCH(QStringList, expected);
     auto s = ProjectStore::open(newProject());
-    const QVector<qint64> ann = {s->annotator("x").id, s->annotator("y").id, s->annotator("z").id};
+    const QVector<qint64> ann = { s->annotator("x").id, s->annotator("y").id, s->annotator("z").id };
     QVector<qint64> pairs;
     for (int i = 0; i < 7; ++i) {
         const qint64 p = s->addPrompt(QStringLiteral("q%1").arg(i));
         pairs << s->addPair(p, s->addCompletion(p, "A"), s->addCompletion(p, "B"), "import",
-                            i == 6 ? JudgmentKind::Eval : JudgmentKind::Label);
+            i == 6 ? JudgmentKind::Eval : JudgmentKind::Label);
     }
     const QDateTime t = QDateTime::currentDateTimeUtc();
     auto vote = [&](int pair, const QList<Verdict> &vs, JudgmentKind kind = JudgmentKind::Label) {
         for (int i = 0; i < vs.size(); ++i)
             s->recordJudgment(ann[i], pairs[pair], /*leftIsA=*/i % 2 == 0,
-                              // express "a wins" independent of side: Left when a is on the left
-                              vs[i], kind, t);
+                // express "a wins" independent of side: Left when a is on the left
+                vs[i], kind, t);
     };
     // With leftIsA alternating (x: a left, y: b left, z: a left), pick verdicts that give the winners above.
-    vote(0, {Verdict::Left, Verdict::Right, Verdict::Right}); // a, a, b
-    vote(1, {Verdict::Left, Verdict::Left});                  // a, b
-    vote(2, {Verdict::Tie, Verdict::Tie, Verdict::Left});     // tie, tie, a
-    vote(3, {Verdict::Right});                                // b
-    vote(4, {Verdict::BothBad, Verdict::Right, Verdict::Left}); // both_bad, a, a
-    vote(5, {Verdict::Skip, Verdict::Skip});
-    vote(6, {Verdict::Left, Verdict::Left}, JudgmentKind::Eval);
+    vote(0, { Verdict::Left, Verdict::Right, Verdict::Right }); // a, a, b
+    vote(1, { Verdict::Left, Verdict::Left }); // a, b
+    vote(2, { Verdict::Tie, Verdict::Tie, Verdict::Left }); // tie, tie, a
+    vote(3, { Verdict::Right }); // b
+    vote(4, { Verdict::BothBad, Verdict::Right, Verdict::Left }); // both_bad, a, a
+    vote(5, { Verdict::Skip, Verdict::Skip });
+    vote(6, { Verdict::Left, Verdict::Left }, JudgmentKind::Eval);
     ExportOptions o;
     o.minVotes = minVotes;
     o.minAgreement = minAgreement;
@@ -347,7 +369,7 @@ void TestProjectImport::cancel()
         input += QStringLiteral(R"J({"prompt": "p%1", "chosen": "c", "rejected": "r"})J").arg(i).toUtf8() + "\n";
     write(path("many.jsonl"), input);
     auto s = ProjectStore::open(newProject());
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop { false };
     ImportOptions o;
     qint64 calls = 0, lastDone = 0, lastTotal = 0;
     o.progress = [&](qint64 done, qint64 total) {

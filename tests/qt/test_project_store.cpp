@@ -85,10 +85,10 @@ QVector<qint64> TestProjectStore::addPairs(ProjectStore &s, int n, const QString
     return ids;
 }
 
-#define FRESH(loc)                                                                                                   \
-    QFETCH(QString, backend);                                                                                      \
-    const QString loc = fresh(backend);                                                                            \
-    if (QTest::currentTestFailed() || loc.isEmpty())                                                               \
+#define FRESH(loc)                                                                                                     \
+    QFETCH(QString, backend);                                                                                          \
+    const QString loc = fresh(backend);                                                                                \
+    if (QTest::currentTestFailed() || loc.isEmpty())                                                                   \
         return;
 
 void TestProjectStore::createAndReopen()
@@ -151,7 +151,7 @@ void TestProjectStore::queueWithOverlap()
     auto s = ProjectStore::open(loc);
     s->setOverlap(2);
     const QVector<qint64> pairs = addPairs(*s, 5);
-    const qint64 ids[3] = {s->annotator("a").id, s->annotator("b").id, s->annotator("c").id};
+    const qint64 ids[3] = { s->annotator("a").id, s->annotator("b").id, s->annotator("c").id };
     QHash<qint64, QSet<qint64>> judgedBy; // pair -> annotators
     // Round-robin until every queue is empty.
     for (bool progress = true; progress;) {
@@ -274,7 +274,7 @@ void TestProjectStore::repair()
     const qint64 pairsBefore = s->counts().pairs;
     const qint64 newPair = s->repair(a, *shown, /*editedLeft=*/false, QStringLiteral("a much better answer"), "fixed");
     QCOMPARE(s->counts().pairs, pairsBefore + 1);
-    const auto rows = s->listPairs(ListQuery{QString(), 0, {}, {}, JudgedFilter::Any, QStringLiteral("repair")});
+    const auto rows = s->listPairs(ListQuery { QString(), 0, {}, {}, JudgedFilter::Any, QStringLiteral("repair") });
     QCOMPARE(rows.total, 1);
     QCOMPARE(rows.rows[0].id, newPair);
     QCOMPARE(rows.rows[0].textA, QStringLiteral("a much better answer"));
@@ -310,7 +310,7 @@ void TestProjectStore::randomizationRecorded()
     const Annotator x = s->annotator("x"), y = s->annotator("y");
     QVERIFY(x.orderSeed != y.orderSeed);
     QHash<qint64, bool> orderX, orderY;
-    for (const Annotator &ann : {x, y}) {
+    for (const Annotator &ann : { x, y }) {
         while (auto p = s->nextPairFor(ann.id)) {
             QCOMPARE(p->orderSeed, ann.orderSeed);
             QCOMPARE(p->left.id == p->right.id, false);
@@ -328,10 +328,10 @@ void TestProjectStore::randomizationRecorded()
     QVERIFY2(leftA > 35 && leftA < 85, qPrintable(QString::number(leftA)));
     QVERIFY2(differ > 35 && differ < 85, qPrintable(QString::number(differ)));
     // Every judgment records which completion was on the left, consistent with the verdict.
-    const auto page = s->listJudgments(ListQuery{QString(), x.id, {}, {}, JudgedFilter::Any, {}, 0, 1000});
+    const auto page = s->listJudgments(ListQuery { QString(), x.id, {}, {}, JudgedFilter::Any, {}, 0, 1000 });
     QCOMPARE(page.total, qint64(n));
     QHash<qint64, PairRow> pairById;
-    for (const PairRow &row : s->listPairs(ListQuery{QString(), 0, {}, {}, JudgedFilter::Any, {}, 0, 1000}).rows)
+    for (const PairRow &row : s->listPairs(ListQuery { QString(), 0, {}, {}, JudgedFilter::Any, {}, 0, 1000 }).rows)
         pairById.insert(row.id, row);
     for (const JudgmentRow &r : page.rows) {
         const Judgment &j = r.judgment;
@@ -367,7 +367,7 @@ void TestProjectStore::verdictMapping()
     const qint64 pair = addPairs(*s, 1)[0];
     const qint64 a = s->annotator("m").id;
     const qint64 id = s->recordJudgment(a, pair, leftIsA, Verdict(verdict), JudgmentKind::Label,
-                                        QDateTime::currentDateTimeUtc(), Strength::Much, "why");
+        QDateTime::currentDateTimeUtc(), Strength::Much, "why");
     const auto js = s->judgmentsOfPair(pair);
     QCOMPARE(js.size(), 1);
     QCOMPARE(js[0].id, id);
@@ -474,10 +474,10 @@ void TestProjectStore::sanityChecks()
         if (i.type == SanityIssue::DuplicatePair)
             QCOMPARE(i.otherPairId, dupOf);
     }
-    QCOMPARE(found[SanityIssue::ChosenEqualsRejected], QSet<qint64>{same});
-    QCOMPARE(found[SanityIssue::LengthSkew], QSet<qint64>{skew});
-    QCOMPARE(found[SanityIssue::DuplicatePair], QSet<qint64>{dup});
-    QCOMPARE(found[SanityIssue::OverMaxLength], QSet<qint64>{tooLong});
+    QCOMPARE(found[SanityIssue::ChosenEqualsRejected], QSet<qint64> { same });
+    QCOMPARE(found[SanityIssue::LengthSkew], QSet<qint64> { skew });
+    QCOMPARE(found[SanityIssue::DuplicatePair], QSet<qint64> { dup });
+    QCOMPARE(found[SanityIssue::OverMaxLength], QSet<qint64> { tooLong });
 }
 
 void TestProjectStore::runs()
@@ -516,7 +516,7 @@ void TestProjectStore::concurrentAnnotators()
                 while (auto p = s->nextPairFor(me)) {
                     {
                         std::lock_guard<std::mutex> lock(mutex);
-                        served.push_back({p->slotId, me});
+                        served.push_back({ p->slotId, me });
                     }
                     s->recordVerdict(me, *p, (p->pairId + t) % 2 ? Verdict::Left : Verdict::Right);
                 }
