@@ -8,13 +8,15 @@
 #   5. dpo-cli demo-eval      share of held-out prompts with the preferred answer, before and after a
 #                             short DPO run with resources/demo/dpo_preset.json (skip with --no-measure)
 # Usage: scripts/make_demo_model.sh [--cli PATH/dpo-cli] [--work DIR] [--threads N] [--no-measure]
+# --threads defaults to 1: the model is so small that one thread is nearly as fast as several, results
+# depend on the thread count, and on a busy machine libtorch's OpenMP threads can be 10x slower.
 # The results are bit-identical from run to run on the same machine and libtorch build; other CPUs or
 # BLAS builds may round differently during SFT (the recipe is the same, the weights may differ).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CLI="${DPO_CLI:-}"
 WORK=""
-THREADS=2
+THREADS=1
 MEASURE=1
 SEED=1234
 while [ $# -gt 0 ]; do
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --work) WORK="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --no-measure) MEASURE=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "make_demo_model.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -98,7 +100,7 @@ rm -rf "$WORK/init"
 rm -rf "$WORK/sft"
 start=$(date +%s)
 "$CLI" --threads "$THREADS" sft --model "$WORK/init" --dataset "$WORK/data/sft.jsonl" --output-dir "$WORK/sft" \
-  --learning-rate 3e-3 --lr-scheduler cosine --warmup-ratio 0.05 --batch-size 32 --epochs 4 \
+  --learning-rate 3e-3 --lr-scheduler cosine --warmup-ratio 0.05 --batch-size 32 --epochs 8 \
   --max-length 64 --weight-decay 0.0 --max-grad-norm 1.0 --seed "$SEED" --save-steps 0 \
   --device cpu --threads "$THREADS"
 echo "SFT wall time: $(( $(date +%s) - start )) s" >&2

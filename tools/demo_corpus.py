@@ -4,8 +4,8 @@
 Everything is drawn from one seeded random.Random, so the same seed gives byte-identical files:
 
   sft.jsonl            the SFT instruction corpus ({"prompt", "completion"} rows). It is deliberately
-                       *mixed*: sums are sometimes off by one and greetings are sometimes curt, so the
-                       SFT model answers both ways and DPO has something visible to fix.
+                       *mixed*: sums are often off by one and greetings often curt, so the SFT model
+                       answers both ways and DPO has something visible to fix.
   spm_text.txt         one sentence per line, the text spm_train learns the tokenizer from (the SFT
                        rows, plus the text of any --extra-jsonl files).
   dpo_pairs.jsonl      preference pairs ({"prompt", "chosen", "rejected"}): correct sums over wrong
@@ -46,7 +46,11 @@ COLOURS = [
 ]
 
 NUMBERS = range(1, 10)  # the sums use small numbers a tiny model can learn
-WRONG_SHARE = 0.6       # share of sloppy answers in the SFT corpus (off-by-one sums, curt greetings)
+CURT_SHARE = 0.6        # share of curt greetings in the SFT corpus
+# Sums in the SFT corpus are right a third of the time and off by one (up or down) otherwise, so the
+# SFT model has a right mode and two wrong ones; the DPO pairs reject both wrong ones, so that DPO
+# learns "exact" rather than merely "not one more" (which overshoots to one less).
+SUM_OFFSETS = (0, 1, -1)
 
 
 def sum_prompt(a, b):
@@ -118,19 +122,20 @@ def main():
         r = rng.random()
         if r < 0.4:
             a, b = rng.choice(sums)
-            c = a + b if rng.random() >= WRONG_SHARE else a + b + 1
+            c = a + b + rng.choice(SUM_OFFSETS)
             sft.append((sum_prompt(a, b), sum_answer(a, b, c)))
         elif r < 0.65:
             name = rng.choice(NAMES)
-            reply = polite_greeting(name) if rng.random() >= WRONG_SHARE else curt_greeting(name)
+            reply = polite_greeting(name) if rng.random() >= CURT_SHARE else curt_greeting(name)
             sft.append((greeting_prompt(name), reply))
         else:
             sft.append(filler_row(rng))
 
     pairs = []
     for a, b in dpo_sums:
-        pairs.append({"prompt": sum_prompt(a, b), "chosen": sum_answer(a, b, a + b),
-                      "rejected": sum_answer(a, b, a + b + 1)})
+        for offset in SUM_OFFSETS[1:]:
+            pairs.append({"prompt": sum_prompt(a, b), "chosen": sum_answer(a, b, a + b),
+                          "rejected": sum_answer(a, b, a + b + offset)})
     for name in dpo_names:
         pairs.append({"prompt": greeting_prompt(name), "chosen": polite_greeting(name),
                       "rejected": curt_greeting(name)})
@@ -139,7 +144,8 @@ def main():
     evals = []
     for a, b in eval_sums:
         evals.append({"prompt": sum_prompt(a, b), "category": "sum",
-                      "expect_contains": f" is {a + b}.", "reject_contains": f" is {a + b + 1}."})
+                      "expect_contains": f" is {a + b}.",
+                      "reject_contains": [f" is {a + b + o}." for o in SUM_OFFSETS[1:]]})
     for name in eval_names:
         evals.append({"prompt": greeting_prompt(name), "category": "greeting",
                       "expect_contains": "lovely to see you", "reject_contains": "What do you want"})

@@ -70,7 +70,6 @@ void MarkdownView::polishDocument()
             QTextCursor c(b);
             QTextBlockFormat nb = bf;
             nb.setBackground(codeBg);
-            nb.setLeftMargin(bf.leftMargin() + 4);
             c.setBlockFormat(nb);
             c.movePosition(QTextCursor::EndOfBlock, QTextCursor::KeepAnchor);
             QTextCharFormat cf;

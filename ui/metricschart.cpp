@@ -69,11 +69,14 @@ void BoundedSeries::clear()
 // recent half stays exact. Repeated folds make resolution decay geometrically with age.
 void BoundedSeries::compact()
 {
-    const int half = (int(m_x.size()) / 2) / 4 * 4;
+    // The first point stays as it is, so the chart always starts where the run started.
+    const int half = 1 + (int(m_x.size()) / 2) / 4 * 4;
     QVector<double> nx, ny;
     nx.reserve(m_budget);
     ny.reserve(m_budget);
-    for (int i = 0; i < half; i += 4) {
+    nx.append(m_x[0]);
+    ny.append(m_y[0]);
+    for (int i = 1; i < half; i += 4) {
         int lo = i, hi = i;
         for (int j = i + 1; j < i + 4; ++j) {
             if (m_y[j] < m_y[lo] || std::isnan(m_y[lo]))
