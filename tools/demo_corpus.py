@@ -46,11 +46,16 @@ COLOURS = [
 ]
 
 NUMBERS = range(1, 10)  # the sums use small numbers a tiny model can learn
-CURT_SHARE = 0.6        # share of curt greetings in the SFT corpus
-# Sums in the SFT corpus are right a third of the time and off by one (up or down) otherwise, so the
-# SFT model has a right mode and two wrong ones; the DPO pairs reject both wrong ones, so that DPO
-# learns "exact" rather than merely "not one more" (which overshoots to one less).
-SUM_OFFSETS = (0, 1, -1)
+# The SFT corpus repeats every sum prompt SUM_REPEATS times, SUM_CORRECT of them with the right
+# answer and the others one too many, and every greeting prompt GREETING_REPEATS times,
+# GREETING_POLITE of them polite and the others curt. The same ratio for every prompt makes the
+# sloppiness a general habit of the SFT model rather than a per-prompt accident, which is what a
+# few DPO pairs can correct on prompts they never show.
+SUM_REPEATS, SUM_CORRECT = 20, 8
+GREETING_REPEATS, GREETING_POLITE = 16, 6
+# The DPO pairs reject one too many (the habit) and also one too few, so that DPO learns "exact"
+# rather than "lower" (with only the first, longer runs overshoot to one too few).
+REJECTED_SUM_OFFSETS = (1, -1)
 
 
 def sum_prompt(a, b):
@@ -118,22 +123,21 @@ def main():
     dpo_names, eval_names = split_half(NAMES, rng)
 
     sft = []
-    for _ in range(args.rows):
-        r = rng.random()
-        if r < 0.4:
-            a, b = rng.choice(sums)
-            c = a + b + rng.choice(SUM_OFFSETS)
-            sft.append((sum_prompt(a, b), sum_answer(a, b, c)))
-        elif r < 0.65:
-            name = rng.choice(NAMES)
-            reply = polite_greeting(name) if rng.random() >= CURT_SHARE else curt_greeting(name)
-            sft.append((greeting_prompt(name), reply))
-        else:
-            sft.append(filler_row(rng))
+    for a, b in sums:
+        for i in range(SUM_REPEATS):
+            sft.append((sum_prompt(a, b), sum_answer(a, b, a + b + (0 if i < SUM_CORRECT else 1))))
+    for name in NAMES:
+        for i in range(GREETING_REPEATS):
+            sft.append((greeting_prompt(name), polite_greeting(name) if i < GREETING_POLITE else curt_greeting(name)))
+    if len(sft) > args.rows:
+        ap.error(f"--rows must be at least {len(sft)}")
+    while len(sft) < args.rows:
+        sft.append(filler_row(rng))
+    rng.shuffle(sft)
 
     pairs = []
     for a, b in dpo_sums:
-        for offset in SUM_OFFSETS[1:]:
+        for offset in REJECTED_SUM_OFFSETS:
             pairs.append({"prompt": sum_prompt(a, b), "chosen": sum_answer(a, b, a + b),
                           "rejected": sum_answer(a, b, a + b + offset)})
     for name in dpo_names:
@@ -145,7 +149,7 @@ def main():
     for a, b in eval_sums:
         evals.append({"prompt": sum_prompt(a, b), "category": "sum",
                       "expect_contains": f" is {a + b}.",
-                      "reject_contains": [f" is {a + b + o}." for o in SUM_OFFSETS[1:]]})
+                      "reject_contains": [f" is {a + b + o}." for o in REJECTED_SUM_OFFSETS]})
     for name in eval_names:
         evals.append({"prompt": greeting_prompt(name), "category": "greeting",
                       "expect_contains": "lovely to see you", "reject_contains": "What do you want"})

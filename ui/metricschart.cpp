@@ -661,6 +661,7 @@ QVector<ChartSpec> MetricsDashboard::dpoChartSpecs()
         {tr("Log-probs"), {"logps/chosen", "logps/rejected"}, {tr("chosen"), tr("rejected")}, false},
         {tr("Learning rate"), {"learning_rate"}, {tr("lr")}, true},
         {tr("Grad norm"), {"grad_norm"}, {tr("grad norm")}, true},
+        {tr("Throughput (tokens/s)"), {"tokens_per_second"}, {tr("tokens/s")}, true},
     };
 }
 
@@ -712,7 +713,7 @@ MetricsDashboard::MetricsDashboard(QWidget *parent)
         auto *chart = new MetricsChart(specs[i]);
         m_charts.append(chart);
     }
-    // Loss gets two cells; the other six fill a 3-column grid.
+    // Loss gets two cells; the other seven fill a 3-column grid.
     grid->addWidget(m_charts[0], 0, 0, 1, 2);
     grid->addWidget(m_charts[1], 0, 2);
     for (int i = 2; i < m_charts.size(); ++i)

@@ -195,7 +195,8 @@ public:
     // Exports the primary run's metrics as CSV (from its metrics.jsonl when it has one).
     bool exportCsv(const QString &path, QString *error = nullptr);
 
-    // The standard DPO chart set.
+    // The standard DPO chart set: loss, reward accuracy, margin, rewards, log-probs, learning rate, grad
+    // norm, throughput.
     static QVector<ChartSpec> dpoChartSpecs();
 
 protected:

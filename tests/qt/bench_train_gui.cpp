@@ -1,7 +1,7 @@
 // Benchmark (not a test) of the Train page. Prints one JSON object per mode.
 //
 //   bench_train_gui [--mode latency|charts|screenshot] [--model DIR] [--data FILE] [--seconds S]
-//                   [--threads N] [--batch N] [--out FILE.png] [--delay MS]
+//                   [--threads N] [--batch N] [--out FILE.png] [--delay MS] [--steps N]
 //
 // latency     the Train page shown (1400x900) trains --model on --data for S seconds while a 5 ms QTimer
 //             probes the GUI event loop: lateness = time between ticks - 5 ms. Reports the worst, p99 and
@@ -253,7 +253,7 @@ static int chartsMode()
 }
 
 static int screenshotMode(const QString &model, const QString &data, const QString &outPng, int delayMs, int threads,
-                          int batch)
+                          int batch, int steps)
 {
     QTemporaryDir dir;
     // A project holding the data as judged pairs, so the window looks as it does in use.
@@ -289,7 +289,7 @@ static int screenshotMode(const QString &model, const QString &data, const QStri
         return 1;
     window.show();
     QTest::qWaitForWindowExposed(&window);
-    if (!configure(*page, model, QString(), dir.filePath(QStringLiteral("runs/run-demo")), 400, threads, batch))
+    if (!configure(*page, model, QString(), dir.filePath(QStringLiteral("runs/run-demo")), steps, threads, batch))
         return 1;
     page->setDataSource(TrainPage::DataSource::Project);
     page->setEvalSplit(0.25);
@@ -347,9 +347,11 @@ int main(int argc, char **argv)
                                 QStringLiteral("4"));
     QCommandLineOption outOpt(QStringLiteral("out"), QStringLiteral("screenshot file"), QStringLiteral("FILE"),
                               QStringLiteral("train-page.png"));
+    QCommandLineOption stepsOpt(QStringLiteral("steps"), QStringLiteral("max steps of the screenshot run"),
+                                QStringLiteral("N"), QStringLiteral("3000"));
     QCommandLineOption delayOpt(QStringLiteral("delay"), QStringLiteral("ms before the screenshot"), QStringLiteral("MS"),
                                 QStringLiteral("6000"));
-    cli.addOptions({modeOpt, modelOpt, dataOpt, secondsOpt, threadsOpt, batchOpt, outOpt, delayOpt});
+    cli.addOptions({modeOpt, modelOpt, dataOpt, secondsOpt, threadsOpt, batchOpt, outOpt, delayOpt, stepsOpt});
     cli.addHelpOption();
     cli.process(app);
     const QString mode = cli.value(modeOpt);
@@ -357,7 +359,7 @@ int main(int argc, char **argv)
         return chartsMode();
     if (mode == QLatin1String("screenshot"))
         return screenshotMode(cli.value(modelOpt), cli.value(dataOpt), cli.value(outOpt), cli.value(delayOpt).toInt(),
-                              cli.value(threadsOpt).toInt(), cli.value(batchOpt).toInt());
+                              cli.value(threadsOpt).toInt(), cli.value(batchOpt).toInt(), cli.value(stepsOpt).toInt());
     return latencyMode(cli.value(modelOpt), cli.value(dataOpt), cli.value(secondsOpt).toDouble(),
                        cli.value(threadsOpt).toInt(), cli.value(batchOpt).toInt());
 }

@@ -248,11 +248,11 @@ void TestEvaluationReport::resultsEqualComputeRatings()
     QVERIFY(res.ratings.models[2].rating > res.ratings.models[1].rating);
     QVERIFY(res.ratings.models[1].rating > 1000.0);
 
-    // Length statistics: model i writes i+1 sentences of 6 words.
+    // Length statistics: model i writes i+1 sentences of 7 words.
     for (int i = 0; i < 3; ++i) {
         QCOMPARE(res.lengths[i].outputs, 12);
-        QCOMPARE(res.lengths[i].meanWords, 6.0 * (i + 1));
-        QCOMPARE(res.lengths[i].medianWords, 6.0 * (i + 1));
+        QCOMPARE(res.lengths[i].meanWords, 7.0 * (i + 1));
+        QCOMPARE(res.lengths[i].medianWords, 7.0 * (i + 1));
         double chars = 0;
         for (qint64 p : m_prompts)
             for (const Completion &c : m_store->completionsOf(p))
@@ -388,7 +388,7 @@ void TestEvaluationReport::csvParses()
                 i = k;
         QVERIFY(i >= 0);
         QVERIFY(std::abs(m[r][ratingCol].toDouble() - res.ratings.models[size_t(i)].rating) < 1e-3);
-        QCOMPARE(m[r][wordsCol].toDouble(), 6.0 * (i + 1));
+        QCOMPARE(m[r][wordsCol].toDouble(), 7.0 * (i + 1));
         if (i == 0)
             QVERIFY(m[r][rateCol].isEmpty()); // the baseline has no win rate against itself
         else

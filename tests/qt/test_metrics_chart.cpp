@@ -161,6 +161,7 @@ void TestMetricsChart::liveRedrawsAreCoalesced()
                                         {"logps/rejected", -25.0},
                                         {"learning_rate", 1e-6},
                                         {"grad_norm", 1.5},
+                                        {"tokens_per_second", 900.0},
                                         {"_rss_bytes", 123}});
         }
         QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
