@@ -26,6 +26,7 @@
 #include <QPushButton>
 #include <QRadioButton>
 #include <QRegularExpression>
+#include <QScrollBar>
 #include <QSet>
 #include <QSettings>
 #include <QSpinBox>
@@ -85,6 +86,17 @@ QTableWidget *table(const QStringList &headers)
     t->setSelectionBehavior(QAbstractItemView::SelectRows);
     t->setAlternatingRowColors(true);
     return t;
+}
+
+// A short table as tall as its rows (up to 12 shown), so the charts above get the room.
+void fitHeight(QTableWidget *t)
+{
+    int h = t->horizontalHeader()->height() + 2 * t->frameWidth();
+    for (int r = 0; r < std::min(t->rowCount(), 12); ++r)
+        h += t->rowHeight(r);
+    if (t->rowCount() > 12)
+        h += t->horizontalScrollBar()->sizeHint().height();
+    t->setMaximumHeight(h + 2);
 }
 
 QCustomPlot *plotWidget()
@@ -207,6 +219,7 @@ void EvaluatePage::buildUi()
     m_progress = new QProgressBar;
     m_progress->setMaximumWidth(260);
     m_progress->setValue(0);
+    m_progress->setTextVisible(false);
     m_progressLabel = new QLabel;
     m_progressLabel->setObjectName(QStringLiteral("evalProgressLabel"));
     m_cancel = new QPushButton(tr("Cancel"));
@@ -383,6 +396,7 @@ QWidget *EvaluatePage::buildResultsTab()
     });
     m_baselineBox = new QComboBox;
     m_baselineBox->setObjectName(QStringLiteral("evalBaseline"));
+    m_baselineBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     connect(m_baselineBox, &QComboBox::activated, this, [this](int i) { setBaseline(i); });
     m_export = new QPushButton(tr("Export report…"));
     connect(m_export, &QPushButton::clicked, this, &EvaluatePage::exportDialog);
@@ -417,19 +431,11 @@ QWidget *EvaluatePage::buildResultsTab()
     m_resultsBody = new QWidget;
     auto *bl = new QVBoxLayout(m_resultsBody);
     bl->setContentsMargins(0, 0, 0, 0);
-    auto *vsplit = new QSplitter(Qt::Vertical);
-    vsplit->addWidget(charts);
-    vsplit->addWidget(m_modelTable);
-    auto *sepBox = new QWidget;
-    auto *sl = new QVBoxLayout(sepBox);
-    sl->setContentsMargins(0, 0, 0, 0);
-    sl->addWidget(m_sepLabel);
-    sl->addWidget(m_sepTable);
-    vsplit->addWidget(sepBox);
-    vsplit->setStretchFactor(0, 3);
-    vsplit->setStretchFactor(1, 2);
-    vsplit->setStretchFactor(2, 1);
-    bl->addWidget(vsplit);
+    // The tables are as tall as their rows (fitHeight); the charts take the rest.
+    bl->addWidget(charts, 1);
+    bl->addWidget(m_modelTable);
+    bl->addWidget(m_sepLabel);
+    bl->addWidget(m_sepTable);
 
     auto *w = new QWidget;
     auto *l = new QVBoxLayout(w);
@@ -443,8 +449,9 @@ QWidget *EvaluatePage::buildPromptsTab()
     m_promptHidden = new QLabel;
     m_promptHidden->setAlignment(Qt::AlignCenter);
     m_promptHidden->setWordWrap(true);
-    m_promptTable = table({ tr("#"), tr("Prompt"), tr("Model A"), tr("Output A"), tr("Model B"), tr("Output B"),
-        tr("Verdict"), tr("Shown left") });
+    m_promptTable = table({ tr("#"), tr("Prompt"), tr("Model A"), tr("Model B"), tr("Verdict"), tr("Shown left"),
+        tr("Output A"), tr("Output B") });
+    m_promptTable->horizontalHeader()->setStretchLastSection(true);
     m_promptTable->setObjectName(QStringLiteral("evalPromptTable"));
     m_promptTable->setWordWrap(true);
     auto *w = new QWidget;
@@ -607,6 +614,12 @@ void EvaluatePage::refreshModels()
             { unique(ckpt ? QStringLiteral("%1/%2").arg(fi.dir().dirName(), fi.fileName()) : fi.fileName()), c,
                 ckpt ? fi.fileName() : QString() });
     }
+    for (int i = m_models->topLevelItemCount() - 1; i >= 0; --i)
+        if (m_models->topLevelItem(i)->childCount() == 0)
+            delete m_models->takeTopLevelItem(i);
+    if (m_models->topLevelItemCount() == 0)
+        new QTreeWidgetItem(
+            m_models, { tr("No models yet: add a model directory, or train a run on the Train page.") });
     for (int i = 0; i < m_models->topLevelItemCount(); ++i) {
         QTreeWidgetItem *g = m_models->topLevelItem(i);
         g->setFlags(Qt::ItemIsEnabled);
@@ -776,6 +789,7 @@ void EvaluatePage::setBusy(bool busy)
     m_generate->setEnabled(!busy);
     m_scoreButton->setEnabled(!busy);
     m_cancel->setEnabled(busy);
+    m_progress->setTextVisible(busy);
     if (busy) {
         m_judge->setEnabled(false);
         m_progress->setValue(0);
@@ -1051,6 +1065,7 @@ void EvaluatePage::showResults()
             m_modelTable->setItem(row, c + 1, cell(v[c], true));
     }
     m_modelTable->resizeColumnsToContents();
+    fitHeight(m_modelTable);
 
     if (!r.hasRatings)
         m_sepLabel->setText(r.ratingsError);
@@ -1072,6 +1087,7 @@ void EvaluatePage::showResults()
             row, 5, cell(s.moreJudgments < 0 ? tr("never at this rate") : QString::number(s.moreJudgments), true));
     }
     m_sepTable->resizeColumnsToContents();
+    fitHeight(m_sepTable);
 
     m_promptTable->setRowCount(int(r.rows.size()));
     for (int row = 0; row < r.rows.size(); ++row) {
@@ -1093,15 +1109,20 @@ void EvaluatePage::showResults()
         m_promptTable->setItem(row, 0, cell(QString::number(b.promptId), true));
         m_promptTable->setItem(row, 1, cell(b.prompt));
         m_promptTable->setItem(row, 2, cell(r.models.value(b.modelA)));
-        m_promptTable->setItem(row, 3, cell(b.textA));
-        m_promptTable->setItem(row, 4, cell(r.models.value(b.modelB)));
-        m_promptTable->setItem(row, 5, cell(b.textB));
-        m_promptTable->setItem(row, 6, cell(verdict));
-        m_promptTable->setItem(row, 7, cell(b.leftIsA ? tr("A") : tr("B")));
+        m_promptTable->setItem(row, 3, cell(r.models.value(b.modelB)));
+        m_promptTable->setItem(row, 4, cell(verdict));
+        m_promptTable->setItem(row, 5, cell(b.leftIsA ? tr("A") : tr("B")));
+        m_promptTable->setItem(row, 6, cell(b.textA));
+        m_promptTable->setItem(row, 7, cell(b.textB));
     }
-    m_promptTable->setColumnWidth(1, 260);
-    m_promptTable->setColumnWidth(3, 320);
-    m_promptTable->setColumnWidth(5, 320);
+    // Outputs get the room: the short columns fit their contents, the prompt and output A a fixed share.
+    for (int c : { 0, 2, 3, 4, 5 })
+        m_promptTable->resizeColumnToContents(c);
+    const int rest = std::max(600,
+        m_promptTable->viewport()->width() - m_promptTable->columnWidth(0) - m_promptTable->columnWidth(2)
+            - m_promptTable->columnWidth(3) - m_promptTable->columnWidth(4) - m_promptTable->columnWidth(5));
+    m_promptTable->setColumnWidth(1, rest / 5);
+    m_promptTable->setColumnWidth(6, 2 * rest / 5);
     if (r.rows.size() <= 500)
         m_promptTable->resizeRowsToContents();
 }

@@ -130,9 +130,7 @@ QString csvField(const QString &s)
 void plotRatings(QCustomPlot *plot, const EvaluationResults &r)
 {
     resetPlot(plot);
-    setTitle(plot,
-        QObject::tr("Bradley–Terry rating (Elo, baseline %1 = 1000), 95% bootstrap interval")
-            .arg(r.models.value(r.baseline)));
+    setTitle(plot, QObject::tr("Bradley–Terry rating, 95% bootstrap interval"));
     if (!r.hasRatings) {
         plot->replot();
         return;
@@ -168,7 +166,7 @@ void plotRatings(QCustomPlot *plot, const EvaluationResults &r)
     plot->xAxis->setRange(0.4, order.size() + 0.6);
     const double pad = std::max(20.0, 0.1 * (hi - lo));
     plot->yAxis->setRange(lo - pad, hi + pad);
-    plot->yAxis->setLabel(QObject::tr("Elo rating"));
+    plot->yAxis->setLabel(QObject::tr("Elo (%1 = 1000)").arg(r.models.value(r.baseline)));
     plot->replot();
 }
 

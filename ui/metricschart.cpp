@@ -722,7 +722,7 @@ MetricsDashboard::MetricsDashboard(QWidget *parent)
 
     m_redrawTimer.setSingleShot(true);
     m_redrawTimer.setInterval(100); // at most 10 redraws per second, whatever the step rate
-    connect(&m_redrawTimer, &QTimer::timeout, this, &MetricsDashboard::redrawNow);
+    connect(&m_redrawTimer, &QTimer::timeout, this, &MetricsDashboard::redrawStep);
     connect(m_smoothingSlider, &QSlider::valueChanged, this, [this](int v) { setSmoothing(v / 100.0); });
     connect(m_logBox, &QCheckBox::toggled, this, &MetricsDashboard::setLogScale);
     connect(clear, &QToolButton::clicked, this, &MetricsDashboard::clearOverlays);
@@ -790,17 +790,38 @@ void MetricsDashboard::addMetrics(const QVariantMap &metrics)
 void MetricsDashboard::scheduleRedraw()
 {
     m_dirty = true;
-    if (!m_redrawTimer.isActive())
+    if (!m_redrawTimer.isActive() && m_stage < 0)
         m_redrawTimer.start();
 }
 
 void MetricsDashboard::redrawNow()
 {
     m_dirty = false;
+    m_stage = -1;
     m_redrawTimer.stop();
     for (MetricsChart *c : std::as_const(m_charts))
         c->refresh();
     ++m_redraws;
+}
+
+// A timed redraw goes one chart per event-loop turn: a chart replots in 1-2 ms, all of them in ~10-15 ms,
+// so input and paint events get in between instead of waiting for the whole pass.
+void MetricsDashboard::redrawStep()
+{
+    if (m_stage < 0) {
+        m_dirty = false;
+        m_stage = 0;
+    }
+    if (m_stage < m_charts.size())
+        m_charts[m_stage++]->refresh();
+    if (m_stage < m_charts.size()) {
+        QTimer::singleShot(0, this, &MetricsDashboard::redrawStep);
+        return;
+    }
+    m_stage = -1;
+    ++m_redraws;
+    if (m_dirty) // data came in during the pass: next pass after the interval
+        m_redrawTimer.start();
 }
 
 void MetricsDashboard::showEvent(QShowEvent *event)

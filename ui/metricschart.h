@@ -12,8 +12,9 @@
 //                    are positive, hover read-out, wheel zoom / drag pan (double-click: follow again),
 //                    PNG/PDF export.
 //   MetricsDashboard the grid of charts + smoothing / log-scale / CSV controls. Appending data only marks
-//                    the charts dirty; a QTimer coalesces redraws to at most 10 per second, and hidden
-//                    charts are redrawn when they are shown.
+//                    the charts dirty; a QTimer coalesces redraws to at most 10 per second, a pass replots
+//                    one chart per event-loop turn (no 10+ ms block of the GUI thread), and hidden charts
+//                    are redrawn when they are shown.
 //
 // Not here: reading metrics from a trainer (TrainingWorker does that) or any engine type.
 #pragma once
@@ -204,6 +205,7 @@ protected:
 
 private:
     void scheduleRedraw();
+    void redrawStep();
     void updateRuns();
     void exportCsvDialog();
 
@@ -212,6 +214,7 @@ private:
     QVector<std::shared_ptr<MetricsRun>> m_overlays;
     QTimer m_redrawTimer;
     bool m_dirty = false;
+    int m_stage = -1; // next chart of a timed redraw pass, -1 between passes
     int m_redraws = 0;
     double m_smoothingValue = 0.6;
     QSlider *m_smoothingSlider;

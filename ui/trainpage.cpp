@@ -306,6 +306,7 @@ QWidget *TrainPage::buildOptionsPane()
     m_minVotes = new QSpinBox;
     m_minVotes->setObjectName(QStringLiteral("minVotes"));
     m_minVotes->setRange(1, 1000);
+    m_minVotes->setMaximumWidth(80);
     m_minVotes->setToolTip(tr("Export filter: a pair needs at least this many non-skip votes."));
     m_minAgreement = new QLineEdit(QStringLiteral("0"));
     m_minAgreement->setObjectName(QStringLiteral("minAgreement"));
@@ -329,6 +330,7 @@ QWidget *TrainPage::buildOptionsPane()
     m_evalRatio->setRange(0.01, 0.5);
     m_evalRatio->setSingleStep(0.05);
     m_evalRatio->setValue(0.1);
+    m_evalRatio->setMaximumWidth(90);
     m_evalRatio->setToolTip(tr("Share of the pairs held out for evaluation."));
     m_evalFileEdit = new QLineEdit;
     m_evalFileEdit->setObjectName(QStringLiteral("opt_eval_dataset"));
@@ -386,7 +388,7 @@ QWidget *TrainPage::buildOptionsPane()
     m_lossTypes->setWrapping(true);
     m_lossTypes->setResizeMode(QListView::Adjust);
     m_lossTypes->setSpacing(1);
-    m_lossTypes->setMaximumHeight(74);
+    m_lossTypes->setMaximumHeight(96); // every type visible without scrolling at the usual widths
     m_lossTypes->setToolTip(tr("TRL's loss_type: one or several (combined with the weights). sigmoid is DPO; "
                                "ipo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, "
                                "apo_zero, apo_down, discopop, sigmoid_norm (SimPO-style), sft (NLL on chosen)."));

@@ -318,10 +318,12 @@ void TestEvaluatePage::blindFlow()
     QVERIFY(QFile::exists(m_dir->filePath(QStringLiteral("report.csv"))));
     QVERIFY(QFile::exists(m_dir->filePath(QStringLiteral("report-judgments.csv"))));
 
-    // Visual checks: DPO_EVAL_KEEP_PROJECT=DIR keeps a copy of this project (open it with dpo-studio).
+    // Visual checks: DPO_EVAL_KEEP_PROJECT=DIR keeps a copy of this project (open it with dpo-studio) and report.
     const QString keep = qEnvironmentVariable("DPO_EVAL_KEEP_PROJECT");
     if (!keep.isEmpty()) {
         QDir().mkpath(keep);
+        QFile::remove(QDir(keep).filePath(QStringLiteral("report.html")));
+        QVERIFY(QFile::copy(html, QDir(keep).filePath(QStringLiteral("report.html"))));
         for (const QString &suffix : { QString(), QStringLiteral("-wal") }) { // WAL mode: the log holds recent commits
             const QString to = QDir(keep).filePath(QStringLiteral("eval-demo.dpo") + suffix);
             QFile::remove(to);
