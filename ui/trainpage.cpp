@@ -42,6 +42,7 @@
 #include <QStandardPaths>
 #include <QTableWidget>
 #include <QTabWidget>
+#include <QThread>
 #include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -547,7 +548,9 @@ QWidget *TrainPage::buildOptionsPane()
              tr("Weights and compute dtype: float32 (exact, CPU), bfloat16 (halves memory on recent GPUs), "
                 "float16."),
              {QStringLiteral("float32"), QStringLiteral("bfloat16"), QStringLiteral("float16")});
-    addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores)."), 0, 1024);
+    addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores). The page's default leaves one core to the "
+                "window; dpo-cli's default is all cores."),
+           0, 1024);
     v->addWidget(hwBox);
     v->addStretch(1);
 
@@ -786,6 +789,9 @@ QString TrainPage::outputDir() const
 void TrainPage::resetToDefaults()
 {
     dpo::TrainConfig defaults;
+    // One core stays with the GUI: with every core computing (and OpenMP threads spinning), the window
+    // stutters and, on small machines, training itself slows down (measured: bench_train_gui).
+    defaults.threads = std::max(1, QThread::idealThreadCount() - 1);
     defaults.model = m_modelEdit->text().toStdString();
     defaults.dataset = m_datasetEdit->text().toStdString();
     defaults.outputDir = m_outputEdit->text().toStdString();

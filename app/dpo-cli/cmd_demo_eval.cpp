@@ -42,7 +42,7 @@ std::vector<std::string> stringList(const nlohmann::json &j, const char *key, co
         return {};
     const auto &v = j[key];
     if (v.is_string())
-        return {v.get<std::string>()};
+        return { v.get<std::string>() };
     if (v.is_array()) {
         std::vector<std::string> out;
         for (const auto &e : v) {
@@ -117,17 +117,16 @@ struct Tally {
     int64_t prompts = 0, preferred = 0, rejected = 0;
     nlohmann::json toJson() const
     {
-        return {{"prompts", prompts},
-                {"preferred", preferred},
-                {"rejected", rejected},
-                {"share", prompts ? double(preferred) / double(prompts) : 0.0}};
+        return { { "prompts", prompts }, { "preferred", preferred }, { "rejected", rejected },
+            { "share", prompts ? double(preferred) / double(prompts) : 0.0 } };
     }
 };
 
 dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto o = std::make_shared<DemoEvalOptions>();
-    CLI::App *cmd = app.add_subcommand("demo-eval", "Share of prompts whose greedy answer has the preferred "
-                                                    "property (expect_contains / reject_contains), as JSON");
+    CLI::App *cmd = app.add_subcommand("demo-eval",
+        "Share of prompts whose greedy answer has the preferred "
+        "property (expect_contains / reject_contains), as JSON");
     cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
     cmd->add_option("--prompts", o->prompts, "JSONL rows {prompt, expect_contains, reject_contains, category}")
         ->required();
@@ -163,17 +162,14 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
             const std::string answer = tok->decode(ids, true);
             const bool rejected = containsAny(answer, row.reject);
             const bool preferred = !rejected && containsAll(answer, row.expect);
-            for (Tally *t : {&total, &byCategory[row.category]}) {
+            for (Tally *t : { &total, &byCategory[row.category] }) {
                 ++t->prompts;
                 t->preferred += preferred ? 1 : 0;
                 t->rejected += rejected ? 1 : 0;
             }
             if (o->details)
-                details.push_back({{"prompt", row.prompt},
-                                   {"category", row.category},
-                                   {"answer", answer},
-                                   {"preferred", preferred},
-                                   {"rejected", rejected}});
+                details.push_back({ { "prompt", row.prompt }, { "category", row.category }, { "answer", answer },
+                    { "preferred", preferred }, { "rejected", rejected } });
         }
         nlohmann::json out = total.toJson();
         out["model"] = o->model;

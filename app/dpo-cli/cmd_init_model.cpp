@@ -49,8 +49,9 @@ void initialiseWeights(dpo::CausalLM &model, double std, uint64_t seed)
 
 dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto o = std::make_shared<InitModelOptions>();
-    CLI::App *cmd = app.add_subcommand("init-model", "Create a randomly initialised model from a config.json, "
-                                                     "save it with a tokenizer (HF layout)");
+    CLI::App *cmd = app.add_subcommand("init-model",
+        "Create a randomly initialised model from a config.json, "
+        "save it with a tokenizer (HF layout)");
     cmd->add_option("--config", o->config, "Hugging Face config.json describing the model")->required();
     cmd->add_option("--tokenizer", o->tokenizer, "Folder with the tokenizer files (tokenizer.model, ...)")->required();
     cmd->add_option("--output", o->output, "Folder to write the model to")->required();
@@ -87,13 +88,9 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         initialiseWeights(*model, std, o->seed);
         model->eval();
         dpo::savePretrained(*model, o->output, o->tokenizer, int64_t(5) << 30, dtype);
-        dpocli::printJson({{"output", o->output},
-                           {"model_type", config.modelType},
-                           {"parameters", model->parameterCount()},
-                           {"vocab_size", config.vocabSize},
-                           {"tokenizer_vocab_size", tok->vocabSize()},
-                           {"seed", o->seed},
-                           {"initializer_range", std}});
+        dpocli::printJson({ { "output", o->output }, { "model_type", config.modelType },
+            { "parameters", model->parameterCount() }, { "vocab_size", config.vocabSize },
+            { "tokenizer_vocab_size", tok->vocabSize() }, { "seed", o->seed }, { "initializer_range", std } });
     });
 });
 

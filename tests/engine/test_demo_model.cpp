@@ -25,8 +25,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string resourcesDir() { return dpotest::dataDir() + "/../../resources"; }
-std::string demoModelDir() { return resourcesDir() + "/demo-model"; }
+std::string resourcesDir()
+{
+    return dpotest::dataDir() + "/../../resources";
+}
+std::string demoModelDir()
+{
+    return resourcesDir() + "/demo-model";
+}
 
 struct TempDir {
     fs::path path;
@@ -44,7 +50,7 @@ std::string greedyAnswer(dpo::CausalLM &model, const dpo::Tokenizer &tok, const 
     dpo::GenerationOptions g;
     g.maxNewTokens = 32;
     g.greedy = true;
-    g.eosTokenIds = {tok.eosId()};
+    g.eosTokenIds = { tok.eosId() };
     return tok.decode(dpo::generate(model, tok.encodeWithSpecial(prompt), g), true);
 }
 
@@ -59,7 +65,8 @@ class DemoModel : public ::testing::Test {
 protected:
     static void SetUpTestSuite()
     {
-        dpo::initRuntime(2);
+        // One thread: the model is tiny, and extra OpenMP threads on a busy machine only slow it down.
+        dpo::initRuntime(1);
         s_model = dpo::loadCausalLM(demoModelDir());
         s_tok = dpo::loadTokenizer(demoModelDir());
     }
@@ -77,8 +84,8 @@ std::shared_ptr<dpo::Tokenizer> DemoModel::s_tok;
 TEST_F(DemoModel, IsATinyLlamaWithItsOwnSentencepieceTokenizer)
 {
     uintmax_t bytes = 0;
-    for (const char *f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.model",
-                          "tokenizer_config.json"}) {
+    for (const char *f :
+        { "config.json", "generation_config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json" }) {
         const fs::path p = fs::path(demoModelDir()) / f;
         ASSERT_TRUE(fs::exists(p)) << p;
         bytes += fs::file_size(p);
@@ -104,8 +111,8 @@ TEST_F(DemoModel, IsATinyLlamaWithItsOwnSentencepieceTokenizer)
 TEST_F(DemoModel, AnswersDemoPromptsRecognisably)
 {
     // A template the corpus always answers the same way.
-    EXPECT_EQ(trim(greedyAnswer(*s_model, *s_tok, "What is the capital of France?")),
-              "The capital of France is Paris.");
+    EXPECT_EQ(
+        trim(greedyAnswer(*s_model, *s_tok, "What is the capital of France?")), "The capital of France is Paris.");
     // The two behaviours DPO changes: the SFT model may pick either variant, but nothing else.
     const std::string sum = trim(greedyAnswer(*s_model, *s_tok, "What is 4 plus 5?"));
     EXPECT_TRUE(std::regex_match(sum, std::regex("4 plus 5 is (9|10)\\."))) << sum;
@@ -122,6 +129,7 @@ TEST_F(DemoModel, ShortDpoRunWithThePresetRaisesTheRewardMargin)
     config.maxSteps = 4;
     config.saveSteps = 0;
     config.device = "cpu";
+    config.threads = 1;
     const auto rows = dpo::readPreferenceJsonl(resourcesDir() + "/demo/dpo_pairs.jsonl");
     ASSERT_GE(rows.size(), size_t(16));
     std::vector<dpo::PreferenceRow> evalRows(rows.begin(), rows.begin() + 16);
@@ -158,12 +166,15 @@ TEST_F(DemoModel, DemoEvalCountsPreferredAndRejectedAnswers)
     const std::string prompts = (dir.path / "prompts.jsonl").string();
     {
         std::ofstream f(prompts);
-        f << R"({"prompt": "What is the capital of France?", "category": "a", "expect_contains": "Paris"})" "\n";
-        f << R"({"prompt": "What is the capital of Italy?", "category": "b", "reject_contains": ["Rome", "Paris"]})" "\n";
-        f << R"({"prompt": "What is the capital of Peru?", "category": "b", "expect_contains": ["Lima", "capital"]})" "\n";
+        f << R"({"prompt": "What is the capital of France?", "category": "a", "expect_contains": "Paris"})"
+             "\n";
+        f << R"({"prompt": "What is the capital of Italy?", "category": "b", "reject_contains": ["Rome", "Paris"]})"
+             "\n";
+        f << R"({"prompt": "What is the capital of Peru?", "category": "b", "expect_contains": ["Lima", "capital"]})"
+             "\n";
     }
-    const auto r = dpotest::runCommand(dpotest::cliPath() + " --threads 2 demo-eval --model " + demoModelDir() +
-                                       " --prompts " + prompts + " --details");
+    const auto r = dpotest::runCommand(dpotest::cliPath() + " --threads 1 demo-eval --model " + demoModelDir()
+        + " --prompts " + prompts + " --details");
     ASSERT_EQ(r.exitCode, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j.at("prompts"), 3);
@@ -177,11 +188,13 @@ TEST_F(DemoModel, DemoEvalCountsPreferredAndRejectedAnswers)
 
     {
         std::ofstream f(prompts);
-        f << R"({"prompt": "What is the capital of France?", "expect_contains": "Paris"})" "\n";
-        f << R"({"prompt": "What is the capital of Italy?"})" "\n";
+        f << R"({"prompt": "What is the capital of France?", "expect_contains": "Paris"})"
+             "\n";
+        f << R"({"prompt": "What is the capital of Italy?"})"
+             "\n";
     }
-    const auto bad = dpotest::runCommand(dpotest::cliPath() + " demo-eval --model " + demoModelDir() + " --prompts " +
-                                         prompts);
+    const auto bad
+        = dpotest::runCommand(dpotest::cliPath() + " demo-eval --model " + demoModelDir() + " --prompts " + prompts);
     EXPECT_EQ(bad.exitCode, 1);
     EXPECT_NE(bad.err.find("prompts.jsonl:2"), std::string::npos) << bad.err;
 }
@@ -193,9 +206,8 @@ TEST(InitModel, IsSeededAndInitialisesLikeHuggingFace)
     const std::string config = demoModelDir() + "/config.json";
     auto init = [&](const std::string &name, int seed) {
         const std::string out = (dir.path / name).string();
-        const auto r = dpotest::runCommand(dpotest::cliPath() + " --threads 2 init-model --config " + config +
-                                           " --tokenizer " + demoModelDir() + " --output " + out +
-                                           " --seed " + std::to_string(seed));
+        const auto r = dpotest::runCommand(dpotest::cliPath() + " --threads 1 init-model --config " + config
+            + " --tokenizer " + demoModelDir() + " --output " + out + " --seed " + std::to_string(seed));
         EXPECT_EQ(r.exitCode, 0) << r.err;
         return out;
     };
@@ -220,8 +232,8 @@ TEST(InitModel, IsSeededAndInitialisesLikeHuggingFace)
     small["vocab_size"] = 100;
     const std::string smallConfig = (dir.path / "small.json").string();
     std::ofstream(smallConfig) << small.dump();
-    const auto r = dpotest::runCommand(dpotest::cliPath() + " init-model --config " + smallConfig + " --tokenizer " +
-                                       demoModelDir() + " --output " + (dir.path / "d").string());
+    const auto r = dpotest::runCommand(dpotest::cliPath() + " init-model --config " + smallConfig + " --tokenizer "
+        + demoModelDir() + " --output " + (dir.path / "d").string());
     EXPECT_EQ(r.exitCode, 1);
     EXPECT_FALSE(fs::exists(dir.path / "d" / "model.safetensors"));
 }
