@@ -389,7 +389,7 @@ QWidget *TrainPage::buildOptionsPane()
     m_lossTypes->setWrapping(true);
     m_lossTypes->setResizeMode(QListView::Adjust);
     m_lossTypes->setSpacing(1);
-    m_lossTypes->setMaximumHeight(96); // every type visible without scrolling at the usual widths
+    m_lossTypes->setMaximumHeight(112); // every type visible without scrolling at the usual widths
     m_lossTypes->setToolTip(tr("TRL's loss_type: one or several (combined with the weights). sigmoid is DPO; "
                                "ipo, hinge, robust, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, "
                                "apo_zero, apo_down, discopop, sigmoid_norm (SimPO-style), sft (NLL on chosen)."));

@@ -29,6 +29,7 @@
 #include <QScreen>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
@@ -323,8 +324,21 @@ static int screenshotMode(const QString &model, const QString &data, const QStri
     t.start();
     while (status.isEmpty() && t.elapsed() < 60000)
         spin(10);
+    // Second picture: the Runs tab once the stopped run is listed.
+    spin(1500);
+    if (auto *tabs = page->findChild<QTabWidget *>(QStringLiteral("trainTabs")))
+        tabs->setCurrentIndex(2);
+    spin(300);
+    QString runsPng = outPng;
+    runsPng.replace(QStringLiteral(".png"), QStringLiteral("-runs.png"));
+    QPixmap pm2;
+    if (QScreen *screen = QGuiApplication::primaryScreen())
+        pm2 = screen->grabWindow(0);
+    if (pm2.isNull() || QGuiApplication::platformName() == QLatin1String("offscreen"))
+        pm2 = window.grab();
+    pm2.save(runsPng);
     print(QJsonObject{{"mode", "screenshot"}, {"file", outPng}, {"saved", saved}, {"status", status},
-                      {"progress", page->progressText()}});
+                      {"progress", page->progressText()}, {"runs_file", runsPng}});
     return saved ? 0 : 1;
 }
 
