@@ -365,7 +365,7 @@ MetricsChart::MetricsChart(const ChartSpec &spec, QWidget *parent)
     legend->setBorderPen(QPen(QColor(200, 200, 200)));
     legend->setRowSpacing(-3);
     legend->setIconSize(14, 8);
-    axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    axisRect()->insetLayout()->setInsetAlignment(0, spec.legendAlignment);
 
     m_cursor = new QCPItemStraightLine(this);
     m_cursor->setLayer(QStringLiteral("overlay"));
@@ -394,7 +394,7 @@ void MetricsChart::rebuildGraphs()
             b.key = m_spec.keys[k];
             b.sparse = b.key.startsWith(QLatin1String("eval_"));
             b.raw = addGraph();
-            b.smooth = b.sparse ? nullptr : addGraph();
+            b.smooth = b.sparse || !m_spec.smoothable ? nullptr : addGraph();
             const QString label = m_spec.labels.value(k, b.key);
             const QString name = m_runs.size() > 1 ? run->name() + QStringLiteral(" · ") + label : label;
             b.raw->setName(name);
@@ -421,6 +421,11 @@ void MetricsChart::applyStyles()
         if (b.sparse) {
             b.raw->setPen(QPen(c, 1.2, style));
             b.raw->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, c, c, 5));
+            b.raw->addToLegend();
+            continue;
+        }
+        if (!b.smooth) {
+            b.raw->setPen(QPen(c, 1.4, style));
             b.raw->addToLegend();
             continue;
         }
@@ -477,7 +482,7 @@ void MetricsChart::syncBinding(Binding &b)
         b.syncedAppended = -1;
         return;
     }
-    const double smoothing = b.sparse ? 0 : m_smoothing;
+    const double smoothing = b.smooth ? m_smoothing : 0;
     const bool rebuild = b.syncedAppended < 0 || s->generation() != b.syncedGeneration ||
                          smoothing != b.syncedSmoothing || s->appended() < b.syncedAppended;
     if (!rebuild && s->appended() == b.syncedAppended)
@@ -655,11 +660,15 @@ QVector<ChartSpec> MetricsDashboard::dpoChartSpecs()
 {
     return {
         {tr("Loss"), {"loss", "eval_loss"}, {tr("train"), tr("eval")}, true},
-        {tr("Reward accuracy"), {"rewards/accuracies", "eval_rewards/accuracies"}, {tr("train"), tr("eval")}, false},
-        {tr("Reward margin"), {"rewards/margins", "eval_rewards/margins"}, {tr("train"), tr("eval")}, false},
-        {tr("Rewards"), {"rewards/chosen", "rewards/rejected"}, {tr("chosen"), tr("rejected")}, false},
-        {tr("Log-probs"), {"logps/chosen", "logps/rejected"}, {tr("chosen"), tr("rejected")}, false},
-        {tr("Learning rate"), {"learning_rate"}, {tr("lr")}, true},
+        {tr("Reward accuracy"), {"rewards/accuracies", "eval_rewards/accuracies"}, {tr("train"), tr("eval")}, false,
+         true, Qt::AlignBottom | Qt::AlignRight},
+        {tr("Reward margin"), {"rewards/margins", "eval_rewards/margins"}, {tr("train"), tr("eval")}, false, true,
+         Qt::AlignTop | Qt::AlignLeft},
+        {tr("Rewards"), {"rewards/chosen", "rewards/rejected"}, {tr("chosen"), tr("rejected")}, false, true,
+         Qt::AlignTop | Qt::AlignLeft},
+        {tr("Log-probs"), {"logps/chosen", "logps/rejected"}, {tr("chosen"), tr("rejected")}, false, true,
+         Qt::AlignBottom | Qt::AlignRight},
+        {tr("Learning rate"), {"learning_rate"}, {tr("lr")}, true, false},
         {tr("Grad norm"), {"grad_norm"}, {tr("grad norm")}, true},
         {tr("Throughput (tokens/s)"), {"tokens_per_second"}, {tr("tokens/s")}, true},
     };

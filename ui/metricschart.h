@@ -110,6 +110,8 @@ struct ChartSpec {
     QStringList keys;   // e.g. {"loss", "eval_loss"}
     QStringList labels; // legend names, one per key
     bool logAllowed = false; // values are positive (loss, lr, grad norm): log scale makes sense
+    bool smoothable = true;  // false for schedules (learning rate): smoothing them would only mislead
+    Qt::Alignment legendAlignment = Qt::AlignTop | Qt::AlignRight; // where the curves usually are not
 };
 
 class MetricsChart : public QCustomPlot {

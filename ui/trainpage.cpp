@@ -154,7 +154,7 @@ TrainPage::TrainPage(QWidget *parent)
     });
     cudaWatcher->setFuture(QtConcurrent::run(cudaDeviceCount));
 
-    // Default model: the bundled demo model when it is there.
+    // Default model: the bundled demo model (resources/demo-model) when it is there.
     const QStringList candidates{QCoreApplication::applicationDirPath() + QStringLiteral("/../resources/demo-model"),
                                  QCoreApplication::applicationDirPath() + QStringLiteral("/../../resources/demo-model"),
 #ifdef DPO_SOURCE_DIR
@@ -163,7 +163,12 @@ TrainPage::TrainPage(QWidget *parent)
                                  QStringLiteral("resources/demo-model")};
     for (const QString &c : candidates)
         if (QFileInfo::exists(c + QStringLiteral("/config.json"))) {
-            setModelPath(QDir::cleanPath(QFileInfo(c).absoluteFilePath()));
+            const QString dir = QDir::cleanPath(QFileInfo(c).absoluteFilePath());
+            setModelPath(dir);
+            // ... with its pairs, so that Start works out of the box.
+            const QString pairs = QDir::cleanPath(dir + QStringLiteral("/../demo/pairs.jsonl"));
+            if (m_datasetEdit->text().isEmpty() && QFileInfo::exists(pairs))
+                m_datasetEdit->setText(pairs);
             break;
         }
 }
