@@ -12,29 +12,6 @@ namespace gpt2 {
 
 namespace {
 
-double initializerRange(const ModelConfig &c)
-{
-    if (c.raw.is_object() && c.raw.contains("initializer_range") && c.raw["initializer_range"].is_number())
-        return c.raw["initializer_range"].get<double>();
-    return 0.02;
-}
-
-// Masked scores get the most negative finite value (as HF does), not -inf, so that a query row
-// with no visible key gets a uniform softmax instead of NaNs.
-double lowestOf(torch::ScalarType t)
-{
-    switch (t) {
-    case torch::kFloat16:
-        return -65504.0;
-    case torch::kBFloat16:
-        return -3.3895313892515355e38;
-    case torch::kFloat64:
-        return std::numeric_limits<double>::lowest();
-    default:
-        return std::numeric_limits<float>::lowest();
-    }
-}
-
 // HF's NewGELUActivation, written out as it is there (not torch's fused tanh gelu) so the numbers match.
 torch::Tensor geluNew(const torch::Tensor &x)
 {
@@ -221,7 +198,7 @@ Gpt2Model::Gpt2Model(ModelConfig config)
         m_lmHead = register_module("lm_head", gpt2::Embedding(m_config.vocabSize, m_config.hiddenSize));
 
     torch::NoGradGuard noGrad;
-    const double std = gpt2::initializerRange(m_config);
+    const double std = initializerRange(m_config);
     const double projStd = std / std::sqrt(2.0 * double(m_config.numLayers));
     auto endsWith = [](const std::string &s, const std::string &suffix) {
         return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -247,68 +224,19 @@ torch::Tensor Gpt2Model::forwardHidden(
     const int64_t B = inputIds.size(0), T = inputIds.size(1);
     const int64_t past = cache ? cache->length() : 0;
     const int64_t S = past + T;
-    const auto device = inputIds.device();
-    const auto longOpts = torch::TensorOptions().dtype(torch::kInt64).device(device);
     if (S > m_config.maxPositionEmbeddings)
         throw Error("sequence of " + std::to_string(S) + " tokens is longer than the model's n_positions ("
             + std::to_string(m_config.maxPositionEmbeddings) + ")");
 
     auto tokens = m_transformer->wte->forward(inputIds); // [B, T, n]
-    const auto dtype = tokens.scalar_type();
 
-    // Positions and the attention mask, exactly as LlamaModel: with a padding mask, positions count
-    // real tokens (cumsum - 1, as HF's generate does), which left padding needs; right padding gives
-    // the real tokens 0..n-1 as usual.
-    torch::Tensor positions; // [B, T]
-    gpt2::AttentionMask am;
-    if (attentionMask.defined()) {
-        if (attentionMask.dim() != 2 || attentionMask.size(0) != B || attentionMask.size(1) != S)
-            throw Error("attention mask must be [batch, past + new tokens] = [" + std::to_string(B) + ", "
-                + std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
-        auto m = attentionMask.to(device).to(torch::kBool);
-        positions = (m.to(torch::kInt64).cumsum(1) - 1).clamp_min(0).slice(1, past, S);
-        // Right padding (or none) without a cache: padded keys sit after every real query, so plain
-        // causal attention gives the same outputs at real positions.
-        const bool rightPadded = past == 0 && (S < 2 || !(m.slice(1, 1) & ~m.slice(1, 0, S - 1)).any().item<bool>());
-        if (!rightPadded) {
-            auto qpos = torch::arange(past, S, longOpts).unsqueeze(1); // [T, 1]
-            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0); // [1, S]
-            auto visible = (kpos <= qpos).unsqueeze(0) & m.unsqueeze(1); // [B, T, S]
-            am.additive = torch::zeros({ B, 1, T, S }, tokens.options())
-                              .masked_fill_(visible.logical_not().unsqueeze(1), gpt2::lowestOf(dtype));
-            am.causal = false;
-        }
-    } else {
-        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({ B, T });
-    }
-    if (!am.additive.defined() && past > 0 && T > 1) {
-        // New tokens after a cache, no padding: causal with an offset, which SDPA's is_causal
-        // (top-left aligned) does not express.
-        auto qpos = torch::arange(past, S, longOpts).unsqueeze(1);
-        auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);
-        am.additive = torch::zeros({ 1, 1, T, S }, tokens.options())
-                          .masked_fill_((kpos > qpos).unsqueeze(0).unsqueeze(0), gpt2::lowestOf(dtype));
-        am.causal = false;
-    }
-    if (!am.additive.defined() && past > 0)
-        am.causal = false; // one new token sees every past key
-#if TORCH_VERSION_MAJOR < 2
-    // The explicit attention needs the causal mask spelled out.
-    if (!am.additive.defined() && am.causal && T > 1)
-        am.additive = torch::full({ T, T }, gpt2::lowestOf(dtype), tokens.options()).triu_(1).view({ 1, 1, T, T });
-#endif
+    auto [positions, am] = buildMaskAndPositions(attentionMask, B, T, past, tokens.options());
 
     // Learned positions: x = wte[ids] + wpe[positions]: [B, T, n]
     auto x = tokens + m_transformer->wpe->forward(positions);
 
     auto &blocks = m_transformer->blocks;
-    if (cache && cache->keys.size() != blocks.size()) {
-        if (past > 0)
-            throw Error("KV cache has " + std::to_string(cache->keys.size()) + " layers, the model "
-                + std::to_string(blocks.size()));
-        cache->keys.assign(blocks.size(), torch::Tensor());
-        cache->values.assign(blocks.size(), torch::Tensor());
-    }
+    prepareCache(cache, blocks.size());
     for (size_t i = 0; i < blocks.size(); ++i)
         x = blocks[i]->forward(x, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
     return m_transformer->ln_f->forward(x); // [B, T, n]

@@ -7,6 +7,7 @@
 // dropout, cross-attention, scale_attn_by_inverse_layer_idx or reorder_and_upcast_attn (refused).
 #pragma once
 
+#include "engine/attention_mask.h"
 #include "engine/causal_lm.h"
 #include "engine/model_config.h"
 
@@ -45,11 +46,7 @@ public:
 };
 TORCH_MODULE(Embedding);
 
-// Masking decided once per forward (the same contract as LlamaModel's).
-struct AttentionMask {
-    torch::Tensor additive; // [B|1, 1, T, S]: 0 = visible, lowest finite = hidden; used when defined
-    bool causal = true; // otherwise: plain causal (true) or every key visible (false)
-};
+using AttentionMask = dpo::AttentionMask; // attention_mask.h
 
 // Multi-head self-attention: c_attn [n, 3n] -> q, k, v; softmax(q k^T / sqrt(d) + mask) v; c_proj.
 class AttentionImpl : public torch::nn::Module {

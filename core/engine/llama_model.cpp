@@ -12,29 +12,6 @@ namespace llama {
 
 namespace {
 
-double initializerRange(const ModelConfig &c)
-{
-    if (c.raw.is_object() && c.raw.contains("initializer_range") && c.raw["initializer_range"].is_number())
-        return c.raw["initializer_range"].get<double>();
-    return 0.02;
-}
-
-// The most negative finite value of a float dtype: HF masks with it rather than -inf so that a
-// query row with no visible key (left padding) gets a uniform softmax instead of NaNs.
-double lowestOf(torch::ScalarType t)
-{
-    switch (t) {
-    case torch::kFloat16:
-        return -65504.0;
-    case torch::kBFloat16:
-        return -3.3895313892515355e38;
-    case torch::kFloat64:
-        return std::numeric_limits<double>::lowest();
-    default:
-        return std::numeric_limits<float>::lowest();
-    }
-}
-
 // HF's rotate_half: [x1, x2] -> [-x2, x1] on the last dimension.
 torch::Tensor rotateHalf(const torch::Tensor &x)
 {
@@ -264,7 +241,7 @@ LlamaModel::LlamaModel(ModelConfig config)
         m_lmHead = register_module("lm_head", llama::Linear(m_config.hiddenSize, m_config.vocabSize, false));
 
     torch::NoGradGuard noGrad;
-    const double std = llama::initializerRange(m_config);
+    const double std = initializerRange(m_config);
     for (auto &p : named_parameters()) {
         const auto &name = p.key();
         if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
@@ -282,66 +259,17 @@ torch::Tensor LlamaModel::forwardHidden(
     TORCH_CHECK(inputIds.dim() == 2, "inputIds must be [B, T]");
     const int64_t B = inputIds.size(0), T = inputIds.size(1);
     const int64_t past = cache ? cache->length() : 0;
-    const int64_t S = past + T;
-    const auto device = inputIds.device();
-    const auto longOpts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+
 
     auto x = m_model->embed_tokens->forward(inputIds); // [B, T, hidden]
     const auto dtype = x.scalar_type();
 
-    // Positions and the attention mask. With a padding mask, positions count real tokens
-    // (cumsum - 1, as HF's generate does), which is what left padding needs; with right padding
-    // the real positions get 0..n-1 as usual.
-    torch::Tensor positions; // [B, T]
-    llama::AttentionMask am;
-    if (attentionMask.defined()) {
-        if (attentionMask.dim() != 2 || attentionMask.size(0) != B || attentionMask.size(1) != S)
-            throw Error("attention mask must be [batch, past + new tokens] = [" + std::to_string(B) + ", "
-                + std::to_string(S) + "], got " + c10::str(attentionMask.sizes()));
-        auto m = attentionMask.to(device).to(torch::kBool);
-        positions = (m.to(torch::kInt64).cumsum(1) - 1).clamp_min(0).slice(1, past, S);
-        // Right padding (or none) without a cache: padded keys sit after every real query, so
-        // plain causal attention gives the same outputs at real positions.
-        bool rightPadded = past == 0 && (S < 2 || !(m.slice(1, 1) & ~m.slice(1, 0, S - 1)).any().item<bool>());
-        if (!rightPadded) {
-            auto qpos = torch::arange(past, S, longOpts).unsqueeze(1); // [T, 1]
-            auto kpos = torch::arange(0, S, longOpts).unsqueeze(0); // [1, S]
-            auto visible = (kpos <= qpos).unsqueeze(0) & m.unsqueeze(1); // [B, T, S]
-            am.additive = torch::zeros({ B, 1, T, S }, x.options())
-                              .masked_fill_(visible.logical_not().unsqueeze(1), llama::lowestOf(dtype));
-            am.causal = false;
-        }
-    } else {
-        positions = torch::arange(past, S, longOpts).unsqueeze(0).expand({ B, T });
-    }
-    if (!am.additive.defined() && past > 0 && T > 1) {
-        // New tokens after a cache, no padding: causal with an offset, which SDPA's is_causal
-        // (top-left aligned) does not express.
-        auto qpos = torch::arange(past, S, longOpts).unsqueeze(1);
-        auto kpos = torch::arange(0, S, longOpts).unsqueeze(0);
-        am.additive = torch::zeros({ 1, 1, T, S }, x.options())
-                          .masked_fill_((kpos > qpos).unsqueeze(0).unsqueeze(0), llama::lowestOf(dtype));
-        am.causal = false;
-    }
-    if (!am.additive.defined() && past > 0)
-        am.causal = false; // one new token sees every past key
-#if TORCH_VERSION_MAJOR < 2
-    // The explicit attention needs the causal mask spelled out.
-    if (!am.additive.defined() && am.causal && T > 1) {
-        am.additive = torch::full({ T, T }, llama::lowestOf(dtype), x.options()).triu_(1).view({ 1, 1, T, T });
-    }
-#endif
+    auto [positions, am] = buildMaskAndPositions(attentionMask, B, T, past, x.options());
 
     auto [cos, sin] = m_rotary.cosSin(positions, dtype); // [B, T, headDim]
 
     auto &layers = m_model->layerList;
-    if (cache && cache->keys.size() != layers.size()) {
-        if (past > 0)
-            throw Error("KV cache has " + std::to_string(cache->keys.size()) + " layers, the model "
-                + std::to_string(layers.size()));
-        cache->keys.assign(layers.size(), torch::Tensor());
-        cache->values.assign(layers.size(), torch::Tensor());
-    }
+    prepareCache(cache, layers.size());
     for (size_t i = 0; i < layers.size(); ++i) {
         x = layers[i]->forward(x, cos, sin, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
     }

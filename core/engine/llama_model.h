@@ -7,6 +7,7 @@
 // sliding-window attention or dropout (ModelConfig refuses configs where those would matter).
 #pragma once
 
+#include "engine/attention_mask.h"
 #include "engine/causal_lm.h"
 #include "engine/model_config.h"
 
@@ -59,14 +60,7 @@ private:
     double m_theta;
 };
 
-// What the attention layers need to know about masking, computed once per forward.
-struct AttentionMask {
-    // Used when defined: [B|1, 1, T, S] in the model dtype, 0 = visible, lowest finite = hidden.
-    torch::Tensor additive;
-    // Otherwise: true = plain causal attention (no cache, no padding that matters),
-    // false = every key is visible (one new token after a cache).
-    bool causal = true;
-};
+using AttentionMask = dpo::AttentionMask; // attention_mask.h
 
 class AttentionImpl : public torch::nn::Module {
 public:
