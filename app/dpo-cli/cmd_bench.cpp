@@ -4,6 +4,7 @@
 // forward+backward completion-log-prob pass (what a DPO step does per model) of a ~25M-parameter
 // Llama-shaped random model, as tokens/s and achieved GFLOP/s, and the ratio of the two rates.
 // Prints one JSON line on stdout and a human summary on stderr. It is a measurement, not a test.
+#include "bench_common.h"
 #include "commands.h"
 
 #include "engine/causal_lm.h"
@@ -22,6 +23,8 @@
 
 namespace {
 
+using namespace dpocli::bench;
+
 struct BenchOptions {
     int threads = 0;
     int64_t seqLen = 256;
@@ -30,57 +33,6 @@ struct BenchOptions {
     std::string device = "auto";
     std::string dtype = "float32";
 };
-
-void sync(const torch::Device &d)
-{
-    if (d.is_cuda())
-        torch::cuda::synchronize(d.index());
-}
-
-double seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b)
-{
-    return std::chrono::duration<double>(b - a).count();
-}
-
-double cpuSeconds()
-{
-    return double(std::clock()) / CLOCKS_PER_SEC;
-}
-
-struct Rate {
-    double wall = 0; // GFLOP/s by the clock on the wall
-    double cpu = 0; // GFLOP per second of process CPU time (robust to other load on the machine)
-};
-
-// Best-of-`reps` GFLOP/s of an n x n x n matmul (2 n^3 FLOPs).
-Rate matmulGflops(int64_t n, int reps, const torch::Device &device, torch::ScalarType dtype)
-{
-    torch::NoGradGuard g;
-    auto opts = torch::TensorOptions().dtype(dtype).device(device);
-    auto a = torch::randn({ n, n }, opts), b = torch::randn({ n, n }, opts), c = torch::empty({ n, n }, opts);
-    torch::mm_out(c, a, b); // warm-up
-    sync(device);
-    double best = 1e30, bestCpu = 1e30;
-    for (int i = 0; i < reps; ++i) {
-        auto t0 = std::chrono::steady_clock::now();
-        const double c0 = cpuSeconds();
-        torch::mm_out(c, a, b);
-        sync(device);
-        best = std::min(best, seconds(t0, std::chrono::steady_clock::now()));
-        bestCpu = std::min(bestCpu, cpuSeconds() - c0);
-    }
-    const double flops = 2.0 * double(n) * n * n;
-    return { flops / best / 1e9, flops / std::max(bestCpu, 1e-9) / 1e9 };
-}
-
-dpo::ModelConfig benchConfig(int64_t seqLen)
-{
-    nlohmann::json j = { { "model_type", "llama" }, { "architectures", { "LlamaForCausalLM" } }, { "vocab_size", 8000 },
-        { "hidden_size", 512 }, { "intermediate_size", 1376 }, { "num_hidden_layers", 6 }, { "num_attention_heads", 8 },
-        { "num_key_value_heads", 4 }, { "max_position_embeddings", std::max<int64_t>(2048, seqLen) },
-        { "rms_norm_eps", 1e-5 }, { "rope_theta", 10000.0 }, { "tie_word_embeddings", false } };
-    return dpo::ModelConfig::fromJson(j, "bench model");
-}
 
 void runBench(const BenchOptions &o)
 {

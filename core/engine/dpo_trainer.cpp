@@ -192,6 +192,7 @@ DpoTrainer::DpoTrainer(std::shared_ptr<CausalLM> model, std::shared_ptr<Tokenize
 {
     if (!m_policy || !m_tokenizer)
         throw Error("DpoTrainer: a model and a tokenizer are required");
+    m_policyInMemory = true;
     m_tokenizerDir = m_tokenizer->sourceDir();
     if (m_config.model.empty())
         m_config.model = m_tokenizerDir;
@@ -241,12 +242,16 @@ void DpoTrainer::setup()
 
     const bool needRef = m_mode == TrainingMode::Dpo && !m_config.referenceFree;
     if (needRef && !m_ref) {
-        const std::string refDir = m_config.refModel.empty() ? m_config.model : m_config.refModel;
-        if (fs::exists(fs::path(refDir) / "config.json")) {
+        // Object form (the policy was handed over in memory, maybe already changed): without
+        // ref_model the reference is a frozen copy of that policy, not whatever m_config.model holds.
+        const std::string refDir = !m_config.refModel.empty() ? m_config.refModel
+                                   : m_policyInMemory         ? std::string()
+                                                              : m_config.model;
+        if (!refDir.empty()) {
             log("loading reference model " + refDir);
             m_ref = loadCausalLM(refDir, m_device, m_dtype);
+            m_refDir = refDir;
         } else {
-            // Object form without a model directory: a frozen copy of the policy.
             m_ref = createCausalLM(m_policy->config());
             m_ref->loadStateDict(m_policy->stateDict(), "policy");
             m_ref->to(m_device, m_dtype);
@@ -417,23 +422,32 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
 
 void DpoTrainer::precomputeReference()
 {
-    const std::string refDir = m_config.refModel.empty() ? m_config.model : m_config.refModel;
-    // Key: the reference model's files (config text, weight file names, sizes, mtimes) and every
-    // token id of the data as tokenized (so max_length and truncation are part of it).
+    const std::string refDir = m_refDir.empty() ? std::string("(in-memory copy of the policy)") : m_refDir;
+    // Key: the reference model's files (config text, weight file names, sizes, mtimes) — or, for a
+    // reference copied from an in-memory policy, its weights' bytes — and every token id of the data
+    // as tokenized (so max_length and truncation are part of it).
     uint64_t h = 1469598103934665603ull;
-    h = fnv1a(h, readWholeFile((fs::path(refDir) / "config.json").string()));
-    std::vector<fs::path> weightFiles;
-    if (fs::is_directory(refDir))
-        for (const auto &e : fs::directory_iterator(refDir))
-            if (e.path().extension() == ".safetensors")
-                weightFiles.push_back(e.path());
-    std::sort(weightFiles.begin(), weightFiles.end());
-    for (const auto &p : weightFiles) {
-        h = fnv1a(h, p.filename().string());
-        const auto size = fs::file_size(p);
-        const auto mtime = fs::last_write_time(p).time_since_epoch().count();
-        h = fnv1a(h, &size, sizeof size);
-        h = fnv1a(h, &mtime, sizeof mtime);
+    if (!m_refDir.empty()) {
+        h = fnv1a(h, readWholeFile((fs::path(m_refDir) / "config.json").string()));
+        std::vector<fs::path> weightFiles;
+        if (fs::is_directory(m_refDir))
+            for (const auto &e : fs::directory_iterator(m_refDir))
+                if (e.path().extension() == ".safetensors")
+                    weightFiles.push_back(e.path());
+        std::sort(weightFiles.begin(), weightFiles.end());
+        for (const auto &p : weightFiles) {
+            h = fnv1a(h, p.filename().string());
+            const auto size = fs::file_size(p);
+            const auto mtime = fs::last_write_time(p).time_since_epoch().count();
+            h = fnv1a(h, &size, sizeof size);
+            h = fnv1a(h, &mtime, sizeof mtime);
+        }
+    } else {
+        for (const auto &[name, t] : m_ref->stateDict()) {
+            const auto c = t.to(torch::kCPU).contiguous();
+            h = fnv1a(h, name);
+            h = fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
+        }
     }
     h = fnv1a(h, m_config.dtype);
     auto hashExamples = [&](const std::vector<Example> &ex) {

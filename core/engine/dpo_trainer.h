@@ -118,6 +118,8 @@ private:
     std::shared_ptr<CausalLM> m_ref;
     std::shared_ptr<Tokenizer> m_tokenizer;
     std::string m_tokenizerDir;
+    bool m_policyInMemory = false; // object form: the policy was handed over, not loaded by setup()
+    std::string m_refDir;          // where the reference was loaded from; empty for a copy of the policy
     std::vector<PreferenceRow> m_trainRows, m_evalRows;
     std::vector<Example> m_train, m_eval;
     LossConfig m_loss;

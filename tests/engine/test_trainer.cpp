@@ -5,10 +5,12 @@
 #include "engine/dpo_trainer.h"
 #include "engine/error.h"
 #include "engine/lr_schedule.h"
+#include "engine/safetensors.h"
 #include "engine/train_config.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -259,6 +261,157 @@ TEST(Trainer, PrecomputedReferenceEqualsLive)
     fs::remove_all(pre);
 }
 
+// TR-DPO: every ref_model_sync_steps the reference becomes α·policy + (1 − α)·reference.
+TEST(Trainer, TrDpoSyncMixesPolicyIntoReference)
+{
+    const std::string out = tempDir("trdpo");
+    auto c = fixtureConfig("llama-gqa", out);
+    c.model.clear();
+    c.dataset.clear();
+    c.syncRefModel = true;
+    c.refModelSyncSteps = 2;
+    c.refModelMixupAlpha = 0.6;
+    c.maxSteps = 2;
+    auto policy = dpo::loadCausalLM(dpotest::fixture("llama-gqa/other"));
+    auto ref = dpo::loadCausalLM(dpotest::fixture("llama-gqa/ref"));
+    std::map<std::string, torch::Tensor> ref0;
+    for (const auto &[k, v] : ref->stateDict())
+        ref0[k] = v.clone();
+    std::shared_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dpotest::fixture("llama-gqa/ref"));
+    dpo::DpoTrainer t(policy, tok, c, dpo::readPreferenceJsonl(dpotest::fixture("llama-gqa/pairs.jsonl")), ref);
+    std::vector<std::string> logs;
+    dpo::TrainerCallbacks cb;
+    cb.onLog = [&](const std::string &m) { logs.push_back(m); };
+    t.setCallbacks(cb);
+    ASSERT_EQ(t.train().status, "completed");
+
+    const auto p = policy->stateDict(), r = ref->stateDict();
+    double maxMoved = 0;
+    for (const auto &[k, r0] : ref0) {
+        const auto expected = r0.mul(1.0 - 0.6).add(p.at(k), 0.6);
+        EXPECT_TRUE(torch::allclose(r.at(k), expected, 1e-6, 1e-7)) << k;
+        maxMoved = std::max(maxMoved, (r.at(k) - r0).abs().max().item<double>());
+    }
+    EXPECT_GT(maxMoved, 1e-3) << "the reference did not move: the test would not see a missing sync";
+    EXPECT_NE(std::find_if(logs.begin(), logs.end(),
+                           [](const std::string &m) { return m.find("synchronised") != std::string::npos; }),
+              logs.end());
+    // The reference is part of the checkpoint, so a resumed run continues with the mixed one.
+    EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-2" / "ref_model.safetensors"));
+    fs::remove_all(out);
+}
+
+// With sync every 2 steps, steps 1-2 equal a run without sync and step 3 differs (its reference
+// moved); stopping after the sync and resuming replays the uninterrupted trajectory exactly.
+TEST(Trainer, TrDpoSyncChangesLaterStepsAndResumes)
+{
+    auto config = [](const std::string &out) {
+        auto c = fixtureConfig("llama-gqa", out);
+        c.model = dpotest::fixture("llama-gqa/other");
+        c.refModel = dpotest::fixture("llama-gqa/ref");
+        c.syncRefModel = true;
+        c.refModelSyncSteps = 2;
+        c.batchSize = 4;
+        c.maxSteps = 5;
+        return c;
+    };
+    const std::string plain = tempDir("trdpo_plain"), full = tempDir("trdpo_full"), part = tempDir("trdpo_part");
+    {
+        auto c = config(plain);
+        c.syncRefModel = false;
+        dpo::DpoTrainer(c).train();
+    }
+    dpo::DpoTrainer(config(full)).train();
+    const auto a = readMetrics(plain), b = readMetrics(full);
+    ASSERT_EQ(a.size(), 5u);
+    ASSERT_EQ(b.size(), 5u);
+    for (int i = 0; i < 2; ++i)
+        EXPECT_NEAR(a[i].at("loss").get<double>(), b[i].at("loss").get<double>(), 1e-7) << "step " << i + 1;
+    EXPECT_GT(std::abs(a[2].at("rewards/chosen").get<double>() - b[2].at("rewards/chosen").get<double>()), 1e-4);
+    {
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(config(part));
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == 3)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        EXPECT_EQ(t.train(&stop).status, "stopped");
+    }
+    {
+        auto c = config(part);
+        c.resume = true;
+        EXPECT_EQ(dpo::DpoTrainer(c).train().status, "completed");
+    }
+    expectSameTrajectory(b, readMetrics(part), 1e-6);
+    for (const auto &d : {plain, full, part})
+        fs::remove_all(d);
+}
+
+// bfloat16 weights train with float32 AdamW state and a float32 master copy: checkpoints hold bf16
+// weights equal to the master rounded, the run tracks the float32 run, and resume is exact.
+TEST(Trainer, BFloat16WithFloat32MasterWeights)
+{
+    auto config = [](const std::string &out, const std::string &dtype) {
+        auto c = fixtureConfig("llama-gqa", out);
+        c.dtype = dtype;
+        c.batchSize = 4;
+        c.maxSteps = 4;
+        c.saveSteps = 2;
+        c.learningRate = 1e-4;
+        return c;
+    };
+    const std::string f32 = tempDir("f32"), full = tempDir("bf16_full"), part = tempDir("bf16_part");
+    dpo::DpoTrainer(config(f32, "float32")).train();
+    dpo::DpoTrainer(config(full, "bfloat16")).train();
+    const auto a = readMetrics(f32), b = readMetrics(full);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i].at("loss").get<double>(), b[i].at("loss").get<double>(), 0.02) << "step " << i + 1;
+    EXPECT_LT(b.back().at("loss").get<double>(), b.front().at("loss").get<double>()) << "bf16 training made progress";
+
+    const fs::path ckpt = fs::path(full) / "checkpoint-2";
+    auto weights = dpo::SafetensorsFile::open((ckpt / "model.safetensors").string());
+    auto optimizer = dpo::SafetensorsFile::open((ckpt / "optimizer.safetensors").string());
+    int masters = 0;
+    for (const auto &name : weights.names()) {
+        const auto w = weights.tensor(name);
+        EXPECT_EQ(w.scalar_type(), torch::kBFloat16) << name;
+        const std::string key = "master." + name;
+        bool found = false;
+        for (const auto &n : optimizer.names())
+            found = found || n == key;
+        if (!found)
+            continue;
+        const auto m = optimizer.tensor(key);
+        EXPECT_EQ(m.scalar_type(), torch::kFloat32) << key;
+        EXPECT_TRUE(torch::equal(m.to(torch::kBFloat16), w)) << key;
+        ++masters;
+    }
+    EXPECT_GT(masters, 0) << "no float32 master weights in the optimizer state";
+
+    {
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(config(part, "bfloat16"));
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == 3)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        EXPECT_EQ(t.train(&stop).status, "stopped");
+    }
+    {
+        auto c = config(part, "bfloat16");
+        c.resume = true;
+        dpo::DpoTrainer(c).train();
+    }
+    expectSameTrajectory(b, readMetrics(part), 1e-6);
+    for (const auto &d : {f32, full, part})
+        fs::remove_all(d);
+}
+
 // Two micro-batches of 4 with accumulation equal one batch of 8.
 TEST(Trainer, GradientAccumulationEqualsLargeBatch)
 {
@@ -330,6 +483,31 @@ TEST(Trainer, ObjectApiTrainsAndSaves)
     for (const auto &[k, v] : a)
         EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
     fs::remove_all(out);
+}
+
+// Object form without ref_model: the reference is a frozen copy of the policy handed over, even when
+// the tokenizer (and so config.model) comes from a directory holding other weights; step 1's loss is
+// then exactly ln 2. With precompute_ref the cache key comes from those in-memory weights.
+TEST(Trainer, ObjectApiReferenceIsACopyOfThePolicyInMemory)
+{
+    for (bool precompute : {false, true}) {
+        const std::string out = tempDir(precompute ? "api_copy_pre" : "api_copy");
+        auto model = dpo::loadCausalLM(dpotest::fixture("llama-gqa/other"));
+        std::shared_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dpotest::fixture("llama-gqa/ref"));
+        dpo::TrainConfig args;
+        args.outputDir = out;
+        args.maxSteps = 1;
+        args.device = "cpu";
+        args.precomputeRef = precompute;
+        dpo::DpoTrainer trainer(model, tok, args,
+                                dpo::readPreferenceJsonl(dpotest::fixture("llama-gqa/pairs.jsonl")));
+        trainer.train();
+        const auto m = readMetrics(out);
+        ASSERT_EQ(m.size(), 1u);
+        EXPECT_NEAR(m[0].at("loss").get<double>(), std::log(2.0), 1e-6) << "precompute " << precompute;
+        EXPECT_NEAR(m[0].at("rewards/margins").get<double>(), 0.0, 1e-6);
+        fs::remove_all(out);
+    }
 }
 
 TEST(TrainerCli, SftRunsAndLowersLoss)

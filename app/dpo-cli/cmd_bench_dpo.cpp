@@ -1,0 +1,307 @@
+// dpo-cli bench-dpo [--model demo|25m|DIR]... [--batch 8] [--seq-len 256] [--steps 4] [--threads N]
+//   [--device cpu|cuda|auto] [--dtype float32|bfloat16] [--reference live|precomputed|none]
+// Whole DPO optimizer steps through DpoTrainer, exactly as `dpo-cli train` runs them (collate, policy
+// forward+backward on chosen and rejected, reference forward, loss, grad norm, clipping, AdamW), timed
+// per step, with the machine's matmul rate measured at the start of the same run. Models: "demo" (the
+// bundled demo model), "25m" (a random ~25.6M-parameter Llama, the demo tokenizer), or a model directory.
+//
+// The data are synthetic rows that every sequence fills to exactly --seq-len tokens after keep_start
+// truncation, so batches carry no padding and the FLOP count is exact:
+//   per sequence forward = 2 * matmul_weights * T + 2 * vocab * hidden * S + 4 * layers * T^2 * heads * head_dim
+// (S = scored completion positions, matmul_weights = 2-D weights other than embeddings and the head);
+// a step is 3x forward for the policy (forward + backward) plus 1x for a live reference, over 2B sequences.
+// The first step warms up and is not counted. Prints one JSON line on stdout and a summary on stderr.
+#include "bench_common.h"
+#include "commands.h"
+
+#include "engine/causal_lm.h"
+#include "engine/dpo_trainer.h"
+#include "engine/error.h"
+#include "engine/preference_data.h"
+#include "engine/runtime.h"
+#include "engine/tokenizer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using namespace dpocli::bench;
+
+struct BenchDpoOptions {
+    std::vector<std::string> models { "demo", "25m" };
+    int64_t batch = 8;
+    int64_t seqLen = 256;
+    int steps = 4;
+    int threads = 0;
+    std::string device = "auto";
+    std::string dtype = "float32";
+    std::string reference = "live";
+};
+
+// The bundled demo model next to the executable (build tree: bin/../../resources; install:
+// bin/../share/dpo-studio).
+std::string demoModelDir()
+{
+    std::error_code ec;
+    const fs::path exe = fs::canonical("/proc/self/exe", ec);
+    for (const fs::path &c : { exe.parent_path() / "../../resources/demo-model",
+             exe.parent_path() / "../share/dpo-studio/demo-model", fs::path("resources/demo-model") })
+        if (fs::exists(c / "config.json"))
+            return fs::weakly_canonical(c).string();
+    throw dpo::Error("--model demo: the bundled demo model (resources/demo-model) was not found next to dpo-cli");
+}
+
+double peakRssMb()
+{
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stod(line.substr(6)) / 1024.0;
+    return 0;
+}
+
+// Rows whose prompt + completion is longer than T tokens for any tokenizer that gives a word at least
+// one token: T words per completion. Chosen and rejected differ from the first word on.
+std::vector<dpo::PreferenceRow> syntheticRows(int64_t n, int64_t T, uint64_t seed)
+{
+    static const char *words[] = { "the", "model", "answer", "is", "two", "plus", "three", "five", "hello", "friend",
+        "please", "thank", "you", "good", "morning", "sum", "of", "numbers", "a", "small", "story", "about", "cat",
+        "dog", "and", "then", "it", "was", "very", "happy", "water", "tree", "blue", "red", "green", "seven" };
+    const size_t nWords = sizeof words / sizeof *words;
+    std::mt19937_64 rng(seed);
+    auto text = [&](int64_t count) {
+        std::string s;
+        for (int64_t i = 0; i < count; ++i) {
+            if (i)
+                s += ' ';
+            s += words[rng() % nWords];
+        }
+        return s;
+    };
+    std::vector<dpo::PreferenceRow> rows;
+    for (int64_t i = 0; i < n; ++i) {
+        dpo::PreferenceRow r;
+        r.prompt = "Question " + std::to_string(i) + ": tell me a story about numbers.";
+        r.chosen = " yes " + text(T);
+        r.rejected = " no " + text(T);
+        r.line = i + 1;
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+struct ModelUnderTest {
+    std::string name;
+    std::shared_ptr<dpo::CausalLM> model;
+    std::shared_ptr<dpo::Tokenizer> tokenizer;
+};
+
+ModelUnderTest loadModel(const std::string &spec, int64_t seqLen)
+{
+    ModelUnderTest m;
+    m.name = spec;
+    if (spec == "25m") {
+        torch::manual_seed(0);
+        m.model = dpo::createCausalLM(benchConfig(seqLen));
+        m.tokenizer = std::shared_ptr<dpo::Tokenizer>(dpo::loadTokenizer(demoModelDir()).release());
+        return m;
+    }
+    const std::string dir = spec == "demo" ? demoModelDir() : spec;
+    m.model = dpo::loadCausalLM(dir);
+    m.tokenizer = std::shared_ptr<dpo::Tokenizer>(dpo::loadTokenizer(dir).release());
+    return m;
+}
+
+nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const MatmulRate &mm)
+{
+    ModelUnderTest mut = loadModel(spec, o.seqLen);
+    const dpo::ModelConfig &cfg = mut.model->config();
+    const int64_t T = std::min<int64_t>(o.seqLen, cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : o.seqLen);
+    const int64_t B = o.batch;
+    const int64_t totalSteps = o.steps + 1;
+    auto rows = syntheticRows(B * totalSteps, T, 1234);
+
+    // Every sequence must be exactly T tokens (no padding), and we need its scored positions.
+    dpo::TruncationOptions trunc;
+    trunc.maxLength = T;
+    std::vector<int64_t> scored; // per row: chosen + rejected scored positions
+    for (const auto &row : rows) {
+        const auto pair = dpo::tokenizePair(*mut.tokenizer, row, trunc);
+        int64_t s = 0;
+        for (const auto *seq : { &pair.chosen, &pair.rejected }) {
+            if (int64_t(seq->ids.size()) != T)
+                throw dpo::Error("bench-dpo: a synthetic row tokenized to " + std::to_string(seq->ids.size()) +
+                    " tokens instead of " + std::to_string(T) + " (tokenizer of " + spec + ")");
+            s += T - std::max<int64_t>(seq->promptLength, 1);
+        }
+        scored.push_back(s);
+    }
+
+    int64_t matmulWeights = 0;
+    for (const auto &item : mut.model->named_parameters()) {
+        const std::string &n = item.key();
+        if (item.value().dim() == 2 && n.find("embed_tokens") == std::string::npos
+            && n.find("wte") == std::string::npos && n.find("wpe") == std::string::npos
+            && n.find("lm_head") == std::string::npos)
+            matmulWeights += item.value().numel();
+    }
+    const int64_t params = mut.model->parameterCount();
+    const bool liveRef = o.reference == "live";
+    const double attnPerSeq = 4.0 * double(cfg.numLayers) * double(T) * T * cfg.numHeads * cfg.headDim;
+    const double passes = 3.0 + (liveRef ? 1.0 : 0.0);
+    // Steps take rows in order (no shuffle): step k uses rows [kB, (k+1)B).
+    auto stepFlops = [&](int64_t step) {
+        double f = 0;
+        for (int64_t i = step * B; i < (step + 1) * B; ++i)
+            f += passes * (2.0 * 2.0 * double(matmulWeights) * T + 2.0 * attnPerSeq)
+                + passes * 2.0 * double(cfg.vocabSize) * cfg.hiddenSize * double(scored[size_t(i)]);
+        return f;
+    };
+
+    const auto tmp = fs::temp_directory_path() / ("dpo_bench_dpo_" + std::to_string(::getpid()));
+    fs::remove_all(tmp);
+    dpo::TrainConfig c;
+    c.outputDir = tmp.string();
+    c.batchSize = B;
+    c.gradAccum = 1;
+    c.maxSteps = totalSteps;
+    c.maxLength = T;
+    c.learningRate = 1e-6;
+    c.lrScheduler = "constant";
+    c.shuffle = false;
+    c.saveSteps = 0;
+    c.loggingSteps = 1;
+    c.device = o.device;
+    c.dtype = o.dtype;
+    c.threads = o.threads;
+    c.precomputeRef = o.reference == "precomputed";
+    c.referenceFree = o.reference == "none";
+
+    std::vector<double> wall, cpu, flops;
+    double lastCpu = 0;
+    dpo::DpoTrainer trainer(mut.model, mut.tokenizer, c, rows);
+    dpo::TrainerCallbacks cb;
+    cb.onMetrics = [&](const nlohmann::json &m) {
+        if (!m.contains("step_seconds"))
+            return;
+        const int64_t step = m.at("step").get<int64_t>();
+        const double now = cpuSeconds();
+        if (step >= 2) { // step 1 warms up (allocator, kernels, first-touch pages)
+            wall.push_back(m.at("step_seconds").get<double>());
+            cpu.push_back(now - lastCpu);
+            flops.push_back(stepFlops(step - 1));
+        }
+        lastCpu = now;
+    };
+    trainer.setCallbacks(cb);
+    const auto s0 = std::chrono::steady_clock::now();
+    trainer.setup(); // includes the reference pass when precomputed
+    const double setupSeconds = seconds(s0, std::chrono::steady_clock::now());
+    lastCpu = cpuSeconds();
+    trainer.train();
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+
+    auto sum = [](const std::vector<double> &v) { return std::accumulate(v.begin(), v.end(), 0.0); };
+    const double wallSum = sum(wall), cpuSum = sum(cpu), flopSum = sum(flops);
+    const double tokensPerStep = double(2 * B * T);
+    const double gflops = flopSum / wallSum / 1e9;
+    nlohmann::json r;
+    r["model"] = spec;
+    r["params"] = params;
+    r["params_matmul"] = matmulWeights + cfg.vocabSize * cfg.hiddenSize;
+    r["vocab"] = cfg.vocabSize;
+    r["layers"] = cfg.numLayers;
+    r["hidden"] = cfg.hiddenSize;
+    r["batch_pairs"] = B;
+    r["seq_len"] = T;
+    r["reference"] = o.reference;
+    r["timed_steps"] = int64_t(wall.size());
+    r["setup_seconds"] = setupSeconds;
+    r["step_ms"] = { { "mean", wallSum / wall.size() * 1e3 }, { "best", *std::min_element(wall.begin(), wall.end()) * 1e3 } };
+    r["steps_per_s"] = wall.size() / wallSum;
+    r["tokens_per_s"] = tokensPerStep * wall.size() / wallSum;
+    r["flops_per_step"] = flopSum / wall.size();
+    r["gflops"] = gflops;
+    r["ratio_to_matmul"] = gflops / mm.best();
+    if (dpo::parseDevice(o.device).is_cpu()) {
+        const double gflopsCpu = flopSum / cpuSum / 1e9;
+        r["per_cpu_second"] = { { "gflops", gflopsCpu }, { "ratio_to_matmul", gflopsCpu / mm.bestCpu() } };
+    }
+    r["peak_rss_mb"] = peakRssMb();
+    return r;
+}
+
+void runBenchDpo(const BenchDpoOptions &o)
+{
+    if (o.batch < 1)
+        throw dpo::Error("--batch must be >= 1, got " + std::to_string(o.batch));
+    if (o.seqLen < 8)
+        throw dpo::Error("--seq-len must be >= 8, got " + std::to_string(o.seqLen));
+    if (o.steps < 1)
+        throw dpo::Error("--steps must be >= 1, got " + std::to_string(o.steps));
+    if (o.reference != "live" && o.reference != "precomputed" && o.reference != "none")
+        throw dpo::Error("--reference must be live, precomputed or none, got '" + o.reference + "'");
+    const auto device = dpo::parseDevice(o.device);
+    dpo::parseDtype(o.dtype);
+    dpo::initRuntime(o.threads);
+
+    const MatmulRate mm = measureMatmul(device);
+    nlohmann::json out;
+    out["device"] = device.str();
+    out["dtype"] = o.dtype;
+    out["threads"] = at::get_num_threads();
+    out["matmul_gflops"] = { { "1024", mm.r1024.wall }, { "2048", mm.r2048.wall }, { "best", mm.best() } };
+    if (device.is_cpu())
+        out["matmul_gflops_per_cpu_second"] = mm.bestCpu();
+    out["models"] = nlohmann::json::array();
+    for (const auto &spec : o.models) {
+        BenchDpoOptions run = o;
+        run.device = device.str();
+        auto r = benchOne(run, spec, mm);
+        char line[512];
+        std::snprintf(line, sizeof line,
+            "bench-dpo: %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens, %s reference: "
+            "%.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f GFLOP/s)",
+            spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(),
+            at::get_num_threads(), (long long)o.batch, (long long)r["seq_len"].get<int64_t>(), o.reference.c_str(),
+            r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(), r["tokens_per_s"].get<double>(),
+            r["gflops"].get<double>(), r["ratio_to_matmul"].get<double>() * 100, mm.best());
+        std::cerr << line << std::endl;
+        out["models"].push_back(std::move(r));
+    }
+    dpocli::printJson(out);
+}
+
+dpocli::CommandRegistrar reg([](CLI::App &app) {
+    auto o = std::make_shared<BenchDpoOptions>();
+    CLI::App *cmd = app.add_subcommand("bench-dpo",
+        "Measure whole DPO training steps (policy fwd+bwd, reference fwd, AdamW) against the matmul rate");
+    cmd->add_option("--model", o->models, "demo, 25m or a model directory (repeatable)")->capture_default_str();
+    cmd->add_option("--batch", o->batch, "Pairs per step")->capture_default_str();
+    cmd->add_option("--seq-len", o->seqLen, "Tokens per sequence (capped by the model's positions)")
+        ->capture_default_str();
+    cmd->add_option("--steps", o->steps, "Timed steps (after one warm-up step)")->capture_default_str();
+    cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    cmd->add_option("--dtype", o->dtype, "float32 or bfloat16")->capture_default_str();
+    cmd->add_option("--reference", o->reference, "live, precomputed or none")->capture_default_str();
+    cmd->callback([o, cmd, &app] {
+        BenchDpoOptions run = *o;
+        run.threads = 0;
+        if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
+            run.threads = t->as<int>();
+        runBenchDpo(run);
+    });
+});
+
+} // namespace

@@ -1,0 +1,165 @@
+// AdamW against torch.optim.AdamW's update written out independently in double precision, and the
+// bfloat16 path: the float32 master copy follows the float32 trajectory exactly, the bf16 parameter is
+// always the master rounded, and updates far below a bf16 ulp are kept instead of lost.
+#include "engine/adamw.h"
+#include "engine/error.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+namespace {
+
+// torch.optim.AdamW (amsgrad=False, maximize=False) on one scalar, in double.
+struct ScalarAdamW {
+    double p, m = 0, v = 0;
+    int t = 0;
+    void step(double g, double lr, double b1, double b2, double eps, double wd)
+    {
+        ++t;
+        p *= 1.0 - lr * wd;
+        m = b1 * m + (1.0 - b1) * g;
+        v = b2 * v + (1.0 - b2) * g * g;
+        const double bc1 = 1.0 - std::pow(b1, t), bc2 = 1.0 - std::pow(b2, t);
+        p -= lr / bc1 * m / (std::sqrt(v) / std::sqrt(bc2) + eps);
+    }
+};
+
+// A deterministic gradient sequence with changing signs and scales.
+double gradAt(int step, int i)
+{
+    return std::sin(0.7 * step + 1.3 * i) * (1.0 + 0.1 * i) + 0.05 * (i % 3);
+}
+
+} // namespace
+
+struct AdamWCase {
+    double lr, wd;
+};
+
+class AdamWFormula : public ::testing::TestWithParam<AdamWCase> {};
+
+TEST_P(AdamWFormula, Float32MatchesTorchFormula)
+{
+    const auto [lr, wd] = GetParam();
+    const int n = 7;
+    std::vector<float> init(n);
+    for (int i = 0; i < n; ++i)
+        init[size_t(i)] = 0.3f * float(i) - 1.0f;
+    auto p = torch::tensor(init).requires_grad_(true);
+    dpo::AdamWOptions o;
+    o.weightDecay = wd;
+    o.beta1 = 0.9;
+    o.beta2 = 0.95;
+    o.eps = 1e-6;
+    dpo::AdamW opt({ { "w", p } }, o);
+    std::vector<ScalarAdamW> ref;
+    for (float x : init)
+        ref.push_back({ double(x) });
+    for (int step = 1; step <= 25; ++step) {
+        std::vector<float> g(n);
+        for (int i = 0; i < n; ++i) {
+            g[size_t(i)] = float(gradAt(step, i));
+            ref[size_t(i)].step(double(g[size_t(i)]), lr, o.beta1, o.beta2, o.eps, wd);
+        }
+        p.mutable_grad() = torch::tensor(g);
+        opt.step(lr);
+    }
+    EXPECT_EQ(opt.stepCount(), 25);
+    for (int i = 0; i < n; ++i)
+        EXPECT_NEAR(p[i].item<double>(), ref[size_t(i)].p, 2e-6 * std::max(1.0, std::abs(ref[size_t(i)].p))) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Settings, AdamWFormula,
+    ::testing::Values(AdamWCase { 1e-3, 0.0 }, AdamWCase { 1e-2, 0.1 }, AdamWCase { 3e-4, 0.01 }));
+
+// bf16 parameters: the master copy is float32 and follows exactly the trajectory of the same optimizer
+// on float32 parameters; the parameter itself is the master rounded to bf16 after every step.
+TEST(AdamW, BFloat16KeepsFloat32MasterOnTheFloat32Trajectory)
+{
+    torch::manual_seed(3);
+    auto init = torch::randn({ 4, 5 });
+    auto p32 = init.clone().requires_grad_(true);
+    auto p16 = init.to(torch::kBFloat16).requires_grad_(true);
+    // Start both from the same values: the bf16-rounded ones.
+    {
+        torch::NoGradGuard g;
+        p32.copy_(p16.to(torch::kFloat32));
+    }
+    dpo::AdamWOptions o;
+    o.weightDecay = 0.05;
+    dpo::AdamW a32({ { "w", p32 } }, o), a16({ { "w", p16 } }, o);
+    for (int step = 1; step <= 10; ++step) {
+        auto g = torch::randn({ 4, 5 });
+        p32.mutable_grad() = g.clone();
+        p16.mutable_grad() = g.to(torch::kBFloat16); // the backward pass of a bf16 model yields bf16 grads
+        // The float32 run sees the same (bf16-rounded) gradient.
+        p32.mutable_grad() = p16.grad().to(torch::kFloat32);
+        a32.step(1e-3);
+        a16.step(1e-3);
+    }
+    const auto state = a16.stateTensors();
+    ASSERT_TRUE(state.count("master.w"));
+    ASSERT_FALSE(a32.stateTensors().count("master.w")) << "float32 parameters need no master copy";
+    const auto &master = state.at("master.w");
+    EXPECT_EQ(master.scalar_type(), torch::kFloat32);
+    EXPECT_EQ(state.at("exp_avg.w").scalar_type(), torch::kFloat32);
+    EXPECT_EQ(state.at("exp_avg_sq.w").scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(torch::allclose(master, p32.detach(), 0, 1e-7)) << (master - p32).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(p16.detach(), master.to(torch::kBFloat16)));
+}
+
+// Updates of 1e-5 on weights near 1 are ~1/800 of a bf16 ulp (2^-7): applied to bf16 weights directly
+// they vanish; with the master copy they accumulate until the bf16 weight moves.
+TEST(AdamW, BFloat16SmallUpdatesAccumulateInTheMaster)
+{
+    auto p = torch::ones({ 3 }, torch::kBFloat16).requires_grad_(true);
+    dpo::AdamW opt({ { "w", p } }, dpo::AdamWOptions {});
+    const double lr = 1e-5;
+    // Without a master: one step's update rounds away.
+    {
+        auto naive = torch::ones({ 3 }, torch::kBFloat16);
+        naive.sub_(torch::full({ 3 }, lr, torch::kBFloat16));
+        ASSERT_TRUE(torch::equal(naive, torch::ones({ 3 }, torch::kBFloat16)));
+    }
+    for (int step = 0; step < 2000; ++step) {
+        p.mutable_grad() = torch::ones({ 3 }, torch::kBFloat16); // Adam's step is then ~lr per step
+        opt.step(lr);
+    }
+    const auto master = opt.stateTensors().at("master.w");
+    EXPECT_NEAR(master[0].item<double>(), 1.0 - 2000 * lr, 1e-4);
+    EXPECT_LT(p[0].item<double>(), 1.0) << "the bf16 weight moved once the master drifted past half an ulp";
+    EXPECT_TRUE(torch::equal(p.detach(), master.to(torch::kBFloat16)));
+}
+
+TEST(AdamW, StateRoundTripAndErrors)
+{
+    auto p = torch::zeros({ 2, 2 }, torch::kBFloat16).requires_grad_(true);
+    dpo::AdamW opt({ { "w", p } }, dpo::AdamWOptions {});
+    p.mutable_grad() = torch::ones({ 2, 2 }, torch::kBFloat16);
+    opt.step(1e-2);
+    auto state = opt.stateTensors();
+    std::map<std::string, torch::Tensor> copy;
+    for (const auto &[k, v] : state)
+        copy[k] = v.clone();
+
+    auto q = torch::zeros({ 2, 2 }, torch::kBFloat16).requires_grad_(true);
+    dpo::AdamW restored({ { "w", q } }, dpo::AdamWOptions {});
+    restored.loadStateTensors(copy, opt.stepCount());
+    EXPECT_EQ(restored.stepCount(), 1);
+    for (const auto &[k, v] : restored.stateTensors())
+        EXPECT_TRUE(torch::equal(v, state.at(k))) << k;
+
+    auto missing = copy;
+    missing.erase("exp_avg_sq.w");
+    try {
+        restored.loadStateTensors(missing, 1);
+        FAIL() << "expected an error";
+    } catch (const dpo::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("exp_avg_sq.w"), std::string::npos) << e.what();
+    }
+    auto wrongShape = copy;
+    wrongShape["exp_avg.w"] = torch::zeros({ 3 });
+    EXPECT_THROW(restored.loadStateTensors(wrongShape, 1), dpo::Error);
+}
