@@ -927,6 +927,7 @@ void EvaluatePage::endSession()
     }
     if (m_window && m_window->labelPage())
         m_window->labelPage()->setJudgmentKind(dpo::JudgmentKind::Label);
+    emit statusMessage(tr("Session ended: model identities revealed, results computed from the judgments."));
     updateSessionState();
     m_tabs->setCurrentIndex(1);
 }
