@@ -9,6 +9,7 @@
 
 #include "engine/error.h"
 #include "engine/tokenizer.h"
+#include "engine/utf8.h"
 
 #include <chrono>
 #include <ctime>
@@ -22,25 +23,6 @@ struct BenchOptions {
     int passes = 2;
     int chunk = 4096;
 };
-
-void appendUtf8(std::string &out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
 
 // Mostly English prose with the other kinds mixed in, from a fixed seed: the same bytes every run.
 std::string mixedText(size_t bytes)
@@ -77,7 +59,7 @@ std::string mixedText(size_t bytes)
             s += "\n";
         } else {
             for (int i = 0; i < 4; ++i) // a random CJK ideograph or rare letter
-                appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x4E00, 0x9FFF)(rng));
+                dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x4E00, 0x9FFF)(rng));
         }
         // Whitespace between tokens: mostly one space, sometimes runs and tabs.
         const int w = std::uniform_int_distribution<int>(0, 99)(rng);

@@ -5,6 +5,7 @@
 #include "engine/error.h"
 #include "engine/tokenizer.h"
 #include "engine/unicode_nfc.h"
+#include "engine/utf8.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -41,25 +42,6 @@ void writeFile(const fs::path &p, const std::string &text)
     f << text;
 }
 
-void appendUtf8(std::string &out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
-
 // Random text mixing the kinds of characters that stress a byte-level BPE.
 std::string randomText(std::mt19937 &rng)
 {
@@ -77,31 +59,31 @@ std::string randomText(std::mt19937 &rng)
                 " \t\n\r"[std::uniform_int_distribution<int>(0, 3)(rng)]);
             break;
         case 2:
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x20, 0x7E)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x20, 0x7E)(rng));
             break;
         case 3: // Latin-1 and Latin Extended, combining marks
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0xA0, 0x36F)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0xA0, 0x36F)(rng));
             break;
         case 4: // CJK
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x4E00, 0x9FFF)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x4E00, 0x9FFF)(rng));
             break;
         case 5: // emoji
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x1F300, 0x1FAFF)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x1F300, 0x1FAFF)(rng));
             break;
         case 6: // Greek, Cyrillic, Arabic, Devanagari
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x370, 0x97F)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x370, 0x97F)(rng));
             break;
         case 7: // unusual spaces and punctuation
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x2000, 0x206F)(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>(0x2000, 0x206F)(rng));
             break;
         case 8:
-            appendUtf8(s, std::uniform_int_distribution<uint32_t>('0', '9')(rng));
+            dpo::appendUtf8(s, std::uniform_int_distribution<uint32_t>('0', '9')(rng));
             break;
         default: // anything outside the surrogates
             for (;;) {
                 uint32_t cp = std::uniform_int_distribution<uint32_t>(1, 0x10FFFF)(rng);
                 if (cp < 0xD800 || cp > 0xDFFF) {
-                    appendUtf8(s, cp);
+                    dpo::appendUtf8(s, cp);
                     break;
                 }
             }
@@ -260,7 +242,7 @@ std::string byteChar(int b)
             if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255)))
                 ++n;
     std::string s;
-    appendUtf8(s, printable ? uint32_t(b) : uint32_t(256 + n));
+    dpo::appendUtf8(s, printable ? uint32_t(b) : uint32_t(256 + n));
     return s;
 }
 
