@@ -680,7 +680,21 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
     ProjectStore::Impl &d = store.impl();
     ExportResult result;
     Writer w(path);
-    auto stop = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
+    // Every 1024 rows: a cancel discards the file (nothing half-written stays), else progress is reported.
+    auto cancelledAt = [&](QSqlQuery &q, qint64 seen, qint64 total) {
+        if ((seen & 1023) != 0)
+            return false;
+        if (opt.cancel && opt.cancel->load(std::memory_order_relaxed)) {
+            q.finish();
+            w.discard();
+            result.cancelled = true;
+            result.rows = 0;
+            return true;
+        }
+        if (opt.progress)
+            opt.progress(seen, total);
+        return false;
+    };
 
     if (opt.format == ExportFormat::Trl) {
         // Votes per pair (latest label judgment per annotator, skips left out).
@@ -706,17 +720,8 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             "p.completion_a JOIN completions cb ON cb.id = p.completion_b WHERE p.kind = 'label' ORDER BY p.id"));
         qint64 seen = 0;
         while (q.next()) {
-            if ((++seen & 1023) == 0) {
-                if (stop()) {
-                    q.finish();
-                    w.discard();
-                    result.cancelled = true;
-                    result.rows = 0;
-                    return result;
-                }
-                if (opt.progress)
-                    opt.progress(seen, total);
-            }
+            if (cancelledAt(q, ++seen, total))
+                return result;
             const qint64 id = q.value(0).toLongLong();
             bool aChosen;
             auto it = votes.find(id);
@@ -807,17 +812,8 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
         w.buf += columns.join(QLatin1Char(',')).toUtf8() + "\r\n";
     qint64 seen = 0;
     while (q.next()) {
-        if ((++seen & 1023) == 0) {
-            if (stop()) {
-                q.finish();
-                w.discard();
-                result.cancelled = true;
-                result.rows = 0;
-                return result;
-            }
-            if (opt.progress)
-                opt.progress(seen, total);
-        }
+        if (cancelledAt(q, ++seen, total))
+            return result;
         const int strength = q.value(8).toInt();
         const QVariantList v = {
             q.value(0).toLongLong(),
