@@ -1,5 +1,6 @@
 #include "datapage.h"
 
+#include "generatecandidatesdialog.h"
 #include "markdownview.h"
 #include "pagedtablemodel.h"
 
@@ -167,6 +168,12 @@ DataPage::DataPage(QWidget *parent)
     m_count = new QLabel;
     auto *refreshButton = new QPushButton(tr("Refresh"));
     connect(refreshButton, &QPushButton::clicked, this, &DataPage::refresh);
+    m_generate = new QPushButton(tr("Generate candidates…"));
+    m_generate->setObjectName(QStringLiteral("dataGenerate"));
+    m_generate->setToolTip(tr("Sample completions with a model for prompts that have fewer than N, and queue "
+                              "pairs between them for labeling."));
+    m_generate->setEnabled(false);
+    connect(m_generate, &QPushButton::clicked, this, &DataPage::openGenerateDialog);
 
     auto *bar = new QHBoxLayout;
     bar->addWidget(m_tabs);
@@ -175,6 +182,7 @@ DataPage::DataPage(QWidget *parent)
     bar->addWidget(m_filter);
     bar->addWidget(m_annotator);
     bar->addWidget(refreshButton);
+    bar->addWidget(m_generate);
 
     m_model = new PagedTableModel(this);
     m_table = new QTableView;
@@ -254,7 +262,10 @@ void DataPage::setProject(ProjectSession *session)
 {
     if (m_session)
         disconnect(m_session, nullptr, this, nullptr);
+    // The dialog works on the old project: closing it cancels a running job and joins its thread.
+    delete m_generateDialog;
     m_session = session;
+    m_generate->setEnabled(m_session != nullptr);
     if (m_session)
         connect(m_session, &ProjectSession::contentChanged, this, [this]() {
             if (isVisible())
@@ -492,6 +503,22 @@ void DataPage::refreshStats()
         },
         [this](Stats st) { m_stats->setHtml(statsHtml(st)); },
         [this](const QString &e) { m_stats->setPlainText(tr("Statistics unavailable: %1").arg(e)); });
+}
+
+GenerateCandidatesDialog *DataPage::openGenerateDialog()
+{
+    if (!m_session)
+        return nullptr;
+    if (!m_generateDialog) {
+        m_generateDialog = new GenerateCandidatesDialog(m_session, this);
+        m_generateDialog->setAttribute(Qt::WA_DeleteOnClose);
+        // No refresh wiring here: the dialog emits the session's contentChanged(), which refreshes this page
+        // when it is visible (and showEvent refreshes it otherwise).
+    }
+    m_generateDialog->show();
+    m_generateDialog->raise();
+    m_generateDialog->activateWindow();
+    return m_generateDialog;
 }
 
 QString DataPage::summaryText() const

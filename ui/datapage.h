@@ -1,17 +1,21 @@
 // DataPage: browse, search and filter the project's prompts, pairs and judgments (a paged table fed by
 // the StoreWorker), preview the selected row, and read the store's sanity checks and agreement /
-// position-bias summary. Everything here is read-only and computed off the GUI thread.
+// position-bias summary. Everything here is read-only and computed off the GUI thread, except
+// "Generate candidates…", which opens GenerateCandidatesDialog (its own worker thread writes the samples).
 #pragma once
 
 #include "projectsession.h"
 
+#include <QPointer>
 #include <QWidget>
 
+class GenerateCandidatesDialog;
 class MarkdownView;
 class PagedTableModel;
 class QComboBox;
 class QLabel;
 class QLineEdit;
+class QPushButton;
 class QTabBar;
 class QTableView;
 class QTextBrowser;
@@ -31,6 +35,8 @@ public:
     void setSearch(const QString &text); // applies at once (no debounce)
     PagedTableModel *model() const { return m_model; }
     QString summaryText() const; // the statistics panel as plain text (tests)
+    // Opens (or raises) the candidate generation dialog; nullptr without a project.
+    GenerateCandidatesDialog *openGenerateDialog();
 
 public slots:
     void refresh();
@@ -51,6 +57,8 @@ private:
     QComboBox *m_filter;
     QComboBox *m_annotator;
     QLabel *m_count;
+    QPushButton *m_generate;
+    QPointer<GenerateCandidatesDialog> m_generateDialog;
     QTableView *m_table;
     PagedTableModel *m_model;
     MarkdownView *m_detail;

@@ -2,6 +2,7 @@
 
 #include <QEvent>
 #include <QFontDatabase>
+#include <QRegularExpression>
 #include <QTextBlock>
 #include <QTextCursor>
 #include <QTextDocument>
@@ -31,16 +32,43 @@ QColor MarkdownView::diffColor(const QPalette &palette)
     return blend(palette.color(QPalette::Base), palette.color(QPalette::Highlight), 0.35);
 }
 
+QString MarkdownView::escapeBareListMarkers(const QString &markdown)
+{
+    // A line that is nothing but a list marker ("13.", "2)", "-") is an *empty* list item in
+    // CommonMark: a completion that answers "13." would show as a bullet with no text. Escaping the
+    // punctuation keeps it literal; list items with content and code blocks are left alone.
+    static const QRegularExpression bare(QStringLiteral("^(\\s{0,3})(\\d{1,9})([.)])(\\s*)$|^(\\s{0,3})([-+*])(\\s*)$"));
+    static const QRegularExpression fence(QStringLiteral("^\\s{0,3}(```|~~~)"));
+    QStringList lines = markdown.split(QLatin1Char('\n'));
+    bool inFence = false;
+    for (QString &line : lines) {
+        if (fence.match(line).hasMatch()) {
+            inFence = !inFence;
+            continue;
+        }
+        if (inFence)
+            continue;
+        const QRegularExpressionMatch m = bare.match(line);
+        if (!m.hasMatch())
+            continue;
+        if (m.capturedLength(2) > 0)
+            line = m.captured(1) + m.captured(2) + QLatin1Char('\\') + m.captured(3) + m.captured(4);
+        else
+            line = m.captured(5) + QLatin1Char('\\') + m.captured(6) + m.captured(7);
+    }
+    return lines.join(QLatin1Char('\n'));
+}
+
 void MarkdownView::setMarkdownText(const QString &markdown)
 {
     m_markdown = markdown;
-    setMarkdown(markdown);
+    setMarkdown(escapeBareListMarkers(markdown));
     polishDocument();
 }
 
 void MarkdownView::clearHighlights()
 {
-    setMarkdown(m_markdown);
+    setMarkdown(escapeBareListMarkers(m_markdown));
     polishDocument();
 }
 

@@ -16,6 +16,9 @@ public:
 
     void setMarkdownText(const QString &markdown);
     const QString &markdownText() const { return m_markdown; }
+    // The text as given to the Markdown importer: lines that are only a list marker ("13.", "-")
+    // escaped so they stay literal instead of rendering as empty list items.
+    static QString escapeBareListMarkers(const QString &markdown);
 
     // Words of the rendered document (not of the Markdown source), with document positions, so
     // markup like ``` or ** never counts as a difference.

@@ -157,6 +157,7 @@ TrainPage::TrainPage(QWidget *parent)
     // Default model: the bundled demo model (resources/demo-model) when it is there.
     const QStringList candidates{QCoreApplication::applicationDirPath() + QStringLiteral("/../resources/demo-model"),
                                  QCoreApplication::applicationDirPath() + QStringLiteral("/../../resources/demo-model"),
+                                 QCoreApplication::applicationDirPath() + QStringLiteral("/../share/dpo-studio/demo-model"),
 #ifdef DPO_SOURCE_DIR
                                  QStringLiteral(DPO_SOURCE_DIR "/resources/demo-model"),
 #endif

@@ -218,8 +218,14 @@ void bench(const std::string &dirArg, int rows, int labels)
 }
 
 dpocli::CommandRegistrar reg([](CLI::App &app) {
-    auto *project = app.add_subcommand("project", "Labeling projects: import, export, statistics");
-    project->require_subcommand(1);
+    // qcmd_generate.cpp adds "project generate": whichever file registers first creates the subcommand.
+    CLI::App *project = nullptr;
+    try {
+        project = app.get_subcommand("project");
+    } catch (const CLI::OptionNotFound &) {
+        project = app.add_subcommand("project", "Labeling projects: import, export, statistics");
+        project->require_subcommand(1);
+    }
 
     struct ImportArgs {
         std::string project, input, format = "auto", onError = "skip";
