@@ -301,7 +301,34 @@ bool MainWindow::openProject(const QString &pathOrUrl, QString *error)
 {
     QString err;
     std::unique_ptr<dpo::ProjectStore> store;
-    {
+    bool reachable = true;
+    if (dpo::ProjectStore::isUrl(pathOrUrl)) {
+        // A PostgreSQL server may take up to the connect timeout to answer, and a first open by a newer
+        // version migrates (and recounts) the project. Both happen here on a worker thread, on a connection
+        // opened and closed there, while the window paints and offers Cancel. The store the pages use must
+        // be opened on this thread (Qt SQL connections belong to the thread that opened them); that open
+        // then finds a migrated project on a server that just answered.
+        const auto probe = runBackgroundTask<bool>(
+            this, tr("Open project"), tr("Connecting to %1…").arg(stripPassword(pathOrUrl)),
+            [pathOrUrl](TaskControl &control) {
+                try {
+                    dpo::ProjectStore::open(pathOrUrl); // throws with the reason
+                } catch (...) {
+                    if (control.cancel.load()) // the user gave up before the server did
+                        return false;
+                    throw;
+                }
+                return !control.cancel.load();
+            },
+            &err);
+        if (probe && !*probe) {
+            if (error)
+                *error = tr("connecting was cancelled");
+            return false;
+        }
+        reachable = probe.has_value();
+    }
+    if (reachable) {
         QApplication::setOverrideCursor(Qt::WaitCursor);
         store = dpo::ProjectStore::open(pathOrUrl, &err);
         QApplication::restoreOverrideCursor();

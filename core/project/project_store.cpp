@@ -88,6 +88,48 @@ const std::vector<Migration> &migrations()
                 // scans every free slot to find the one open slot of an annotator.
                 "CREATE INDEX slots_mine ON slots(annotator_id, kind, done_at)",
             } },
+        { 4,
+            {
+                // Keypress path, as index lookups on both databases. The open slot of an annotator, in id
+                // order: PostgreSQL read slots_mine in primary-key order and filtered (O(slots claimed)).
+                "CREATE INDEX slots_open ON slots(annotator_id, kind, id) WHERE done_at IS NULL",
+                // Free slots in serving order: PostgreSQL sorted every free slot (60-90 ms at 200,000
+                // pairs) or merge-joined whole indexes. It replaces slots_queue.
+                "CREATE INDEX slots_free ON slots(kind, pair_id, id) WHERE annotator_id IS NULL",
+                "DROP INDEX slots_queue",
+                // progress() in O(1): counters kept in the transaction of every change (see CounterDelta).
+                // annotator_id 0: the project (slots, slots_done, free_pairs = pairs with a free slot);
+                // otherwise that annotator (judgments and their summed time on task by judgment kind;
+                // touched_free = pairs of the kind with a free slot that the annotator holds or judged).
+                "CREATE TABLE counters (annotator_id BIGINT NOT NULL, kind TEXT NOT NULL, "
+                "slots BIGINT NOT NULL DEFAULT 0, slots_done BIGINT NOT NULL DEFAULT 0, "
+                "free_pairs BIGINT NOT NULL DEFAULT 0, judgments BIGINT NOT NULL DEFAULT 0, "
+                "judged_ms BIGINT NOT NULL DEFAULT 0, touched_free BIGINT NOT NULL DEFAULT 0, "
+                "PRIMARY KEY (annotator_id, kind))",
+                "%RECOUNT%", // the counters of an existing project, counted once
+            } },
+    };
+    return list;
+}
+
+// Counts every progress counter from the tables (O(project)): at migration and after setOverlap.
+const QStringList &recountStatements()
+{
+    static const QStringList list = {
+        "DELETE FROM counters",
+        "INSERT INTO counters (annotator_id, kind, slots, slots_done, free_pairs) "
+        "SELECT 0, k.kind, (SELECT COUNT(*) FROM slots s WHERE s.kind = k.kind), "
+        "(SELECT COUNT(*) FROM slots s WHERE s.kind = k.kind AND s.done_at IS NOT NULL), "
+        "(SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = k.kind AND s.annotator_id IS NULL) "
+        "FROM (SELECT 'label' AS kind UNION ALL SELECT 'eval') k",
+        "INSERT INTO counters (annotator_id, kind, judgments, judged_ms, touched_free) "
+        "SELECT a.id, k.kind, (SELECT COUNT(*) FROM judgments j WHERE j.annotator_id = a.id AND j.kind = k.kind), "
+        "(SELECT COALESCE(SUM(j.decided_at - j.shown_at), 0) FROM judgments j WHERE j.annotator_id = a.id "
+        "AND j.kind = k.kind), "
+        "(SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = k.kind AND s.annotator_id IS NULL AND "
+        "s.pair_id IN (SELECT j.pair_id FROM judgments j WHERE j.annotator_id = a.id UNION "
+        "SELECT t.pair_id FROM slots t WHERE t.annotator_id = a.id)) "
+        "FROM annotators a, (SELECT 'label' AS kind UNION ALL SELECT 'eval') k",
     };
     return list;
 }
@@ -338,10 +380,35 @@ void ProjectStore::Impl::begin()
             fail(QStringLiteral("BEGIN IMMEDIATE"), q.lastError());
     }
     txDepth = 1;
+    counterDeltas.clear();
 }
 
 void ProjectStore::Impl::commit()
 {
+    // Ascending (annotator, kind): every transaction locks counter rows in the same order, so concurrent
+    // annotators on PostgreSQL queue on a row instead of deadlocking. n = n + delta is atomic per row.
+    for (const auto &[key, c] : counterDeltas) {
+        if (!c.slotTotal && !c.slotsDone && !c.freePairs && !c.judgments && !c.judgedMs && !c.touchedFree)
+            continue;
+        const QString update = QStringLiteral(
+            "UPDATE counters SET slots = slots + ?, slots_done = slots_done + ?, free_pairs = free_pairs + ?, "
+            "judgments = judgments + ?, judged_ms = judged_ms + ?, touched_free = touched_free + ? "
+            "WHERE annotator_id = ? AND kind = ?");
+        const QVariantList values { c.slotTotal, c.slotsDone, c.freePairs, c.judgments, c.judgedMs, c.touchedFree,
+            key.first, key.second };
+        if (exec(update, values).numRowsAffected() == 1)
+            continue;
+        // First change for this annotator and kind: create the row (another connection may race us to it).
+        exec(QStringLiteral("INSERT INTO counters (annotator_id, kind) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+            { key.first, key.second });
+        if (exec(update, values).numRowsAffected() != 1)
+            throw ProjectError(QStringLiteral("project %1: progress counters of annotator %2 (%3) not found")
+                                   .arg(display)
+                                   .arg(key.first)
+                                   .arg(key.second)
+                                   .toStdString());
+    }
+    counterDeltas.clear();
     for (auto &q : cache)
         if (q->isActive())
             q->finish();
@@ -359,6 +426,7 @@ void ProjectStore::Impl::commit()
 void ProjectStore::Impl::rollback()
 {
     txDepth = 0;
+    counterDeltas.clear();
     for (auto &q : cache)
         if (q->isActive())
             q->finish();
@@ -408,6 +476,79 @@ qint64 ProjectStore::Impl::addCompletionRow(
             p.parentCompletionId > 0 ? QVariant(p.parentCompletionId) : nullInt(), nowMs() });
 }
 
+// ---- progress counters (schema 4)
+//
+// progress() reads stored counters instead of counting the queue. Every change to slots or judgments adds
+// to them in its own transaction (Impl::counterDeltas, written at commit). "available" needs, per
+// annotator, the number of pairs with a free slot that they already hold or judged (touched_free): a pair
+// gaining or losing its last free slot changes it for everyone who touched that pair, so changes to a
+// pair's slots or slot-less judgments compare the pair's state before and after (pairState) under a lock
+// on the pair row (PostgreSQL; SQLite's write lock serializes anyway).
+
+static bool hasCounters(const ProjectStore::Impl &d)
+{
+    return d.version >= 4;
+}
+
+static ProjectStore::Impl::CounterDelta &counterDelta(ProjectStore::Impl &d, qint64 annotatorId, const QString &kind)
+{
+    return d.counterDeltas[{ annotatorId, kind }];
+}
+
+namespace {
+
+struct PairState {
+    bool hasFree = false; // at least one unclaimed slot
+    QString kind; // of the free slot (a pair's slots all have the pair's kind)
+    std::set<qint64> touchers; // annotators holding a slot of it or having judged it (only if hasFree)
+};
+
+} // namespace
+
+// Holds the pair row until commit, so that two connections changing one pair's slots see each other's
+// result in their before/after states. NO KEY: inserting a judgment of the pair (a foreign-key check, KEY
+// SHARE) does not wait for it. Counter rows are locked last, at commit, in key order.
+static void lockPair(ProjectStore::Impl &d, qint64 pairId)
+{
+    if (d.pg() && hasCounters(d))
+        d.scalar(QStringLiteral("SELECT id FROM pairs WHERE id = ? FOR NO KEY UPDATE"), { pairId });
+}
+
+static PairState pairState(ProjectStore::Impl &d, qint64 pairId)
+{
+    PairState st;
+    if (!hasCounters(d))
+        return st;
+    const QVariant kind = d.scalar(
+        QStringLiteral("SELECT kind FROM slots WHERE pair_id = ? AND annotator_id IS NULL LIMIT 1"), { pairId });
+    if (kind.isNull())
+        return st;
+    st.hasFree = true;
+    st.kind = kind.toString();
+    QSqlQuery &q = d.exec(QStringLiteral("SELECT annotator_id FROM slots WHERE pair_id = ? AND annotator_id IS NOT "
+                                         "NULL UNION SELECT annotator_id FROM judgments WHERE pair_id = ?"),
+        { pairId, pairId });
+    while (q.next())
+        st.touchers.insert(q.value(0).toLongLong());
+    q.finish();
+    return st;
+}
+
+static void applyPairChange(ProjectStore::Impl &d, const PairState &before, const PairState &after)
+{
+    if (!hasCounters(d) || (!before.hasFree && !after.hasFree))
+        return;
+    const QString kind = after.hasFree ? after.kind : before.kind;
+    counterDelta(d, 0, kind).freePairs += int(after.hasFree) - int(before.hasFree);
+    std::set<qint64> everyone = before.touchers;
+    everyone.insert(after.touchers.begin(), after.touchers.end());
+    for (const qint64 a : everyone) {
+        const int was = before.touchers.count(a) ? 1 : 0, is = after.touchers.count(a) ? 1 : 0;
+        if (was != is)
+            counterDelta(d, a, kind).touchedFree += is - was;
+    }
+}
+
 qint64 ProjectStore::Impl::addPairRow(qint64 promptId, qint64 a, qint64 b, const QString &origin, JudgmentKind kind,
     const QString &preferred, const QString &importStyle, int slotCount)
 {
@@ -420,6 +561,11 @@ qint64 ProjectStore::Impl::addPairRow(qint64 promptId, qint64 a, qint64 b, const
     for (int i = 0; i < slotCount; ++i)
         exec(QStringLiteral("INSERT INTO slots (pair_id, slot_index, kind) VALUES (?, ?, ?)"),
             { id, i, kindName(kind) });
+    if (slotCount > 0 && hasCounters(*this)) { // a new pair: free slots, nobody touched it yet
+        CounterDelta &c = counterDelta(*this, 0, kindName(kind));
+        c.slotTotal += slotCount;
+        c.freePairs += 1;
+    }
     tx.commit();
     return id;
 }
@@ -497,8 +643,13 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int m
         d.db.setUserName(url.userName());
         d.db.setPassword(url.password());
         d.db.setDatabaseName(url.path().mid(1));
-        QStringList options { QStringLiteral("connect_timeout=10") };
-        for (const auto &item : QUrlQuery(url).queryItems())
+        // connect_timeout bounds how long an unreachable server can keep open() waiting (libpq's default
+        // is to wait for the operating system, minutes); ?connect_timeout=N in the URL overrides it.
+        QStringList options;
+        const QUrlQuery query(url);
+        if (!query.hasQueryItem(QStringLiteral("connect_timeout")))
+            options << QStringLiteral("connect_timeout=10");
+        for (const auto &item : query.queryItems())
             options << item.first + QLatin1Char('=') + item.second;
         d.db.setConnectOptions(options.join(QLatin1Char(';')));
     } else {
@@ -520,6 +671,10 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int m
     QSqlQuery q(d.db);
     if (d.pg()) {
         q.exec(QStringLiteral("SET client_min_messages TO WARNING"));
+        // No JIT: the claim query's plan is a few index lookups, but its estimated cost (the planner cannot
+        // tell how soon a free slot passes the per-row checks) is above jit_above_cost, and compiling it
+        // took ~100 ms per keypress on a 200,000-pair project (PostgreSQL 15). Fails harmlessly before 11.
+        q.exec(QStringLiteral("SET jit = off"));
     } else {
         // WAL: readers do not block the writer (the GUI reads while an import writes). synchronous=FULL: a
         // committed verdict survives power loss, not just a killed process; it costs one fsync per verdict.
@@ -560,8 +715,14 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, int m
     for (const Migration &m : migrations()) {
         if (m.version <= d.version || (maxSchemaVersion >= 0 && m.version > maxSchemaVersion))
             continue;
-        for (const QString &s : m.statements)
-            d.execDdl(s);
+        for (const QString &s : m.statements) {
+            if (s == QLatin1String("%RECOUNT%")) {
+                for (const QString &r : recountStatements())
+                    d.execDdl(r);
+            } else {
+                d.execDdl(s);
+            }
+        }
         d.exec(QStringLiteral("UPDATE schema_version SET version = ?"), { m.version });
         d.version = m.version;
     }
@@ -649,6 +810,11 @@ void ProjectStore::setOverlap(int k)
     if (k < 1 || k > 100)
         throw ProjectError(QStringLiteral("overlap must be between 1 and 100, got %1").arg(k).toStdString());
     TxGuard tx(*d);
+    // The progress counters are recounted from the tables below. On PostgreSQL no other connection may
+    // change slots, pairs or counters meanwhile: a change counted here and added again at its commit (or one
+    // not counted and overwritten) would leave them wrong. Labeling pauses for the length of this statement.
+    if (d->pg() && hasCounters(*d))
+        d->execDdl(QStringLiteral("LOCK TABLE slots, pairs, counters IN EXCLUSIVE MODE")); // not preparable
     setSetting(QStringLiteral("overlap"), QString::number(k));
     for (int i = 0; i < k; ++i)
         d->exec(
@@ -659,6 +825,11 @@ void ProjectStore::setOverlap(int k)
             { i, i });
     d->exec(
         QStringLiteral("DELETE FROM slots WHERE kind = 'label' AND slot_index >= ? AND annotator_id IS NULL"), { k });
+    if (hasCounters(*d)) {
+        for (const QString &sql : recountStatements())
+            d->execDdl(sql);
+        d->counterDeltas.clear(); // what this transaction changed before is in the recount
+    }
     tx.commit();
 }
 
@@ -817,6 +988,31 @@ QVector<Prompt> ProjectStore::promptsNeedingCompletions(int minCompletions, int 
 
 // ---- labeling
 
+// SQLite, outside a transaction: synchronous=NORMAL for the guard's lifetime (the connection's default is
+// FULL, see open()). In WAL mode a NORMAL commit is atomic and ordered; only the fsync is left to the next
+// FULL commit or checkpoint.
+class LightCommit {
+public:
+    explicit LightCommit(ProjectStore::Impl &d)
+        : m_d(d)
+        , m_on(!d.pg() && d.txDepth == 0)
+    {
+        if (m_on)
+            QSqlQuery(d.db).exec(QStringLiteral("PRAGMA synchronous=NORMAL"));
+    }
+    ~LightCommit()
+    {
+        if (m_on)
+            QSqlQuery(m_d.db).exec(QStringLiteral("PRAGMA synchronous=FULL"));
+    }
+    LightCommit(const LightCommit &) = delete;
+    LightCommit &operator=(const LightCommit &) = delete;
+
+private:
+    ProjectStore::Impl &m_d;
+    bool m_on;
+};
+
 static ShownPair loadShown(ProjectStore &store, ProjectStore::Impl &d, qint64 pairId, bool leftIsA)
 {
     QSqlQuery &q = d.exec(QStringLiteral("SELECT p.prompt_id, pr.text, p.completion_a, p.completion_b, p.kind FROM "
@@ -846,6 +1042,9 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
         throw ProjectError(QStringLiteral("no annotator with id %1").arg(annotatorId).toStdString());
     const quint64 seed = quint64(seedV.toLongLong());
     const QString kindStr = kindName(kind);
+    // A claim need not survive power loss (the slot is served again), so on SQLite it commits without an
+    // fsync; the verdict's commit right after syncs the log, claim included. One fsync per keypress, not two.
+    LightCommit light(*d);
     for (int attempt = 0;; ++attempt) {
         try {
             TxGuard tx(*d);
@@ -871,12 +1070,15 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             // A free slot of a pair this annotator has neither claimed nor judged. On PostgreSQL, SKIP LOCKED
             // lets concurrent annotators pass over each other's in-flight claims instead of queueing on them;
             // the unique (pair, annotator) index makes a double claim by one annotator fail (then retry).
+            // Plan: walk slots_free in serving order, two index lookups per candidate, stop at the first.
+            // The checks are COUNT(*) = 0 rather than NOT EXISTS because PostgreSQL turns NOT EXISTS into an
+            // anti-join that reads every slot and judgment of the annotator (or sorts all free slots).
             QSqlQuery &free = d->exec(
                 QStringLiteral(
                     "SELECT s.id, s.pair_id FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
-                    "AND NOT EXISTS (SELECT 1 FROM slots t WHERE t.pair_id = s.pair_id AND t.annotator_id = ?) "
-                    "AND NOT EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
-                    "AND j.annotator_id = ?) ORDER BY s.pair_id, s.id LIMIT 1%LOCK%"),
+                    "AND (SELECT COUNT(*) FROM slots t WHERE t.pair_id = s.pair_id AND t.annotator_id = ?) = 0 "
+                    "AND (SELECT COUNT(*) FROM judgments j WHERE j.pair_id = s.pair_id AND j.annotator_id = ?) = 0 "
+                    "ORDER BY s.pair_id, s.id LIMIT 1%LOCK%"),
                 { kindStr, annotatorId, annotatorId });
             if (!free.next()) {
                 free.finish();
@@ -887,12 +1089,15 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             free.finish();
             const bool leftIsA = leftIsAFor(seed, pairId);
             const qint64 now = nowMs();
+            lockPair(*d, pairId);
+            const PairState before = pairState(*d, pairId);
             QSqlQuery &claim
                 = d->exec(QStringLiteral("UPDATE slots SET annotator_id = ?, left_is_a = ?, order_seed = ?, "
                                          "claimed_at = ?, shown_at = ? WHERE id = ? AND annotator_id IS NULL"),
                     { annotatorId, leftIsA ? 1 : 0, qint64(seed), now, now, slotId });
             if (claim.numRowsAffected() != 1)
                 throw ProjectError("slot claimed concurrently");
+            applyPairChange(*d, before, pairState(*d, pairId));
             tx.commit();
             ShownPair s = loadShown(*this, *d, pairId, leftIsA);
             s.slotId = slotId;
@@ -917,13 +1122,29 @@ static qint64 insertJudgment(ProjectStore::Impl &d, qint64 pairId, qint64 slotId
     }
     const qint64 a = q.value(0).toLongLong(), b = q.value(1).toLongLong();
     q.finish();
-    return d.insert(
+    // With a slot, the annotator holds it: the pair's touchers and free slots stay as they are. Without one,
+    // the annotator may become one of its touchers.
+    PairState before;
+    if (slotId <= 0) {
+        lockPair(d, pairId);
+        before = pairState(d, pairId);
+    }
+    const qint64 decidedAt = nowMs();
+    const qint64 id = d.insert(
         QStringLiteral("INSERT INTO judgments (pair_id, slot_id, annotator_id, left_completion_id, left_is_a, "
                        "verdict, winner, strength, rationale, shown_at, decided_at, kind) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
         { pairId, slotId > 0 ? QVariant(slotId) : nullInt(), annotatorId, leftIsA ? a : b, leftIsA ? 1 : 0,
-            verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale, shownAt, nowMs(),
+            verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale, shownAt, decidedAt,
             kindName(kind) });
+    if (hasCounters(d)) {
+        if (slotId <= 0)
+            applyPairChange(d, before, pairState(d, pairId));
+        ProjectStore::Impl::CounterDelta &c = counterDelta(d, annotatorId, kindName(kind));
+        c.judgments += 1;
+        c.judgedMs += decidedAt - shownAt;
+    }
+    return id;
 }
 
 qint64 ProjectStore::recordVerdict(
@@ -957,6 +1178,8 @@ qint64 ProjectStore::recordVerdict(
     const qint64 id
         = insertJudgment(*d, pairId, shown.slotId, annotatorId, leftIsA, verdict, strength, rationale, shownAt, kind);
     d->exec(QStringLiteral("UPDATE slots SET done_at = ? WHERE id = ?"), { nowMs(), shown.slotId });
+    if (hasCounters(*d))
+        counterDelta(*d, 0, kindName(kind)).slotsDone += 1;
     tx.commit();
     return id;
 }
@@ -978,8 +1201,8 @@ std::optional<ShownPair> ProjectStore::undoLastVerdict(qint64 annotatorId, Judgm
     {
         TxGuard tx(*d);
         QSqlQuery &q
-            = d->exec(QStringLiteral("SELECT j.id, j.slot_id, j.pair_id, j.left_is_a, p.origin, p.completion_a "
-                                     "FROM judgments j JOIN pairs p ON p.id = j.pair_id "
+            = d->exec(QStringLiteral("SELECT j.id, j.slot_id, j.pair_id, j.left_is_a, p.origin, p.completion_a, "
+                                     "j.decided_at - j.shown_at FROM judgments j JOIN pairs p ON p.id = j.pair_id "
                                      "WHERE j.annotator_id = ? AND j.kind = ? ORDER BY j.id DESC LIMIT 1"),
                 { annotatorId, kindStr });
         if (!q.next()) {
@@ -992,29 +1215,74 @@ std::optional<ShownPair> ProjectStore::undoLastVerdict(qint64 annotatorId, Judgm
         const bool leftIsA = q.value(3).toInt() != 0;
         const bool isRepair = q.value(4).toString() == QLatin1String("repair");
         const qint64 editedCompletion = q.value(5).toLongLong();
+        const qint64 judgedMs = q.value(6).toLongLong();
         q.finish();
         if (isRepair) {
             // A repair created its pair and completion: undo removes all three; the pair on screen stays.
+            lockPair(*d, pairId);
+            const PairState before = pairState(*d, pairId);
+            if (hasCounters(*d)) {
+                QSqlQuery &g = d->exec(QStringLiteral("SELECT annotator_id, kind, COUNT(*), "
+                                                      "COALESCE(SUM(decided_at - shown_at), 0) FROM judgments "
+                                                      "WHERE pair_id = ? GROUP BY annotator_id, kind"),
+                    { pairId });
+                while (g.next()) {
+                    Impl::CounterDelta &c = counterDelta(*d, g.value(0).toLongLong(), g.value(1).toString());
+                    c.judgments -= g.value(2).toLongLong();
+                    c.judgedMs -= g.value(3).toLongLong();
+                }
+                g.finish();
+            }
             d->exec(QStringLiteral("DELETE FROM judgments WHERE pair_id = ?"), { pairId });
             d->exec(QStringLiteral("DELETE FROM pairs WHERE id = ?"), { pairId });
             d->exec(QStringLiteral("DELETE FROM completions WHERE id = ? AND NOT EXISTS (SELECT 1 FROM pairs p WHERE "
                                    "p.completion_a = ? OR p.completion_b = ?)"),
                 { editedCompletion, editedCompletion, editedCompletion });
+            applyPairChange(*d, before, pairState(*d, pairId));
             tx.commit();
             return nextPairFor(annotatorId, kind);
         }
         // Give back the slot on screen, reopen the undone one; nextPairFor then serves it with its order.
-        d->exec(QStringLiteral(
-                    "UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
-                    "claimed_at = NULL, shown_at = NULL WHERE annotator_id = ? AND kind = ? AND done_at IS NULL"),
+        // The pairs whose free slots or touchers change: those of the released slots, and the judged pair
+        // when the judgment had no slot (with a slot, the annotator keeps holding it). Locked in id order.
+        QVector<qint64> openSlots;
+        std::map<qint64, PairState> changed; // pair -> state before
+        QSqlQuery &o = d->exec(
+            QStringLiteral("SELECT id, pair_id FROM slots WHERE annotator_id = ? AND kind = ? AND done_at IS NULL"),
             { annotatorId, kindStr });
+        while (o.next()) {
+            openSlots << o.value(0).toLongLong();
+            changed[o.value(1).toLongLong()];
+        }
+        o.finish();
+        if (slotId <= 0)
+            changed[pairId];
+        for (auto &[pair, before] : changed) {
+            lockPair(*d, pair);
+            before = pairState(*d, pair);
+        }
+        for (const qint64 open : openSlots)
+            d->exec(QStringLiteral("UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
+                                   "claimed_at = NULL, shown_at = NULL WHERE id = ? AND done_at IS NULL"),
+                { open });
         d->exec(QStringLiteral("DELETE FROM judgments WHERE id = ?"), { judgmentId });
+        if (hasCounters(*d)) {
+            Impl::CounterDelta &c = counterDelta(*d, annotatorId, kindStr);
+            c.judgments -= 1;
+            c.judgedMs -= judgedMs;
+        }
         if (slotId > 0) {
-            d->exec(QStringLiteral("UPDATE slots SET done_at = NULL, shown_at = ? WHERE id = ?"), { nowMs(), slotId });
+            QSqlQuery &reopen = d->exec(
+                QStringLiteral("UPDATE slots SET done_at = NULL, shown_at = ? WHERE id = ? AND done_at IS NOT NULL"),
+                { nowMs(), slotId });
+            if (reopen.numRowsAffected() == 1 && hasCounters(*d))
+                counterDelta(*d, 0, kindStr).slotsDone -= 1;
         } else {
             slotless = loadShown(*this, *d, pairId, leftIsA);
             slotless->shownAt = QDateTime::currentDateTimeUtc();
         }
+        for (const auto &[pair, before] : changed)
+            applyPairChange(*d, before, pairState(*d, pair));
         tx.commit();
     }
     if (slotless)
@@ -1025,9 +1293,18 @@ std::optional<ShownPair> ProjectStore::undoLastVerdict(qint64 annotatorId, Judgm
 void ProjectStore::releaseSlot(qint64 annotatorId, qint64 slotId)
 {
     TxGuard tx(*d);
+    const QVariant pair
+        = d->scalar(QStringLiteral("SELECT pair_id FROM slots WHERE id = ? AND annotator_id = ? AND done_at IS NULL"),
+            { slotId, annotatorId });
+    if (pair.isNull()) // not held by this annotator (or already judged): nothing to give back
+        return;
+    const qint64 pairId = pair.toLongLong();
+    lockPair(*d, pairId);
+    const PairState before = pairState(*d, pairId);
     d->exec(QStringLiteral("UPDATE slots SET annotator_id = NULL, left_is_a = NULL, order_seed = NULL, "
                            "claimed_at = NULL, shown_at = NULL WHERE id = ? AND annotator_id = ? AND done_at IS NULL"),
         { slotId, annotatorId });
+    applyPairChange(*d, before, pairState(*d, pairId));
     tx.commit();
 }
 
@@ -1055,51 +1332,49 @@ qint64 ProjectStore::repair(
 
 Progress ProjectStore::progress(qint64 annotatorId, JudgmentKind kind) const
 {
+    if (!hasCounters(*d))
+        throw ProjectError(QStringLiteral("project %1: progress needs schema version 4 (this is %2)")
+                               .arg(d->display)
+                               .arg(d->version)
+                               .toStdString());
     Progress p;
     const QString k = kindName(kind);
-    p.total = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ?"), { k }).toLongLong();
-    p.done = d->scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND done_at IS NOT NULL"), { k })
-                 .toLongLong();
-    p.mine = d->scalar(QStringLiteral("SELECT COUNT(*) FROM judgments WHERE annotator_id = ? AND kind = ?"),
-                  { annotatorId, k })
-                 .toLongLong();
-    // Pairs with a free slot, minus those this annotator already holds or judged (one slot per pair each).
-    const qint64 freePairs
-        = d->scalar(QStringLiteral("SELECT COUNT(DISTINCT pair_id) FROM slots WHERE kind = ? AND annotator_id IS NULL"),
-               { k })
-              .toLongLong();
-    const qint64 touchedFree
-        = d->scalar(QStringLiteral(
-                        "SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
-                        "AND s.pair_id IN (SELECT j.pair_id FROM judgments j WHERE j.annotator_id = ? UNION "
-                        "SELECT t.pair_id FROM slots t WHERE t.annotator_id = ?)"),
-               { k, annotatorId, annotatorId })
-              .toLongLong();
-    const qint64 openMine
-        = d->scalar(
-               QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND annotator_id = ? AND done_at IS NULL"),
-               { k, annotatorId })
-              .toLongLong();
-    p.available = freePairs - touchedFree + openMine;
-    p.annotators = d->scalar(QStringLiteral("SELECT COUNT(DISTINCT annotator_id) FROM judgments WHERE kind = ?"), { k })
-                       .toLongLong();
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT decided_at - shown_at FROM judgments WHERE annotator_id = ? AND "
+    // One statement, so one consistent snapshot: the project row, this annotator's row (absent until their
+    // first change), their open slots (slots_open), and the annotators with judgments (one row each).
+    QSqlQuery &q = d->exec(
+        QStringLiteral(
+            "SELECT g.slots, g.slots_done, g.free_pairs, "
+            "(SELECT m.judgments FROM counters m WHERE m.annotator_id = ? AND m.kind = g.kind), "
+            "(SELECT m.judged_ms FROM counters m WHERE m.annotator_id = ? AND m.kind = g.kind), "
+            "(SELECT m.touched_free FROM counters m WHERE m.annotator_id = ? AND m.kind = g.kind), "
+            "(SELECT COUNT(*) FROM slots s WHERE s.annotator_id = ? AND s.kind = g.kind AND s.done_at IS NULL), "
+            "(SELECT COUNT(*) FROM counters a WHERE a.kind = g.kind AND a.annotator_id > 0 AND a.judgments > 0) "
+            "FROM counters g WHERE g.annotator_id = 0 AND g.kind = ?"),
+        { annotatorId, annotatorId, annotatorId, annotatorId, k });
+    if (q.next()) {
+        p.total = q.value(0).toLongLong();
+        p.done = q.value(1).toLongLong();
+        // Pairs with a free slot, minus those this annotator already holds or judged, plus the one(s) on
+        // screen (one slot per pair and annotator).
+        p.available = q.value(2).toLongLong() - q.value(5).toLongLong() + q.value(6).toLongLong();
+        p.mine = q.value(3).toLongLong();
+        p.myTotalSeconds = double(q.value(4).toLongLong()) / 1000.0;
+        p.annotators = q.value(7).toLongLong();
+    }
+    q.finish();
+    // The median of the latest 2,000 times on task: a bounded backward walk of judgments_annotator.
+    QSqlQuery &t = d->exec(QStringLiteral("SELECT decided_at - shown_at FROM judgments WHERE annotator_id = ? AND "
                                           "kind = ? ORDER BY id DESC LIMIT 2000"),
         { annotatorId, k });
     std::vector<double> secs;
-    while (q.next())
-        secs.push_back(std::max<qint64>(0, q.value(0).toLongLong()) / 1000.0);
-    q.finish();
+    while (t.next())
+        secs.push_back(std::max<qint64>(0, t.value(0).toLongLong()) / 1000.0);
+    t.finish();
     if (!secs.empty()) {
         std::sort(secs.begin(), secs.end());
         const size_t n = secs.size();
         p.myMedianSeconds = n % 2 ? secs[n / 2] : 0.5 * (secs[n / 2 - 1] + secs[n / 2]);
     }
-    p.myTotalSeconds = d->scalar(QStringLiteral("SELECT COALESCE(SUM(decided_at - shown_at), 0) FROM judgments WHERE "
-                                                "annotator_id = ? AND kind = ?"),
-                            { annotatorId, k })
-                           .toLongLong()
-        / 1000.0;
     return p;
 }
 

@@ -303,9 +303,10 @@ public:
 
     // Labeling. nextPairFor returns the annotator's open slot if one is claimed (the pair on screen
     // after a crash), else atomically claims a free slot of a pair this annotator has not judged; empty
-    // when the queue is exhausted for them. recordVerdict commits before it returns and gives the
-    // judgment id. undoLastVerdict deletes the annotator's latest judgment of that kind, reopens its slot
-    // (releasing the slot currently on screen) and returns the pair to show again.
+    // when the queue is exhausted for them. Both are index lookups; on SQLite the claim commits without an
+    // fsync (the verdict's commit syncs it), so a keypress costs one fsync. recordVerdict commits before it
+    // returns and gives the judgment id. undoLastVerdict deletes the annotator's latest judgment of that
+    // kind, reopens its slot (releasing the slot currently on screen) and returns the pair to show again.
     std::optional<ShownPair> nextPairFor(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label);
     qint64 recordVerdict(qint64 annotatorId, const ShownPair &shown, Verdict verdict,
         Strength strength = Strength::Unspecified, const QString &rationale = {});
@@ -320,8 +321,10 @@ public:
     qint64 recordJudgment(qint64 annotatorId, qint64 pairId, bool leftIsA, Verdict verdict, JudgmentKind kind,
         const QDateTime &shownAt, Strength strength = Strength::Unspecified, const QString &rationale = {});
 
-    // Counts over the queue (index scans, O(slots)): a few ms on a 200,000-pair SQLite project. Call it after
-    // the next pair is painted, not inside the keypress -> paint path.
+    // Reads counters that every change keeps in its own transaction (schema 4; an older project is counted
+    // once when open() migrates it): O(annotators) plus the latest 2,000 times on task for the median,
+    // about 0.1 ms on a 200,000-pair SQLite project whatever its size. Throws on a store opened below
+    // schema 4 (maxSchemaVersion).
     Progress progress(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label) const;
     Counts counts() const;
 

@@ -9,7 +9,9 @@
 #include <QSqlQuery>
 #include <QVariant>
 
+#include <map>
 #include <memory>
+#include <utility>
 
 namespace dpo {
 
@@ -22,6 +24,16 @@ struct ProjectStore::Impl {
     int txDepth = 0;
     QSqlDatabase db;
     QHash<QString, std::shared_ptr<QSqlQuery>> cache;
+
+    // Changes to the progress counters (table counters, schema 4) made by the open transaction, keyed by
+    // (annotator id, kind), annotator 0 = the whole project. commit() adds them to the stored rows in key
+    // order just before COMMIT: one UPDATE per row and transaction, a fixed lock order on PostgreSQL, and no
+    // row updated 100,000 times inside one import. begin()/rollback() drop them.
+    struct CounterDelta {
+        qint64 slotTotal = 0, slotsDone = 0, freePairs = 0; // annotator 0 (slots: a Qt macro)
+        qint64 judgments = 0, judgedMs = 0, touchedFree = 0; // per annotator
+    };
+    std::map<std::pair<qint64, QString>, CounterDelta> counterDeltas;
 
     bool pg() const { return backend == Backend::Postgres; }
 
@@ -37,7 +49,7 @@ struct ProjectStore::Impl {
     void execDdl(const QString &sql);
 
     void begin();
-    void commit();
+    void commit(); // writes counterDeltas, then COMMIT
     void rollback();
 
     [[noreturn]] void fail(const QString &what, const QSqlError &err) const;

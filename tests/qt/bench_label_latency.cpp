@@ -6,8 +6,11 @@
 // key "1" and delivers the window's pending UpdateRequest at once, which paints what changed into the
 // backing store; the time from the key to the end of that paint is one sample (it includes the durable
 // commit of the verdict and claiming the next pair). full_repaint_ms is a whole-page repaint alone, for
-// scale. On a loaded machine the tail is scheduling noise: compare medians.
-// Prints one JSON object: median / p95 / max milliseconds, the record/next split, resident memory.
+// scale. progress_ms times ProjectStore::progress() on a second connection, as the page's worker calls it
+// after each verdict (it competes with painting for the CPU). On a loaded machine the tail is scheduling
+// noise: compare medians.
+// Prints one JSON object: median / p95 / max milliseconds, the record/next split, resident memory (now and
+// peak).
 #include "project/project_store.h"
 #include "ui/labelpage.h"
 #include "ui/projectsession.h"
@@ -30,14 +33,14 @@ static double percentile(std::vector<double> v, double p)
     return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
 }
 
-static double rssMb()
+static double rssMb(const char *field = "VmRSS:") // VmHWM: the peak
 {
     QFile f(QStringLiteral("/proc/self/status"));
     if (!f.open(QIODevice::ReadOnly))
         return 0;
     for (const QByteArray &line : f.readAll().split('\n'))
-        if (line.startsWith("VmRSS:"))
-            return line.mid(6).trimmed().split(' ').first().toDouble() / 1024.0;
+        if (line.startsWith(field))
+            return line.mid(int(qstrlen(field))).trimmed().split(' ').first().toDouble() / 1024.0;
     return 0;
 }
 
@@ -108,15 +111,26 @@ int main(int argc, char **argv)
         QCoreApplication::processEvents(); // let the progress refresh come back, as in real use
     }
     session->worker().waitForIdle();
+    std::vector<double> progressMs;
+    {
+        auto other = dpo::ProjectStore::open(path);
+        const qint64 annotator = other->annotator(QStringLiteral("bench")).id;
+        for (int i = 0; i < 30; ++i) {
+            t.start();
+            other->progress(annotator);
+            progressMs.push_back(double(t.nsecsElapsed()) / 1e6);
+        }
+    }
     std::printf("{\"pairs\":%d,\"verdicts\":%d,\"build_seconds\":%.2f,"
                 "\"keypress_to_paint_ms\":{\"median\":%.3f,\"p95\":%.3f,\"max\":%.3f},"
                 "\"record_verdict_ms\":{\"median\":%.3f,\"max\":%.3f},"
                 "\"claim_and_render_next_ms\":{\"median\":%.3f,\"max\":%.3f},"
-                "\"full_repaint_ms\":{\"median\":%.3f},"
-                "\"rss_mb\":{\"before_open\":%.1f,\"after\":%.1f}}\n",
+                "\"full_repaint_ms\":{\"median\":%.3f},\"progress_ms\":{\"median\":%.3f,\"max\":%.3f},"
+                "\"rss_mb\":{\"before_open\":%.1f,\"after\":%.1f,\"peak\":%.1f}}\n",
         pairs, int(total.size()), buildSeconds, percentile(total, 0.5), percentile(total, 0.95), percentile(total, 1.0),
         percentile(record, 0.5), percentile(record, 1.0), percentile(next, 0.5), percentile(next, 1.0),
-        percentile(fullPaint, 0.5), rssBefore, rssMb());
+        percentile(fullPaint, 0.5), percentile(progressMs, 0.5), percentile(progressMs, 1.0), rssBefore, rssMb(),
+        rssMb("VmHWM:"));
     page.setProject(nullptr);
     return 0;
 }

@@ -1,6 +1,7 @@
 // ProjectStore on SQLite and on PostgreSQL (DPO_TEST_PG_URL): creation and migration, queues with overlap,
-// resume, undo, repair, recorded randomization, progress, listings, sanity checks, runs, and 8 concurrent
-// annotator connections labeling one project.
+// resume, undo, repair, recorded randomization, progress (its stored counters against a count of the tables,
+// after random operations, after migration and under 8 concurrent annotators), listings, sanity checks,
+// runs, and 8 concurrent annotator connections labeling one project.
 #include "project/project_store.h"
 
 #include "project_test_util.h"
@@ -12,6 +13,7 @@
 #include <QTest>
 
 #include <mutex>
+#include <random>
 #include <thread>
 
 using namespace dpo;
@@ -54,6 +56,12 @@ private slots:
     void verdictMapping();
     void progress_data() { backends(); }
     void progress();
+    void progressMatchesCount_data() { backends(); }
+    void progressMatchesCount();
+    void progressCountedAtMigration_data() { backends(); }
+    void progressCountedAtMigration();
+    void progressUnderConcurrency_data() { backends(); }
+    void progressUnderConcurrency();
     void listings_data() { backends(); }
     void listings();
     void sanityChecks_data() { backends(); }
@@ -83,6 +91,109 @@ QVector<qint64> TestProjectStore::addPairs(ProjectStore &s, int n, const QString
     }
     tx.commit();
     return ids;
+}
+
+// A second, raw connection to the project (not through ProjectStore): the oracle for progress().
+class RawDb {
+public:
+    explicit RawDb(const QString &loc)
+        : m_name(QStringLiteral("raw_%1").arg(++s_count))
+    {
+        if (ProjectStore::isUrl(loc)) {
+            const QUrl url(loc);
+            m_db = QSqlDatabase::addDatabase(QStringLiteral("QPSQL"), m_name);
+            m_db.setHostName(url.host());
+            m_db.setPort(url.port(5432));
+            m_db.setUserName(url.userName());
+            m_db.setPassword(url.password());
+            m_db.setDatabaseName(url.path().mid(1));
+        } else {
+            m_db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), m_name);
+            m_db.setDatabaseName(loc);
+        }
+        if (!m_db.open())
+            qWarning("raw connection: %s", qPrintable(m_db.lastError().text()));
+    }
+    ~RawDb()
+    {
+        m_db.close();
+        m_db = QSqlDatabase();
+        QSqlDatabase::removeDatabase(m_name);
+    }
+    // First column of the first row; -1 (and a warning) on error.
+    qint64 scalar(const QString &sql, const QVariantList &values = {})
+    {
+        QSqlQuery q(m_db);
+        q.prepare(sql);
+        for (int i = 0; i < values.size(); ++i)
+            q.bindValue(i, values[i]);
+        if (!q.exec() || !q.next()) {
+            qWarning("raw query %s: %s", qPrintable(sql), qPrintable(q.lastError().text()));
+            return -1;
+        }
+        return q.value(0).toLongLong();
+    }
+    // progress() counted from the tables, the way ProjectStore did before it kept counters.
+    Progress count(qint64 annotator, JudgmentKind kind)
+    {
+        const QString k = kindName(kind);
+        Progress p;
+        p.total = scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ?"), { k });
+        p.done = scalar(QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND done_at IS NOT NULL"), { k });
+        p.mine = scalar(
+            QStringLiteral("SELECT COUNT(*) FROM judgments WHERE annotator_id = ? AND kind = ?"), { annotator, k });
+        const qint64 freePairs = scalar(
+            QStringLiteral("SELECT COUNT(DISTINCT pair_id) FROM slots WHERE kind = ? AND annotator_id IS NULL"), { k });
+        const qint64 touchedFree = scalar(
+            QStringLiteral("SELECT COUNT(DISTINCT s.pair_id) FROM slots s WHERE s.kind = ? AND s.annotator_id IS NULL "
+                           "AND s.pair_id IN (SELECT j.pair_id FROM judgments j WHERE j.annotator_id = ? UNION "
+                           "SELECT t.pair_id FROM slots t WHERE t.annotator_id = ?)"),
+            { k, annotator, annotator });
+        const qint64 openMine = scalar(
+            QStringLiteral("SELECT COUNT(*) FROM slots WHERE kind = ? AND annotator_id = ? AND done_at IS NULL"),
+            { k, annotator });
+        p.available = freePairs - touchedFree + openMine;
+        p.annotators
+            = scalar(QStringLiteral("SELECT COUNT(DISTINCT annotator_id) FROM judgments WHERE kind = ?"), { k });
+        p.myTotalSeconds = scalar(QStringLiteral("SELECT COALESCE(SUM(decided_at - shown_at), 0) FROM judgments "
+                                                 "WHERE annotator_id = ? AND kind = ?"),
+                               { annotator, k })
+            / 1000.0;
+        return p;
+    }
+
+private:
+    static inline int s_count = 0;
+    QString m_name;
+    QSqlDatabase m_db;
+};
+
+static QString describe(const Progress &p)
+{
+    return QStringLiteral("total %1 done %2 mine %3 available %4 annotators %5 seconds %6")
+        .arg(p.total)
+        .arg(p.done)
+        .arg(p.mine)
+        .arg(p.available)
+        .arg(p.annotators)
+        .arg(p.myTotalSeconds);
+}
+
+// Every field progress() keeps in counters, for every annotator and kind, equals the count of the tables.
+static bool sameProgress(ProjectStore &s, RawDb &raw, const QVector<qint64> &annotators, const QString &when)
+{
+    for (const qint64 a : annotators)
+        for (const JudgmentKind kind : { JudgmentKind::Label, JudgmentKind::Eval }) {
+            const Progress got = s.progress(a, kind), want = raw.count(a, kind);
+            if (got.total != want.total || got.done != want.done || got.mine != want.mine
+                || got.available != want.available || got.annotators != want.annotators
+                || got.myTotalSeconds != want.myTotalSeconds) {
+                qWarning("%s, annotator %lld, %s:\n  progress() %s\n  counted    %s", qPrintable(when), a,
+                    qPrintable(kindName(kind)), qPrintable(describe(got)), qPrintable(describe(want)));
+                return false;
+            }
+        }
+    return true;
 }
 
 #define FRESH(loc)                                                                                                     \
@@ -403,6 +514,166 @@ void TestProjectStore::progress()
     QVERIFY(p.myMedianSeconds >= 0 && p.myTotalSeconds >= 0);
     QCOMPARE(s->progress(b).mine, 2);
     QCOMPARE(s->progress(b).available, 4);
+}
+
+void TestProjectStore::progressMatchesCount()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    s->setOverlap(2);
+    addPairs(*s, 10);
+    RawDb raw(loc);
+    const QVector<qint64> ann { s->annotator("a").id, s->annotator("b").id, s->annotator("c").id };
+    QVERIFY(sameProgress(*s, raw, ann, "start"));
+    std::mt19937 rng(20240611); // fixed: a failure replays
+    auto pick = [&](int n) { return int(rng() % unsigned(n)); };
+    const Verdict verdicts[] = { Verdict::Left, Verdict::Right, Verdict::Tie, Verdict::BothBad, Verdict::Skip };
+    int claims = 0, verdictCount = 0, undos = 0, releases = 0, slotless = 0, repairs = 0, overlaps = 0;
+    for (int step = 0; step < 400; ++step) {
+        const qint64 a = ann[pick(ann.size())];
+        const JudgmentKind kind = pick(5) == 0 ? JudgmentKind::Eval : JudgmentKind::Label;
+        const int op = pick(100);
+        QString what;
+        if (op < 40) {
+            what = "verdict";
+            if (auto p = s->nextPairFor(a, kind)) {
+                s->recordVerdict(a, *p, verdicts[pick(5)], Strength::Unspecified);
+                ++verdictCount;
+            }
+        } else if (op < 50) {
+            what = "claim";
+            claims += s->nextPairFor(a, kind) ? 1 : 0;
+        } else if (op < 62) {
+            what = "undo";
+            undos += s->undoLastVerdict(a, kind) ? 1 : 0;
+        } else if (op < 70) {
+            what = "release";
+            if (auto p = s->nextPairFor(a, kind)) {
+                s->releaseSlot(a, p->slotId);
+                ++releases;
+            }
+        } else if (op < 77) {
+            what = "new label pairs";
+            addPairs(*s, 1 + pick(3), QStringLiteral("s%1").arg(step));
+        } else if (op < 81) {
+            what = "new eval pair";
+            const qint64 p = s->addPrompt(QStringLiteral("eval prompt %1").arg(step));
+            s->addPair(p, s->addCompletion(p, "x"), s->addCompletion(p, "y"), "generated", JudgmentKind::Eval);
+        } else if (op < 89) {
+            what = "judgment without a slot"; // any pair, either kind: evaluation tools do this
+            const qint64 pair = raw.scalar(QStringLiteral("SELECT MIN(id) FROM pairs")) + pick(12);
+            if (raw.scalar(QStringLiteral("SELECT COUNT(*) FROM pairs WHERE id = ?"), { pair }) == 1) {
+                s->recordJudgment(a, pair, pick(2) == 0, verdicts[pick(5)], kind,
+                    QDateTime::currentDateTimeUtc().addMSecs(-pick(5000)));
+                ++slotless;
+            }
+        } else if (op < 95) {
+            what = "repair";
+            if (auto p = s->nextPairFor(a, kind)) {
+                s->repair(a, *p, pick(2) == 0, QStringLiteral("repaired at step %1").arg(step));
+                ++repairs;
+            }
+        } else {
+            what = "overlap";
+            s->setOverlap(1 + pick(3));
+            ++overlaps;
+        }
+        QVERIFY2(sameProgress(*s, raw, ann, QStringLiteral("step %1 (%2)").arg(step).arg(what)),
+            qPrintable(QStringLiteral("progress() differs from the count after step %1: %2").arg(step).arg(what)));
+    }
+    // The sequence exercised every kind of change (a guard against a seed that tests little).
+    QVERIFY(
+        claims > 5 && verdictCount > 50 && undos > 10 && releases > 5 && slotless > 5 && repairs > 3 && overlaps > 1);
+    QVERIFY(s->progress(ann[0]).total > 0);
+}
+
+void TestProjectStore::progressCountedAtMigration()
+{
+    // A project labeled by a version without counters: they are counted once when it is opened.
+    FRESH(loc);
+    QVector<qint64> ann;
+    {
+        auto s = ProjectStore::open(loc, 3);
+        QCOMPARE(s->schemaVersion(), 3);
+        s->setOverlap(2);
+        addPairs(*s, 8);
+        ann = { s->annotator("a").id, s->annotator("b").id };
+        for (int i = 0; i < 5; ++i)
+            s->recordVerdict(ann[0], *s->nextPairFor(ann[0]), Verdict::Left);
+        s->recordVerdict(ann[1], *s->nextPairFor(ann[1]), Verdict::Skip);
+        s->nextPairFor(ann[1]); // open on screen
+        s->recordJudgment(ann[1], s->listPairs({}).rows.last().id, true, Verdict::Right, JudgmentKind::Eval,
+            QDateTime::currentDateTimeUtc().addSecs(-3));
+        QVERIFY_THROWS_EXCEPTION(ProjectError, s->progress(ann[0])); // no counters before version 4
+    }
+    auto s = ProjectStore::open(loc);
+    QCOMPARE(s->schemaVersion(), ProjectStore::currentSchemaVersion());
+    RawDb raw(loc);
+    QVERIFY(sameProgress(*s, raw, ann, "after migration"));
+    const Progress p = s->progress(ann[0]);
+    QCOMPARE(p.total, 16);
+    QCOMPARE(p.done, 6);
+    QCOMPARE(p.mine, 5);
+    QCOMPARE(p.available, 3); // 8 pairs, 5 judged by a
+    // And they stay right as labeling goes on.
+    s->recordVerdict(ann[1], *s->nextPairFor(ann[1]), Verdict::Left);
+    s->undoLastVerdict(ann[0]);
+    QVERIFY(sameProgress(*s, raw, ann, "after migration and labeling"));
+}
+
+void TestProjectStore::progressUnderConcurrency()
+{
+    // 8 connections label, skip, undo and give back slots at once; the counters each transaction adds to
+    // must sum to the count of the tables (no lost update, no double count).
+    FRESH(loc);
+    const int pairs = 40, threads = 8;
+    {
+        auto s = ProjectStore::open(loc);
+        s->setOverlap(3);
+        addPairs(*s, pairs);
+    }
+    std::mutex mutex;
+    QStringList failures;
+    QVector<qint64> ann(threads);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            try {
+                auto s = ProjectStore::open(loc);
+                const qint64 me = s->annotator(QStringLiteral("worker%1").arg(t)).id;
+                {
+                    std::lock_guard<std::mutex> lock(mutex);
+                    ann[t] = me;
+                }
+                std::mt19937 rng(1000 + t);
+                for (int op = 0; op < 60; ++op) {
+                    auto p = s->nextPairFor(me);
+                    if (!p)
+                        break;
+                    const int r = int(rng() % 10);
+                    if (r < 6)
+                        s->recordVerdict(me, *p, r == 0 ? Verdict::Skip : Verdict::Left);
+                    else if (r < 8)
+                        s->undoLastVerdict(me);
+                    else if (r < 9)
+                        s->releaseSlot(me, p->slotId);
+                    else
+                        s->recordJudgment(
+                            me, p->pairId, true, Verdict::Tie, JudgmentKind::Eval, QDateTime::currentDateTimeUtc());
+                }
+            } catch (const std::exception &e) {
+                std::lock_guard<std::mutex> lock(mutex);
+                failures << QString::fromStdString(e.what());
+            }
+        });
+    }
+    for (auto &th : pool)
+        th.join();
+    QVERIFY2(failures.isEmpty(), qPrintable(failures.join('\n')));
+    auto s = ProjectStore::open(loc);
+    RawDb raw(loc);
+    QVERIFY(raw.scalar(QStringLiteral("SELECT COUNT(*) FROM judgments")) > pairs);
+    QVERIFY(sameProgress(*s, raw, ann, "after 8 concurrent annotators"));
 }
 
 void TestProjectStore::listings()
