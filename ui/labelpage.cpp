@@ -666,8 +666,7 @@ bool LabelPage::decide(Verdict verdict, Strength strength)
     ++m_sessionVerdicts;
     if (m_progressKnown) { // optimistic until the worker's count arrives
         ++m_progress.mine;
-        if (verdict != Verdict::Skip)
-            ++m_progress.done;
+        ++m_progress.done; // a skip also closes its slot (the store counts it as done)
     }
     emit verdictRecorded(id);
     t.restart();
