@@ -37,7 +37,8 @@ QString MarkdownView::escapeBareListMarkers(const QString &markdown)
     // A line that is nothing but a list marker ("13.", "2)", "-") is an *empty* list item in
     // CommonMark: a completion that answers "13." would show as a bullet with no text. Escaping the
     // punctuation keeps it literal; list items with content and code blocks are left alone.
-    static const QRegularExpression bare(QStringLiteral("^(\\s{0,3})(\\d{1,9})([.)])(\\s*)$|^(\\s{0,3})([-+*])(\\s*)$"));
+    static const QRegularExpression bare(
+        QStringLiteral("^(\\s{0,3})(\\d{1,9})([.)])(\\s*)$|^(\\s{0,3})([-+*])(\\s*)$"));
     static const QRegularExpression fence(QStringLiteral("^\\s{0,3}(```|~~~)"));
     QStringList lines = markdown.split(QLatin1Char('\n'));
     bool inFence = false;

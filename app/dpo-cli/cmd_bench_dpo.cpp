@@ -140,8 +140,8 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
         int64_t s = 0;
         for (const auto *seq : { &pair.chosen, &pair.rejected }) {
             if (int64_t(seq->ids.size()) != T)
-                throw dpo::Error("bench-dpo: a synthetic row tokenized to " + std::to_string(seq->ids.size()) +
-                    " tokens instead of " + std::to_string(T) + " (tokenizer of " + spec + ")");
+                throw dpo::Error("bench-dpo: a synthetic row tokenized to " + std::to_string(seq->ids.size())
+                    + " tokens instead of " + std::to_string(T) + " (tokenizer of " + spec + ")");
             s += T - std::max<int64_t>(seq->promptLength, 1);
         }
         scored.push_back(s);
@@ -150,9 +150,8 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
     int64_t matmulWeights = 0;
     for (const auto &item : mut.model->named_parameters()) {
         const std::string &n = item.key();
-        if (item.value().dim() == 2 && n.find("embed_tokens") == std::string::npos
-            && n.find("wte") == std::string::npos && n.find("wpe") == std::string::npos
-            && n.find("lm_head") == std::string::npos)
+        if (item.value().dim() == 2 && n.find("embed_tokens") == std::string::npos && n.find("wte") == std::string::npos
+            && n.find("wpe") == std::string::npos && n.find("lm_head") == std::string::npos)
             matmulWeights += item.value().numel();
     }
     const int64_t params = mut.model->parameterCount();
@@ -228,7 +227,8 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
     r["reference"] = o.reference;
     r["timed_steps"] = int64_t(wall.size());
     r["setup_seconds"] = setupSeconds;
-    r["step_ms"] = { { "mean", wallSum / wall.size() * 1e3 }, { "best", *std::min_element(wall.begin(), wall.end()) * 1e3 } };
+    r["step_ms"]
+        = { { "mean", wallSum / wall.size() * 1e3 }, { "best", *std::min_element(wall.begin(), wall.end()) * 1e3 } };
     r["steps_per_s"] = wall.size() / wallSum;
     r["tokens_per_s"] = tokensPerStep * wall.size() / wallSum;
     r["flops_per_step"] = flopSum / wall.size();
@@ -273,8 +273,8 @@ void runBenchDpo(const BenchDpoOptions &o)
         std::snprintf(line, sizeof line,
             "bench-dpo: %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens, %s reference: "
             "%.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f GFLOP/s)",
-            spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(),
-            at::get_num_threads(), (long long)o.batch, (long long)r["seq_len"].get<int64_t>(), o.reference.c_str(),
+            spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(), at::get_num_threads(),
+            (long long)o.batch, (long long)r["seq_len"].get<int64_t>(), o.reference.c_str(),
             r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(), r["tokens_per_s"].get<double>(),
             r["gflops"].get<double>(), r["ratio_to_matmul"].get<double>() * 100, mm.best());
         std::cerr << line << std::endl;
@@ -285,8 +285,8 @@ void runBenchDpo(const BenchDpoOptions &o)
 
 dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto o = std::make_shared<BenchDpoOptions>();
-    CLI::App *cmd = app.add_subcommand("bench-dpo",
-        "Measure whole DPO training steps (policy fwd+bwd, reference fwd, AdamW) against the matmul rate");
+    CLI::App *cmd = app.add_subcommand(
+        "bench-dpo", "Measure whole DPO training steps (policy fwd+bwd, reference fwd, AdamW) against the matmul rate");
     cmd->add_option("--model", o->models, "demo, 25m or a model directory (repeatable)")->capture_default_str();
     cmd->add_option("--batch", o->batch, "Pairs per step")->capture_default_str();
     cmd->add_option("--seq-len", o->seqLen, "Tokens per sequence (capped by the model's positions)")

@@ -123,6 +123,7 @@ CandidateSummary generateCandidates(ProjectStore &store, const QString &modelPat
     Provenance prov;
     prov.source = QStringLiteral("generated");
     prov.modelPath = canonicalModelPath(modelPath);
+    prov.modelFingerprint = modelFingerprint(prov.modelPath);
     prov.samplingJson = options.sampling.toJson();
 
     CandidateSummary summary;

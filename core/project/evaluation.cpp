@@ -2,6 +2,8 @@
 
 #include "project/project_store_p.h"
 
+#include <QCryptographicHash>
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -86,9 +88,28 @@ QString canonicalModelPath(const QString &dir)
     return p;
 }
 
+QString modelFingerprint(const QString &dir)
+{
+    QCryptographicHash h(QCryptographicHash::Sha256);
+    const QDir d(dir);
+    QFile config(d.filePath(QStringLiteral("config.json")));
+    if (config.open(QIODevice::ReadOnly))
+        h.addData(config.readAll());
+    const QFileInfoList weights = d.entryInfoList(
+        { QStringLiteral("*.safetensors"), QStringLiteral("*.bin"), QStringLiteral("*.safetensors.index.json") },
+        QDir::Files, QDir::Name);
+    for (const QFileInfo &f : weights) {
+        h.addData(f.fileName().toUtf8());
+        h.addData(QByteArray::number(f.size()));
+        h.addData(QByteArray::number(f.lastModified().toMSecsSinceEpoch()));
+    }
+    return QString::fromLatin1(h.result().toHex().left(16));
+}
+
 Provenance evalProvenance(const EvalModel &model, const SamplingSettings &sampling, qint64 promptId)
 {
     Provenance p;
+    p.modelFingerprint = modelFingerprint(model.path);
     p.source = QStringLiteral("generated");
     p.modelPath = model.path;
     p.checkpoint = model.checkpoint;
@@ -102,8 +123,8 @@ std::optional<qint64> findGeneratedCompletion(
 {
     const QVariant id = store.impl().scalar(
         QStringLiteral("SELECT id FROM completions WHERE prompt_id = ? AND source = 'generated' AND model_path = ? "
-                       "AND sampling_json = ? AND seed = ? ORDER BY id LIMIT 1"),
-        { promptId, model.path, sampling.toJson(), sampling.seedFor(promptId) });
+                       "AND sampling_json = ? AND seed = ? AND model_fingerprint = ? ORDER BY id LIMIT 1"),
+        { promptId, model.path, sampling.toJson(), sampling.seedFor(promptId), modelFingerprint(model.path) });
     if (id.isNull())
         return std::nullopt;
     return id.toLongLong();

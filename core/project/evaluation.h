@@ -52,8 +52,15 @@ struct SamplingSettings {
 };
 
 // Absolute path with symlinks and ".." resolved (the directory as given when it does not exist), no
-// trailing slash: the cache key of a model.
+// trailing slash: with modelFingerprint, the cache key of a model.
 QString canonicalModelPath(const QString &dir);
+
+// What the weights in `dir` are, cheaply: a hash of config.json's bytes and of the name, size and
+// modification time of every weight file (*.safetensors, *.bin, the shard index). Retraining into the
+// same directory, or replacing its weights, changes it, so cached outputs of the old weights are not
+// served for the new ones. 16 hex digits. (Contents are not hashed: a multi-GB checkpoint would take
+// seconds; a copy that keeps size and mtime is taken for the same weights.)
+QString modelFingerprint(const QString &dir);
 
 // The provenance a completion generated for an evaluation carries.
 Provenance evalProvenance(const EvalModel &model, const SamplingSettings &sampling, qint64 promptId);

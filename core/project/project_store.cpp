@@ -108,6 +108,12 @@ const std::vector<Migration> &migrations()
                 "PRIMARY KEY (annotator_id, kind))",
                 "%RECOUNT%", // the counters of an existing project, counted once
             } },
+        { 5,
+            {
+                // Which weights a generated completion came from (see modelFingerprint in evaluation.h):
+                // the generation cache must not serve outputs of a model directory whose files changed.
+                "ALTER TABLE completions ADD COLUMN model_fingerprint TEXT NOT NULL DEFAULT ''",
+            } },
     };
     return list;
 }
@@ -465,15 +471,20 @@ qint64 ProjectStore::Impl::addPromptRow(const QString &text, const QString &mess
 qint64 ProjectStore::Impl::addCompletionRow(
     qint64 promptId, const QString &text, const QString &messagesJson, const Provenance &p)
 {
-    return insert(
-        QStringLiteral(
-            "INSERT INTO completions (prompt_id, text, text_hash, messages_json, source, model_path, "
-            "checkpoint, sampling_json, seed, parent_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id"),
-        { promptId, text, textHash(text), messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson), p.source,
-            p.modelPath, p.checkpoint, p.samplingJson.isEmpty() ? QStringLiteral("{}") : p.samplingJson,
-            p.seed ? QVariant(*p.seed) : nullInt(),
-            p.parentCompletionId > 0 ? QVariant(p.parentCompletionId) : nullInt(), nowMs() });
+    QVariantList values { promptId, text, textHash(text), messagesJson.isEmpty() ? nullInt() : QVariant(messagesJson),
+        p.source, p.modelPath, p.checkpoint, p.samplingJson.isEmpty() ? QStringLiteral("{}") : p.samplingJson,
+        p.seed ? QVariant(*p.seed) : nullInt(), p.parentCompletionId > 0 ? QVariant(p.parentCompletionId) : nullInt(),
+        nowMs() };
+    if (version < 5) // a store held below schema 5 (tests of migrations) has no fingerprint column
+        return insert(QStringLiteral("INSERT INTO completions (prompt_id, text, text_hash, messages_json, source, "
+                                     "model_path, checkpoint, sampling_json, seed, parent_id, created_at) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+            values);
+    values << p.modelFingerprint;
+    return insert(QStringLiteral("INSERT INTO completions (prompt_id, text, text_hash, messages_json, source, "
+                                 "model_path, checkpoint, sampling_json, seed, parent_id, created_at, "
+                                 "model_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+        values);
 }
 
 // ---- progress counters (schema 4)
@@ -929,8 +940,12 @@ Prompt ProjectStore::prompt(qint64 id) const
     return p;
 }
 
-static const char *kCompletionColumns = "id, prompt_id, text, source, model_path, checkpoint, sampling_json, seed, "
-                                        "parent_id, created_at";
+static QString completionColumns(int version)
+{
+    return QStringLiteral("id, prompt_id, text, source, model_path, checkpoint, sampling_json, seed, parent_id, "
+                          "created_at, ")
+        + (version >= 5 ? QStringLiteral("model_fingerprint") : QStringLiteral("''"));
+}
 
 static Completion completionFrom(QSqlQuery &q, int o = 0)
 {
@@ -946,12 +961,14 @@ static Completion completionFrom(QSqlQuery &q, int o = 0)
         c.provenance.seed = q.value(o + 7).toLongLong();
     c.provenance.parentCompletionId = q.value(o + 8).toLongLong();
     c.createdAt = fromMs(q.value(o + 9));
+    c.provenance.modelFingerprint = q.value(o + 10).toString();
     return c;
 }
 
 Completion ProjectStore::completion(qint64 id) const
 {
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE id = ?").arg(kCompletionColumns), { id });
+    QSqlQuery &q
+        = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE id = ?").arg(completionColumns(d->version)), { id });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no completion with id %1").arg(id).toStdString());
@@ -964,9 +981,9 @@ Completion ProjectStore::completion(qint64 id) const
 QVector<Completion> ProjectStore::completionsOf(qint64 promptId) const
 {
     QVector<Completion> out;
-    QSqlQuery &q
-        = d->exec(QStringLiteral("SELECT %1 FROM completions WHERE prompt_id = ? ORDER BY id").arg(kCompletionColumns),
-            { promptId });
+    QSqlQuery &q = d->exec(
+        QStringLiteral("SELECT %1 FROM completions WHERE prompt_id = ? ORDER BY id").arg(completionColumns(d->version)),
+        { promptId });
     while (q.next())
         out.push_back(completionFrom(q));
     q.finish();

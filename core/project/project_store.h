@@ -59,6 +59,7 @@ struct Provenance {
     QString samplingJson = QStringLiteral("{}");
     std::optional<qint64> seed;
     qint64 parentCompletionId = 0; // for repairs: the completion that was edited
+    QString modelFingerprint; // generated: the model directory's files when it ran ("" = unknown)
 };
 
 struct Prompt {

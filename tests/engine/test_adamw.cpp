@@ -38,7 +38,7 @@ struct AdamWCase {
     double lr, wd;
 };
 
-class AdamWFormula : public ::testing::TestWithParam<AdamWCase> {};
+class AdamWFormula : public ::testing::TestWithParam<AdamWCase> { };
 
 TEST_P(AdamWFormula, Float32MatchesTorchFormula)
 {

@@ -19,6 +19,7 @@
 #include "ui/labelpage.h"
 #include "ui/mainwindow.h"
 
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
@@ -347,7 +348,12 @@ void TestEvaluatePage::generationCaching()
     EvaluatePage *page = evaluatePage(w);
     QVERIFY(page);
     const QString ref = canonicalModelPath(fixture(QStringLiteral("llama-gqa/ref")));
-    const QString other = canonicalModelPath(fixture(QStringLiteral("llama-gqa/other")));
+    // "other" is a copy, so the test can replace its weights.
+    const QString otherCopy = m_dir->filePath(QStringLiteral("other"));
+    QVERIFY(QDir().mkpath(otherCopy));
+    for (const QString &f : QDir(fixture(QStringLiteral("llama-gqa/other"))).entryList(QDir::Files))
+        QVERIFY(QFile::copy(fixture(QStringLiteral("llama-gqa/other/") + f), QDir(otherCopy).filePath(f)));
+    const QString other = canonicalModelPath(otherCopy);
     QVERIFY(page->addModelDirectory(ref));
     QVERIFY(page->addModelDirectory(other));
     SamplingSettings s;
@@ -398,6 +404,29 @@ void TestEvaluatePage::generationCaching()
     QCOMPARE(second.promptIds, first.promptIds);
     QCOMPARE(store.counts().completions, completions);
 
+    // New weights in the same directory (a run retrained into it): its outputs are generated again, the
+    // other model's stay cached.
+    const QString weights = QDir(other).filePath(QStringLiteral("model.safetensors"));
+    const QString fingerprintBefore = modelFingerprint(other);
+    QVERIFY(QFile::remove(weights));
+    QVERIFY(QFile::copy(fixture(QStringLiteral("llama-gqa/ref/model.safetensors")), weights));
+    {
+        QFile f(weights);
+        QVERIFY(f.open(QIODevice::ReadWrite));
+        QVERIFY(f.setFileTime(QDateTime::currentDateTime().addSecs(5), QFileDevice::FileModificationTime));
+    }
+    QVERIFY(modelFingerprint(other) != fingerprintBefore);
+    done.clear();
+    QVERIFY2(page->startGeneration(&err), qPrintable(err));
+    QVERIFY(done.wait(60000));
+    QCOMPARE(page->lastGeneration().generated, 2);
+    QCOMPARE(page->lastGeneration().cached, 2);
+    QCOMPARE(store.counts().completions, completions + 2);
+    for (qint64 pid : first.promptIds)
+        for (const Completion &c : store.completionsOf(pid))
+            if (c.provenance.modelPath == other && c.id > 4)
+                QCOMPARE(c.provenance.modelFingerprint, modelFingerprint(other));
+
     // Other settings are another cache entry.
     s.maxNewTokens = 4;
     page->setSampling(s);
@@ -405,7 +434,7 @@ void TestEvaluatePage::generationCaching()
     QVERIFY(page->startGeneration(&err));
     QVERIFY(done.wait(60000));
     QCOMPARE(page->lastGeneration().generated, 4);
-    QCOMPARE(store.counts().completions, completions + 4);
+    QCOMPARE(store.counts().completions, completions + 2 + 4);
 }
 
 void TestEvaluatePage::cancelWithinASecond()
