@@ -1,5 +1,7 @@
 #include "evaluatepage.h"
 
+#include "bundleddemo.h"
+
 #include "evaluationreport.h"
 #include "labelpage.h"
 #include "mainwindow.h"
@@ -582,6 +584,14 @@ void EvaluatePage::refreshModels()
             const QString c = dpo::canonicalModelPath(p);
             if (seen.contains(c))
                 continue;
+            seen.insert(c);
+            addModelItem(bases, { unique(QStringLiteral("base: %1").arg(QFileInfo(c).fileName())), c, QString() });
+        }
+    }
+    // The bundled demo model, so the demo project can compare it with its fine-tuned runs out of the box.
+    if (const QString demo = bundledDemoModelDir(); !demo.isEmpty()) {
+        const QString c = dpo::canonicalModelPath(demo);
+        if (!seen.contains(c)) {
             seen.insert(c);
             addModelItem(bases, { unique(QStringLiteral("base: %1").arg(QFileInfo(c).fileName())), c, QString() });
         }

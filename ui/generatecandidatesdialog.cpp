@@ -1,5 +1,7 @@
 #include "generatecandidatesdialog.h"
 
+#include "bundleddemo.h"
+
 #include "projectsession.h"
 
 #include <QComboBox>
@@ -44,17 +46,7 @@ QString clock(double seconds)
 
 QString GenerateCandidatesDialog::demoModelDir()
 {
-    const QString app = QCoreApplication::applicationDirPath();
-    const QStringList candidates { app + QStringLiteral("/../resources/demo-model"),
-        app + QStringLiteral("/../../resources/demo-model"),
-#ifdef DPO_SOURCE_DIR
-        QStringLiteral(DPO_SOURCE_DIR "/resources/demo-model"),
-#endif
-        QStringLiteral("resources/demo-model") };
-    for (const QString &c : candidates)
-        if (QFileInfo::exists(c + QStringLiteral("/config.json")))
-            return QDir::cleanPath(QFileInfo(c).absoluteFilePath());
-    return {};
+    return bundledDemoModelDir();
 }
 
 GenerateCandidatesDialog::GenerateCandidatesDialog(ProjectSession *session, QWidget *parent)

@@ -5,6 +5,8 @@
 
 #include "trainpage.h"
 
+#include "bundleddemo.h"
+
 #include <QApplication>
 #include <QButtonGroup>
 #include <QCheckBox>
@@ -154,24 +156,30 @@ TrainPage::TrainPage(QWidget *parent)
     });
     cudaWatcher->setFuture(QtConcurrent::run(cudaDeviceCount));
 
-    // Default model: the bundled demo model (resources/demo-model) when it is there.
-    const QStringList candidates{QCoreApplication::applicationDirPath() + QStringLiteral("/../resources/demo-model"),
-                                 QCoreApplication::applicationDirPath() + QStringLiteral("/../../resources/demo-model"),
-                                 QCoreApplication::applicationDirPath() + QStringLiteral("/../share/dpo-studio/demo-model"),
-#ifdef DPO_SOURCE_DIR
-                                 QStringLiteral(DPO_SOURCE_DIR "/resources/demo-model"),
-#endif
-                                 QStringLiteral("resources/demo-model")};
-    for (const QString &c : candidates)
-        if (QFileInfo::exists(c + QStringLiteral("/config.json"))) {
-            const QString dir = QDir::cleanPath(QFileInfo(c).absoluteFilePath());
-            setModelPath(dir);
-            // ... with its pairs, so that Start works out of the box.
-            const QString pairs = QDir::cleanPath(dir + QStringLiteral("/../demo/pairs.jsonl"));
-            if (m_datasetEdit->text().isEmpty() && QFileInfo::exists(pairs))
-                m_datasetEdit->setText(pairs);
-            break;
+    // Default: the bundled demo model with its DPO teaching pairs and preset, so that Start on a first
+    // launch visibly teaches it something (correct sums, polite greetings) in a short CPU run.
+    const QString demo = bundledDemoModelDir();
+    if (!demo.isEmpty()) {
+        setModelPath(demo);
+        const QString pairs = QDir::cleanPath(demo + QStringLiteral("/../demo/dpo_pairs.jsonl"));
+        if (m_datasetEdit->text().isEmpty() && QFileInfo::exists(pairs))
+            m_datasetEdit->setText(pairs);
+        const QString preset = QDir::cleanPath(demo + QStringLiteral("/../demo/dpo_preset.json"));
+        dpo::TrainConfig current;
+        if (QFileInfo::exists(preset) && buildConfig(&current, nullptr, false)) {
+            try {
+                dpo::TrainConfig c = dpo::TrainConfig::fromFile(preset.toStdString());
+                c.model = current.model; // what the preset leaves open keeps the page's defaults
+                c.dataset = current.dataset;
+                c.outputDir = current.outputDir;
+                c.threads = current.threads;
+                c.device = current.device;
+                setConfig(c);
+            } catch (const std::exception &) {
+                // A broken bundled preset leaves the plain defaults.
+            }
         }
+    }
 }
 
 TrainPage::~TrainPage()
@@ -634,7 +642,7 @@ QWidget *TrainPage::buildRunPane()
     m_progress->setObjectName(QStringLiteral("trainProgress"));
     m_progress->setRange(0, 1);
     m_progress->setValue(0);
-    m_progress->setFormat(tr("%v / %m steps"));
+    m_progress->setFormat(tr("not started")); // "0 / 1 steps" would read as a plan of one step
     controls->addWidget(m_startButton);
     controls->addWidget(m_stopButton);
     controls->addWidget(m_resumeButton);
@@ -1423,6 +1431,7 @@ bool TrainPage::launch(const TrainingJob &job)
     m_firstStep = -1;
     m_progress->setRange(0, 1);
     m_progress->setValue(0);
+    m_progress->setFormat(tr("starting…"));
     m_lastStatus.clear();
     m_currentRunId = job.runId;
     m_lastJob = job;
@@ -1543,6 +1552,7 @@ void TrainPage::updateProgress()
     const qint64 step = m_latestTrain.value(QStringLiteral("step")).toLongLong();
     const qint64 total = m_latestTrain.value(QStringLiteral("total_steps")).toLongLong();
     if (total > 0) {
+        m_progress->setFormat(tr("%v / %m steps"));
         m_progress->setRange(0, int(std::min<qint64>(total, INT_MAX)));
         m_progress->setValue(int(std::min<qint64>(step, INT_MAX)));
         parts << tr("step %1 / %2").arg(step).arg(total);

@@ -26,6 +26,7 @@
 #include <QStandardPaths>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QThread>
 #include <QtTest>
 
 class TestTrainPage : public QObject {
@@ -36,6 +37,7 @@ private slots:
     void summarizesDataset();
     void invalidOptionsRefused();
     void presetsRoundTrip();
+    void startsWithTheDemoPreset();
     void trainStopResumeFromPage();
     void runsHistoryAndInterruptedRun();
     void closingAsksAndStops();
@@ -63,6 +65,7 @@ void TestTrainPage::configureFixtureRun(TrainPage &page, const QString &out, int
     QVERIFY(inspected.first().first().toBool());
     page.setDatasetFile(fixture(QStringLiteral("llama-gqa/pairs.jsonl")));
     page.setOutputDir(out);
+    page.resetToDefaults(); // TRL's defaults, not the bundled demo preset a new page starts with
     QVERIFY(page.setOption(QStringLiteral("max_steps"), QString::number(maxSteps)));
     QVERIFY(page.setOption(QStringLiteral("batch_size"), QStringLiteral("2")));
     QVERIFY(page.setOption(QStringLiteral("learning_rate"), QStringLiteral("1e-3")));
@@ -186,6 +189,27 @@ void TestTrainPage::invalidOptionsRefused()
     QVERIFY(!page.start());
     QVERIFY2(page.message().contains(QStringLiteral("model")), qPrintable(page.message()));
     QVERIFY(!QFileInfo::exists(m_dir.filePath(QStringLiteral("never"))));
+}
+
+// A new page is ready to teach the bundled demo model: its DPO teaching pairs and its preset
+// (resources/demo/dpo_preset.json), with the page's own thread default kept.
+void TestTrainPage::startsWithTheDemoPreset()
+{
+    TrainPage page;
+    dpo::TrainConfig c;
+    QString error;
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QVERIFY2(QString::fromStdString(c.model).endsWith(QStringLiteral("resources/demo-model")), c.model.c_str());
+    QVERIFY2(QString::fromStdString(c.dataset).endsWith(QStringLiteral("resources/demo/dpo_pairs.jsonl")),
+             c.dataset.c_str());
+    const dpo::TrainConfig preset = dpo::TrainConfig::fromFile(
+        QStringLiteral(DPO_TEST_DATA_DIR "/../../resources/demo/dpo_preset.json").toStdString());
+    QCOMPARE(c.lossType, preset.lossType);
+    QCOMPARE(c.lossWeights, preset.lossWeights);
+    QCOMPARE(c.learningRate, preset.learningRate);
+    QCOMPARE(c.epochs, preset.epochs);
+    QCOMPARE(c.maxLength, preset.maxLength);
+    QCOMPARE(c.threads, std::max(1, QThread::idealThreadCount() - 1));
 }
 
 void TestTrainPage::presetsRoundTrip()
