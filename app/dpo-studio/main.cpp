@@ -55,9 +55,15 @@ int main(int argc, char **argv)
     }
     if (cli.isSet(annotator))
         window.labelPage()->setAnnotatorName(cli.value(annotator));
-    window.openStartupProject(cli.positionalArguments().value(0));
-    if (cli.isSet(page))
-        window.setCurrentPage(cli.value(page).toInt() - 1);
+    // The window first, then the project: opening a team project may wait on its server (behind a
+    // cancellable "Connecting…" dialog), and that dialog belongs in front of the window, not alone.
     window.show();
+    const QString startup = cli.positionalArguments().value(0);
+    const int startPage = cli.isSet(page) ? cli.value(page).toInt() - 1 : -1;
+    QTimer::singleShot(0, &window, [&window, startup, startPage]() {
+        window.openStartupProject(startup);
+        if (startPage >= 0)
+            window.setCurrentPage(startPage);
+    });
     return QApplication::exec();
 }
