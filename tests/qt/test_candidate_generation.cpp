@@ -9,6 +9,7 @@
 #include "ui/candidateworker.h"
 #include "ui/datapage.h"
 #include "ui/generatecandidatesdialog.h"
+#include "ui/markdownview.h"
 #include "ui/pagedtablemodel.h"
 #include "ui/projectsession.h"
 
@@ -27,6 +28,7 @@
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
+#include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -481,6 +483,12 @@ void TestCandidateGeneration::dialogFromDataPage()
     // The page refreshed: the prompts table shows two completions each.
     QTRY_COMPARE(page.model()->rowCount(), 3);
     QTRY_COMPARE(page.model()->index(0, 2).data().toLongLong(), 2);
+    // A prompt's detail shows its candidates with where they came from.
+    page.findChild<QTableView *>(QStringLiteral("dataTable"))->selectRow(0);
+    auto *detail = page.findChild<MarkdownView *>(QStringLiteral("dataDetail"));
+    QVERIFY(detail);
+    QTRY_VERIFY2(detail->toPlainText().contains(QStringLiteral("Completion 2 — generated, demo-model, seed ")),
+        qPrintable(detail->toPlainText()));
 
     // Pictures for people to look at (DPO_SCREENSHOT_DIR=folder), else into the test's temp folder.
     QVERIFY(dlg->grab().save(shots + QStringLiteral("/generate_candidates_dialog.png")));
