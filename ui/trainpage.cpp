@@ -502,6 +502,14 @@ QWidget *TrainPage::buildOptionsPane()
     of->addRow(QString(), shuffle);
     m_fields.insert(QStringLiteral("shuffle"), shuffle);
     connect(shuffle, &QCheckBox::toggled, this, &TrainPage::scheduleValidation);
+    auto *sharePrompt = new QCheckBox(tr("Compute each prompt once per pair"));
+    sharePrompt->setObjectName(QStringLiteral("opt_share_prompt"));
+    sharePrompt->setToolTip(tr("Chosen and rejected start with the same prompt: run it through the model once and let "
+                               "both completions attend to it. Same numbers (up to float rounding), less compute: "
+                               "half of all prompt tokens. Off: the concatenated batch TRL runs."));
+    of->addRow(QString(), sharePrompt);
+    m_fields.insert(QStringLiteral("share_prompt"), sharePrompt);
+    connect(sharePrompt, &QCheckBox::toggled, this, &TrainPage::scheduleValidation);
     addDouble(of, QStringLiteral("adam_beta1"), tr("Adam β1"), tr("AdamW β1. Default 0.9."));
     addDouble(of, QStringLiteral("adam_beta2"), tr("Adam β2"), tr("AdamW β2. Default 0.999."));
     addDouble(of, QStringLiteral("adam_epsilon"), tr("Adam ε"), tr("AdamW ε. Default 1e-8."));
@@ -1128,9 +1136,9 @@ QString TrainPage::cliCommand(QString *error) const
         QString flag = QStringLiteral("--") + QString::fromStdString(key).replace(QLatin1Char('_'), QLatin1Char('-'));
         const nlohmann::json &v = it.value();
         if (v.is_boolean()) {
-            if (key == "shuffle") {
+            if (key == "shuffle" || key == "share_prompt") {
                 if (!v.get<bool>())
-                    parts << QStringLiteral("--no-shuffle");
+                    parts << QStringLiteral("--no-") + QString::fromStdString(key).replace(QLatin1Char('_'), QLatin1Char('-'));
             } else if (v.get<bool>()) {
                 parts << flag;
             }

@@ -1,15 +1,23 @@
-// dpo-cli bench-dpo [--model demo|25m|DIR]... [--batch 8] [--seq-len 256] [--steps 4] [--threads N]
-//   [--device cpu|cuda|auto] [--dtype float32|bfloat16] [--reference live|precomputed|none]
+// dpo-cli bench-dpo [--model demo|25m|DIR]... [--batch 8] [--seq-len 256] [--prompt-share 0.25] [--steps 4]
+//   [--threads N] [--device cpu|cuda|auto] [--dtype float32|bfloat16] [--reference live|precomputed|none]
+//   [--share-prompt on|off|both]
 // Whole DPO optimizer steps through DpoTrainer, exactly as `dpo-cli train` runs them (collate, policy
 // forward+backward on chosen and rejected, reference forward, loss, grad norm, clipping, AdamW), timed
 // per step, with the machine's matmul rate measured at the start of the same run. Models: "demo" (the
 // bundled demo model), "25m" (a random ~25.6M-parameter Llama, the demo tokenizer), or a model directory.
+// --share-prompt both runs every model with the prompt computed once per pair (the default) and with the
+// concatenated batch TRL runs, in the same process (on CUDA the trainer shares prompts only with
+// DPO_SHARE_PROMPT_CUDA=1 set, until that is measured).
 //
-// The data are synthetic rows that every sequence fills to exactly --seq-len tokens after keep_start
-// truncation, so batches carry no padding and the FLOP count is exact:
-//   per sequence forward = 2 * matmul_weights * T + 2 * vocab * hidden * S + 4 * layers * T^2 * heads * head_dim
-// (S = scored completion positions, matmul_weights = 2-D weights other than embeddings and the head);
-// a step is 3x forward for the policy (forward + backward) plus 1x for a live reference, over 2B sequences.
+// The data are synthetic rows: a prompt of about --prompt-share x --seq-len tokens (a quarter by
+// default, as in ../shared/gpu/baseline_dpo.py) and completions that fill every sequence to exactly
+// --seq-len tokens after keep_start truncation. Useful FLOPs are counted per pair from the exact token
+// counts, for the tokens each path computes (prompt once or twice):
+//   matmul  2 * matmul_weights per computed token (matmul_weights = 2-D weights but embeddings and head)
+//   head    2 * vocab * hidden per scored completion token
+//   attn    4 * layers * heads * head_dim per (query, visible key) pair (causal)
+// a step is 3x forward for the policy (forward + backward) plus 1x for a live reference. Tokens/s counts
+// the 2 x batch x seq-len tokens of the full sequences (what TRL's num_tokens counts), whichever path.
 // The first step warms up and is not counted. Prints one JSON line on stdout and a summary on stderr.
 #include "bench_common.h"
 #include "commands.h"
@@ -45,6 +53,8 @@ struct BenchDpoOptions {
     std::string device = "auto";
     std::string dtype = "float32";
     std::string reference = "live";
+    double promptShare = 0.25;
+    std::string sharePrompt = "both";
 };
 
 // The bundled demo model next to the executable (build tree: bin/../../resources; install:
@@ -71,8 +81,9 @@ double peakRssMb()
 }
 
 // Rows whose prompt + completion is longer than T tokens for any tokenizer that gives a word at least
-// one token: T words per completion. Chosen and rejected differ from the first word on.
-std::vector<dpo::PreferenceRow> syntheticRows(int64_t n, int64_t T, uint64_t seed)
+// one token: T words per completion, `promptWords` (+2) in the prompt. Chosen and rejected differ from
+// their first word on.
+std::vector<dpo::PreferenceRow> syntheticRows(int64_t n, int64_t T, int64_t promptWords, uint64_t seed)
 {
     static const char *words[] = { "the", "model", "answer", "is", "two", "plus", "three", "five", "hello", "friend",
         "please", "thank", "you", "good", "morning", "sum", "of", "numbers", "a", "small", "story", "about", "cat",
@@ -91,7 +102,7 @@ std::vector<dpo::PreferenceRow> syntheticRows(int64_t n, int64_t T, uint64_t see
     std::vector<dpo::PreferenceRow> rows;
     for (int64_t i = 0; i < n; ++i) {
         dpo::PreferenceRow r;
-        r.prompt = "Question " + std::to_string(i) + ": tell me a story about numbers.";
+        r.prompt = "Question " + std::to_string(i) + ": " + text(promptWords);
         r.chosen = " yes " + text(T);
         r.rejected = " no " + text(T);
         r.line = i + 1;
@@ -122,29 +133,35 @@ ModelUnderTest loadModel(const std::string &spec, int64_t seqLen)
     return m;
 }
 
-nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const MatmulRate &mm)
+nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, bool sharePrompt, const MatmulRate &mm)
 {
     ModelUnderTest mut = loadModel(spec, o.seqLen);
     const dpo::ModelConfig &cfg = mut.model->config();
     const int64_t T = std::min<int64_t>(o.seqLen, cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : o.seqLen);
     const int64_t B = o.batch;
     const int64_t totalSteps = o.steps + 1;
-    auto rows = syntheticRows(B * totalSteps, T, 1234);
+    // Words per prompt so that the prompt is about promptShare x T tokens with this tokenizer.
+    double tokensPerWord = 1.0;
+    {
+        const auto sample = syntheticRows(1, 200, 200, 99).front().prompt;
+        tokensPerWord = std::max(1.0, double(mut.tokenizer->encode(sample).size()) / 202.0);
+    }
+    const int64_t promptWords = std::max<int64_t>(0, int64_t(o.promptShare * double(T) / tokensPerWord) - 2);
+    auto rows = syntheticRows(B * totalSteps, T, promptWords, 1234);
 
-    // Every sequence must be exactly T tokens (no padding), and we need its scored positions.
+    // Every sequence must be exactly T tokens; the prompt lengths give the exact work per pair.
     dpo::TruncationOptions trunc;
     trunc.maxLength = T;
-    std::vector<int64_t> scored; // per row: chosen + rejected scored positions
+    std::vector<int64_t> promptLen; // per pair (chosen and rejected share it: keep_start, same prompt)
     for (const auto &row : rows) {
         const auto pair = dpo::tokenizePair(*mut.tokenizer, row, trunc);
-        int64_t s = 0;
-        for (const auto *seq : { &pair.chosen, &pair.rejected }) {
-            if (int64_t(seq->ids.size()) != T)
+        for (const auto *seq : { &pair.chosen, &pair.rejected })
+            if (int64_t(seq->ids.size()) != T || seq->promptLength >= T || seq->promptLength < 1)
                 throw dpo::Error("bench-dpo: a synthetic row tokenized to " + std::to_string(seq->ids.size())
-                    + " tokens instead of " + std::to_string(T) + " (tokenizer of " + spec + ")");
-            s += T - std::max<int64_t>(seq->promptLength, 1);
-        }
-        scored.push_back(s);
+                    + " tokens with a prompt of " + std::to_string(seq->promptLength) + " instead of "
+                    + std::to_string(T) + " tokens with a shorter prompt (tokenizer of " + spec
+                    + "; lower --prompt-share)");
+        promptLen.push_back(pair.chosen.promptLength);
     }
 
     int64_t matmulWeights = 0;
@@ -156,14 +173,20 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
     }
     const int64_t params = mut.model->parameterCount();
     const bool liveRef = o.reference == "live";
-    const double attnPerSeq = 4.0 * double(cfg.numLayers) * double(T) * T * cfg.numHeads * cfg.headDim;
     const double passes = 3.0 + (liveRef ? 1.0 : 0.0);
+    const double attnUnit = 4.0 * double(cfg.numLayers) * cfg.numHeads * cfg.headDim;
+    auto causalPairs = [](double q) { return q * (q + 1) / 2; }; // (query, visible key) pairs of q tokens
     // Steps take rows in order (no shuffle): step k uses rows [kB, (k+1)B).
     auto stepFlops = [&](int64_t step) {
         double f = 0;
-        for (int64_t i = step * B; i < (step + 1) * B; ++i)
-            f += passes * (2.0 * 2.0 * double(matmulWeights) * T + 2.0 * attnPerSeq)
-                + passes * 2.0 * double(cfg.vocabSize) * cfg.hiddenSize * double(scored[size_t(i)]);
+        for (int64_t i = step * B; i < (step + 1) * B; ++i) {
+            const double lp = double(promptLen[size_t(i)]), lc = double(T) - lp;
+            const double tokens = sharePrompt ? lp + 2 * lc : 2.0 * T;
+            const double attn = sharePrompt ? causalPairs(lp) + 2 * (lc * lp + causalPairs(lc)) : 2 * causalPairs(T);
+            f += passes
+                * (2.0 * double(matmulWeights) * tokens + attnUnit * attn
+                    + 2.0 * double(cfg.vocabSize) * cfg.hiddenSize * 2 * lc);
+        }
         return f;
     };
 
@@ -185,6 +208,7 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
     c.threads = o.threads;
     c.precomputeRef = o.reference == "precomputed";
     c.referenceFree = o.reference == "none";
+    c.sharePrompt = sharePrompt;
 
     std::vector<double> wall, cpu, flops;
     double lastCpu = 0;
@@ -225,6 +249,9 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, const
     r["batch_pairs"] = B;
     r["seq_len"] = T;
     r["reference"] = o.reference;
+    r["share_prompt"] = sharePrompt;
+    r["prompt_tokens_mean"]
+        = double(std::accumulate(promptLen.begin(), promptLen.end(), int64_t(0))) / promptLen.size();
     r["timed_steps"] = int64_t(wall.size());
     r["setup_seconds"] = setupSeconds;
     r["step_ms"]
@@ -250,6 +277,10 @@ void runBenchDpo(const BenchDpoOptions &o)
         throw dpo::Error("--seq-len must be >= 8, got " + std::to_string(o.seqLen));
     if (o.steps < 1)
         throw dpo::Error("--steps must be >= 1, got " + std::to_string(o.steps));
+    if (o.promptShare <= 0 || o.promptShare >= 0.9)
+        throw dpo::Error("--prompt-share must be in (0, 0.9), got " + std::to_string(o.promptShare));
+    if (o.sharePrompt != "on" && o.sharePrompt != "off" && o.sharePrompt != "both")
+        throw dpo::Error("--share-prompt must be on, off or both, got '" + o.sharePrompt + "'");
     if (o.reference != "live" && o.reference != "precomputed" && o.reference != "none")
         throw dpo::Error("--reference must be live, precomputed or none, got '" + o.reference + "'");
     const auto device = dpo::parseDevice(o.device);
@@ -265,20 +296,29 @@ void runBenchDpo(const BenchDpoOptions &o)
     if (device.is_cpu())
         out["matmul_gflops_per_cpu_second"] = mm.bestCpu();
     out["models"] = nlohmann::json::array();
+    std::vector<bool> modes;
+    if (o.sharePrompt != "off")
+        modes.push_back(true);
+    if (o.sharePrompt != "on")
+        modes.push_back(false);
     for (const auto &spec : o.models) {
-        BenchDpoOptions run = o;
-        run.device = device.str();
-        auto r = benchOne(run, spec, mm);
-        char line[512];
-        std::snprintf(line, sizeof line,
-            "bench-dpo: %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens, %s reference: "
-            "%.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f GFLOP/s)",
-            spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(), at::get_num_threads(),
-            (long long)o.batch, (long long)r["seq_len"].get<int64_t>(), o.reference.c_str(),
-            r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(), r["tokens_per_s"].get<double>(),
-            r["gflops"].get<double>(), r["ratio_to_matmul"].get<double>() * 100, mm.best());
-        std::cerr << line << std::endl;
-        out["models"].push_back(std::move(r));
+        for (bool share : modes) {
+            BenchDpoOptions run = o;
+            run.device = device.str();
+            auto r = benchOne(run, spec, share, mm);
+            char line[640];
+            std::snprintf(line, sizeof line,
+                "bench-dpo: %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens (prompt %.0f), %s reference, "
+                "prompt %s: %.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f "
+                "GFLOP/s)",
+                spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(),
+                at::get_num_threads(), (long long)o.batch, (long long)r["seq_len"].get<int64_t>(),
+                r["prompt_tokens_mean"].get<double>(), o.reference.c_str(), share ? "shared" : "repeated",
+                r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(), r["tokens_per_s"].get<double>(),
+                r["gflops"].get<double>(), r["ratio_to_matmul"].get<double>() * 100, mm.best());
+            std::cerr << line << std::endl;
+            out["models"].push_back(std::move(r));
+        }
     }
     dpocli::printJson(out);
 }
@@ -295,6 +335,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     cmd->add_option("--dtype", o->dtype, "float32 or bfloat16")->capture_default_str();
     cmd->add_option("--reference", o->reference, "live, precomputed or none")->capture_default_str();
+    cmd->add_option("--prompt-share", o->promptShare, "Share of each sequence that is prompt")->capture_default_str();
+    cmd->add_option("--share-prompt", o->sharePrompt, "on, off or both (A/B in one run)")->capture_default_str();
     cmd->callback([o, cmd, &app] {
         BenchDpoOptions run = *o;
         run.threads = 0;

@@ -101,7 +101,8 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         cmd->add_option_function<std::string>(
             flag, [args, key = key](const std::string &v) { args->values[key] = v; }, "see TrainConfig (" + key + ")");
     }
-    for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle"}) {
+    for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle",
+             "no_share_prompt"}) {
         std::string flag = "--" + key;
         for (auto &c : flag)
             if (c == '_')
@@ -124,6 +125,8 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         for (const auto &[key, on] : args->flags) {
             if (key == "no_shuffle")
                 overrides["shuffle"] = !on;
+            else if (key == "no_share_prompt")
+                overrides["share_prompt"] = !on;
             else
                 overrides[key] = on;
         }

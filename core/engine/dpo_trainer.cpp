@@ -10,8 +10,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -382,11 +384,20 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     pairs.reserve(indices.size());
     for (size_t i : indices)
         pairs.push_back(examples[i].pair);
-    PreferenceBatch batch = collatePairs(pairs, padId, m_device);
-    r.tokens = batch.numTokens;
-    const int64_t B = batch.numPairs;
+    // Chosen and rejected share their prompt: computed once per pair when every pair allows it.
+    const std::optional<SharedPromptBatch> shared
+        = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
+    PreferenceBatch batch;
+    if (!shared)
+        batch = collatePairs(pairs, padId, m_device);
+    auto logps = [&](CausalLM &model) {
+        return shared ? sharedPromptLogps(model, *shared)
+                      : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+    };
+    r.tokens = shared ? shared->numTokens : batch.numTokens;
+    const int64_t B = int64_t(pairs.size());
 
-    CompletionLogps policy = completionLogps(*m_policy, batch.inputIds, batch.attentionMask, batch.completionMask);
+    CompletionLogps policy = logps(*m_policy);
     torch::Tensor refSum;
     if (m_config.referenceFree) {
         refSum = torch::zeros({2 * B}, torch::TensorOptions().dtype(torch::kFloat32).device(m_device));
@@ -399,7 +410,7 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
         refSum = torch::tensor(v, torch::kFloat32).to(m_device);
     } else {
         torch::NoGradGuard noGrad;
-        refSum = completionLogps(*m_ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum;
+        refSum = logps(*m_ref).sum;
     }
     DpoInputs in;
     in.policyChosen = policy.sum.slice(0, 0, B);
@@ -491,8 +502,14 @@ void DpoTrainer::precomputeReference()
             std::vector<TokenizedPair> pairs;
             for (size_t i = begin; i < end; ++i)
                 pairs.push_back(all[i]->pair);
-            auto batch = collatePairs(pairs, padId, m_device);
-            auto lp = completionLogps(*m_ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
+            const auto shared = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
+            torch::Tensor lp;
+            if (shared) {
+                lp = sharedPromptLogps(*m_ref, *shared).sum.cpu();
+            } else {
+                auto batch = collatePairs(pairs, padId, m_device);
+                lp = completionLogps(*m_ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
+            }
             const int64_t B = int64_t(end - begin);
             chosen.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, 0, B));
             rejected.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, B, 2 * B));
@@ -577,6 +594,15 @@ void DpoTrainer::truncateMetricsAfter(int64_t step)
     }
     in.close();
     writeFileAtomically(path.string(), kept);
+}
+
+bool DpoTrainer::useSharedPrompt() const
+{
+    // On CUDA the completions' attention to a cached prompt needs an explicit mask, which keeps SDPA off
+    // its flash kernels (is_causal only): kept off there until measured on a GPU (bench-dpo
+    // --share-prompt both with DPO_SHARE_PROMPT_CUDA=1).
+    static const bool onCuda = std::getenv("DPO_SHARE_PROMPT_CUDA") != nullptr;
+    return m_config.sharePrompt && (!m_device.is_cuda() || onCuda);
 }
 
 void DpoTrainer::syncReference()

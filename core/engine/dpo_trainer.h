@@ -105,6 +105,7 @@ private:
     void appendMetrics(const nlohmann::json &m);
     void truncateMetricsAfter(int64_t step);
     void syncReference();
+    bool useSharedPrompt() const;
     void log(const std::string &message);
 
     TrainConfig m_config;

@@ -332,4 +332,59 @@ PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t pa
     return batch;
 }
 
+std::optional<SharedPromptBatch> collateSharedPrompt(
+    const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device)
+{
+    if (pairs.empty())
+        throw Error("collateSharedPrompt: no pairs");
+    const int64_t b = int64_t(pairs.size());
+    int64_t tp = 1, tc = 1, numTokens = 0;
+    for (const auto &p : pairs) {
+        const int64_t lp = p.chosen.promptLength;
+        if (lp < 1 || p.rejected.promptLength != lp
+            || !std::equal(p.chosen.ids.begin(), p.chosen.ids.begin() + lp, p.rejected.ids.begin()))
+            return std::nullopt;
+        tp = std::max(tp, lp);
+        tc = std::max({ tc, p.chosen.completionLength(), p.rejected.completionLength() });
+        numTokens += int64_t(p.chosen.ids.size() + p.rejected.ids.size());
+    }
+    const int64_t pad = padId >= 0 ? padId : 0;
+    auto promptIds = torch::full({ b, tp }, pad, torch::kLong);
+    auto promptMask = torch::zeros({ b, tp }, torch::kLong);
+    auto promptLast = torch::zeros({ b }, torch::kLong);
+    auto compIds = torch::full({ 2 * b, tc }, pad, torch::kLong);
+    auto compMask = torch::zeros({ 2 * b, tc }, torch::kLong);
+    auto pi = promptIds.accessor<int64_t, 2>();
+    auto pm = promptMask.accessor<int64_t, 2>();
+    auto pl = promptLast.accessor<int64_t, 1>();
+    auto ci = compIds.accessor<int64_t, 2>();
+    auto cm = compMask.accessor<int64_t, 2>();
+    for (int64_t r = 0; r < b; ++r) {
+        const TokenizedPair &p = pairs[size_t(r)];
+        const int64_t lp = p.chosen.promptLength;
+        for (int64_t k = 0; k < lp; ++k) {
+            pi[r][k] = p.chosen.ids[size_t(k)];
+            pm[r][k] = 1;
+        }
+        pl[r] = lp - 1;
+        for (int side = 0; side < 2; ++side) {
+            const ModelSequence &s = side == 0 ? p.chosen : p.rejected;
+            const int64_t row = side * b + r;
+            for (int64_t k = lp; k < int64_t(s.ids.size()); ++k) {
+                ci[row][k - lp] = s.ids[size_t(k)];
+                cm[row][k - lp] = 1;
+            }
+        }
+    }
+    SharedPromptBatch batch;
+    batch.promptIds = promptIds.to(device);
+    batch.promptMask = promptMask.to(device);
+    batch.promptLast = promptLast.to(device);
+    batch.completionIds = compIds.to(device);
+    batch.completionMask = compMask.to(device);
+    batch.numPairs = b;
+    batch.numTokens = numTokens;
+    return batch;
+}
+
 } // namespace dpo

@@ -19,11 +19,13 @@
 // rendered with that template.
 #pragma once
 
+#include "engine/logprobs.h"
 #include "engine/tokenizer.h"
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +112,13 @@ struct PreferenceBatch {
 // Collates pairs into one batch on `device`. A negative padId (tokenizers without a pad token) pads
 // with 0; padded positions are masked anyway. Throws dpo::Error when `pairs` is empty.
 PreferenceBatch collatePairs(
+    const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device = torch::kCPU);
+
+// The same pairs laid out for sharedPromptLogps (logprobs.h): each pair's prompt once, then its chosen
+// and rejected completions. Only when every pair's two sequences start with the same prompt of at least
+// one token (keep_end truncation can cut them differently, and an empty prompt leaves nothing to
+// share); otherwise std::nullopt and the caller uses collatePairs. Throws dpo::Error when `pairs` is empty.
+std::optional<SharedPromptBatch> collateSharedPrompt(
     const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device = torch::kCPU);
 
 } // namespace dpo

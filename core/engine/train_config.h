@@ -31,6 +31,10 @@ struct TrainConfig {
     bool syncRefModel = false;   // TR-DPO
     double refModelMixupAlpha = 0.6;
     int64_t refModelSyncSteps = 512;
+    // Chosen and rejected share their prompt: run it once per pair (sharedPromptLogps). Same numbers up
+    // to float rounding; off to measure or to compare with the concatenated batch TRL runs. CPU only for
+    // now: on CUDA the concatenated batch is used (see DpoTrainer::useSharedPrompt).
+    bool sharePrompt = true;
 
     // Optimisation
     double learningRate = 1e-6;

@@ -412,6 +412,30 @@ TEST(Trainer, BFloat16WithFloat32MasterWeights)
         fs::remove_all(d);
 }
 
+// The prompt computed once per pair (the default on CPU) trains the same trajectory as the
+// concatenated batch, with a live reference and with a precomputed one.
+TEST(Trainer, SharedPromptTrainsTheSameTrajectory)
+{
+    for (bool precompute : {false, true}) {
+        const std::string on = tempDir(precompute ? "share_on_pre" : "share_on");
+        const std::string off = tempDir(precompute ? "share_off_pre" : "share_off");
+        auto c = fixtureConfig("llama-gqa", on);
+        c.model = dpotest::fixture("llama-gqa/other");
+        c.refModel = dpotest::fixture("llama-gqa/ref");
+        c.batchSize = 4;
+        c.maxSteps = 4;
+        c.maxGradNorm = 1.0;
+        c.precomputeRef = precompute;
+        dpo::DpoTrainer(c).train();
+        c.outputDir = off;
+        c.sharePrompt = false;
+        dpo::DpoTrainer(c).train();
+        expectSameTrajectory(readMetrics(on), readMetrics(off), 1e-5);
+        fs::remove_all(on);
+        fs::remove_all(off);
+    }
+}
+
 // Two micro-batches of 4 with accumulation equal one batch of 8.
 TEST(Trainer, GradientAccumulationEqualsLargeBatch)
 {

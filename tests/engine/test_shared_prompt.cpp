@@ -1,0 +1,101 @@
+// sharedPromptLogps: the prompt computed once per pair gives the same summed completion log-probs and
+// the same gradients as the concatenated batch (completionLogps), on both model families of the
+// fixtures, with prompts of different lengths in one batch; collateSharedPrompt refuses pairs whose
+// two sequences do not share their prompt (keep_end truncation) so the caller falls back.
+#include "test_util.h"
+
+#include "engine/causal_lm.h"
+#include "engine/error.h"
+#include "engine/logprobs.h"
+#include "engine/preference_data.h"
+#include "engine/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace {
+
+std::vector<dpo::TokenizedPair> fixturePairs(const std::string &fixture, const dpo::TruncationOptions &trunc = {})
+{
+    auto tok = dpo::loadTokenizer(dpotest::fixture(fixture + "/ref"));
+    std::vector<dpo::TokenizedPair> out;
+    for (const auto &row : dpo::readPreferenceJsonl(dpotest::fixture(fixture + "/pairs.jsonl")))
+        out.push_back(dpo::tokenizePair(*tok, row, trunc));
+    return out;
+}
+
+std::map<std::string, torch::Tensor> gradients(dpo::CausalLM &model)
+{
+    std::map<std::string, torch::Tensor> g;
+    for (const auto &item : model.named_parameters())
+        if (item.value().grad().defined())
+            g[item.key()] = item.value().grad().clone();
+    return g;
+}
+
+} // namespace
+
+class SharedPrompt : public ::testing::TestWithParam<std::string> { };
+
+TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
+{
+    auto model = dpo::loadCausalLM(dpotest::fixture(GetParam() + "/other"));
+    auto pairs = fixturePairs(GetParam());
+    ASSERT_GE(pairs.size(), 4u);
+    std::set<int64_t> promptLengths;
+    for (const auto &p : pairs)
+        promptLengths.insert(p.chosen.promptLength);
+    ASSERT_GT(promptLengths.size(), 1u)
+        << "the fixture should mix prompt lengths (padding between prompt and completion)";
+
+    const auto plain = dpo::collatePairs(pairs, 0);
+    const auto shared = dpo::collateSharedPrompt(pairs, 0);
+    ASSERT_TRUE(shared.has_value());
+    EXPECT_EQ(shared->numTokens, plain.numTokens);
+    EXPECT_EQ(shared->numPairs, plain.numPairs);
+
+    // A loss that weighs rows differently, so every row's gradient matters.
+    auto weights = torch::linspace(0.5, 1.5, int64_t(2 * pairs.size()));
+    model->zero_grad();
+    auto a = dpo::completionLogps(*model, plain.inputIds, plain.attentionMask, plain.completionMask);
+    (a.sum * weights).sum().backward();
+    const auto ga = gradients(*model);
+    model->zero_grad();
+    auto b = dpo::sharedPromptLogps(*model, *shared);
+    (b.sum * weights).sum().backward();
+    const auto gb = gradients(*model);
+
+    EXPECT_TRUE(torch::equal(a.count, b.count)) << a.count << b.count;
+    EXPECT_TRUE(torch::allclose(a.sum.detach(), b.sum.detach(), 1e-5, 1e-4))
+        << (a.sum - b.sum).abs().max().item<double>();
+    ASSERT_EQ(ga.size(), gb.size());
+    for (const auto &[name, g] : ga) {
+        const double scale = std::max(1e-3, g.abs().max().item<double>());
+        EXPECT_LT((g - gb.at(name)).abs().max().item<double>() / scale, 1e-4) << name;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SharedPrompt, ::testing::Values("llama-gqa", "gpt2"));
+
+TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)
+{
+    // keep_end cuts chosen and rejected on their own: with completions of different lengths the two
+    // sequences keep different parts of the prompt.
+    dpo::TruncationOptions trunc;
+    trunc.maxLength = 10;
+    trunc.mode = "keep_end";
+    auto pairs = fixturePairs("llama-gqa", trunc);
+    bool differs = false;
+    for (const auto &p : pairs)
+        differs = differs || p.chosen.promptLength != p.rejected.promptLength
+            || !std::equal(p.chosen.ids.begin(), p.chosen.ids.begin() + p.chosen.promptLength, p.rejected.ids.begin());
+    ASSERT_TRUE(differs);
+    EXPECT_FALSE(dpo::collateSharedPrompt(pairs, 0).has_value());
+    EXPECT_THROW(dpo::collateSharedPrompt({}, 0), dpo::Error);
+
+    // An empty prompt (nothing to share, and nothing before the first completion token) is refused too.
+    auto one = fixturePairs("llama-gqa");
+    one[0].chosen.promptLength = one[0].rejected.promptLength = 0;
+    EXPECT_FALSE(dpo::collateSharedPrompt(one, 0).has_value());
+}
