@@ -10,7 +10,7 @@
 // DPO_SHARE_PROMPT_CUDA=1 set, until that is measured).
 //
 // The data are synthetic rows: a prompt of about --prompt-share x --seq-len tokens (a quarter by
-// default, as in ../shared/gpu/baseline_dpo.py) and completions that fill every sequence to exactly
+// default, as in the GPU baseline script and tools/baseline_dpo_cpu.py) and completions that fill every sequence to exactly
 // --seq-len tokens after keep_start truncation. Useful FLOPs are counted per pair from the exact token
 // counts, for the tokens each path computes (prompt once or twice):
 //   matmul  2 * matmul_weights per computed token (matmul_weights = 2-D weights but embeddings and head)
