@@ -154,8 +154,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->callback([o, cmd, &app] {
         BenchOptions run = *o;
         if (!cmd->count("--threads"))
-            if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
-                run.threads = t->as<int>();
+            run.threads = dpocli::globalThreads(app);
         runBench(run);
     });
 });

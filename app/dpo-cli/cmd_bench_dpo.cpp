@@ -339,9 +339,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--share-prompt", o->sharePrompt, "on, off or both (A/B in one run)")->capture_default_str();
     cmd->callback([o, cmd, &app] {
         BenchDpoOptions run = *o;
-        run.threads = 0;
-        if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
-            run.threads = t->as<int>();
+        run.threads = dpocli::globalThreads(app);
         runBenchDpo(run);
     });
 });

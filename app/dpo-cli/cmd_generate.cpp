@@ -60,10 +60,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         const auto device = dpo::parseDevice(o->device);
         const auto dtype = dpo::parseDtype(o->dtype);
 
-        int threads = 0;
-        if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
-            threads = t->as<int>();
-        dpo::initRuntime(threads);
+        dpo::initRuntime(dpocli::globalThreads(app));
 
         auto tok = dpo::loadTokenizer(o->model);
         auto model = dpo::loadCausalLM(o->model, device, dtype);

@@ -58,10 +58,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--seed", o->seed, "Seed of the random initialisation")->capture_default_str();
     cmd->add_option("--dtype", o->dtype, "Saved weight dtype: float32 or bfloat16")->capture_default_str();
     cmd->callback([o, &app] {
-        int threads = 0;
-        if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
-            threads = t->as<int>();
-        dpo::initRuntime(threads);
+        dpo::initRuntime(dpocli::globalThreads(app));
         const auto dtype = dpo::parseDtype(o->dtype);
 
         std::ifstream f(o->config, std::ios::binary);

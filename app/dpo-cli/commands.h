@@ -20,6 +20,14 @@ struct CommandRegistrar {
     explicit CommandRegistrar(CommandSetup setup) { commandSetups().push_back(std::move(setup)); }
 };
 
+// dpo-cli's global --threads (0 = all cores when not given), for the commands that set up the runtime.
+inline int globalThreads(CLI::App &app)
+{
+    if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
+        return t->as<int>();
+    return 0;
+}
+
 // Prints one JSON document on stdout (compact, one line) and flushes.
 inline void printJson(const nlohmann::json &j)
 {

@@ -129,10 +129,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--limit", a->limit, "Fill at most N prompts, oldest first (0 = all)")->capture_default_str();
     cmd->add_option("--device", a->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     cmd->callback([a, &app] {
-        int threads = 0;
-        if (auto *t = app.get_option_no_throw("--threads"); t && t->count())
-            threads = t->as<int>();
-        run(*a, threads);
+        run(*a, dpocli::globalThreads(app));
     });
 });
 
