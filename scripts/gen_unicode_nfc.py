@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# Writes core/engine/unicode_nfc_data.h (the tables of engine/unicode_nfc.cpp) from Python's unicodedata:
-#   python3 scripts/gen_unicode_nfc.py core/engine/unicode_nfc_data.h
+# Writes core/engine/tokenizers/unicode_nfc_data.h (the tables of engine/tokenizers/unicode_nfc.cpp) from Python's unicodedata:
+#   python3 scripts/gen_unicode_nfc.py core/engine/tokenizers/unicode_nfc_data.h
 import unicodedata, sys
 U = unicodedata
 N = 0x110000

@@ -2,10 +2,8 @@
 // model figure is compared with, and the ~25M-parameter Llama shape both benchmarks run.
 #pragma once
 
-#include "engine/model_config.h"
-
-#include <torch/cuda.h>
-#include <torch/torch.h>
+#include "engine/models/model_config.h"
+#include "engine/torch_api.h"
 
 #include <algorithm>
 #include <chrono>

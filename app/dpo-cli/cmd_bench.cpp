@@ -7,10 +7,10 @@
 #include "bench_common.h"
 #include "commands.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/logprobs.h"
-#include "engine/model_config.h"
+#include "engine/training/logprobs.h"
+#include "engine/models/model_config.h"
 #include "engine/runtime.h"
 
 #include <torch/cuda.h>

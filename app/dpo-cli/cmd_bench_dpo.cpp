@@ -22,12 +22,12 @@
 #include "bench_common.h"
 #include "commands.h"
 
-#include "engine/causal_lm.h"
-#include "engine/dpo_trainer.h"
+#include "engine/models/causal_lm.h"
+#include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
-#include "engine/preference_data.h"
+#include "engine/data/preference_data.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include <unistd.h>
 

@@ -8,8 +8,8 @@
 #include "commands.h"
 
 #include "engine/error.h"
-#include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/utf8.h"
 
 #include <chrono>
 #include <ctime>

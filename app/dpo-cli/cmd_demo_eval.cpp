@@ -8,12 +8,13 @@
 // It is a substring check on greedy decoding, not a general evaluation harness.
 #include "commands.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/generation.h"
+#include "engine/io/json_limits.h"
+#include "engine/generation/generation.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/utf8.h"
 
 #include <fstream>
 #include <map>
@@ -69,12 +70,7 @@ std::vector<EvalRow> readEvalRows(const std::string &path)
             continue;
         const std::string where = path + ":" + std::to_string(line);
         dpo::requireUtf8(text, where);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(text);
-        } catch (const nlohmann::json::parse_error &e) {
-            throw dpo::Error(where + ": invalid JSON (" + e.what() + ")");
-        }
+        const nlohmann::json j = dpo::parseJsonLimited(text, where); // nesting bounded
         if (!j.is_object())
             throw dpo::Error(where + ": a row must be a JSON object");
         if (!j.contains("prompt") || !j["prompt"].is_string() || j["prompt"].get<std::string>().empty())

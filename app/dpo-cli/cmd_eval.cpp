@@ -14,11 +14,12 @@
 // itself); so has a model that never met the baseline. judgments_to_separate: how many more
 // judgments at the observed rate would make the Wilson interval exclude 0.5 (null: never).
 // "prior" is 0 when the plain maximum-likelihood fit exists; otherwise the weight of the virtual
-// ties per pair that keep undefeated or disconnected models finite (see engine/statistics.h).
+// ties per pair that keep undefeated or disconnected models finite (see engine/evaluation/statistics.h).
 #include "commands.h"
 
 #include "engine/error.h"
-#include "engine/statistics.h"
+#include "engine/io/json_limits.h"
+#include "engine/evaluation/statistics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -94,6 +95,7 @@ BattleFile readBattles(const std::string &path)
         if (line.find_first_not_of(" \t\r") == std::string::npos)
             continue;
         const std::string where = path + ":" + std::to_string(lineNo) + ": ";
+        dpo::checkJsonNesting(line, where + "row"); // before anything can recurse
         nlohmann::json row;
         try {
             row = nlohmann::json::parse(line);

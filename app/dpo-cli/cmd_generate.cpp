@@ -5,12 +5,12 @@
 // Greedy unless a sampling option is given.
 #include "commands.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/generation.h"
+#include "engine/generation/generation.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/utf8.h"
 
 namespace {
 

@@ -8,11 +8,12 @@
 // same weights. It does not apply GPT-2's scaled residual-projection initialisation.
 #include "commands.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/model_config.h"
+#include "engine/io/json_limits.h"
+#include "engine/models/model_config.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -61,15 +62,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         dpo::initRuntime(dpocli::globalThreads(app));
         const auto dtype = dpo::parseDtype(o->dtype);
 
-        std::ifstream f(o->config, std::ios::binary);
-        if (!f)
-            throw dpo::Error(o->config + ": cannot open the model config");
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(f);
-        } catch (const nlohmann::json::parse_error &e) {
-            throw dpo::Error(o->config + ": invalid JSON (" + e.what() + ")");
-        }
+        const nlohmann::json j = dpo::readJsonFileLimited(o->config); // nesting and size bounded
         const dpo::ModelConfig config = dpo::ModelConfig::fromJson(j, o->config);
         double std = 0.02;
         if (j.contains("initializer_range")) {

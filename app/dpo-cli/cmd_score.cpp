@@ -7,13 +7,13 @@
 // The losses are computed once over the whole dataset, so batch-wise losses (aot, sft) see every pair.
 #include "commands.h"
 
-#include "engine/causal_lm.h"
-#include "engine/dpo_loss.h"
+#include "engine/models/causal_lm.h"
+#include "engine/training/dpo_loss.h"
 #include "engine/error.h"
-#include "engine/logprobs.h"
-#include "engine/preference_data.h"
+#include "engine/training/logprobs.h"
+#include "engine/data/preference_data.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include <sstream>
 
@@ -29,6 +29,7 @@ struct ScoreOptions {
     double labelSmoothing = 0.0;
     double discopopTau = 0.05;
     int64_t maxLength = 0;
+    int64_t maxRowBytes = 0; // 0 = PreferenceDataLimits::defaults()
     std::string truncationMode = "keep_start";
     std::string device = "cpu";
     std::string dtype = "float32";
@@ -118,7 +119,9 @@ void runScore(const ScoreOptions &o)
     const torch::Device device = dpo::parseDevice(o.device);
     const torch::ScalarType dtype = dpo::parseDtype(o.dtype);
 
-    const auto rows = dpo::readPreferenceJsonl(o.dataset);
+    if (o.maxRowBytes < 0)
+        throw dpo::Error("--max-row-bytes must be >= 0 (0 = the default limit)");
+    const auto rows = dpo::readPreferenceJsonl(o.dataset, dpo::PreferenceDataLimits::withMaxRowBytes(o.maxRowBytes));
 
     dpo::initRuntime();
     torch::NoGradGuard noGrad;
@@ -183,6 +186,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--label-smoothing", o->labelSmoothing, "Label smoothing epsilon in [0, 0.5)")
         ->capture_default_str();
     cmd->add_option("--discopop-tau", o->discopopTau, "Temperature of the discopop loss")->capture_default_str();
+    cmd->add_option("--max-row-bytes", o->maxRowBytes,
+        "Longest dataset row and text field accepted, in bytes (0 = default: 8 MiB per row, 4 MiB per field)");
     cmd->add_option("--max-length", o->maxLength, "Truncate prompt+completion sequences to N tokens (0 = off)")
         ->capture_default_str();
     cmd->add_option("--truncation-mode", o->truncationMode, "keep_start or keep_end")->capture_default_str();

@@ -3,8 +3,8 @@
 // --decode, "text": the ids decoded back (special tokens skipped).
 #include "commands.h"
 
-#include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/utf8.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // metrics.jsonl is always written in the output directory.
 #include "commands.h"
 
-#include "engine/dpo_trainer.h"
+#include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
 
 #include <atomic>
@@ -51,7 +51,7 @@ const std::map<std::string, char> &optionKinds()
         {"warmup_ratio", 'd'},  {"batch_size", 'i'},      {"grad_accum", 'i'},    {"max_grad_norm", 'd'},
         {"weight_decay", 'd'},  {"adam_beta1", 'd'},      {"adam_beta2", 'd'},    {"adam_epsilon", 'd'},
         {"epochs", 'd'},        {"max_steps", 'i'},       {"seed", 'i'},          {"max_length", 'i'},
-        {"truncation_mode", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
+        {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
     };
     return kinds;

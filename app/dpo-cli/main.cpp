@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 {
     CLI::App app{"dpo-cli: Direct Preference Optimization from the command line (DPO Studio)"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("dpo-cli ") + DPO_STUDIO_VERSION);
     int threads = 0;
     app.add_option("--threads", threads, "CPU threads for libtorch (0 = all cores)");
     for (auto &setup : dpocli::commandSetups())

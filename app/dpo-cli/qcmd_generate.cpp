@@ -7,11 +7,11 @@
 // Interrupting it (Ctrl+C) loses at most the prompt being sampled: each prompt is written in one transaction.
 #include "commands.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/generation.h"
+#include "engine/generation/generation.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include "project/candidates.h"
 

@@ -36,12 +36,10 @@ std::unique_ptr<QCoreApplication> ensureApp()
     return std::make_unique<QCoreApplication>(argc, argv);
 }
 
+// Read commands never create a project, nor touch a file or database that is not one.
 std::unique_ptr<dpo::ProjectStore> openExisting(const std::string &location)
 {
-    const QString loc = QString::fromStdString(location);
-    if (!dpo::ProjectStore::isUrl(loc) && !QFileInfo::exists(loc))
-        throw dpo::Error("no project at " + location);
-    return dpo::ProjectStore::open(loc);
+    return dpo::ProjectStore::open(QString::fromStdString(location), dpo::ProjectStore::OpenMode::Existing);
 }
 
 json num(double v)
@@ -250,7 +248,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         const dpo::ImportResult r = dpo::importFile(*store, QString::fromStdString(ia->input), o);
         json errors = json::array();
         for (const auto &e : r.errors)
-            errors.push_back({ { "line", e.line }, { "message", e.message.toStdString() } });
+            errors.push_back({ { "file", ia->input }, { "line", e.line }, { "message", e.message.toStdString() } });
         dpocli::printJson({ { "imported", r.imported }, { "skipped", r.skipped }, { "errors", errors } });
         if (r.aborted)
             throw dpo::Error(

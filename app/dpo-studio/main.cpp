@@ -8,8 +8,8 @@
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
 #include "engine/runtime.h"
 
-#include "ui/labelpage.h"
-#include "ui/mainwindow.h"
+#include "ui/label/labelpage.h"
+#include "ui/shell/mainwindow.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

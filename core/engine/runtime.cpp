@@ -1,6 +1,7 @@
 #include "engine/runtime.h"
 
 #include "engine/error.h"
+#include "engine/torch_api.h"
 
 #include <thread>
 

@@ -2,7 +2,9 @@
 // Debian default is 1), and helpers to parse device / dtype names given by users.
 #pragma once
 
-#include <torch/torch.h>
+// Only the two small c10 value types: GUI and CLI files that parse a device name need no libtorch headers.
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <string>
 
@@ -12,9 +14,9 @@ namespace dpo {
 void initRuntime(int threads = 0);
 
 // "cpu", "cuda", "cuda:1", "auto" (CUDA when available). Throws dpo::Error naming the value.
-torch::Device parseDevice(const std::string &name);
+c10::Device parseDevice(const std::string &name);
 // "float32", "bfloat16", "float16" (also "fp32", "bf16", "fp16"). Throws dpo::Error.
-torch::ScalarType parseDtype(const std::string &name);
-std::string dtypeName(torch::ScalarType t);
+c10::ScalarType parseDtype(const std::string &name);
+std::string dtypeName(c10::ScalarType t);
 
 } // namespace dpo

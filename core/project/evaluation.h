@@ -8,7 +8,7 @@
 // of models (reusing an existing one), which the store queues and serves blind with a per-annotator
 // randomized, recorded left/right order; keeps the session ("judging" -> "ended") in the settings
 // table so identities stay hidden until the user ends it; reads battles and outputs back.
-// What it does not do: run models (the GUI's EvaluationWorker does), or statistics (engine/statistics.h
+// What it does not do: run models (the GUI's EvaluationWorker does), or statistics (engine/evaluation/statistics.h
 // is called by the GUI, which links the engine; this library stays Qt Core + Sql only).
 #pragma once
 

@@ -10,6 +10,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QSaveFile>
 #include <QSqlError>
 #include <QSqlQuery>
 
@@ -58,6 +59,37 @@ bool validUtf8(const char *s, qsizetype n)
             || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         p += len;
+    }
+    return true;
+}
+
+// A JSON "\ud800" escape decodes to an unpaired UTF-16 surrogate (QJsonDocument keeps it), which has no
+// UTF-8 form: stored, it became the invalid bytes ED A0 80 that readers and de-duplication then trip on.
+bool hasLoneSurrogate(const QString &s)
+{
+    for (qsizetype i = 0; i < s.size(); ++i) {
+        if (s[i].isHighSurrogate() && i + 1 < s.size() && s[i + 1].isLowSurrogate())
+            ++i;
+        else if (s[i].isSurrogate())
+            return true;
+    }
+    return false;
+}
+
+// Every string and key of a parsed value (depth is bounded by Qt's JSON parser).
+bool validUnicode(const QJsonValue &v)
+{
+    if (v.isString())
+        return !hasLoneSurrogate(v.toString());
+    if (v.isArray()) {
+        for (const QJsonValue &x : v.toArray())
+            if (!validUnicode(x))
+                return false;
+    } else if (v.isObject()) {
+        const QJsonObject o = v.toObject();
+        for (auto it = o.begin(); it != o.end(); ++it)
+            if (hasLoneSurrogate(it.key()) || !validUnicode(it.value()))
+                return false;
     }
     return true;
 }
@@ -281,6 +313,13 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
             continue;
         }
         const QJsonObject o = doc.object();
+        if (!validUnicode(o)) {
+            addError(out, line,
+                QStringLiteral("invalid Unicode: a \\u escape of an unpaired surrogate (D800-DFFF), which has no "
+                               "UTF-8 form"),
+                opt.maxReportedErrors);
+            continue;
+        }
         Row row;
         row.line = line;
         QString err;
@@ -632,12 +671,15 @@ void appendCsvField(QByteArray &out, const QString &s)
     }
 }
 
+// Writes the export atomically: QSaveFile writes a temporary file in the target's folder and, on commit,
+// flushes, fsyncs and renames it over the target. Until then the target keeps its old contents; a cancel,
+// an error or an exception (the destructor) removes the temporary file.
 class Writer {
 public:
     Writer(const QString &path)
         : m_file(path)
     {
-        if (!m_file.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        if (!m_file.open(QIODevice::WriteOnly))
             throw ProjectError(QStringLiteral("%1: cannot write: %2").arg(path, m_file.errorString()).toStdString());
     }
     void flushIfBig()
@@ -648,24 +690,26 @@ public:
     void flush()
     {
         if (m_file.write(buf) != buf.size())
-            throw ProjectError(
-                QStringLiteral("%1: write failed: %2").arg(m_file.fileName(), m_file.errorString()).toStdString());
+            fail();
         buf.clear();
     }
     void finish()
     {
         flush();
-        m_file.close();
+        if (!m_file.commit())
+            fail();
     }
-    void discard()
-    {
-        m_file.close();
-        m_file.remove();
-    }
+    void discard() { m_file.cancelWriting(); }
     QByteArray buf;
 
 private:
-    QFile m_file;
+    [[noreturn]] void fail()
+    {
+        const QString why = m_file.errorString();
+        m_file.cancelWriting();
+        throw ProjectError(QStringLiteral("%1: write failed: %2").arg(m_file.fileName(), why).toStdString());
+    }
+    QSaveFile m_file;
 };
 
 QString iso(const QVariant &ms)
@@ -680,7 +724,7 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
     ProjectStore::Impl &d = store.impl();
     ExportResult result;
     Writer w(path);
-    // Every 1024 rows: a cancel discards the file (nothing half-written stays), else progress is reported.
+    // Every 1024 rows: a cancel discards the temporary file (the target stays as it was), else progress.
     auto cancelledAt = [&](QSqlQuery &q, qint64 seen, qint64 total) {
         if ((seen & 1023) != 0)
             return false;

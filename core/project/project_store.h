@@ -142,7 +142,10 @@ struct PairRow {
     QString textA;
     QString textB;
     QString origin; // "import", "import-judged", "generated", "repair", ...
-    QString preferred; // "a"/"b" for pairs imported as already judged, empty otherwise
+    // The current majority of the pair's latest non-skip judgment per annotator: "a", "b", "tie" (tie
+    // verdicts or an even split between the top choices) or "both_bad"; without judgments, "a"/"b" for pairs
+    // imported as already judged; empty for pairs nobody judged.
+    QString preferred;
     qint64 judgments = 0; // non-skip judgments of the pair's kind
     JudgmentKind kind = JudgmentKind::Label;
 };
@@ -245,10 +248,21 @@ class ProjectStore {
 public:
     enum class Backend { Sqlite, Postgres };
 
-    // Opens (creating if needed) a project: a file path (SQLite) or postgresql://user[:pw]@host[:port]/db.
-    // Migrates an older schema; refuses a newer one. maxSchemaVersion limits migrations (tests/tools).
-    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, int maxSchemaVersion = -1);
-    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, QString *error);
+    // What open() may do with a location that holds no project. Something that is not a DPO Studio
+    // project (another program's database, an empty file) is never opened, and nothing is written to it.
+    enum class OpenMode {
+        OpenOrCreate, // a project, or a new one where there is none yet: no file / a database without tables
+        Existing, // an existing project only (read commands: stats, export)
+        ReadOnly, // an existing project, for browsing and export: every change throws (isReadOnly())
+    };
+
+    // Opens a project: a file path (SQLite) or postgresql://user[:pw]@host[:port]/db. Migrates an older
+    // schema; refuses a newer one. maxSchemaVersion limits migrations (tests/tools). A project file without
+    // write permission opens read-only whatever the mode (its schema must then be current).
+    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, int maxSchemaVersion = -1); // OpenOrCreate
+    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, QString *error); // OpenOrCreate
+    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, OpenMode mode, int maxSchemaVersion = -1);
+    static std::unique_ptr<ProjectStore> open(const QString &pathOrUrl, OpenMode mode, QString *error);
     static bool isUrl(const QString &pathOrUrl);
     static int currentSchemaVersion();
 
@@ -260,6 +274,9 @@ public:
     QString location() const; // as given to open() (may hold a password: do not show/persist)
     QString displayLocation() const; // password masked
     int schemaVersion() const;
+    // Opened with OpenMode::ReadOnly or on a file without write permission: listings, statistics and export
+    // work; labeling, import and every other change throw a ProjectError saying the project is read-only.
+    bool isReadOnly() const;
 
     // RAII transaction (IMMEDIATE on SQLite). Rolls back unless commit() was called. Not reentrant:
     // the store's own methods open their own transactions, so do not call them inside one, except
@@ -289,8 +306,10 @@ public:
     Annotator annotator(const QString &name, bool create = true); // throws if absent and !create
     QVector<Annotator> annotators() const;
 
-    // Content. addPrompt reuses an existing prompt with the same text. addPair creates k queue slots for a
-    // label pair without a preferred side (pairs imported as already judged are not queued).
+    // Content. addPrompt reuses an existing prompt with the same text. addCompletion accepts an empty text:
+    // a model that answers with end-of-sequence at once gave a real (empty) answer, to be judged like any
+    // other. addPair creates k queue slots for a label pair without a preferred side (pairs imported as
+    // already judged are not queued).
     qint64 addPrompt(const QString &text);
     std::optional<qint64> findPrompt(const QString &text) const;
     qint64 addCompletion(qint64 promptId, const QString &text, const Provenance &provenance = {});
@@ -399,9 +418,11 @@ struct ExportOptions {
 
 struct ExportResult {
     qint64 rows = 0;
-    bool cancelled = false; // the output file is removed then
+    bool cancelled = false; // nothing written: a file already at the path is left as it was
 };
 
+// Atomic: written to a temporary file in the same folder, synced, then renamed over path. A cancel or an
+// error (thrown) leaves no partial file and a file already at path as it was.
 ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOptions &options = {});
 
 } // namespace dpo

@@ -1,5 +1,6 @@
-// Private plumbing of ProjectStore shared with the importer/exporter of this library: the connection,
-// the cache of prepared statements, the dialect, and row-level insert helpers. Not a public API.
+// Private plumbing of ProjectStore, shared by its store_*.cpp files and the importer/exporter of this
+// library: the connection, the cache of prepared statements, the dialect, row-level insert helpers, the
+// schema entry points and the progress-counter helpers. Not a public API.
 #pragma once
 
 #include "project/project_store.h"
@@ -11,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 namespace dpo {
@@ -22,6 +24,7 @@ struct ProjectStore::Impl {
     Backend backend = Backend::Sqlite;
     int version = 0;
     int txDepth = 0;
+    bool readOnly = false; // OpenMode::ReadOnly or no write permission: begin() refuses
     QSqlDatabase db;
     QHash<QString, std::shared_ptr<QSqlQuery>> cache;
 
@@ -101,5 +104,49 @@ QString textHash(const QString &text, const QString &extra = {});
 qint64 nowMs();
 QDateTime fromMs(const QVariant &v);
 QVariant nullInt();
+JudgmentKind kindFromName(const QString &s); // "eval" -> Eval, anything else -> Label
+
+// ---- schema (store_schema.cpp)
+
+// Creates or migrates the schema in one transaction serialized across processes (maxSchemaVersion < 0:
+// the current version). Called by open() once the connection is set up. Without mayCreate, a database
+// without DPO Studio's schema_version table is refused before anything is written.
+void migrateSchema(ProjectStore::Impl &d, int maxSchemaVersion, bool mayCreate);
+// Read-only connections: the schema version, which must be the current one (no migration is possible).
+void readSchemaVersion(ProjectStore::Impl &d);
+// True when the database is a project; false when it has no tables and mayCreate; throws otherwise (another
+// program's tables, an empty file). Reads only.
+bool checkIsProject(ProjectStore::Impl &d, bool mayCreate);
+// Counts every progress counter from the tables (O(project)): at migration 4 and after setOverlap.
+const QStringList &recountStatements();
+
+// ---- content rows (store_content.cpp)
+
+QString completionColumns(int version); // SELECT list for completionFrom (schema-version aware)
+Completion completionFrom(QSqlQuery &q, int o = 0); // from the columns above, starting at column o
+
+// ---- progress counters (store_progress.cpp)
+
+inline bool hasCounters(const ProjectStore::Impl &d)
+{
+    return d.version >= 4;
+}
+
+inline ProjectStore::Impl::CounterDelta &counterDelta(ProjectStore::Impl &d, qint64 annotatorId, const QString &kind)
+{
+    return d.counterDeltas[{ annotatorId, kind }];
+}
+
+struct PairState {
+    bool hasFree = false; // at least one unclaimed slot
+    QString kind; // of the free slot (a pair's slots all have the pair's kind)
+    std::set<qint64> touchers; // annotators holding a slot of it or having judged it (only if hasFree)
+};
+
+// Locks the pair row until commit (PostgreSQL with counters; SQLite's write lock serializes anyway).
+void lockPair(ProjectStore::Impl &d, qint64 pairId);
+PairState pairState(ProjectStore::Impl &d, qint64 pairId);
+// Adds the change of a pair's free-slot state and touchers between before and after to the counter deltas.
+void applyPairChange(ProjectStore::Impl &d, const PairState &before, const PairState &after);
 
 } // namespace dpo

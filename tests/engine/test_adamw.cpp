@@ -1,7 +1,7 @@
 // AdamW against torch.optim.AdamW's update written out independently in double precision, and the
 // bfloat16 path: the float32 master copy follows the float32 trajectory exactly, the bf16 parameter is
 // always the master rounded, and updates far below a bf16 ulp are kept instead of lost.
-#include "engine/adamw.h"
+#include "engine/training/adamw.h"
 #include "engine/error.h"
 
 #include <gtest/gtest.h>

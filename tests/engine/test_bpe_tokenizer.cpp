@@ -1,11 +1,11 @@
 // Byte-level BPE: the gpt2 fixture's reference ids (tokenizer.json and vocab.json + merges.txt),
 // TRL's example tokenization, round trips of random Unicode text, special tokens inside text, and
 // small Llama-3-style / Qwen2-style tokenizer.json files written here with their real regexes.
-#include "engine/bpe_tokenizer.h"
+#include "engine/tokenizers/bpe_tokenizer.h"
 #include "engine/error.h"
-#include "engine/tokenizer.h"
-#include "engine/unicode_nfc.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/unicode_nfc.h"
+#include "engine/tokenizers/utf8.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -4,14 +4,14 @@
 // two dpo-cli commands of the recipe: init-model (seeded HF-style initialisation) and demo-eval.
 #include "test_util.h"
 
-#include "engine/causal_lm.h"
-#include "engine/dpo_trainer.h"
-#include "engine/generation.h"
-#include "engine/model_config.h"
-#include "engine/preference_data.h"
+#include "engine/models/causal_lm.h"
+#include "engine/training/dpo_trainer.h"
+#include "engine/generation/generation.h"
+#include "engine/models/model_config.h"
+#include "engine/data/preference_data.h"
 #include "engine/runtime.h"
-#include "engine/tokenizer.h"
-#include "engine/train_config.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/training/train_config.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // plain double arithmetic.
 #include "test_util.h"
 
-#include "engine/dpo_loss.h"
+#include "engine/training/dpo_loss.h"
 #include "engine/error.h"
 
 #include <gtest/gtest.h>

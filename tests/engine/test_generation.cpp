@@ -1,8 +1,8 @@
 // Generation: greedy ids against the reference, KV cache vs recomputation, sampling seeds,
 // top-k / top-p semantics, batched (left-padded) generation, and `dpo-cli generate`.
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/generation.h"
+#include "engine/generation/generation.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -1,14 +1,14 @@
 // GPT-2 against the gpt2 fixture: logits of a right-padded batch, completion log-probs of the
 // reference and the second ("other") model, greedy continuations; KV-cache and left-padding
 // consistency; the HF parameter names and layout; refusal of unsupported config options.
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/generation.h"
-#include "engine/gpt2_model.h"
-#include "engine/logprobs.h"
-#include "engine/model_config.h"
-#include "engine/safetensors.h"
-#include "engine/tokenizer.h"
+#include "engine/generation/generation.h"
+#include "engine/models/gpt2_model.h"
+#include "engine/training/logprobs.h"
+#include "engine/models/model_config.h"
+#include "engine/io/safetensors.h"
+#include "engine/tokenizers/tokenizer.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

@@ -1,11 +1,11 @@
 // LlamaModel against the Hugging Face reference: logits on a padded batch, completion log-probs of
 // the fixture pairs, HF parameter names, a Qwen2-style config (biases, MQA, tied head) with its
 // KV cache, left padding, and bfloat16.
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/llama_model.h"
-#include "engine/logprobs.h"
-#include "engine/safetensors.h"
+#include "engine/models/llama_model.h"
+#include "engine/training/logprobs.h"
+#include "engine/io/safetensors.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>

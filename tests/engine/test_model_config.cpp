@@ -1,7 +1,7 @@
 // ModelConfig: the fixture configs, the variants real checkpoints show (rope_theta placement,
 // Qwen2 biases, MQA, generation_config.json), and configs that must be refused naming the field.
 #include "engine/error.h"
-#include "engine/model_config.h"
+#include "engine/models/model_config.h"
 
 #include "test_util.h"
 
@@ -185,21 +185,33 @@ TEST(ModelConfig, Qwen2WithBiasesAndMqa)
     EXPECT_EQ(m.numKvHeads, m.numHeads);
     EXPECT_EQ(m.headDim, m.hiddenSize / m.numHeads);
 
-    // Qwen2 with the sliding window switched on is refused; a Mistral window >= max positions is harmless.
+    // Qwen2's window is off unless use_sliding_window; then it covers layers from max_window_layers on.
+    EXPECT_EQ(c.slidingWindow, 0);
+    EXPECT_FALSE(c.anySlidingLayer());
     json sw = q;
     sw["use_sliding_window"] = true;
     sw["sliding_window"] = 4096;
-    expectRefused(sw, "use_sliding_window");
+    sw["max_window_layers"] = 1;
+    sw["num_hidden_layers"] = 2;
+    const auto s = dpo::ModelConfig::fromJson(sw, "sw.json");
+    EXPECT_EQ(s.slidingWindow, 4096);
+    EXPECT_EQ(s.slidingLayers, std::vector<bool>({ false, true }));
+    // Mistral: a null window means none, an absent one MistralConfig's 4096, on every layer.
     json mistral = llamaBase();
     mistral["model_type"] = "mistral";
     mistral["architectures"] = { "MistralForCausalLM" };
     mistral["sliding_window"] = nullptr;
-    EXPECT_NO_THROW(dpo::ModelConfig::fromJson(mistral, "mistral.json"));
-    mistral["sliding_window"] = 4096;
-    mistral["max_position_embeddings"] = 4096;
-    EXPECT_NO_THROW(dpo::ModelConfig::fromJson(mistral, "mistral.json"));
-    mistral["max_position_embeddings"] = 32768;
+    EXPECT_EQ(dpo::ModelConfig::fromJson(mistral, "mistral.json").slidingWindow, 0);
+    EXPECT_FALSE(dpo::ModelConfig::fromJson(mistral, "mistral.json").anySlidingLayer());
+    mistral.erase("sliding_window");
+    const auto m4096 = dpo::ModelConfig::fromJson(mistral, "mistral.json");
+    EXPECT_EQ(m4096.slidingWindow, 4096);
+    EXPECT_EQ(m4096.slidingLayers, std::vector<bool>(size_t(m4096.numLayers), true));
+    mistral["sliding_window"] = 0;
     expectRefused(mistral, "sliding_window");
+    mistral["sliding_window"] = 16;
+    mistral["layer_types"] = { "full_attention", "moe_attention" };
+    expectRefused(mistral, "layer_types");
 
     // Llama attention_bias covers q/k/v and o.
     json lb = llamaBase();
@@ -250,14 +262,23 @@ TEST(ModelConfig, RefusedConfigsNameTheField)
     j.erase("model_type");
     expectRefused(j, "model_type");
 
+    j["model_type"] = "mixtral";
+    expectRefused(j, "mixture-of-experts");
+    j["model_type"] = "gemma3";
+    expectRefused(j, "gemma3_text");
+
+    // RoPE variants the engine does not implement, or without their required fields.
     j = llamaBase();
     j["rope_scaling"] = { { "rope_type", "llama3" }, { "factor", 8.0 } };
-    expectRefused(j, "rope_scaling");
+    expectRefused(j, "rope_scaling.low_freq_factor");
     j = llamaBase();
-    j["rope_scaling"] = { { "type", "linear" }, { "factor", 2.0 } };
-    expectRefused(j, "rope_scaling");
+    j["rope_scaling"] = { { "type", "dynamic" }, { "factor", 2.0 } };
+    expectRefused(j, "rope_scaling.rope_type");
     j = llamaBase();
     j["rope_parameters"]["rope_type"] = "yarn";
+    expectRefused(j, "rope_parameters.factor");
+    j = llamaBase();
+    j["rope_parameters"]["rope_type"] = "mrope";
     expectRefused(j, "rope_parameters.rope_type");
 
     j = llamaBase();

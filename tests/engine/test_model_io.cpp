@@ -1,9 +1,9 @@
 // Model loading and saving in the Hugging Face layout: fixture models load tensor-for-tensor,
 // savePretrained -> loadCausalLM round trips exactly (float32, bf16, sharded), GPT-2 name variants,
 // and checkpoints that do not fit the config are refused naming the tensor and file.
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 
 #include "test_util.h"
 

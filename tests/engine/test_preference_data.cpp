@@ -4,8 +4,8 @@
 #include "test_util.h"
 
 #include "engine/error.h"
-#include "engine/preference_data.h"
-#include "engine/tokenizer.h"
+#include "engine/data/preference_data.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // safetensors reader/writer: the fixture file read byte-exactly, write/read round trips (also
 // sharded folders), and hostile files refused with a dpo::Error naming the file.
 #include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
 
 #include "test_util.h"
 

@@ -4,11 +4,11 @@
 // two sequences do not share their prompt (keep_end truncation) so the caller falls back.
 #include "test_util.h"
 
-#include "engine/causal_lm.h"
+#include "engine/models/causal_lm.h"
 #include "engine/error.h"
-#include "engine/logprobs.h"
-#include "engine/preference_data.h"
-#include "engine/tokenizer.h"
+#include "engine/training/logprobs.h"
+#include "engine/data/preference_data.h"
+#include "engine/tokenizers/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -76,7 +76,18 @@ TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, SharedPrompt, ::testing::Values("llama-gqa", "gpt2"));
+// The families with sliding windows (mistral-window, phi3, gemma2, gemma3-text) run their long rows
+// past the window with prompt padding in between: windows count real-token positions.
+INSTANTIATE_TEST_SUITE_P(Fixtures, SharedPrompt,
+    ::testing::Values("llama-gqa", "gpt2", "llama3-rope", "mistral-window", "qwen3", "olmo2", "phi3", "gemma2",
+        "gemma3-text"),
+    [](const ::testing::TestParamInfo<std::string> &info) {
+        std::string n = info.param;
+        for (auto &ch : n)
+            if (!std::isalnum(static_cast<unsigned char>(ch)))
+                ch = '_';
+        return n;
+    });
 
 TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)
 {

@@ -1,7 +1,7 @@
-// Statistics of evaluations (engine/statistics.h) against values derived independently: hand-worked
+// Statistics of evaluations (engine/evaluation/statistics.h) against values derived independently: hand-worked
 // Wilson intervals and Bradley–Terry fits, and a simulated league with known true strengths.
 #include "engine/error.h"
-#include "engine/statistics.h"
+#include "engine/evaluation/statistics.h"
 
 #include <gtest/gtest.h>
 

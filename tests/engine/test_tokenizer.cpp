@@ -3,9 +3,9 @@
 #include "test_util.h"
 
 #include "engine/error.h"
-#include "engine/sp_tokenizer.h"
-#include "engine/tokenizer.h"
-#include "engine/utf8.h"
+#include "engine/tokenizers/sp_tokenizer.h"
+#include "engine/tokenizers/tokenizer.h"
+#include "engine/tokenizers/utf8.h"
 
 #include <gtest/gtest.h>
 

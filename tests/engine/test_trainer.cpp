@@ -2,11 +2,11 @@
 // kill -9 recovery, NaN stop, precompute-ref, gradient accumulation, and the schedule/config units.
 #include "test_util.h"
 
-#include "engine/dpo_trainer.h"
+#include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
-#include "engine/lr_schedule.h"
-#include "engine/safetensors.h"
-#include "engine/train_config.h"
+#include "engine/training/lr_schedule.h"
+#include "engine/io/safetensors.h"
+#include "engine/training/train_config.h"
 
 #include <gtest/gtest.h>
 
@@ -204,9 +204,19 @@ TEST(Trainer, KillNineThenResume)
     ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
     EXPECT_TRUE(fs::exists(fs::path(killed) / "checkpoint-5"));
     EXPECT_FALSE(fs::exists(fs::path(killed) / "final"));
+    // What a kill inside checkpoint writing leaves (planted: this kill lands anywhere). The resume
+    // removes them (issue 17); a folder of another name stays.
+    fs::create_directories(fs::path(killed) / ".checkpoint-6.tmp.tmp-999999999-0" / "model");
+    fs::create_directories(fs::path(killed) / "checkpoint-6.tmp");
+    fs::create_directories(fs::path(killed) / "notes.tmp");
 
     r = dpotest::runCommand(dpotest::cliPath() + " train" + base + killed + " --resume");
     ASSERT_EQ(r.exitCode, 0) << r.err;
+    for (const auto &e : fs::directory_iterator(killed)) {
+        const std::string n = e.path().filename().string();
+        EXPECT_TRUE(n == "notes.tmp" || n.find(".tmp") == std::string::npos) << "left behind: " << n;
+    }
+    EXPECT_TRUE(fs::exists(fs::path(killed) / "notes.tmp"));
     expectSameTrajectory(readMetrics(full), readMetrics(killed), 1e-6);
     fs::remove_all(full);
     fs::remove_all(killed);

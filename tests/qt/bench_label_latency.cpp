@@ -12,8 +12,8 @@
 // Prints one JSON object: median / p95 / max milliseconds, the record/next split, resident memory (now and
 // peak).
 #include "project/project_store.h"
-#include "ui/labelpage.h"
-#include "ui/projectsession.h"
+#include "ui/label/labelpage.h"
+#include "ui/shell/projectsession.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

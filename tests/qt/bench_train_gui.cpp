@@ -13,9 +13,9 @@
 // screenshot  the whole main window (a temporary project, Train page, a run in progress) grabbed after
 //             --delay ms into --out; run it under xvfb-run to see the real window.
 #include "project/project_store.h"
-#include "ui/mainwindow.h"
-#include "ui/metricschart.h"
-#include "ui/trainpage.h"
+#include "ui/shell/mainwindow.h"
+#include "ui/train/metricschart.h"
+#include "ui/train/trainpage.h"
 
 #include <QApplication>
 #include <QCommandLineParser>

@@ -6,12 +6,12 @@
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
 #include "engine/runtime.h"
 
-#include "ui/candidateworker.h"
-#include "ui/datapage.h"
-#include "ui/generatecandidatesdialog.h"
-#include "ui/markdownview.h"
-#include "ui/pagedtablemodel.h"
-#include "ui/projectsession.h"
+#include "ui/data/candidateworker.h"
+#include "ui/data/datapage.h"
+#include "ui/data/generatecandidatesdialog.h"
+#include "ui/widgets/markdownview.h"
+#include "ui/widgets/pagedtablemodel.h"
+#include "ui/shell/projectsession.h"
 
 #include "project/candidates.h"
 

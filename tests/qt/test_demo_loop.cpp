@@ -9,15 +9,15 @@
 //             interval clear of ½, and a higher Bradley–Terry rating.
 // DPO_SCREENSHOT_DIR=DIR saves the Evaluate page's results view as DIR/evaluate-results.png.
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
-#include "engine/dpo_trainer.h"
+#include "engine/training/dpo_trainer.h"
 #include "engine/runtime.h"
-#include "engine/train_config.h"
+#include "engine/training/train_config.h"
 
 #include "project/evaluation.h"
 #include "project/project_store.h"
-#include "ui/evaluatepage.h"
-#include "ui/labelpage.h"
-#include "ui/mainwindow.h"
+#include "ui/evaluate/evaluatepage.h"
+#include "ui/label/labelpage.h"
+#include "ui/shell/mainwindow.h"
 
 #include <QDir>
 #include <QFile>

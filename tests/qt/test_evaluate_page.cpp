@@ -12,12 +12,12 @@
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
 #include "engine/runtime.h"
 
-#include "engine/statistics.h"
+#include "engine/evaluation/statistics.h"
 #include "project/evaluation.h"
 #include "project/project_store.h"
-#include "ui/evaluatepage.h"
-#include "ui/labelpage.h"
-#include "ui/mainwindow.h"
+#include "ui/evaluate/evaluatepage.h"
+#include "ui/label/labelpage.h"
+#include "ui/shell/mainwindow.h"
 
 #include <QDateTime>
 #include <QDir>

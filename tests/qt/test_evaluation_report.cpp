@@ -2,11 +2,11 @@
 // equal dpo::computeRatings on the battles rebuilt independently from the store's judgments, length
 // statistics equal a direct count, the HTML report is self-contained (tables + embedded PNG charts that
 // decode) and the CSV files parse (RFC 4180) with one row per model / judgment.
-#include "engine/statistics.h"
+#include "engine/evaluation/statistics.h"
 #include "project/evaluation.h"
 #include "project/project_store.h"
-#include "ui/evaluationreport.h"
-#include "ui/evaluationresults.h"
+#include "ui/evaluate/evaluationreport.h"
+#include "ui/evaluate/evaluationresults.h"
 
 #include <QFile>
 #include <QImage>

@@ -2,11 +2,11 @@
 // winner for the recorded side order, undo, repair, randomized and recorded order, progress, the
 // shortcut sheet, typing in the rationale never triggers a verdict, and the diff toggle.
 #include "project/project_store.h"
-#include "ui/labelpage.h"
-#include "ui/markdownview.h"
-#include "ui/projectsession.h"
-#include "ui/repairdialog.h"
-#include "ui/shortcutsheet.h"
+#include "ui/label/labelpage.h"
+#include "ui/widgets/markdownview.h"
+#include "ui/shell/projectsession.h"
+#include "ui/label/repairdialog.h"
+#include "ui/label/shortcutsheet.h"
 
 #include <QDialogButtonBox>
 #include <QLabel>

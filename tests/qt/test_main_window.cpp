@@ -2,10 +2,10 @@
 // pages, settings (geometry, page, recent projects) persist without passwords, the demo project is
 // created on first start, import runs in the background with the skip-or-abort choice, export writes.
 #include "project/project_store.h"
-#include "ui/datapage.h"
-#include "ui/labelpage.h"
-#include "ui/mainwindow.h"
-#include "ui/pagedtablemodel.h"
+#include "ui/data/datapage.h"
+#include "ui/label/labelpage.h"
+#include "ui/shell/mainwindow.h"
+#include "ui/widgets/pagedtablemodel.h"
 
 #include <QAbstractButton>
 #include <QFile>

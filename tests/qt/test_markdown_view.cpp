@@ -1,7 +1,7 @@
 // MarkdownView: completions are shown as Markdown, but a line that is only a list marker ("13.", "2)",
 // "-") must stay visible text instead of turning into an empty list item; real lists and code blocks
 // keep their meaning.
-#include "ui/markdownview.h"
+#include "ui/widgets/markdownview.h"
 
 #include <QTextBlock>
 #include <QTextDocument>

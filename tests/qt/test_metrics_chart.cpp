@@ -2,7 +2,7 @@
 // runs while spikes survive decimation; rewritten steps replace old ones; EMA smoothing matches
 // TensorBoard's debiased form; metrics.jsonl loads (cut lines skipped) and converts to CSV; live updates
 // are redrawn at most 10 times per second; overlays, log scale, hover read-out and PNG/PDF export work.
-#include "ui/metricschart.h"
+#include "ui/train/metricschart.h"
 
 #include <QFile>
 #include <QJsonDocument>

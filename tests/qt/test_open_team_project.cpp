@@ -2,7 +2,7 @@
 // listening socket): the window keeps handling events while it waits (the connect runs on a worker thread
 // behind a cancellable progress dialog), the open fails after the URL's connect_timeout with a reason, and
 // Cancel gives up without opening anything.
-#include "ui/mainwindow.h"
+#include "ui/shell/mainwindow.h"
 
 #include <QElapsedTimer>
 #include <QProgressDialog>

@@ -1,5 +1,6 @@
 // dpo-cli project import/export/stats as scripts call them, and verdict durability: a real dpo-cli process
-// labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost.
+// labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost. Read commands
+// on something that is not a project (another program's SQLite file, an empty file) fail and leave it as it was.
 #include "project/project_store.h"
 
 #include <QElapsedTimer>
@@ -9,6 +10,8 @@
 #include <QJsonObject>
 #include <QProcess>
 #include <QSet>
+#include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -48,6 +51,7 @@ private slots:
     void importSummary();
     void exportRoundTripAndStats();
     void killDuringLabeling();
+    void readCommandsLeaveForeignFiles();
 };
 
 void TestProjectCli::importSummary_data()
@@ -79,6 +83,7 @@ void TestProjectCli::importSummary()
     const QJsonArray errors = summary["errors"].toArray();
     QCOMPARE(errors.size(), 2);
     QCOMPARE(errors[0].toObject()["line"].toInt(), 2);
+    QCOMPARE(errors[0].toObject()["file"].toString(), path("rows.jsonl"));
     QVERIFY(errors[0].toObject()["message"].toString().contains("rejected"));
     QCOMPARE(errors[1].toObject()["line"].toInt(), 3);
     if (onError == "abort")
@@ -197,6 +202,42 @@ void TestProjectCli::killDuringLabeling()
     for (const auto &row : page.rows)
         QVERIFY(row.judgment.pairId != next->pairId);
     QCOMPARE(pr.available, 400 - page.total);
+}
+
+void TestProjectCli::readCommandsLeaveForeignFiles()
+{
+    const QString foreign = path("other-program.db");
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "foreign");
+        db.setDatabaseName(foreign);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"));
+        QVERIFY(q.exec("INSERT INTO notes (body) VALUES ('keep me')"));
+    }
+    QSqlDatabase::removeDatabase("foreign");
+    const QString empty = path("empty.dpo");
+    write(empty, QByteArray());
+    auto bytes = [](const QString &file) {
+        QFile f(file);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray("<unreadable>");
+    };
+    for (const QString &file : { foreign, empty }) {
+        const QByteArray before = bytes(file);
+        for (const QStringList &args : { QStringList { "project", "stats", "--project", file },
+                 QStringList { "project", "export", "--project", file, "--output", path("never.jsonl") } }) {
+            const Run r = cli(args);
+            QVERIFY2(r.exitCode != 0, r.out.constData());
+            QVERIFY2(r.err.contains("is not a DPO Studio project"), r.err.constData());
+        }
+        QCOMPARE(bytes(file), before);
+        QVERIFY(!QFile::exists(file + "-wal"));
+        QVERIFY(!QFile::exists(path("never.jsonl")));
+    }
+    const Run missing = cli({ "project", "stats", "--project", path("missing.dpo") });
+    QVERIFY(missing.exitCode != 0);
+    QVERIFY2(missing.err.contains("no project at"), missing.err.constData());
+    QVERIFY(!QFile::exists(path("missing.dpo")));
 }
 
 QTEST_GUILESS_MAIN(TestProjectCli)

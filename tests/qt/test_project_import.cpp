@@ -1,14 +1,19 @@
 // Import and export: TRL JSONL (standard, implicit prompt, conversational) round trip, bad rows with line
 // numbers in skip and abort modes, CSV (RFC 4180 quoting, embedded newlines, judged and unjudged), prompts-only
-// JSONL, majority/minimum-agreement export, judgments export, cancel.
+// JSONL, majority/minimum-agreement export, judgments export, cancel; hostile input (lone surrogate escapes,
+// invalid UTF-8 in CSV); atomic export (a cancel or a write error never leaves a partial file).
 #include "project/project_store.h"
 
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
+
+#include <signal.h>
+#include <sys/resource.h>
 
 using namespace dpo;
 
@@ -49,6 +54,19 @@ private slots:
     void exportMajority();
     void judgmentsExport();
     void cancel();
+    void rejectLoneSurrogates();
+    void csvInvalidUtf8();
+    void exportCancelKeepsOldFile();
+    void exportWriteErrorLeavesNoPartialFile();
+
+private:
+    // A project of n judged pairs with ~600-byte rows (about n * 600 bytes of TRL export).
+    QString bigProject(int n);
+    static QByteArray bytes(const QString &file)
+    {
+        QFile f(file);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    }
 };
 
 void TestProjectImport::trlRoundTrip()
@@ -391,6 +409,144 @@ void TestProjectImport::cancel()
     o.cancel = nullptr;
     o.progress = {};
     QCOMPARE(importFile(*s, path("many.jsonl"), o).imported, 5000);
+}
+
+void TestProjectImport::rejectLoneSurrogates()
+{
+    // "\ud800" alone has no UTF-8 form: it was stored as the bytes ED A0 80. A proper pair (an emoji) is fine.
+    const QByteArray input
+        = R"J({"prompt": "good", "chosen": "c1", "rejected": "r1"})J"
+          "\n"
+          R"J({"prompt": "p2", "chosen": "bad \ud800 here", "rejected": "r2"})J"
+          "\n"
+          R"J({"prompt": [{"role": "user", "content": "low \udc00"}], "chosen": "c3", "rejected": "r3"})J"
+          "\n"
+          R"J({"prompt": "p4", "chosen": "c4", "rejected": "r4", "\udbff": 1})J"
+          "\n"
+          R"J({"prompt": "emoji \ud83d\ude00", "chosen": "c5", "rejected": "r5"})J"
+          "\n";
+    write(path("surrogates.jsonl"), input);
+    auto s = ProjectStore::open(newProject());
+    const ImportResult r = importFile(*s, path("surrogates.jsonl"));
+    QCOMPARE(r.imported, 2);
+    QCOMPARE(r.errors.size(), 3);
+    const QList<qint64> lines = { 2, 3, 4 };
+    for (int i = 0; i < lines.size(); ++i) {
+        QCOMPARE(r.errors[i].line, lines[i]);
+        QVERIFY2(r.errors[i].message.contains("unpaired surrogate"), qPrintable(r.errors[i].message));
+    }
+    QCOMPARE(s->counts().prompts, 2);
+    QVERIFY(s->findPrompt(QString::fromUtf8("emoji \xF0\x9F\x98\x80")));
+    // Nothing stored holds the invalid bytes; a re-import de-duplicates the prompts as before.
+    const QByteArray out = path("surrogates-out.jsonl").toUtf8();
+    exportFile(*s, QString::fromUtf8(out));
+    QVERIFY(!bytes(QString::fromUtf8(out)).contains("\xED\xA0\x80"));
+    QCOMPARE(importFile(*s, path("surrogates.jsonl")).imported, 2);
+    QCOMPARE(s->counts().prompts, 2);
+}
+
+void TestProjectImport::csvInvalidUtf8()
+{
+    // Raw invalid bytes in CSV fields: an encoded surrogate (ED A0 80), a lone continuation byte, an overlong
+    // slash; each names its line, the good rows go in.
+    const QByteArray csv = "prompt,completion_a,completion_b\n"
+                           "good,a,b\n"
+                           "p3,\xED\xA0\x80,b\n"
+                           "p4,a,\x80\n"
+                           "\xC0\xAF,a,b\n"
+                           "good too,a,b\n";
+    write(path("bad-utf8.csv"), csv);
+    auto s = ProjectStore::open(newProject());
+    const ImportResult r = importFile(*s, path("bad-utf8.csv"));
+    QCOMPARE(r.imported, 2);
+    QCOMPARE(r.errors.size(), 3);
+    for (int i = 0; i < 3; ++i) {
+        QCOMPARE(r.errors[i].line, qint64(i + 3));
+        QVERIFY2(r.errors[i].message.contains("invalid UTF-8"), qPrintable(r.errors[i].message));
+    }
+}
+
+QString TestProjectImport::bigProject(int n)
+{
+    QByteArray input;
+    const QString pad(560, QLatin1Char('x'));
+    for (int i = 0; i < n; ++i)
+        input += QStringLiteral(R"J({"prompt": "p%1", "chosen": "c%1 %2", "rejected": "r"})J").arg(i).arg(pad).toUtf8()
+            + "\n";
+    write(path("big.jsonl"), input);
+    const QString project = newProject();
+    auto s = ProjectStore::open(project);
+    [&] { QCOMPARE(importFile(*s, path("big.jsonl")).imported, qint64(n)); }();
+    return project;
+}
+
+void TestProjectImport::exportCancelKeepsOldFile()
+{
+    auto s = ProjectStore::open(bigProject(5000));
+    QDir dir(path("atomic"));
+    QVERIFY(dir.mkpath("."));
+    const QString out = dir.filePath("train.jsonl");
+    QCOMPARE(exportFile(*s, out).rows, 5000);
+    const QByteArray good = bytes(out);
+    QVERIFY(good.size() > 3000000);
+
+    // Re-export over the good file, cancelled midway (after more than one 1 MiB buffer went to disk).
+    std::atomic<bool> stop { false };
+    ExportOptions o;
+    qint64 calls = 0;
+    o.progress = [&](qint64 done, qint64) {
+        ++calls;
+        if (done >= 3072)
+            stop = true;
+    };
+    o.cancel = &stop;
+    const ExportResult r = exportFile(*s, out, o);
+    QVERIFY(r.cancelled);
+    QVERIFY(calls >= 3);
+    QCOMPARE(bytes(out), good); // byte-identical
+    QCOMPARE(dir.entryList(QDir::Files | QDir::Hidden | QDir::System), QStringList { "train.jsonl" });
+
+    // A cancelled fresh export leaves no file at all.
+    stop = false;
+    QVERIFY(exportFile(*s, dir.filePath("fresh.jsonl"), o).cancelled);
+    QCOMPARE(dir.entryList(QDir::Files | QDir::Hidden | QDir::System), QStringList { "train.jsonl" });
+}
+
+void TestProjectImport::exportWriteErrorLeavesNoPartialFile()
+{
+    // A full disk, made real: a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes write() fail with EFBIG
+    // once the export's temporary file reaches 1.5 MiB, in the middle of a 3 MB export.
+    auto s = ProjectStore::open(bigProject(5000));
+    QDir dir(path("werror"));
+    QVERIFY(dir.mkpath("."));
+    const QString old = dir.filePath("old.jsonl");
+    write(old, "{\"prompt\": \"p\", \"chosen\": \"c\", \"rejected\": \"r\"}\n");
+    const QByteArray oldBytes = bytes(old);
+
+    struct rlimit saved;
+    QCOMPARE(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    auto *previous = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limited = saved;
+    limited.rlim_cur = 1536 * 1024;
+    QCOMPARE(setrlimit(RLIMIT_FSIZE, &limited), 0);
+    QString errorOld, errorNew;
+    for (auto [target, error] :
+        { std::make_pair(old, &errorOld), std::make_pair(dir.filePath("new.jsonl"), &errorNew) }) {
+        try {
+            exportFile(*s, target);
+        } catch (const ProjectError &e) {
+            *error = QString::fromStdString(e.what());
+        }
+    }
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, previous);
+
+    QVERIFY2(errorOld.contains("write failed"), qPrintable(errorOld));
+    QVERIFY2(errorNew.contains("write failed"), qPrintable(errorNew));
+    QCOMPARE(bytes(old), oldBytes); // the old file as it was
+    QCOMPARE(dir.entryList(QDir::Files | QDir::Hidden | QDir::System), QStringList { "old.jsonl" }); // no partial file
+    // And with room again, the export goes through.
+    QCOMPARE(exportFile(*s, dir.filePath("new.jsonl")).rows, 5000);
 }
 
 QTEST_GUILESS_MAIN(TestProjectImport)

@@ -1,11 +1,14 @@
 // ProjectStore on SQLite and on PostgreSQL (DPO_TEST_PG_URL): creation and migration, queues with overlap,
 // resume, undo, repair, recorded randomization, progress (its stored counters against a count of the tables,
 // after random operations, after migration and under 8 concurrent annotators), listings, sanity checks,
-// runs, and 8 concurrent annotator connections labeling one project.
+// runs, and 8 concurrent annotator connections labeling one project; foreign databases and empty files are
+// refused and left byte-identical; read-only projects; empty completions; the Data page's majority column.
 #include "project/project_store.h"
 
 #include "project_test_util.h"
 
+#include <QFile>
+#include <QProcess>
 #include <QSet>
 #include <QSqlDatabase>
 #include <QSqlQuery>
@@ -15,6 +18,8 @@
 #include <mutex>
 #include <random>
 #include <thread>
+
+#include <unistd.h>
 
 using namespace dpo;
 
@@ -70,6 +75,15 @@ private slots:
     void runs();
     void concurrentAnnotators_data() { backends(); }
     void concurrentAnnotators();
+    void refuseForeignFiles();
+    void refuseForeignDatabase();
+    void readOnlyProject_data() { backends(); }
+    void readOnlyProject();
+    void readOnlyFile();
+    void emptyCompletion_data() { backends(); }
+    void emptyCompletion();
+    void preferredMajority_data() { backends(); }
+    void preferredMajority();
 };
 
 QString TestProjectStore::fresh(const QString &backend)
@@ -828,6 +842,270 @@ void TestProjectStore::concurrentAnnotators()
     QCOMPARE(perPair.size(), pairs);
     for (int n : perPair)
         QCOMPARE(n, k);
+}
+
+static QByteArray fileBytes(const QString &path)
+{
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray("<unreadable>");
+}
+
+// Every way of opening: none may succeed on a file that is not a project, nor change it.
+static QStringList openErrors(const QString &loc)
+{
+    QStringList errors;
+    for (const auto mode :
+        { ProjectStore::OpenMode::OpenOrCreate, ProjectStore::OpenMode::Existing, ProjectStore::OpenMode::ReadOnly }) {
+        QString error;
+        if (ProjectStore::open(loc, mode, &error))
+            errors << QStringLiteral("opened");
+        else
+            errors << error;
+    }
+    QString error;
+    errors << (ProjectStore::open(loc, &error) ? QStringLiteral("opened") : error);
+    return errors;
+}
+
+void TestProjectStore::refuseForeignFiles()
+{
+    QDir dir(m_dir.filePath("foreign"));
+    QVERIFY(dir.mkpath("."));
+    // Another program's SQLite database with one table (rollback journal, as sqlite3 makes them).
+    const QString foreign = dir.filePath("other.sqlite");
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "foreign");
+        db.setDatabaseName(foreign);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"));
+        QVERIFY(q.exec("INSERT INTO notes (body) VALUES ('keep me')"));
+    }
+    QSqlDatabase::removeDatabase("foreign");
+    const QString empty = dir.filePath("empty.dpo");
+    QVERIFY(QFile(empty).open(QIODevice::WriteOnly));
+    const QString text = dir.filePath("text.dpo");
+    {
+        QFile f(text);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(2000, 'x'));
+    }
+    const QStringList before = dir.entryList(QDir::Files | QDir::Hidden);
+    for (const QString &path : { foreign, empty, text }) {
+        const QByteArray bytes = fileBytes(path);
+        for (const QString &error : openErrors(path))
+            QVERIFY2(error.contains("is not a DPO Studio project"), qPrintable(path + ": " + error));
+        QCOMPARE(fileBytes(path), bytes); // byte-identical: no tables added, not switched to WAL
+    }
+    QCOMPARE(dir.entryList(QDir::Files | QDir::Hidden), before); // no -wal, -shm or -journal left behind
+    QString error;
+    QVERIFY(!ProjectStore::open(empty, &error));
+    QVERIFY2(error.contains("empty file"), qPrintable(error));
+    QVERIFY(!ProjectStore::open(foreign, &error));
+    QVERIFY2(error.contains("notes"), qPrintable(error)); // names what it found
+
+    // A missing file is a new project only when the caller may create one.
+    const QString missing = dir.filePath("missing.dpo");
+    for (const auto mode : { ProjectStore::OpenMode::Existing, ProjectStore::OpenMode::ReadOnly }) {
+        QVERIFY(!ProjectStore::open(missing, mode, &error));
+        QVERIFY2(error.contains("no project at"), qPrintable(error));
+        QVERIFY(!QFileInfo::exists(missing));
+    }
+    QVERIFY(ProjectStore::open(missing, ProjectStore::OpenMode::OpenOrCreate));
+    QCOMPARE(ProjectStore::open(missing, ProjectStore::OpenMode::Existing)->schemaVersion(),
+        ProjectStore::currentSchemaVersion());
+}
+
+void TestProjectStore::refuseForeignDatabase()
+{
+    QString loc;
+    [&] { DPO_FRESH_PROJECT(QStringLiteral("postgres"), QDir(m_dir.path()), loc); }();
+    if (QTest::currentTestFailed() || loc.isEmpty())
+        return;
+    // An empty database: a new project only where the caller may create one.
+    QString error;
+    QVERIFY(!ProjectStore::open(loc, ProjectStore::OpenMode::Existing, &error));
+    QVERIFY2(error.contains("is not a DPO Studio project"), qPrintable(error));
+    {
+        RawDb raw(loc);
+        QCOMPARE(raw.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"), 0);
+    }
+    {
+        const QUrl url(loc);
+        QSqlDatabase db = QSqlDatabase::addDatabase("QPSQL", "foreign_pg");
+        db.setHostName(url.host());
+        db.setPort(url.port(5432));
+        db.setUserName(url.userName());
+        db.setDatabaseName(url.path().mid(1));
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        QVERIFY(q.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"));
+    }
+    QSqlDatabase::removeDatabase("foreign_pg");
+    for (const QString &e : openErrors(loc))
+        QVERIFY2(e.contains("is not a DPO Studio project") && e.contains("notes"), qPrintable(e));
+    RawDb raw(loc);
+    QCOMPARE(raw.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"), 1);
+}
+
+void TestProjectStore::readOnlyProject()
+{
+    FRESH(loc);
+    qint64 pairId = 0;
+    {
+        auto s = ProjectStore::open(loc);
+        pairId = addPairs(*s, 3).first();
+        const qint64 a = s->annotator("ann").id;
+        s->recordVerdict(a, *s->nextPairFor(a), Verdict::Left);
+    }
+    const QByteArray bytes = backend == "sqlite" ? fileBytes(loc) : QByteArray();
+    auto s = ProjectStore::open(loc, ProjectStore::OpenMode::ReadOnly);
+    QVERIFY(s->isReadOnly());
+    QVERIFY(!ProjectStore::open(loc)->isReadOnly());
+    // Browsing and export work.
+    QCOMPARE(s->counts().pairs, 3);
+    QCOMPARE(s->listPairs({}).total, 3);
+    QCOMPARE(s->judgmentsOfPair(pairId).size(), 1);
+    QCOMPARE(s->annotator("ann", false).name, QStringLiteral("ann"));
+    QCOMPARE(s->progress(s->annotator("ann", false).id).mine, 1);
+    QCOMPARE(exportFile(*s, m_dir.filePath("readonly-export.jsonl")).rows, 1);
+    // Every change says why it cannot be made.
+    const qint64 ann = s->annotator("ann", false).id;
+    auto expectReadOnly = [](const std::function<void()> &f) {
+        try {
+            f();
+        } catch (const ProjectError &e) {
+            return QString::fromStdString(e.what()).contains("read-only");
+        }
+        return false;
+    };
+    QVERIFY(expectReadOnly([&] { s->annotator("newcomer"); }));
+    QVERIFY(expectReadOnly([&] { s->nextPairFor(ann); }));
+    QVERIFY(expectReadOnly([&] { s->addPrompt("new prompt"); }));
+    QVERIFY(expectReadOnly([&] { s->setGuidelines("changed"); }));
+    QVERIFY(expectReadOnly([&] { ProjectStore::Transaction tx(*s); }));
+    QCOMPARE(s->annotators().size(), 1);
+    s.reset();
+    if (backend == "sqlite")
+        QCOMPARE(fileBytes(loc), bytes);
+}
+
+void TestProjectStore::readOnlyFile()
+{
+    // A project file without write permission opens read-only by itself (the GUI asks isReadOnly()).
+    const QString loc = fresh("sqlite");
+    {
+        auto s = ProjectStore::open(loc);
+        addPairs(*s, 2);
+    }
+    const QByteArray bytes = fileBytes(loc);
+    bool immutable = false;
+    if (geteuid() == 0) {
+        // root writes through permission bits: the immutable attribute (ext4 and others) binds root too.
+        immutable = QProcess::execute("chattr", { "+i", loc }) == 0;
+        if (!immutable)
+            QSKIP("running as root without chattr +i: a read-only file cannot be made");
+    } else {
+        QVERIFY(QFile::setPermissions(loc, QFileDevice::ReadOwner | QFileDevice::ReadGroup));
+    }
+    QString error;
+    auto s = ProjectStore::open(loc, &error);
+    QStringList failures;
+    if (!s) {
+        failures << "open: " + error;
+    } else {
+        if (!s->isReadOnly())
+            failures << "not read-only";
+        if (s->listPairs({}).total != 2)
+            failures << "listing";
+        try {
+            s->annotator("ann");
+            failures << "annotator created";
+        } catch (const ProjectError &e) {
+            if (!QString::fromStdString(e.what()).contains("read-only"))
+                failures << QString::fromStdString(e.what());
+        }
+        s.reset();
+    }
+    if (immutable)
+        QProcess::execute("chattr", { "-i", loc });
+    else
+        QFile::setPermissions(loc, QFileDevice::ReadOwner | QFileDevice::WriteOwner);
+    QVERIFY2(failures.isEmpty(), qPrintable(failures.join("; ")));
+    QCOMPARE(fileBytes(loc), bytes);
+}
+
+void TestProjectStore::emptyCompletion()
+{
+    // A model that answers with end-of-sequence at once gave a real answer: it is stored and judged.
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    const qint64 p = s->addPrompt("Say nothing.");
+    Provenance gen;
+    gen.source = "generated";
+    gen.modelPath = "/models/base";
+    const qint64 empty = s->addCompletion(p, QString(), gen);
+    const qint64 other = s->addCompletion(p, "Something.", gen);
+    QCOMPARE(s->completion(empty).text, QString(""));
+    QCOMPARE(s->completionsOf(p).size(), 2);
+    s->addPair(p, empty, other, "eval", JudgmentKind::Eval);
+    const qint64 judge = s->annotator("judge").id;
+    auto shown = s->nextPairFor(judge, JudgmentKind::Eval);
+    QVERIFY(shown);
+    QVERIFY((shown->left.text.isEmpty()) != (shown->right.text.isEmpty()));
+    s->recordVerdict(judge, *shown, shown->left.text.isEmpty() ? Verdict::Right : Verdict::Left);
+    const auto js = s->judgmentsOfPair(shown->pairId);
+    QCOMPARE(js.size(), 1);
+    QCOMPARE(js[0].winner, Winner::B); // the non-empty answer (b) won
+}
+
+void TestProjectStore::preferredMajority()
+{
+    FRESH(loc);
+    auto s = ProjectStore::open(loc);
+    const QVector<qint64> pairs = addPairs(*s, 7);
+    const qint64 p = s->addPrompt("judged before import");
+    const qint64 imported
+        = s->addPair(p, s->addCompletion(p, "x"), s->addCompletion(p, "y"), "import-judged", JudgmentKind::Label, "b");
+    const qint64 importedAgain = s->addPair(
+        p, s->addCompletion(p, "x2"), s->addCompletion(p, "y2"), "import-judged", JudgmentKind::Label, "b");
+    QVector<qint64> ann;
+    for (int i = 0; i < 3; ++i)
+        ann << s->annotator(QStringLiteral("ann%1").arg(i)).id;
+    const QDateTime now = QDateTime::currentDateTimeUtc();
+    // left with leftIsA = true: a wins; right: b wins.
+    auto vote = [&](int who, qint64 pair, Verdict v) {
+        s->recordJudgment(ann[who], pair, true, v, JudgmentKind::Label, now);
+    };
+    vote(0, pairs[0], Verdict::Left); // a
+    vote(0, pairs[1], Verdict::Left); // a, b: an even split
+    vote(1, pairs[1], Verdict::Right);
+    vote(0, pairs[2], Verdict::Right); // b, b, a
+    vote(1, pairs[2], Verdict::Right);
+    vote(2, pairs[2], Verdict::Left);
+    vote(0, pairs[3], Verdict::Tie); // tie verdicts
+    vote(0, pairs[4], Verdict::BothBad);
+    vote(0, pairs[5], Verdict::Right); // ann0 changes their mind: the latest counts
+    vote(0, pairs[5], Verdict::Left);
+    vote(1, pairs[5], Verdict::Skip); // skips do not vote
+    // pairs[6] nobody judged
+    vote(0, importedAgain, Verdict::Left); // a judgment outvotes the imported preference
+    QHash<qint64, QString> preferred;
+    ListQuery q;
+    q.limit = 4; // across pages
+    for (q.offset = 0; q.offset < 20; q.offset += q.limit)
+        for (const PairRow &row : s->listPairs(q).rows)
+            preferred.insert(row.id, row.preferred);
+    QCOMPARE(preferred.size(), 9);
+    QCOMPARE(preferred[pairs[0]], QString("a"));
+    QCOMPARE(preferred[pairs[1]], QString("tie"));
+    QCOMPARE(preferred[pairs[2]], QString("b"));
+    QCOMPARE(preferred[pairs[3]], QString("tie"));
+    QCOMPARE(preferred[pairs[4]], QString("both_bad"));
+    QCOMPARE(preferred[pairs[5]], QString("a"));
+    QCOMPARE(preferred[pairs[6]], QString(""));
+    QCOMPARE(preferred[imported], QString("b"));
+    QCOMPARE(preferred[importedAgain], QString("a"));
 }
 
 QTEST_GUILESS_MAIN(TestProjectStore)

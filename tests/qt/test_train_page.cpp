@@ -5,10 +5,9 @@
 // returns within 1 s leaving a checkpoint, and Resume reaches the end; the project's runs list shows
 // the run, a run left "running" by a crash as interrupted (and resumes it); closing during training asks
 // and stops with a checkpoint.
-// libtorch first: its headers do not survive Qt's `slots` macro.
-#include "engine/dpo_trainer.h"
+#include "engine/training/dpo_trainer.h"
 
-#include "ui/trainpage.h"
+#include "ui/train/trainpage.h"
 
 #include "project/project_store.h"
 

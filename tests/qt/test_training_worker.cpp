@@ -4,10 +4,9 @@
 // same final metrics line as an uninterrupted one; failures come back as a message; the run is recorded in
 // the project (export of the judged pairs + eval split prepared off the GUI thread); lock files tell a
 // live run from one that died with the app.
-// libtorch first: its headers do not survive Qt's `slots` macro.
-#include "engine/dpo_trainer.h"
+#include "engine/training/dpo_trainer.h"
 
-#include "ui/trainingworker.h"
+#include "ui/train/trainingworker.h"
 
 #include "project/project_store.h"
 

@@ -1,5 +1,5 @@
 // WordDiff: tokenization and the LCS word diff behind the Label page's "highlight differences".
-#include "ui/worddiff.h"
+#include "ui/widgets/worddiff.h"
 
 #include <QtTest>
 

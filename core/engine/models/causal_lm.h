@@ -1,0 +1,78 @@
+// CausalLM: the interface every decoder-only model implements (Llama family, GPT-2), so that
+// log-probs, training, generation and saving never need to know which family a model is.
+// Parameters are registered under the Hugging Face state-dict names (model.layers.0.self_attn...,
+// transformer.h.0.attn...), so loading and saving is a name-for-name copy.
+#pragma once
+
+#include "engine/models/model_config.h"
+
+#include "engine/torch_api.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dpo {
+
+// Keys and values of past positions, per layer: [B, numKvHeads, T_past, headDim].
+struct KVCache {
+    std::vector<torch::Tensor> keys;
+    std::vector<torch::Tensor> values;
+    int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+    void clear()
+    {
+        keys.clear();
+        values.clear();
+    }
+};
+
+class CausalLM : public torch::nn::Module {
+public:
+    ~CausalLM() override = default;
+
+    // inputIds [B, T] int64. attentionMask [B, T] (1 = real token) or undefined (all real).
+    // Positions are counted from cache->length() (0 without a cache). Padding is on the right, or
+    // on the left for batched generation (the mask then also shifts positions).
+    // Returns the final hidden states after the last norm: [B, T, hidden].
+    virtual torch::Tensor forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
+                                        KVCache *cache = nullptr) = 0;
+    // hidden [..., hidden] -> logits [..., vocab] (the lm_head, tied or not).
+    virtual torch::Tensor lmHead(const torch::Tensor &hidden) = 0;
+
+    torch::Tensor forward(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
+                          KVCache *cache = nullptr)
+    {
+        return lmHead(forwardHidden(inputIds, attentionMask, cache));
+    }
+
+    virtual const ModelConfig &config() const = 0;
+
+    // Hugging Face names -> tensors as they should be saved (tied head not duplicated).
+    virtual std::map<std::string, torch::Tensor> stateDict();
+    // Copies tensors in by HF name (converting dtype/layout as needed). Every parameter must be
+    // present, shapes must match; unknown names are an error unless they are known buffers
+    // (rotary inv_freq, gpt2 attn.bias/masked_bias). `source` names the file in errors.
+    virtual void loadStateDict(const std::map<std::string, torch::Tensor> &tensors, const std::string &source);
+
+    int64_t parameterCount();
+};
+
+// Builds the model the config describes (no weights loaded).
+std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config);
+
+// Reads DIR/config.json and the weights (model.safetensors or a sharded index), returns the model
+// on `device` in `dtype`, in eval mode, dropout off.
+std::shared_ptr<CausalLM> loadCausalLM(const std::string &dir, torch::Device device = torch::kCPU,
+                                       torch::ScalarType dtype = torch::kFloat32);
+
+// Writes DIR in the Hugging Face layout transformers loads unchanged: config.json,
+// generation_config.json, model.safetensors (sharded past `maxShardBytes`), and the tokenizer
+// files copied from `tokenizerDir` (when non-empty). Files are written under temporary names and
+// renamed into place. `dtype` of the saved weights: the model's own unless given.
+void savePretrained(CausalLM &model, const std::string &dir, const std::string &tokenizerDir = {},
+                    int64_t maxShardBytes = int64_t(5) << 30,
+                    std::optional<torch::ScalarType> dtype = std::nullopt);
+
+} // namespace dpo

@@ -1,0 +1,54 @@
+// AdamW exactly as torch.optim.AdamW computes it (decoupled weight decay, bias correction, eps added
+// after the bias-corrected sqrt), with state we own so checkpoints can store and restore it
+// bit-for-bit. Moments are always float32; for bfloat16/float16 parameters a float32 master copy is
+// kept and the parameter receives the rounded result, so small updates are not lost to bf16 rounding.
+#pragma once
+
+#include "engine/torch_api.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dpo {
+
+struct AdamWOptions {
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    double weightDecay = 0.0;
+};
+
+class AdamW {
+public:
+    // `params`: name -> parameter (HF names; names key the saved state).
+    AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options);
+
+    // One update with learning rate `lr` (the schedule's value for this step).
+    void step(double lr);
+    void zeroGrad();
+
+    int64_t stepCount() const { return m_step; }
+    const AdamWOptions &options() const { return m_options; }
+
+    // State as named float32 tensors ("exp_avg.<name>", "exp_avg_sq.<name>", "master.<name>") plus
+    // the step count, for checkpoints.
+    std::map<std::string, torch::Tensor> stateTensors() const;
+    // Throws dpo::Error naming the missing or mis-shaped tensor.
+    void loadStateTensors(const std::map<std::string, torch::Tensor> &state, int64_t step);
+
+private:
+    struct Slot {
+        std::string name;
+        torch::Tensor param;
+        torch::Tensor master; // float32 copy when param is not float32, else undefined
+        torch::Tensor expAvg;
+        torch::Tensor expAvgSq;
+    };
+    std::vector<Slot> m_slots;
+    AdamWOptions m_options;
+    int64_t m_step = 0;
+};
+
+} // namespace dpo

@@ -1,0 +1,928 @@
+#include "engine/training/dpo_trainer.h"
+
+#include "engine/error.h"
+#include "engine/training/logprobs.h"
+#include "engine/training/lr_schedule.h"
+#include "engine/runtime.h"
+#include "engine/io/json_limits.h"
+#include "engine/io/safetensors.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace dpo {
+
+struct DpoTrainer::Example {
+    TokenizedPair pair;
+    // Reference summed log-probs when precomputed (NaN = not computed).
+    double refChosen = std::nan("");
+    double refRejected = std::nan("");
+};
+
+struct DpoTrainer::MicroBatchResult {
+    double loss = 0;
+    std::map<std::string, double> metrics;
+    int64_t pairs = 0;
+    int64_t tokens = 0;
+};
+
+namespace {
+
+// Writes `text` to `path` through a temporary file, fsync and rename: a crash leaves the old file or
+// the new one, never half of one.
+void writeFileAtomically(const std::string &path, const std::string &text)
+{
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f << text;
+        f.flush();
+        if (!f) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw Error(path + ": write failed (disk full or not writable)");
+        }
+    }
+    int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec)
+        throw Error(path + ": cannot rename into place: " + ec.message());
+}
+
+bool allDigits(const std::string &s, size_t begin, size_t end)
+{
+    if (begin >= end || end > s.size())
+        return false;
+    for (size_t i = begin; i < end; ++i)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+// "<prefix><digits>-<digits>" (savePretrained's "-PID-K" tag); *pid gets the first number.
+bool hasPidTag(const std::string &name, const std::string &prefix, long *pid)
+{
+    if (name.rfind(prefix, 0) != 0)
+        return false;
+    const size_t a = prefix.size();
+    const size_t dash = name.find('-', a);
+    if (dash == std::string::npos || !allDigits(name, a, dash) || !allDigits(name, dash + 1, name.size()))
+        return false;
+    *pid = std::strtol(name.c_str() + a, nullptr, 10);
+    return true;
+}
+
+} // namespace
+
+// The temporary folders a kill during checkpointing (or the final save) leaves in an output folder,
+// recognised by exactly the names saveCheckpoint and savePretrained give them:
+//   checkpoint-N.tmp                      a checkpoint being assembled
+//   .checkpoint-N.tmp.tmp-PID-K           savePretrained's folder inside that
+//   .checkpoint-N.tmp.old-PID-K           savePretrained's moved-aside previous folder
+//   .final.tmp-PID-K                      the final model being written
+// Nothing else is touched (not .final.old-*, which may hold the only copy of an earlier final model),
+// and a PID-tagged folder whose process is still alive (another writer) is left alone.
+std::vector<std::string> removeStaleCheckpointTemps(const std::string &outputDir)
+{
+    std::vector<std::string> removed;
+    std::error_code ec;
+    if (!fs::is_directory(outputDir, ec))
+        return removed;
+    for (fs::directory_iterator it(outputDir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!it->is_directory(ec) || it->is_symlink(ec))
+            continue;
+        bool ours = false;
+        long pid = -1;
+        if (name.rfind("checkpoint-", 0) == 0 && name.size() > 15 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+            ours = allDigits(name, 11, name.size() - 4);
+        } else if (name.rfind(".checkpoint-", 0) == 0) {
+            const size_t dot = name.find(".tmp.", 12);
+            if (dot != std::string::npos && allDigits(name, 12, dot)) {
+                const std::string rest = name.substr(dot + 5); // "tmp-PID-K" or "old-PID-K"
+                ours = hasPidTag(rest, "tmp-", &pid) || hasPidTag(rest, "old-", &pid);
+            }
+        } else {
+            ours = hasPidTag(name, ".final.tmp-", &pid);
+        }
+        if (!ours)
+            continue;
+        if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) == 0)
+            continue; // a live process may still be writing it
+        std::error_code rec;
+        fs::remove_all(it->path(), rec);
+        if (!rec)
+            removed.push_back(it->path().string());
+    }
+    return removed;
+}
+
+namespace {
+
+uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const auto *p = static_cast<const unsigned char *>(data);
+    for (size_t i = 0; i < n; ++i) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+uint64_t fnv1a(uint64_t h, const std::string &s) { return fnv1a(h, s.data(), s.size()); }
+
+std::string readWholeFile(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// SFT rows: {"text"} (the whole text is the completion), {"prompt","completion"}, or a preference
+// row (its chosen completion is used).
+std::vector<PreferenceRow> readSftJsonl(const std::string &path, const PreferenceDataLimits &limits)
+{
+    std::ifstream f(path, std::ios::binary);
+    if (!f)
+        throw Error(path + ": cannot open the dataset file");
+    std::vector<PreferenceRow> rows;
+    std::string text;
+    int64_t line = 0;
+    bool tooLong = false;
+    while (readLineLimited(f, text, uint64_t(limits.maxRowBytes) + 1, &tooLong)) {
+        ++line;
+        if (tooLong || int64_t(text.size()) > limits.maxRowBytes + (text.empty() || text.back() != '\r' ? 0 : 1))
+            throw Error(path + ":" + std::to_string(line) + ": row is longer than the limit of "
+                + std::to_string(limits.maxRowBytes) + " bytes (raise it with --max-row-bytes or DPO_MAX_ROW_BYTES)");
+        if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+            continue;
+        const nlohmann::json j = parseJsonLimited(text, path + ":" + std::to_string(line)); // nesting bounded
+        if (!j.is_object())
+            throw Error(path + ":" + std::to_string(line) + ": a row must be a JSON object");
+        auto str = [&](const char *key) -> std::string {
+            const auto &v = j.at(key);
+            if (!v.is_string())
+                throw Error(path + ":" + std::to_string(line) + ": field '" + key + "' must be a string");
+            return v.get<std::string>();
+        };
+        PreferenceRow row;
+        row.line = line;
+        if (j.contains("text")) {
+            row.chosen = str("text");
+        } else if (j.contains("completion")) {
+            row.prompt = j.contains("prompt") ? str("prompt") : std::string();
+            row.chosen = str("completion");
+        } else if (j.contains("chosen") && j.at("chosen").is_string()) {
+            row.prompt = j.contains("prompt") ? str("prompt") : std::string();
+            row.chosen = str("chosen");
+        } else {
+            throw Error(path + ":" + std::to_string(line) +
+                        ": an SFT row needs \"text\", or \"prompt\" and \"completion\", or \"chosen\"");
+        }
+        if (row.chosen.empty())
+            throw Error(path + ":" + std::to_string(line) + ": the completion text is empty");
+        for (const std::string *t : {&row.prompt, &row.chosen})
+            if (int64_t(t->size()) > limits.maxFieldBytes)
+                throw Error(path + ":" + std::to_string(line) + ": a text of " + std::to_string(t->size()) +
+                            " bytes is above the limit of " + std::to_string(limits.maxFieldBytes) +
+                            " (raise it with --max-row-bytes or DPO_MAX_FIELD_BYTES)");
+        row.rejected = row.chosen;
+        rows.push_back(std::move(row));
+    }
+    if (rows.empty())
+        throw Error(path + ": the dataset has no rows");
+    return rows;
+}
+
+// [N, T] right-padded batch of single sequences (SFT).
+void collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t padId, torch::Device device,
+                      torch::Tensor &ids, torch::Tensor &attention, torch::Tensor &completion)
+{
+    int64_t T = 1;
+    for (auto *s : seqs)
+        T = std::max<int64_t>(T, int64_t(s->ids.size()));
+    const int64_t N = int64_t(seqs.size());
+    ids = torch::full({N, T}, padId < 0 ? 0 : padId, torch::kLong);
+    attention = torch::zeros({N, T}, torch::kLong);
+    completion = torch::zeros({N, T}, torch::kLong);
+    auto idsA = ids.accessor<int64_t, 2>();
+    auto attA = attention.accessor<int64_t, 2>();
+    auto compA = completion.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < N; ++i) {
+        const auto &s = *seqs[i];
+        for (int64_t t = 0; t < int64_t(s.ids.size()); ++t) {
+            idsA[i][t] = s.ids[t];
+            attA[i][t] = 1;
+            compA[i][t] = (t >= s.promptLength && t > 0) ? 1 : 0;
+        }
+    }
+    ids = ids.to(device);
+    attention = attention.to(device);
+    completion = completion.to(device);
+}
+
+double totalGradNorm(CausalLM &model)
+{
+    std::vector<torch::Tensor> norms;
+    for (auto &p : model.parameters())
+        if (p.grad().defined())
+            norms.push_back(p.grad().to(torch::kFloat32).norm());
+    if (norms.empty())
+        return 0.0;
+    return torch::stack(norms).norm().item<double>();
+}
+
+} // namespace
+
+DpoTrainer::DpoTrainer(TrainConfig config, TrainingMode mode)
+    : m_config(std::move(config))
+    , m_mode(mode)
+{
+}
+
+DpoTrainer::DpoTrainer(std::shared_ptr<CausalLM> model, std::shared_ptr<Tokenizer> tokenizer, TrainConfig config,
+                       std::vector<PreferenceRow> trainRows, std::shared_ptr<CausalLM> ref,
+                       std::vector<PreferenceRow> evalRows)
+    : m_config(std::move(config))
+    , m_mode(TrainingMode::Dpo)
+    , m_policy(std::move(model))
+    , m_ref(std::move(ref))
+    , m_tokenizer(std::move(tokenizer))
+    , m_trainRows(std::move(trainRows))
+    , m_evalRows(std::move(evalRows))
+{
+    if (!m_policy || !m_tokenizer)
+        throw Error("DpoTrainer: a model and a tokenizer are required");
+    m_policyInMemory = true;
+    m_tokenizerDir = m_tokenizer->sourceDir();
+    if (m_config.model.empty())
+        m_config.model = m_tokenizerDir;
+    if (m_trainRows.empty())
+        throw Error("DpoTrainer: the training dataset is empty");
+}
+
+DpoTrainer::~DpoTrainer() = default;
+
+void DpoTrainer::log(const std::string &message)
+{
+    if (m_callbacks.onLog)
+        m_callbacks.onLog(message);
+}
+
+void DpoTrainer::setup()
+{
+    if (m_setupDone)
+        return;
+    m_config.validate(/*requireDataset=*/m_trainRows.empty());
+    if (m_mode == TrainingMode::Dpo) {
+        m_loss = m_config.lossConfig();
+        m_loss.validate();
+        if (m_config.syncRefModel && (m_config.precomputeRef || m_config.referenceFree))
+            throw Error("option 'sync_ref_model': needs a live reference model (not precompute_ref or reference_free)");
+    }
+    initRuntime(m_config.threads);
+    m_device = parseDevice(m_config.device);
+    m_dtype = parseDtype(m_config.dtype);
+
+    if (!m_policy) {
+        log("loading model " + m_config.model);
+        m_policy = loadCausalLM(m_config.model, m_device, m_dtype);
+        m_tokenizer = std::shared_ptr<Tokenizer>(loadTokenizer(m_config.model).release());
+        m_tokenizerDir = m_config.model;
+    } else {
+        m_policy->to(m_device, m_dtype);
+    }
+    checkTokenizerFitsModel(*m_tokenizer, m_policy->config().vocabSize, m_config.model);
+    m_policy->train();
+    for (auto &p : m_policy->parameters())
+        p.set_requires_grad(true);
+
+    const bool needRef = m_mode == TrainingMode::Dpo && !m_config.referenceFree;
+    if (needRef && !m_ref) {
+        // Object form (the policy was handed over in memory, maybe already changed): without
+        // ref_model the reference is a frozen copy of that policy, not whatever m_config.model holds.
+        const std::string refDir = !m_config.refModel.empty() ? m_config.refModel
+                                   : m_policyInMemory         ? std::string()
+                                                              : m_config.model;
+        if (!refDir.empty()) {
+            log("loading reference model " + refDir);
+            m_ref = loadCausalLM(refDir, m_device, m_dtype);
+            m_refDir = refDir;
+        } else {
+            m_ref = createCausalLM(m_policy->config());
+            m_ref->loadStateDict(m_policy->stateDict(), "policy");
+            m_ref->to(m_device, m_dtype);
+        }
+        if (m_ref->config().vocabSize != m_policy->config().vocabSize)
+            throw Error("option 'ref_model': its vocabulary (" + std::to_string(m_ref->config().vocabSize) +
+                        ") differs from the policy's (" + std::to_string(m_policy->config().vocabSize) + ")");
+    }
+    if (m_ref) {
+        m_ref->eval();
+        for (auto &p : m_ref->parameters())
+            p.set_requires_grad(false);
+    }
+
+    loadData();
+    computeSchedule();
+
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto &item : m_policy->named_parameters())
+        named.emplace_back(item.key(), item.value());
+    AdamWOptions opt;
+    opt.lr = m_config.learningRate;
+    opt.beta1 = m_config.adamBeta1;
+    opt.beta2 = m_config.adamBeta2;
+    opt.eps = m_config.adamEpsilon;
+    opt.weightDecay = m_config.weightDecay;
+    m_optimizer = std::make_unique<AdamW>(named, opt);
+
+    if (m_mode == TrainingMode::Dpo && m_config.precomputeRef)
+        precomputeReference();
+    m_setupDone = true;
+}
+
+void DpoTrainer::loadData()
+{
+    if (m_trainRows.empty()) {
+        const PreferenceDataLimits limits = PreferenceDataLimits::withMaxRowBytes(m_config.maxRowBytes);
+        m_trainRows = m_mode == TrainingMode::Sft ? readSftJsonl(m_config.dataset, limits)
+                                                  : readPreferenceJsonl(m_config.dataset, limits);
+        if (!m_config.evalDataset.empty())
+            m_evalRows = m_mode == TrainingMode::Sft ? readSftJsonl(m_config.evalDataset, limits)
+                                                      : readPreferenceJsonl(m_config.evalDataset, limits);
+    }
+    TruncationOptions trunc;
+    trunc.maxLength = m_config.maxLength;
+    trunc.mode = m_config.truncationMode;
+    trunc.validate();
+    auto tokenize = [&](const std::vector<PreferenceRow> &rows, std::vector<Example> &out) {
+        out.clear();
+        out.reserve(rows.size());
+        for (const auto &row : rows) {
+            Example e;
+            e.pair = tokenizePair(*m_tokenizer, row, trunc);
+            out.push_back(std::move(e));
+        }
+    };
+    tokenize(m_trainRows, m_train);
+    tokenize(m_evalRows, m_eval);
+    log("dataset: " + std::to_string(m_train.size()) + " training rows" +
+        (m_eval.empty() ? std::string() : ", " + std::to_string(m_eval.size()) + " eval rows"));
+}
+
+void DpoTrainer::computeSchedule()
+{
+    const int64_t n = int64_t(m_train.size());
+    m_microBatchesPerEpoch = (n + m_config.batchSize - 1) / m_config.batchSize;
+    m_stepsPerEpoch = std::max<int64_t>(1, (m_microBatchesPerEpoch + m_config.gradAccum - 1) / m_config.gradAccum);
+    m_totalSteps = m_config.maxSteps > 0 ? m_config.maxSteps
+                                         : std::max<int64_t>(1, int64_t(std::ceil(m_config.epochs * m_stepsPerEpoch)));
+    m_warmupSteps = m_config.warmupSteps > 0 ? m_config.warmupSteps
+                                             : int64_t(std::ceil(m_config.warmupRatio * double(m_totalSteps)));
+}
+
+std::vector<size_t> DpoTrainer::epochOrder(int64_t epoch) const
+{
+    std::vector<size_t> order(m_train.size());
+    for (size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    if (!m_config.shuffle)
+        return order;
+    // Fisher-Yates with our own draw (std::shuffle's algorithm is implementation-defined).
+    std::mt19937_64 rng(m_config.seed * 1000003ull + uint64_t(epoch));
+    for (size_t i = order.size(); i > 1; --i) {
+        const size_t j = size_t(rng() % i);
+        std::swap(order[i - 1], order[j]);
+    }
+    return order;
+}
+
+// Micro-batches of optimizer step s: step s of epoch s / stepsPerEpoch covers micro-batches
+// [k*accum, min(mbPerEpoch, (k+1)*accum)) of that epoch's order.
+std::vector<size_t> DpoTrainer::microBatchIndices(int64_t microBatch) const
+{
+    const int64_t epoch = microBatch / m_microBatchesPerEpoch;
+    const int64_t pos = microBatch % m_microBatchesPerEpoch;
+    const auto order = epochOrder(epoch);
+    const size_t begin = size_t(pos * m_config.batchSize);
+    const size_t end = std::min(order.size(), size_t((pos + 1) * m_config.batchSize));
+    return std::vector<size_t>(order.begin() + begin, order.begin() + end);
+}
+
+DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t> &indices,
+                                                       const std::vector<Example> &examples, bool training,
+                                                       double lossScale)
+{
+    MicroBatchResult r;
+    r.pairs = int64_t(indices.size());
+    const int64_t padId = m_tokenizer->padId() >= 0 ? m_tokenizer->padId() : 0;
+
+    if (m_mode == TrainingMode::Sft) {
+        std::vector<const ModelSequence *> seqs;
+        for (size_t i : indices)
+            seqs.push_back(&examples[i].pair.chosen);
+        torch::Tensor ids, att, comp;
+        collateSequences(seqs, padId, m_device, ids, att, comp);
+        r.tokens = att.sum().item<int64_t>();
+        auto lp = completionLogps(*m_policy, ids, att, comp);
+        torch::Tensor loss = sftLoss(lp.sum, lp.count).mean();
+        r.loss = loss.item<double>();
+        if (!std::isfinite(r.loss))
+            throw Error("step " + std::to_string(m_globalStep + 1) + ": the loss is " + std::to_string(r.loss) +
+                        " (NaN/Inf); training stopped, the last good checkpoint is kept");
+        if (training)
+            (loss * lossScale).backward();
+        r.metrics["loss"] = r.loss;
+        return r;
+    }
+
+    std::vector<TokenizedPair> pairs;
+    pairs.reserve(indices.size());
+    for (size_t i : indices)
+        pairs.push_back(examples[i].pair);
+    // Chosen and rejected share their prompt: computed once per pair when every pair allows it.
+    const std::optional<SharedPromptBatch> shared
+        = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
+    PreferenceBatch batch;
+    if (!shared)
+        batch = collatePairs(pairs, padId, m_device);
+    auto logps = [&](CausalLM &model) {
+        return shared ? sharedPromptLogps(model, *shared)
+                      : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+    };
+    r.tokens = shared ? shared->numTokens : batch.numTokens;
+    const int64_t B = int64_t(pairs.size());
+
+    CompletionLogps policy = logps(*m_policy);
+    torch::Tensor refSum;
+    if (m_config.referenceFree) {
+        refSum = torch::zeros({2 * B}, torch::TensorOptions().dtype(torch::kFloat32).device(m_device));
+    } else if (!std::isnan(examples[indices[0]].refChosen)) {
+        std::vector<float> v(size_t(2 * B));
+        for (int64_t i = 0; i < B; ++i) {
+            v[size_t(i)] = float(examples[indices[size_t(i)]].refChosen);
+            v[size_t(B + i)] = float(examples[indices[size_t(i)]].refRejected);
+        }
+        refSum = torch::tensor(v, torch::kFloat32).to(m_device);
+    } else {
+        torch::NoGradGuard noGrad;
+        refSum = logps(*m_ref).sum;
+    }
+    DpoInputs in;
+    in.policyChosen = policy.sum.slice(0, 0, B);
+    in.policyRejected = policy.sum.slice(0, B, 2 * B);
+    in.refChosen = refSum.slice(0, 0, B);
+    in.refRejected = refSum.slice(0, B, 2 * B);
+    in.chosenCount = policy.count.slice(0, 0, B);
+    in.rejectedCount = policy.count.slice(0, B, 2 * B);
+    DpoLossOutput out = computeDpoLoss(m_loss, in);
+    r.loss = out.loss.item<double>();
+    if (!std::isfinite(r.loss))
+        throw Error("step " + std::to_string(m_globalStep + 1) + ": the loss is " + std::to_string(r.loss) +
+                    " (NaN/Inf); training stopped, the last good checkpoint is kept");
+    if (training)
+        (out.loss * lossScale).backward();
+    r.metrics = out.metrics;
+    r.metrics["loss"] = r.loss;
+    return r;
+}
+
+void DpoTrainer::precomputeReference()
+{
+    const std::string refDir = m_refDir.empty() ? std::string("(in-memory copy of the policy)") : m_refDir;
+    // Key: the reference model's files (config text, weight file names, sizes, mtimes) — or, for a
+    // reference copied from an in-memory policy, its weights' bytes — and every token id of the data
+    // as tokenized (so max_length and truncation are part of it).
+    uint64_t h = 1469598103934665603ull;
+    if (!m_refDir.empty()) {
+        h = fnv1a(h, readWholeFile((fs::path(m_refDir) / "config.json").string()));
+        std::vector<fs::path> weightFiles;
+        if (fs::is_directory(m_refDir))
+            for (const auto &e : fs::directory_iterator(m_refDir))
+                if (e.path().extension() == ".safetensors")
+                    weightFiles.push_back(e.path());
+        std::sort(weightFiles.begin(), weightFiles.end());
+        for (const auto &p : weightFiles) {
+            h = fnv1a(h, p.filename().string());
+            const auto size = fs::file_size(p);
+            const auto mtime = fs::last_write_time(p).time_since_epoch().count();
+            h = fnv1a(h, &size, sizeof size);
+            h = fnv1a(h, &mtime, sizeof mtime);
+        }
+    } else {
+        for (const auto &[name, t] : m_ref->stateDict()) {
+            const auto c = t.to(torch::kCPU).contiguous();
+            h = fnv1a(h, name);
+            h = fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
+        }
+    }
+    h = fnv1a(h, m_config.dtype);
+    auto hashExamples = [&](const std::vector<Example> &ex) {
+        for (const auto &e : ex) {
+            for (const auto *s : {&e.pair.chosen, &e.pair.rejected}) {
+                h = fnv1a(h, s->ids.data(), s->ids.size() * sizeof(int64_t));
+                h = fnv1a(h, &s->promptLength, sizeof s->promptLength);
+            }
+        }
+        h = fnv1a(h, "|");
+    };
+    hashExamples(m_train);
+    hashExamples(m_eval);
+    char key[17];
+    std::snprintf(key, sizeof key, "%016llx", static_cast<unsigned long long>(h));
+    const fs::path cacheDir = fs::path(m_config.outputDir) / "ref_cache";
+    const fs::path cacheFile = cacheDir / (std::string(key) + ".safetensors");
+
+    const size_t nTrain = m_train.size(), nEval = m_eval.size();
+    torch::Tensor chosen, rejected;
+    if (fs::exists(cacheFile)) {
+        auto f = SafetensorsFile::open(cacheFile.string());
+        chosen = f.tensor("chosen").clone();
+        rejected = f.tensor("rejected").clone();
+        if (chosen.numel() != int64_t(nTrain + nEval) || rejected.numel() != int64_t(nTrain + nEval))
+            throw Error(cacheFile.string() + ": the cached reference log-probs do not match the dataset");
+        log("reference log-probs loaded from " + cacheFile.string());
+    } else {
+        log("precomputing reference log-probs for " + std::to_string(nTrain + nEval) + " rows");
+        std::vector<Example *> all;
+        for (auto &e : m_train)
+            all.push_back(&e);
+        for (auto &e : m_eval)
+            all.push_back(&e);
+        chosen = torch::zeros({int64_t(all.size())}, torch::kFloat32);
+        rejected = torch::zeros({int64_t(all.size())}, torch::kFloat32);
+        torch::NoGradGuard noGrad;
+        const int64_t padId = m_tokenizer->padId() >= 0 ? m_tokenizer->padId() : 0;
+        for (size_t begin = 0; begin < all.size(); begin += size_t(m_config.batchSize)) {
+            const size_t end = std::min(all.size(), begin + size_t(m_config.batchSize));
+            std::vector<TokenizedPair> pairs;
+            for (size_t i = begin; i < end; ++i)
+                pairs.push_back(all[i]->pair);
+            const auto shared = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
+            torch::Tensor lp;
+            if (shared) {
+                lp = sharedPromptLogps(*m_ref, *shared).sum.cpu();
+            } else {
+                auto batch = collatePairs(pairs, padId, m_device);
+                lp = completionLogps(*m_ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
+            }
+            const int64_t B = int64_t(end - begin);
+            chosen.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, 0, B));
+            rejected.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, B, 2 * B));
+        }
+        fs::create_directories(cacheDir);
+        saveSafetensors(cacheFile.string(), {{"chosen", chosen}, {"rejected", rejected}},
+                        {{"ref_model", refDir}, {"key", key}});
+        log("reference log-probs cached in " + cacheFile.string());
+    }
+    auto c = chosen.accessor<float, 1>();
+    auto r = rejected.accessor<float, 1>();
+    for (size_t i = 0; i < nTrain; ++i) {
+        m_train[i].refChosen = c[int64_t(i)];
+        m_train[i].refRejected = r[int64_t(i)];
+    }
+    for (size_t i = 0; i < nEval; ++i) {
+        m_eval[i].refChosen = c[int64_t(nTrain + i)];
+        m_eval[i].refRejected = r[int64_t(nTrain + i)];
+    }
+    m_ref.reset(); // the point of precomputing: the reference need not stay in memory
+}
+
+nlohmann::json DpoTrainer::evaluate()
+{
+    if (m_eval.empty())
+        return {};
+    const bool wasTraining = m_policy->is_training();
+    m_policy->eval();
+    torch::NoGradGuard noGrad;
+    std::map<std::string, double> sums;
+    int64_t pairs = 0;
+    for (size_t begin = 0; begin < m_eval.size(); begin += size_t(m_config.batchSize)) {
+        std::vector<size_t> idx;
+        for (size_t i = begin; i < std::min(m_eval.size(), begin + size_t(m_config.batchSize)); ++i)
+            idx.push_back(i);
+        auto r = runMicroBatch(idx, m_eval, false, 1.0);
+        for (const auto &[k, v] : r.metrics)
+            sums[k] += v * double(r.pairs);
+        pairs += r.pairs;
+    }
+    if (wasTraining)
+        m_policy->train();
+    nlohmann::json out;
+    out["step"] = m_globalStep;
+    out["epoch"] = double(m_globalStep) / double(m_stepsPerEpoch);
+    for (const auto &[k, v] : sums)
+        out["eval_" + k] = v / double(pairs);
+    return out;
+}
+
+void DpoTrainer::appendMetrics(const nlohmann::json &m)
+{
+    const fs::path path = fs::path(m_config.outputDir) / "metrics.jsonl";
+    FILE *f = std::fopen(path.c_str(), "ab");
+    if (!f)
+        throw Error(path.string() + ": cannot append metrics");
+    const std::string line = m.dump() + "\n";
+    const bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
+    std::fflush(f);
+    std::fclose(f);
+    if (!ok)
+        throw Error(path.string() + ": write failed (disk full?)");
+    if (m_callbacks.onMetrics)
+        m_callbacks.onMetrics(m);
+}
+
+void DpoTrainer::truncateMetricsAfter(int64_t step)
+{
+    const fs::path path = fs::path(m_config.outputDir) / "metrics.jsonl";
+    if (!fs::exists(path))
+        return;
+    std::ifstream in(path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+        try {
+            auto j = parseJsonLimited(line, path.string());
+            if (j.is_object() && j.value("step", int64_t(0)) <= step)
+                kept += line + "\n";
+        } catch (const std::exception &) {
+            // A line cut by a kill mid-write: dropped.
+        }
+    }
+    in.close();
+    writeFileAtomically(path.string(), kept);
+}
+
+bool DpoTrainer::useSharedPrompt() const
+{
+    // On CUDA the completions' attention to a cached prompt needs an explicit mask, which keeps SDPA off
+    // its flash kernels (is_causal only): kept off there until measured on a GPU (bench-dpo
+    // --share-prompt both with DPO_SHARE_PROMPT_CUDA=1).
+    static const bool onCuda = std::getenv("DPO_SHARE_PROMPT_CUDA") != nullptr;
+    return m_config.sharePrompt && (!m_device.is_cuda() || onCuda);
+}
+
+void DpoTrainer::syncReference()
+{
+    torch::NoGradGuard noGrad;
+    const double a = m_config.refModelMixupAlpha;
+    auto refParams = m_ref->named_parameters();
+    for (const auto &item : m_policy->named_parameters()) {
+        auto *r = refParams.find(item.key());
+        if (r)
+            r->mul_(1.0 - a).add_(item.value().detach().to(r->scalar_type()), a);
+    }
+    log("reference model synchronised (TR-DPO, alpha " + std::to_string(a) + ") at step " +
+        std::to_string(m_globalStep));
+}
+
+void DpoTrainer::saveCheckpoint()
+{
+    const fs::path dir = fs::path(m_config.outputDir) / ("checkpoint-" + std::to_string(m_globalStep));
+    const fs::path tmp = dir.string() + ".tmp";
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    dpo::savePretrained(*m_policy, tmp.string(), m_tokenizerDir);
+    saveSafetensors((tmp / "optimizer.safetensors").string(), m_optimizer->stateTensors(), {{"format", "pt"}});
+    if (m_config.syncRefModel && m_ref)
+        saveSafetensors((tmp / "ref_model.safetensors").string(), m_ref->stateDict(), {{"format", "pt"}});
+    nlohmann::json state = {
+        {"global_step", m_globalStep},
+        {"total_steps", m_totalSteps},
+        {"epoch", double(m_globalStep) / double(m_stepsPerEpoch)},
+        {"optimizer_step", m_optimizer->stepCount()},
+        {"num_tokens", m_numTokens},
+        {"data_order", {{"seed", m_config.seed}, {"shuffle", m_config.shuffle},
+                        {"micro_batches_consumed", m_globalStep * m_config.gradAccum}}},
+        {"scheduler", {{"type", m_config.lrScheduler}, {"warmup_steps", m_warmupSteps}, {"total_steps", m_totalSteps}}},
+        {"mode", m_mode == TrainingMode::Sft ? "sft" : "dpo"},
+        {"config", m_config.toJson()},
+    };
+    // Written last: a checkpoint directory without it is incomplete by definition.
+    writeFileAtomically((tmp / "trainer_state.json").string(), state.dump(1));
+    fs::remove_all(dir, ec);
+    fs::rename(tmp, dir, ec);
+    if (ec)
+        throw Error(dir.string() + ": cannot rename the checkpoint into place: " + ec.message());
+    m_lastCheckpoint = dir.string();
+    log("checkpoint saved: " + dir.string());
+
+    if (m_config.saveTotalLimit > 0) {
+        std::vector<std::pair<int64_t, fs::path>> all;
+        for (const auto &e : fs::directory_iterator(m_config.outputDir)) {
+            const std::string name = e.path().filename().string();
+            if (e.is_directory() && name.rfind("checkpoint-", 0) == 0 && name.find(".tmp") == std::string::npos)
+                all.emplace_back(std::atoll(name.c_str() + 11), e.path());
+        }
+        std::sort(all.begin(), all.end());
+        while (int64_t(all.size()) > m_config.saveTotalLimit) {
+            fs::remove_all(all.front().second, ec);
+            all.erase(all.begin());
+        }
+    }
+}
+
+std::string DpoTrainer::latestCheckpoint(const std::string &outputDir)
+{
+    if (!fs::is_directory(outputDir))
+        return {};
+    int64_t best = -1;
+    std::string bestDir;
+    for (const auto &e : fs::directory_iterator(outputDir)) {
+        const std::string name = e.path().filename().string();
+        if (!e.is_directory() || name.rfind("checkpoint-", 0) != 0 || name.find(".tmp") != std::string::npos)
+            continue;
+        if (!fs::exists(e.path() / "trainer_state.json"))
+            continue;
+        const int64_t step = std::atoll(name.c_str() + 11);
+        if (step > best) {
+            best = step;
+            bestDir = e.path().string();
+        }
+    }
+    return bestDir;
+}
+
+void DpoTrainer::restoreCheckpoint(const std::string &dir)
+{
+    const std::string statePath = (fs::path(dir) / "trainer_state.json").string();
+    const nlohmann::json state = readJsonFileLimited(statePath);
+    int64_t optimizerStep = 0, globalStep = 0, numTokens = 0, savedTotal = m_totalSteps;
+    try {
+        optimizerStep = state.at("optimizer_step").get<int64_t>();
+        globalStep = state.at("global_step").get<int64_t>();
+        numTokens = state.value("num_tokens", int64_t(0));
+        savedTotal = state.value("total_steps", m_totalSteps);
+    } catch (const nlohmann::json::exception &e) {
+        throw Error(statePath + ": " + jsonErrorMessage(e));
+    }
+    m_policy->loadStateDict(loadSafetensorsWeights(dir), dir);
+    auto opt = SafetensorsFile::open((fs::path(dir) / "optimizer.safetensors").string());
+    std::map<std::string, torch::Tensor> optState;
+    for (const auto &name : opt.names())
+        optState[name] = opt.tensor(name);
+    m_optimizer->loadStateTensors(optState, optimizerStep);
+    if (m_config.syncRefModel && m_ref && fs::exists(fs::path(dir) / "ref_model.safetensors")) {
+        auto rf = SafetensorsFile::open((fs::path(dir) / "ref_model.safetensors").string());
+        std::map<std::string, torch::Tensor> w;
+        for (const auto &name : rf.names())
+            w[name] = rf.tensor(name);
+        m_ref->loadStateDict(w, rf.path());
+    }
+    m_globalStep = globalStep;
+    m_numTokens = numTokens;
+    if (savedTotal != m_totalSteps)
+        log("note: the checkpoint was written for " + std::to_string(savedTotal) + " total steps; now " +
+            std::to_string(m_totalSteps));
+    m_lastCheckpoint = dir;
+    log("resumed from " + dir + " at step " + std::to_string(m_globalStep));
+}
+
+TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
+{
+    setup();
+    fs::create_directories(m_config.outputDir);
+    for (const std::string &path : removeStaleCheckpointTemps(m_config.outputDir))
+        log("removed " + path + " (left by an interrupted checkpoint)");
+    TrainResult result;
+    result.totalSteps = m_totalSteps;
+
+    if (m_config.resume) {
+        const std::string ckpt = latestCheckpoint(m_config.outputDir);
+        if (!ckpt.empty()) {
+            restoreCheckpoint(ckpt);
+            truncateMetricsAfter(m_globalStep);
+        } else {
+            log("no complete checkpoint in " + m_config.outputDir + "; starting from step 0");
+            truncateMetricsAfter(0);
+        }
+    } else if (!latestCheckpoint(m_config.outputDir).empty()) {
+        throw Error("option 'output_dir': " + m_config.outputDir +
+                    " already holds checkpoints of a run; pass resume to continue it or choose another directory");
+    } else {
+        truncateMetricsAfter(-1);
+    }
+    writeFileAtomically((fs::path(m_config.outputDir) / "train_config.json").string(), m_config.toJson().dump(1));
+
+    const LrSchedule schedule(m_config.lrScheduler, m_warmupSteps, m_totalSteps);
+    log("training: " + std::to_string(m_totalSteps) + " steps, " + std::to_string(m_stepsPerEpoch) +
+        " per epoch, device " + m_device.str() + ", " + dtypeName(m_dtype));
+    bool savedAtThisStep = false;
+    while (m_globalStep < m_totalSteps) {
+        if (stop && stop->load()) {
+            if (!savedAtThisStep)
+                saveCheckpoint();
+            result.status = "stopped";
+            result.globalStep = m_globalStep;
+            result.lastCheckpoint = m_lastCheckpoint;
+            log("stopped at step " + std::to_string(m_globalStep));
+            return result;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        const int64_t stepInEpoch = m_globalStep % m_stepsPerEpoch;
+        const int64_t epoch = m_globalStep / m_stepsPerEpoch;
+        const int64_t firstMb = stepInEpoch * m_config.gradAccum;
+        const int64_t lastMb = std::min(m_microBatchesPerEpoch, firstMb + m_config.gradAccum);
+        std::vector<std::vector<size_t>> micro;
+        int64_t stepPairs = 0;
+        for (int64_t mb = firstMb; mb < lastMb; ++mb) {
+            micro.push_back(microBatchIndices(epoch * m_microBatchesPerEpoch + mb));
+            stepPairs += int64_t(micro.back().size());
+        }
+        m_optimizer->zeroGrad();
+        std::map<std::string, double> sums;
+        int64_t stepTokens = 0;
+        for (const auto &idx : micro) {
+            const double share = double(idx.size()) / double(stepPairs);
+            auto r = runMicroBatch(idx, m_train, true, share);
+            for (const auto &[k, v] : r.metrics)
+                sums[k] += v * share;
+            stepTokens += r.tokens;
+        }
+        const double gradNorm = totalGradNorm(*m_policy);
+        if (!std::isfinite(gradNorm))
+            throw Error("step " + std::to_string(m_globalStep + 1) + ": the gradient norm is " +
+                        std::to_string(gradNorm) + " (NaN/Inf); training stopped, the last good checkpoint is kept" +
+                        (m_lastCheckpoint.empty() ? std::string() : " (" + m_lastCheckpoint + ")"));
+        if (m_config.maxGradNorm > 0) {
+            const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
+            if (coef < 1.0) {
+                torch::NoGradGuard noGrad;
+                for (auto &p : m_policy->parameters())
+                    if (p.grad().defined())
+                        p.mutable_grad().mul_(coef);
+            }
+        }
+        const double lr = m_config.learningRate * schedule.factor(m_globalStep);
+        m_optimizer->step(lr);
+        ++m_globalStep;
+        m_numTokens += stepTokens;
+        savedAtThisStep = false;
+        if (m_device.is_cuda())
+            torch::cuda::synchronize();
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+        nlohmann::json m;
+        m["step"] = m_globalStep;
+        m["epoch"] = double(m_globalStep) / double(m_stepsPerEpoch);
+        for (const auto &[k, v] : sums)
+            m[k] = v;
+        m["grad_norm"] = gradNorm;
+        m["learning_rate"] = lr;
+        m["num_tokens"] = m_numTokens;
+        m["tokens_per_second"] = seconds > 0 ? double(stepTokens) / seconds : 0.0;
+        m["step_seconds"] = seconds;
+        m["total_steps"] = m_totalSteps;
+        if (m_globalStep % m_config.loggingSteps == 0 || m_globalStep == m_totalSteps)
+            appendMetrics(m);
+
+        if (m_config.syncRefModel && m_ref && m_globalStep % m_config.refModelSyncSteps == 0)
+            syncReference();
+        if (!m_eval.empty() && m_config.evalSteps > 0 && m_globalStep % m_config.evalSteps == 0 &&
+            m_globalStep != m_totalSteps)
+            appendMetrics(evaluate());
+        if (m_config.saveSteps > 0 && m_globalStep % m_config.saveSteps == 0 && m_globalStep != m_totalSteps) {
+            saveCheckpoint();
+            savedAtThisStep = true;
+        }
+    }
+    if (!m_eval.empty())
+        appendMetrics(evaluate());
+    if (!savedAtThisStep && m_lastCheckpoint != (fs::path(m_config.outputDir) /
+                                                 ("checkpoint-" + std::to_string(m_globalStep))).string())
+        saveCheckpoint();
+    const std::string finalDir = (fs::path(m_config.outputDir) / "final").string();
+    savePretrained(finalDir);
+    result.status = "completed";
+    result.globalStep = m_globalStep;
+    result.lastCheckpoint = m_lastCheckpoint;
+    result.finalModelDir = finalDir;
+    log("training completed: " + std::to_string(m_globalStep) + " steps; model saved to " + finalDir);
+    return result;
+}
+
+void DpoTrainer::savePretrained(const std::string &dir)
+{
+    if (!m_policy)
+        throw Error("savePretrained: no model (call setup() or train() first)");
+    dpo::savePretrained(*m_policy, dir, m_tokenizerDir);
+}
+
+} // namespace dpo

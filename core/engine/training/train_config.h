@@ -1,0 +1,90 @@
+// TrainConfig: every option of a DPO (or SFT) run, in one documented struct. The JSON form uses the
+// dpo-cli flag names with '_' for '-' (e.g. "learning_rate", "loss_type"); `dpo-cli train --config`
+// and the GUI's presets read and write exactly this JSON. Defaults follow TRL's DPOConfig where TRL
+// has one (beta 0.1, max_grad_norm 1.0, linear schedule, lr 1e-6, max_length 1024).
+#pragma once
+
+#include "engine/training/loss_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dpo {
+
+struct TrainConfig {
+    // Paths
+    std::string model;       // policy model dir (HF layout)
+    std::string refModel;    // reference model dir; empty = same as model
+    std::string dataset;     // JSONL preference rows (or SFT rows for sft)
+    std::string evalDataset; // optional
+    std::string outputDir;
+
+    // DPO
+    std::vector<std::string> lossType{"sigmoid"};
+    std::vector<double> lossWeights; // empty = all 1
+    double beta = 0.1;
+    double labelSmoothing = 0.0;
+    double discopopTau = 0.05;
+    bool precomputeRef = false;  // reference log-probs computed once and cached on disk
+    bool referenceFree = false;  // reference log-probs = 0
+    bool syncRefModel = false;   // TR-DPO
+    double refModelMixupAlpha = 0.6;
+    int64_t refModelSyncSteps = 512;
+    // Chosen and rejected share their prompt: run it once per pair (sharedPromptLogps). Same numbers up
+    // to float rounding; off to measure or to compare with the concatenated batch TRL runs. CPU only for
+    // now: on CUDA the concatenated batch is used (see DpoTrainer::useSharedPrompt).
+    bool sharePrompt = true;
+
+    // Optimisation
+    double learningRate = 1e-6;
+    std::string lrScheduler = "linear"; // constant | linear | cosine
+    int64_t warmupSteps = 0;
+    double warmupRatio = 0.0; // used when warmupSteps == 0
+    int64_t batchSize = 8;    // pairs per micro-batch
+    int64_t gradAccum = 1;
+    double maxGradNorm = 1.0; // 0 = no clipping
+    double weightDecay = 0.0;
+    double adamBeta1 = 0.9;
+    double adamBeta2 = 0.999;
+    double adamEpsilon = 1e-8;
+    double epochs = 1.0;
+    int64_t maxSteps = 0; // > 0 overrides epochs
+    uint64_t seed = 42;
+    bool shuffle = true;
+
+    // Data
+    int64_t maxLength = 1024; // 0 = no truncation
+    std::string truncationMode = "keep_start"; // keep_start | keep_end
+    // Longest dataset row (and text field) accepted, in bytes; 0 = the default (8 MiB per row, 4 MiB
+    // per field, or DPO_MAX_ROW_BYTES / DPO_MAX_FIELD_BYTES). See PreferenceDataLimits.
+    int64_t maxRowBytes = 0;
+
+    // Checkpoints, evaluation, logging
+    int64_t saveSteps = 500; // 0 = only at the end
+    int64_t saveTotalLimit = 0; // 0 = keep all checkpoints
+    int64_t evalSteps = 0;   // 0 = only at the end (when an eval dataset is given)
+    int64_t loggingSteps = 1;
+    bool resume = false;
+
+    // Hardware
+    std::string device = "auto"; // cpu | cuda | cuda:N | auto
+    std::string dtype = "float32"; // float32 | bfloat16
+    int threads = 0; // 0 = all cores
+
+    // JSON with the keys above (snake_case). Unknown keys are an error naming the key, so a typo in
+    // a preset never silently falls back to a default.
+    static TrainConfig fromJson(const nlohmann::json &j, const std::string &source);
+    static TrainConfig fromFile(const std::string &path);
+    // Applies the keys present in j over this config.
+    void update(const nlohmann::json &j, const std::string &source);
+    nlohmann::json toJson() const;
+    // Throws dpo::Error naming the first invalid option.
+    void validate(bool requireDataset = true) const;
+    // The loss part of this config (loss_type, loss_weights, beta, label_smoothing, discopop_tau).
+    LossConfig lossConfig() const;
+};
+
+} // namespace dpo

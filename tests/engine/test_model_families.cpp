@@ -1,0 +1,344 @@
+// The model families of the architecture table against their reference fixtures (tests/data/<family>,
+// copied from the shared fixtures; see their README's "Model families"): HF parameter names, logits
+// on a padded batch, completion log-probs of `ref` and `other`, the DPO losses and metrics those
+// log-probs give, greedy ids through the KV cache, the 6-step DPO trajectory, and saving back
+// unchanged (config fields, tensor names, fused tensors, stored dtype). Sequences run well past
+// every sliding window, in scoring, training and cached generation. The measured maximum errors are
+// printed so a regression shows its size, not only that a tolerance was crossed.
+#include "test_util.h"
+
+#include "engine/generation/generation.h"
+#include "engine/io/safetensors.h"
+#include "engine/models/causal_lm.h"
+#include "engine/training/dpo_loss.h"
+#include "engine/training/dpo_trainer.h"
+#include "engine/training/logprobs.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Family {
+    std::string dir; // tests/data/<dir>
+    std::string modelType;
+    torch::ScalarType storedDtype;
+};
+
+std::ostream &operator<<(std::ostream &o, const Family &f)
+{
+    return o << f.dir;
+}
+
+double maxAbsDiff(const torch::Tensor &a, const torch::Tensor &b)
+{
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+struct PairBatch {
+    torch::Tensor ids, mask, completion;
+};
+
+// Chosen rows then rejected rows of expected.json's examples, right-padded.
+PairBatch fixtureBatch(const json &e)
+{
+    std::vector<std::vector<int64_t>> rows;
+    std::vector<size_t> promptLen;
+    for (const char *which : { "chosen_ids", "rejected_ids" })
+        for (const auto &ex : e["examples"]) {
+            auto p = ex["prompt_ids"].get<std::vector<int64_t>>();
+            auto c = ex[which].get<std::vector<int64_t>>();
+            promptLen.push_back(p.size());
+            p.insert(p.end(), c.begin(), c.end());
+            rows.push_back(p);
+        }
+    size_t T = 0;
+    for (auto &r : rows)
+        T = std::max(T, r.size());
+    const int64_t N = int64_t(rows.size());
+    PairBatch b;
+    b.ids = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.mask = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    b.completion = torch::zeros({ N, int64_t(T) }, torch::kInt64);
+    for (int64_t n = 0; n < N; ++n)
+        for (size_t t = 0; t < rows[size_t(n)].size(); ++t) {
+            b.ids[n][int64_t(t)] = rows[size_t(n)][t];
+            b.mask[n][int64_t(t)] = 1;
+            b.completion[n][int64_t(t)] = t >= promptLen[size_t(n)] ? 1 : 0;
+        }
+    return b;
+}
+
+std::string tempDir(const std::string &name)
+{
+    auto p = fs::temp_directory_path() / ("dpo_families_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p.string();
+}
+
+} // namespace
+
+class ModelFamily : public ::testing::TestWithParam<Family> {
+protected:
+    std::string path(const std::string &rel) const { return dpotest::fixture(GetParam().dir + "/" + rel); }
+    const json &expected()
+    {
+        if (m_expected.is_null())
+            m_expected = dpotest::readJson(path("expected.json"));
+        return m_expected;
+    }
+    void report(const std::string &what, double value)
+    {
+        std::cout << "[ family ] " << GetParam().dir << " " << what << " " << value << "\n";
+        RecordProperty(what, std::to_string(value));
+    }
+
+private:
+    json m_expected;
+};
+
+TEST_P(ModelFamily, ConfigIsRecognisedAndNamesAreTheCheckpointNames)
+{
+    auto config = dpo::ModelConfig::fromDirectory(path("ref"));
+    EXPECT_EQ(config.modelType, GetParam().modelType);
+    ASSERT_NE(config.arch, nullptr);
+    auto model = dpo::createCausalLM(config);
+    std::set<std::string> ours, theirs;
+    for (const auto &[name, t] : model->stateDict())
+        ours.insert(name);
+    for (const auto &[name, t] : dpo::loadSafetensorsWeights(path("ref"))) {
+        theirs.insert(name);
+        EXPECT_EQ(t.scalar_type(), GetParam().storedDtype) << name;
+    }
+    EXPECT_EQ(ours, theirs);
+}
+
+TEST_P(ModelFamily, LogitsMatchReferenceOnPaddedBatch)
+{
+    auto model = dpo::loadCausalLM(path("ref"));
+    auto ref = dpo::SafetensorsFile::open(path("logits.safetensors"));
+    auto ids = ref.tensor("input_ids").to(torch::kInt64);
+    auto mask = ref.tensor("attention_mask").to(torch::kInt64);
+    auto want = ref.tensor("logits").to(torch::kFloat32);
+    auto config = model->config();
+    if (config.slidingWindow > 0 && config.anySlidingLayer())
+        ASSERT_GT(ids.size(1), config.slidingWindow) << "the fixture should run past the window";
+
+    torch::NoGradGuard g;
+    auto got = model->forward(ids, mask);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    auto real = mask.to(torch::kBool);
+    const double err = maxAbsDiff(got.index({ real }), want.index({ real }));
+    report("logits_max_abs_err", err);
+    EXPECT_LT(err, 2e-4);
+    // Without a mask the real positions of the right-padded rows are the same.
+    EXPECT_LT(maxAbsDiff(model->forward(ids).index({ real }), want.index({ real })), 2e-4);
+}
+
+TEST_P(ModelFamily, CompletionLogpsLossesAndMetricsMatchReference)
+{
+    const auto &e = expected();
+    auto batch = fixtureBatch(e);
+    const int64_t P = int64_t(e["examples"].size());
+    std::map<std::string, torch::Tensor> sums, means;
+    double worst = 0;
+    for (const auto &[dir, prefix] :
+        { std::pair<std::string, std::string> { "ref", "ref_" }, { "other", "policy_" } }) {
+        auto model = dpo::loadCausalLM(path(dir));
+        torch::NoGradGuard g;
+        auto lp = dpo::completionLogps(*model, batch.ids, batch.mask, batch.completion);
+        auto mean = lp.mean();
+        for (int64_t i = 0; i < P; ++i) {
+            SCOPED_TRACE(dir + " example " + std::to_string(i));
+            for (const auto &[col, off] : { std::pair<std::string, int64_t> { "chosen", 0 }, { "rejected", P } }) {
+                const double want = e["logps"][prefix + col][size_t(i)].get<double>();
+                const double got = lp.sum[i + off].item<double>();
+                worst = std::max(worst, std::abs(got - want));
+                EXPECT_NEAR(got, want, 2e-3) << col;
+                EXPECT_NEAR(mean[i + off].item<double>(), e["mean_logps"][prefix + col][size_t(i)].get<double>(), 2e-3);
+            }
+        }
+        sums[prefix + "chosen"] = lp.sum.slice(0, 0, P).to(torch::kDouble);
+        sums[prefix + "rejected"] = lp.sum.slice(0, P).to(torch::kDouble);
+        means[prefix + "chosen"] = mean.slice(0, 0, P).to(torch::kDouble);
+        means[prefix + "rejected"] = mean.slice(0, P).to(torch::kDouble);
+    }
+    report("logps_max_abs_err", worst);
+
+    // The losses these log-probs give, against the reference's (computed from its own log-probs).
+    auto ones = torch::ones({ P }, torch::kDouble);
+    double worstLoss = 0;
+    int checked = 0;
+    for (const auto &[key, value] : e["losses"].items()) {
+        const std::string type = key.substr(0, key.find('/'));
+        dpo::LossConfig cfg;
+        cfg.types = { type };
+        cfg.beta = std::stod(key.substr(key.find("beta=") + 5));
+        const auto ls = key.find("ls=");
+        cfg.labelSmoothing = ls == std::string::npos ? 0.0 : std::stod(key.substr(ls + 3));
+        const auto &src = type == "ipo" ? means : sums;
+        dpo::DpoInputs in { src.at("policy_chosen"), src.at("policy_rejected"), src.at("ref_chosen"),
+            src.at("ref_rejected"), ones, ones };
+        const auto out = dpo::computeDpoLoss(cfg, in);
+        const auto want = value["per_example"].get<std::vector<double>>();
+        for (int64_t i = 0; i < P; ++i) {
+            const double d = std::abs(out.perPair[i].item<double>() - want[size_t(i)]);
+            worstLoss = std::max(worstLoss, d);
+            EXPECT_LT(d, 1e-4) << key << " example " << i;
+        }
+        EXPECT_NEAR(out.loss.item<double>(), value["mean"].get<double>(), 1e-4) << key;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 12);
+    report("loss_max_abs_err", worstLoss);
+
+    dpo::LossConfig sigmoid;
+    dpo::DpoInputs in { sums.at("policy_chosen"), sums.at("policy_rejected"), sums.at("ref_chosen"),
+        sums.at("ref_rejected"), ones, ones };
+    const auto out = dpo::computeDpoLoss(sigmoid, in);
+    for (const auto &[name, value] : e["metrics_beta_0.1"].items()) {
+        ASSERT_TRUE(out.metrics.count(name)) << name;
+        EXPECT_NEAR(out.metrics.at(name), value.get<double>(), name.rfind("logps/", 0) == 0 ? 2e-3 : 1e-3) << name;
+    }
+}
+
+TEST_P(ModelFamily, GreedyIdsMatchReferenceThroughTheCache)
+{
+    auto model = dpo::loadCausalLM(path("ref"));
+    dpo::GenerationOptions o;
+    o.greedy = true;
+    o.stopAtEos = false;
+    std::vector<std::vector<int64_t>> prompts, wants;
+    for (const auto &c : expected()["greedy"]) {
+        prompts.push_back(c["prompt_ids"].get<std::vector<int64_t>>());
+        wants.push_back(c["new_ids"].get<std::vector<int64_t>>());
+        o.maxNewTokens = int(wants.back().size());
+        EXPECT_EQ(dpo::generate(*model, prompts.back(), o), wants.back());
+    }
+    // Left-padded batch with one cache: the same ids.
+    auto batch = dpo::generateBatch(*model, prompts, o);
+    ASSERT_EQ(batch.size(), wants.size());
+    for (size_t i = 0; i < wants.size(); ++i)
+        EXPECT_EQ(batch[i], wants[i]) << "batched prompt " << i;
+}
+
+// Incremental decoding through the KV cache equals the full forward on a sequence longer than
+// every window: a prefix, a chunk (causal with an offset), then single tokens; and left padding
+// gives the unpadded result.
+TEST_P(ModelFamily, CacheAndLeftPaddingEqualTheFullForward)
+{
+    auto model = dpo::loadCausalLM(path("ref"));
+    torch::manual_seed(3);
+    const int64_t T = 26;
+    auto ids = torch::randint(3, model->config().vocabSize, { 2, T }, torch::kInt64);
+    torch::NoGradGuard g;
+    auto full = model->forward(ids);
+    dpo::KVCache cache;
+    std::vector<torch::Tensor> parts;
+    parts.push_back(model->forward(ids.slice(1, 0, 9), {}, &cache));
+    parts.push_back(model->forward(ids.slice(1, 9, 14), {}, &cache));
+    for (int64_t t = 14; t < T; ++t)
+        parts.push_back(model->forward(ids.slice(1, t, t + 1), {}, &cache));
+    EXPECT_LT(maxAbsDiff(torch::cat(parts, 1), full), 1e-4);
+
+    const int64_t pad = 5;
+    auto padded = torch::cat({ torch::full({ 1, pad }, 0, torch::kInt64), ids.slice(0, 0, 1) }, 1);
+    auto mask = torch::cat({ torch::zeros({ 1, pad }, torch::kInt64), torch::ones({ 1, T }, torch::kInt64) }, 1);
+    auto left = model->forward(padded, mask);
+    EXPECT_LT(maxAbsDiff(left[0].slice(0, pad), full[0]), 1e-4);
+}
+
+TEST_P(ModelFamily, DpoTrajectoryMatchesReference)
+{
+    const auto &traj = expected().at("train").at("trajectory");
+    const std::string out = tempDir("traj_" + GetParam().dir);
+    dpo::TrainConfig c;
+    c.model = path("ref");
+    c.dataset = path("pairs.jsonl");
+    c.outputDir = out;
+    c.learningRate = 1e-3;
+    c.lrScheduler = "constant";
+    c.batchSize = int64_t(expected()["examples"].size());
+    c.maxSteps = 6;
+    c.maxGradNorm = 0;
+    c.beta = 0.1;
+    c.shuffle = false;
+    c.maxLength = 0;
+    c.saveSteps = 0;
+    c.device = "cpu";
+    {
+        dpo::DpoTrainer trainer(c);
+        EXPECT_EQ(trainer.train().status, "completed");
+    }
+    std::vector<json> metrics;
+    std::ifstream f(fs::path(out) / "metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+        auto j = json::parse(line);
+        if (j.contains("loss"))
+            metrics.push_back(j);
+    }
+    ASSERT_EQ(metrics.size(), traj.size());
+    double worst = 0;
+    for (size_t i = 0; i < traj.size(); ++i)
+        for (const char *k :
+            { "loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins" }) {
+            const double d = std::abs(metrics[i].at(k).get<double>() - traj[i].at(k).get<double>());
+            worst = std::max(worst, d);
+            EXPECT_LT(d, 1e-3) << "step " << i + 1 << " " << k;
+        }
+    report("trajectory_max_abs_err", worst);
+    fs::remove_all(out);
+}
+
+// Saved in the stored dtype, the model comes back unchanged: every config.json field, the tensor
+// names (fused ones stay fused) and the bits of every tensor.
+TEST_P(ModelFamily, SavesBackUnchanged)
+{
+    auto model = dpo::loadCausalLM(path("ref"));
+    const std::string out = tempDir("save_" + GetParam().dir);
+    dpo::savePretrained(*model, out, path("ref"), int64_t(5) << 30, GetParam().storedDtype);
+
+    const json before = dpotest::readJson(path("ref/config.json"));
+    const json after = dpotest::readJson(out + "/config.json");
+    for (const auto &[key, value] : before.items()) {
+        ASSERT_TRUE(after.contains(key)) << key;
+        EXPECT_EQ(after[key], value) << key;
+    }
+    for (const auto &[key, value] : after.items())
+        if (!before.contains(key))
+            EXPECT_TRUE(key == "dtype" || key == "tie_word_embeddings") << "new field " << key;
+
+    const auto a = dpo::loadSafetensorsWeights(path("ref"));
+    const auto b = dpo::loadSafetensorsWeights(out);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto &[name, t] : a) {
+        ASSERT_TRUE(b.count(name)) << name;
+        EXPECT_EQ(b.at(name).scalar_type(), t.scalar_type()) << name;
+        EXPECT_TRUE(torch::equal(b.at(name), t)) << name;
+    }
+    auto again = dpo::loadCausalLM(out);
+    EXPECT_EQ(again->config().slidingLayers, model->config().slidingLayers);
+    EXPECT_TRUE(again->config().rope == model->config().rope);
+    fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFamily,
+    ::testing::Values(Family { "llama3-rope", "llama", torch::kFloat32 },
+        Family { "mistral-window", "mistral", torch::kBFloat16 }, Family { "qwen3", "qwen3", torch::kBFloat16 },
+        Family { "olmo2", "olmo2", torch::kFloat32 }, Family { "phi3", "phi3", torch::kBFloat16 },
+        Family { "gemma2", "gemma2", torch::kFloat32 }, Family { "gemma3-text", "gemma3_text", torch::kBFloat16 }),
+    [](const ::testing::TestParamInfo<Family> &info) {
+        std::string n = info.param.dir;
+        for (auto &ch : n)
+            if (!std::isalnum(static_cast<unsigned char>(ch)))
+                ch = '_';
+        return n;
+    });

@@ -1,0 +1,124 @@
+// libtorch first: Qt's `slots` macro would otherwise break its headers.
+#include "engine/models/causal_lm.h"
+#include "engine/error.h"
+#include "engine/generation/generation.h"
+#include "engine/runtime.h"
+#include "engine/tokenizers/tokenizer.h"
+
+#include "ui/data/candidateworker.h"
+
+#include <QFileInfo>
+
+#include <memory>
+
+CandidateWorker::CandidateWorker(std::atomic<bool> *cancel)
+    : m_cancel(cancel)
+{
+}
+
+void CandidateWorker::run(const CandidateJob &job)
+{
+    try {
+        job.options.validate(); // bad settings fail before anything is opened or loaded
+        const QFileInfo dir(job.modelDir);
+        if (job.modelDir.isEmpty() || !dir.isDir())
+            throw dpo::Error("model directory not found: " + job.modelDir.toStdString());
+        if (!QFileInfo::exists(job.modelDir + QStringLiteral("/config.json")))
+            throw dpo::Error("not a model directory (no config.json): " + job.modelDir.toStdString());
+        const torch::Device device = dpo::parseDevice(job.device.toStdString());
+        auto store = dpo::ProjectStore::open(job.projectLocation);
+
+        dpo::GenerationOptions g;
+        g.maxNewTokens = job.options.sampling.maxNewTokens;
+        g.greedy = false;
+        g.temperature = job.options.sampling.temperature;
+        g.topK = job.options.sampling.topK;
+        g.topP = job.options.sampling.topP;
+        g.validate();
+
+        const std::string modelDir = job.modelDir.toStdString();
+        std::shared_ptr<dpo::CausalLM> lm;
+        std::unique_ptr<dpo::Tokenizer> tok;
+        const dpo::CandidateBacklog backlog = dpo::candidateBacklog(*store, job.options.candidates, job.options.limit);
+        qint64 done = 0;
+        emit progress(0, backlog.candidates,
+            tr("%n prompt(s) need %1 candidate(s)", nullptr, int(backlog.prompts)).arg(backlog.candidates));
+        const dpo::CandidateSampler sample = [&](const QString &prompt, quint64 seed) -> std::optional<QString> {
+            if (!lm) {
+                emit progress(done, backlog.candidates, tr("Loading %1…").arg(QFileInfo(job.modelDir).fileName()));
+                lm = dpo::loadCausalLM(modelDir, device);
+                tok = dpo::loadTokenizer(modelDir);
+                dpo::checkTokenizerFitsModel(*tok, lm->config().vocabSize, modelDir);
+                if (tok->eosId() >= 0)
+                    g.eosTokenIds.push_back(tok->eosId());
+            }
+            const std::vector<int64_t> ids = tok->encodeWithSpecial(prompt.toStdString());
+            if (ids.empty())
+                throw dpo::Error("a prompt encodes to no tokens for " + modelDir);
+            g.seed = seed;
+            bool stopped = false;
+            const std::vector<int64_t> out = dpo::generate(*lm, ids, g, [&](int64_t) {
+                stopped = m_cancel->load();
+                return !stopped;
+            });
+            if (stopped)
+                return std::nullopt;
+            return QString::fromStdString(tok->decode(out, true));
+        };
+        const dpo::CandidateSummary summary = dpo::generateCandidates(
+            *store, job.modelDir, job.options, sample, m_cancel, [&](const dpo::CandidateProgress &p) {
+                done = p.done;
+                emit progress(p.done, p.total,
+                    tr("Prompt %1 of %2 (#%3)").arg(p.promptsDone + 1).arg(p.promptsTotal).arg(p.promptId));
+            });
+        emit finished(summary);
+    } catch (const std::exception &e) {
+        emit failed(QString::fromUtf8(e.what()));
+    }
+}
+
+CandidateRunner::CandidateRunner(QObject *parent)
+    : QObject(parent)
+    , m_thread(new QThread(this))
+    , m_worker(new CandidateWorker(&m_cancel))
+{
+    qRegisterMetaType<dpo::CandidateSummary>();
+    m_thread->setObjectName(QStringLiteral("candidates"));
+    m_worker->moveToThread(m_thread);
+    connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
+    connect(m_worker, &CandidateWorker::progress, this, &CandidateRunner::progress);
+    connect(m_worker, &CandidateWorker::finished, this, [this](const dpo::CandidateSummary &s) {
+        end();
+        emit finished(s);
+    });
+    connect(m_worker, &CandidateWorker::failed, this, [this](const QString &m) {
+        end();
+        emit failed(m);
+    });
+    m_thread->start();
+}
+
+CandidateRunner::~CandidateRunner()
+{
+    m_cancel.store(true);
+    m_thread->quit();
+    m_thread->wait();
+}
+
+void CandidateRunner::end()
+{
+    m_running = false;
+    emit runningChanged(false);
+}
+
+bool CandidateRunner::start(const CandidateJob &job)
+{
+    if (m_running)
+        return false;
+    m_cancel.store(false);
+    m_running = true;
+    emit runningChanged(true);
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, job]() { w->run(job); }, Qt::QueuedConnection);
+    return true;
+}

@@ -1,0 +1,306 @@
+// libtorch first: Qt's `slots` macro would otherwise break its headers.
+#include "engine/models/causal_lm.h"
+#include "engine/error.h"
+#include "engine/generation/generation.h"
+#include "engine/training/logprobs.h"
+#include "engine/data/preference_data.h"
+#include "engine/runtime.h"
+#include "engine/tokenizers/tokenizer.h"
+
+#include "ui/evaluate/evaluationworker.h"
+
+#include <QElapsedTimer>
+
+#include <algorithm>
+
+namespace {
+
+struct SideLogps {
+    std::vector<double> chosen;
+    std::vector<double> rejected;
+};
+
+// Summed completion log-probs of every pair's chosen and rejected side, in batches; false when cancelled.
+bool scorePairs(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId, torch::Device device,
+    int batchSize, const std::atomic<bool> &cancel, const std::function<void()> &batchDone, SideLogps &out)
+{
+    torch::NoGradGuard noGrad;
+    out.chosen.clear();
+    out.rejected.clear();
+    for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
+        if (cancel.load())
+            return false;
+        const size_t end = std::min(pairs.size(), start + size_t(batchSize));
+        const std::vector<dpo::TokenizedPair> chunk(pairs.begin() + long(start), pairs.begin() + long(end));
+        const dpo::PreferenceBatch batch = dpo::collatePairs(chunk, padId, device);
+        const dpo::CompletionLogps lp
+            = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+        const torch::Tensor sums = lp.sum.to(torch::kCPU, torch::kDouble).contiguous();
+        const auto a = sums.accessor<double, 1>();
+        const int64_t n = batch.numPairs;
+        for (int64_t i = 0; i < n; ++i) {
+            out.chosen.push_back(a[i]);
+            out.rejected.push_back(a[n + i]);
+        }
+        batchDone();
+    }
+    return true;
+}
+
+} // namespace
+
+EvaluationWorker::EvaluationWorker(std::atomic<bool> *cancel)
+    : m_cancel(cancel)
+{
+}
+
+void EvaluationWorker::runGeneration(const GenerationJob &job)
+{
+    try {
+        QElapsedTimer timer;
+        timer.start();
+        GenerationSummary summary;
+        auto store = dpo::ProjectStore::open(job.projectLocation);
+        QStringList texts = job.prompts;
+        if (!job.promptsFile.isEmpty())
+            texts += dpo::readPromptsJsonl(job.promptsFile);
+        if (job.projectPrompts > 0) {
+            dpo::ListQuery q;
+            q.limit = job.projectPrompts;
+            for (const dpo::PromptRow &row : store->listPrompts(q).rows)
+                texts << row.text;
+        }
+        QStringList prompts; // texts of summary.promptIds, same order
+        {
+            dpo::ProjectStore::Transaction tx(*store);
+            for (const QString &text : std::as_const(texts)) {
+                if (text.trimmed().isEmpty())
+                    continue;
+                const qint64 id = store->addPrompt(text);
+                if (summary.promptIds.contains(id))
+                    continue;
+                summary.promptIds << id;
+                prompts << text;
+            }
+            tx.commit();
+        }
+        if (summary.promptIds.isEmpty())
+            throw dpo::Error("the prompt set is empty");
+        dpo::GenerationOptions options;
+        options.maxNewTokens = job.sampling.maxNewTokens;
+        options.greedy = job.sampling.greedy;
+        options.temperature = job.sampling.temperature;
+        options.topK = job.sampling.topK;
+        options.topP = job.sampling.topP;
+        options.validate();
+        const torch::Device device = dpo::parseDevice(job.device.toStdString());
+
+        const qint64 total = qint64(job.models.size()) * summary.promptIds.size();
+        qint64 done = 0;
+        emit progress(0, total, tr("Looking up cached completions…"));
+        for (const dpo::EvalModel &model : job.models) {
+            if (m_cancel->load())
+                break;
+            QVector<int> todo;
+            for (int i = 0; i < summary.promptIds.size(); ++i) {
+                if (dpo::findGeneratedCompletion(*store, summary.promptIds[i], model, job.sampling)) {
+                    ++summary.cached;
+                    ++done;
+                } else {
+                    todo << i;
+                }
+            }
+            emit progress(done, total,
+                tr("%1: %2 cached, %3 to generate")
+                    .arg(model.name)
+                    .arg(summary.promptIds.size() - todo.size())
+                    .arg(todo.size()));
+            if (todo.isEmpty())
+                continue; // everything cached: the model is not even loaded
+            emit progress(done, total, tr("Loading %1…").arg(model.name));
+            const std::string dir = model.path.toStdString();
+            std::shared_ptr<dpo::CausalLM> lm = dpo::loadCausalLM(dir, device);
+            std::unique_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dir);
+            dpo::checkTokenizerFitsModel(*tok, lm->config().vocabSize, dir);
+            dpo::GenerationOptions g = options;
+            if (tok->eosId() >= 0)
+                g.eosTokenIds.push_back(tok->eosId());
+            for (int i : todo) {
+                if (m_cancel->load())
+                    break;
+                const qint64 promptId = summary.promptIds[i];
+                std::vector<int64_t> promptIds = tok->encodeWithSpecial(prompts[i].toStdString());
+                if (promptIds.empty())
+                    throw dpo::Error("prompt #" + std::to_string(promptId) + " encodes to no tokens for " + dir);
+                g.seed = quint64(job.sampling.seedFor(promptId));
+                bool stopped = false;
+                const std::vector<int64_t> ids = dpo::generate(*lm, promptIds, g, [&](int64_t) {
+                    if (m_cancel->load()) {
+                        stopped = true;
+                        return false;
+                    }
+                    return true;
+                });
+                if (stopped)
+                    break; // a cut-off completion is not a sample of the model: not stored
+                const QString text = QString::fromStdString(tok->decode(ids, true));
+                store->addCompletion(promptId, text, dpo::evalProvenance(model, job.sampling, promptId));
+                ++summary.generated;
+                ++done;
+                emit progress(
+                    done, total, tr("%1: prompt %2 of %3").arg(model.name).arg(i + 1).arg(summary.promptIds.size()));
+            }
+        }
+        summary.cancelled = m_cancel->load();
+        summary.seconds = double(timer.elapsed()) / 1000.0;
+        emit generationFinished(summary);
+    } catch (const std::exception &e) {
+        emit failed(QString::fromUtf8(e.what()));
+    }
+}
+
+void EvaluationWorker::runScoring(const ScoringJob &job)
+{
+    try {
+        const torch::Device device = dpo::parseDevice(job.device.toStdString());
+        std::vector<dpo::PreferenceRow> rows = dpo::readPreferenceJsonl(job.dataset.toStdString());
+        if (job.maxPairs > 0 && rows.size() > size_t(job.maxPairs))
+            rows.resize(size_t(job.maxPairs));
+        const std::string refDir = job.referenceModel.toStdString();
+        std::unique_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(refDir);
+        dpo::TruncationOptions trunc;
+        trunc.maxLength = job.maxLength;
+        std::vector<dpo::TokenizedPair> pairs;
+        pairs.reserve(rows.size());
+        for (const dpo::PreferenceRow &r : rows)
+            pairs.push_back(dpo::tokenizePair(*tok, r, trunc));
+        const int batch = std::max(1, job.batchSize);
+        const qint64 batches = qint64((pairs.size() + size_t(batch) - 1) / size_t(batch));
+        const qint64 total = batches * (1 + job.checkpoints.size());
+        qint64 done = 0;
+        auto tick = [&]() {
+            ++done;
+            emit progress(done, total, QString());
+        };
+
+        emit progress(0, total, tr("Scoring the reference model…"));
+        SideLogps ref;
+        {
+            std::shared_ptr<dpo::CausalLM> model = dpo::loadCausalLM(refDir, device);
+            if (!scorePairs(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, ref)) {
+                emit scoringFinished(true);
+                return;
+            }
+        }
+        const QString refCanonical = dpo::canonicalModelPath(job.referenceModel);
+        for (const ScoringCheckpoint &c : job.checkpoints) {
+            if (m_cancel->load()) {
+                emit scoringFinished(true);
+                return;
+            }
+            emit progress(done, total, tr("Scoring %1…").arg(c.name));
+            SideLogps pol;
+            if (dpo::canonicalModelPath(c.path) == refCanonical) {
+                pol = ref; // the reference against itself: no second pass
+                done += batches;
+            } else {
+                std::shared_ptr<dpo::CausalLM> model = dpo::loadCausalLM(c.path.toStdString(), device);
+                if (!scorePairs(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, pol)) {
+                    emit scoringFinished(true);
+                    return;
+                }
+            }
+            CheckpointScore s;
+            s.name = c.name;
+            s.step = c.step;
+            s.pairs = int(pairs.size());
+            int correct = 0;
+            double margin = 0, sc = 0, sr = 0;
+            for (size_t i = 0; i < pairs.size(); ++i) {
+                const double rc = pol.chosen[i] - ref.chosen[i];
+                const double rr = pol.rejected[i] - ref.rejected[i];
+                correct += (job.beta * rc > job.beta * rr) ? 1 : 0;
+                margin += job.beta * (rc - rr);
+                sc += rc;
+                sr += rr;
+            }
+            const double n = std::max<double>(1.0, double(pairs.size()));
+            s.accuracy = correct / n;
+            s.meanMargin = margin / n;
+            s.shiftChosen = sc / n;
+            s.shiftRejected = sr / n;
+            emit checkpointScored(s);
+        }
+        emit scoringFinished(false);
+    } catch (const std::exception &e) {
+        emit failed(QString::fromUtf8(e.what()));
+    }
+}
+
+EvaluationRunner::EvaluationRunner(QObject *parent)
+    : QObject(parent)
+    , m_thread(new QThread(this))
+    , m_worker(new EvaluationWorker(&m_cancel))
+{
+    qRegisterMetaType<GenerationSummary>();
+    qRegisterMetaType<CheckpointScore>();
+    m_thread->setObjectName(QStringLiteral("evaluation"));
+    m_worker->moveToThread(m_thread);
+    connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
+    connect(m_worker, &EvaluationWorker::progress, this, &EvaluationRunner::progress);
+    connect(m_worker, &EvaluationWorker::checkpointScored, this, &EvaluationRunner::checkpointScored);
+    connect(m_worker, &EvaluationWorker::generationFinished, this, [this](const GenerationSummary &s) {
+        end();
+        emit generationFinished(s);
+    });
+    connect(m_worker, &EvaluationWorker::scoringFinished, this, [this](bool cancelled) {
+        end();
+        emit scoringFinished(cancelled);
+    });
+    connect(m_worker, &EvaluationWorker::failed, this, [this](const QString &m) {
+        end();
+        emit failed(m);
+    });
+    m_thread->start();
+}
+
+EvaluationRunner::~EvaluationRunner()
+{
+    m_cancel.store(true);
+    m_thread->quit();
+    m_thread->wait();
+}
+
+bool EvaluationRunner::begin()
+{
+    if (m_running)
+        return false;
+    m_cancel.store(false);
+    m_running = true;
+    emit runningChanged(true);
+    return true;
+}
+
+void EvaluationRunner::end()
+{
+    m_running = false;
+    emit runningChanged(false);
+}
+
+bool EvaluationRunner::startGeneration(const GenerationJob &job)
+{
+    if (!begin())
+        return false;
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, job]() { w->runGeneration(job); }, Qt::QueuedConnection);
+    return true;
+}
+
+bool EvaluationRunner::startScoring(const ScoringJob &job)
+{
+    if (!begin())
+        return false;
+    QMetaObject::invokeMethod(
+        m_worker, [w = m_worker, job]() { w->runScoring(job); }, Qt::QueuedConnection);
+    return true;
+}

@@ -1,0 +1,326 @@
+#include "engine/error.h"
+#include "engine/models/model_config.h"
+#include "engine/data/preference_data.h"
+#include "engine/io/safetensors.h"
+#include "engine/tokenizers/tokenizer.h"
+
+#include <torch/cuda.h>
+
+#include "ui/train/traindata.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QLocale>
+#include <QSaveFile>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+static QString tr(const char *s)
+{
+    return QCoreApplication::translate("TrainData", s);
+}
+
+QString ModelInfo::summary() const
+{
+    if (!ok)
+        return error;
+    const QLocale loc;
+    QString params;
+    if (parameters >= 1000000000)
+        params = tr("%1 B parameters").arg(double(parameters) / 1e9, 0, 'f', 2);
+    else if (parameters >= 1000000)
+        params = tr("%1 M parameters").arg(double(parameters) / 1e6, 0, 'f', 1);
+    else
+        params = tr("%1 parameters").arg(loc.toString(parameters));
+    QString vocab = tr("vocab %1").arg(loc.toString(vocabSize));
+    if (tokenizerVocab != vocabSize)
+        vocab += tr(" (tokenizer %1)").arg(loc.toString(tokenizerVocab));
+    return QStringLiteral("%1 · %2 · %3 · %4 · %5 tokenizer · %6 layers, hidden %7, %8/%9 heads")
+        .arg(architecture, params, storedDtype.isEmpty() ? configDtype : storedDtype, vocab, tokenizerKind)
+        .arg(layers)
+        .arg(hidden)
+        .arg(heads)
+        .arg(kvHeads);
+}
+
+ModelInfo inspectModel(const QString &dirIn)
+{
+    ModelInfo info;
+    info.dir = dirIn;
+    try {
+        const QString dir = QDir::cleanPath(dirIn);
+        if (dir.isEmpty())
+            throw dpo::Error(tr("no model directory given").toStdString());
+        if (!QFileInfo(dir).isDir())
+            throw dpo::Error((dir + tr(": not a directory")).toStdString());
+        const std::string d = dir.toStdString();
+        const dpo::ModelConfig config = dpo::ModelConfig::fromDirectory(d);
+        info.architecture = QString::fromStdString(config.architecture.empty() ? config.modelType : config.architecture);
+        info.modelType = QString::fromStdString(config.modelType);
+        info.configDtype = QString::fromStdString(config.torchDtype);
+        info.vocabSize = config.vocabSize;
+        info.layers = config.numLayers;
+        info.hidden = config.hiddenSize;
+        info.heads = config.numHeads;
+        info.kvHeads = config.numKvHeads;
+        info.maxPositions = config.maxPositionEmbeddings;
+
+        // Weights: only the headers (the files are memory-mapped, nothing is read beyond them).
+        std::vector<std::string> files;
+        const QString single = QDir(dir).filePath(QStringLiteral("model.safetensors"));
+        const QString index = QDir(dir).filePath(QStringLiteral("model.safetensors.index.json"));
+        if (QFileInfo::exists(single)) {
+            files.push_back(single.toStdString());
+        } else if (QFileInfo::exists(index)) {
+            std::ifstream f(index.toStdString());
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(f);
+            } catch (const nlohmann::json::exception &e) {
+                throw dpo::Error(index.toStdString() + ": invalid JSON (" + e.what() + ")");
+            }
+            if (!j.contains("weight_map") || !j["weight_map"].is_object())
+                throw dpo::Error(index.toStdString() + ": missing \"weight_map\" object");
+            std::set<std::string> shards;
+            for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it)
+                if (it.value().is_string())
+                    shards.insert(it.value().get<std::string>());
+            for (const auto &s : shards)
+                files.push_back(QDir(dir).filePath(QString::fromStdString(s)).toStdString());
+        } else {
+            throw dpo::Error(d + ": no model.safetensors or model.safetensors.index.json");
+        }
+        std::map<std::string, qint64> dtypeBytes;
+        for (const auto &file : files) {
+            const auto st = dpo::SafetensorsFile::open(file);
+            for (const auto &name : st.names()) {
+                const auto &e = st.entry(name);
+                qint64 n = 1;
+                for (int64_t s : e.shape)
+                    n *= s;
+                info.parameters += n;
+                dtypeBytes[e.dtypeName] += qint64(e.end - e.begin);
+            }
+        }
+        qint64 best = -1;
+        for (const auto &[name, bytes] : dtypeBytes)
+            if (bytes > best) {
+                best = bytes;
+                info.storedDtype = QString::fromStdString(name);
+            }
+
+        const auto tok = dpo::loadTokenizer(d);
+        info.tokenizerKind = QString::fromStdString(tok->kind());
+        info.tokenizerVocab = tok->vocabSize();
+        dpo::checkTokenizerFitsModel(*tok, config.vocabSize, d);
+        info.ok = true;
+    } catch (const std::exception &e) {
+        info.ok = false;
+        info.error = QString::fromUtf8(e.what());
+    }
+    return info;
+}
+
+QString DatasetSummary::text() const
+{
+    if (!ok)
+        return error;
+    const QLocale loc;
+    const QString unit = inTokens ? tr("tokens") : tr("characters");
+    QStringList lines;
+    lines << tr("%1 training pairs, %2 eval pairs").arg(loc.toString(pairs), loc.toString(evalPairs));
+    lines << tr("mean length (%1): prompt %2, chosen %3, rejected %4; longest sequence %5")
+                 .arg(unit)
+                 .arg(meanPrompt, 0, 'f', 0)
+                 .arg(meanChosen, 0, 'f', 0)
+                 .arg(meanRejected, 0, 'f', 0)
+                 .arg(loc.toString(longest));
+    lines << tr("length skew: chosen is the longer completion in %1% of pairs; %2 pairs differ more than 3×")
+                 .arg(chosenLongerShare * 100, 0, 'f', 0)
+                 .arg(loc.toString(skewed));
+    if (maxLength > 0)
+        lines << (inTokens ? tr("%1 pairs exceed max length %2 (they will be truncated)")
+                                 .arg(loc.toString(overMaxLength), loc.toString(maxLength))
+                           : tr("pick a model to count tokens over max length %1").arg(loc.toString(maxLength)));
+    return lines.join(QLatin1Char('\n'));
+}
+
+static qint64 countRows(const QString &path)
+{
+    std::ifstream f(path.toStdString(), std::ios::binary);
+    if (!f)
+        throw dpo::Error(path.toStdString() + ": cannot open the dataset file");
+    qint64 n = 0;
+    std::string line;
+    while (std::getline(f, line))
+        if (line.find_first_not_of(" \t\r\n") != std::string::npos)
+            ++n;
+    return n;
+}
+
+static qint64 evalShare(qint64 rows, double ratio)
+{
+    if (ratio <= 0 || rows < 2)
+        return 0;
+    return std::clamp<qint64>(qint64(std::llround(double(rows) * ratio)), 1, rows - 1);
+}
+
+DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
+                                qint64 maxLength, double evalRatio)
+{
+    DatasetSummary s;
+    s.maxLength = maxLength;
+    try {
+        if (path.isEmpty())
+            throw dpo::Error(tr("no dataset file given").toStdString());
+        const auto rows = dpo::readPreferenceJsonl(path.toStdString());
+        std::unique_ptr<dpo::Tokenizer> tok;
+        if (!tokenizerDir.isEmpty()) {
+            try {
+                tok = dpo::loadTokenizer(tokenizerDir.toStdString());
+            } catch (const std::exception &) {
+                tok.reset(); // the model box shows that error; count characters here
+            }
+        }
+        s.inTokens = tok != nullptr;
+        dpo::TruncationOptions trunc; // lengths before truncation
+        double sp = 0, sc = 0, sr = 0;
+        qint64 chosenLonger = 0, differing = 0;
+        for (const auto &row : rows) {
+            qint64 p, c, r;
+            if (tok) {
+                const auto t = dpo::tokenizePair(*tok, row, trunc);
+                p = qint64(t.promptIds.size());
+                c = qint64(t.chosenIds.size());
+                r = qint64(t.rejectedIds.size());
+            } else {
+                p = QString::fromStdString(row.prompt).size();
+                c = QString::fromStdString(row.chosen).size();
+                r = QString::fromStdString(row.rejected).size();
+            }
+            sp += double(p);
+            sc += double(c);
+            sr += double(r);
+            if (c != r) {
+                ++differing;
+                if (c > r)
+                    ++chosenLonger;
+            }
+            const qint64 lo = std::max<qint64>(1, std::min(c, r)), hi = std::max(c, r);
+            if (double(hi) > 3.0 * double(lo))
+                ++s.skewed;
+            const qint64 longest = p + std::max(c, r);
+            s.longest = std::max(s.longest, longest);
+            if (tok && maxLength > 0 && longest > maxLength)
+                ++s.overMaxLength;
+        }
+        const double n = double(std::max<size_t>(1, rows.size()));
+        s.meanPrompt = sp / n;
+        s.meanChosen = sc / n;
+        s.meanRejected = sr / n;
+        s.chosenLongerShare = differing > 0 ? double(chosenLonger) / double(differing) : 0.0;
+        s.pairs = qint64(rows.size());
+        if (!evalPath.isEmpty()) {
+            s.evalPairs = countRows(evalPath);
+        } else if (evalRatio > 0) {
+            s.evalPairs = evalShare(s.pairs, evalRatio);
+            s.pairs -= s.evalPairs;
+        }
+        s.ok = true;
+    } catch (const std::exception &e) {
+        s.ok = false;
+        s.error = QString::fromUtf8(e.what());
+    }
+    return s;
+}
+
+void splitDataset(const QString &source, double evalRatio, quint64 seed, const QString &trainOut,
+                  const QString &evalOut, qint64 *trainRows, qint64 *evalRows)
+{
+    QFile in(source);
+    if (!in.open(QIODevice::ReadOnly))
+        throw dpo::Error(source.toStdString() + ": cannot open the dataset file");
+    QList<QByteArray> lines;
+    while (!in.atEnd()) {
+        QByteArray line = in.readLine();
+        if (!line.trimmed().isEmpty()) {
+            if (!line.endsWith('\n'))
+                line.append('\n');
+            lines.append(line);
+        }
+    }
+    const qint64 n = lines.size();
+    const qint64 nEval = evalShare(n, evalRatio);
+    std::vector<qint64> order(static_cast<size_t>(n));
+    for (qint64 i = 0; i < n; ++i)
+        order[size_t(i)] = i;
+    // Fisher-Yates with our own draw: std::shuffle's algorithm differs between standard libraries.
+    std::mt19937_64 rng(seed * 7919ull + 17ull);
+    for (qint64 i = n; i > 1; --i)
+        std::swap(order[size_t(i - 1)], order[size_t(rng() % quint64(i))]);
+    std::vector<bool> isEval(size_t(n), false);
+    for (qint64 i = 0; i < nEval; ++i)
+        isEval[size_t(order[size_t(i)])] = true;
+    QSaveFile train(trainOut), eval(evalOut);
+    QDir().mkpath(QFileInfo(trainOut).absolutePath());
+    QDir().mkpath(QFileInfo(evalOut).absolutePath());
+    if (!train.open(QIODevice::WriteOnly) || !eval.open(QIODevice::WriteOnly))
+        throw dpo::Error(trainOut.toStdString() + ": cannot write the split dataset");
+    for (qint64 i = 0; i < n; ++i)
+        (isEval[size_t(i)] ? eval : train).write(lines[int(i)]);
+    if (!train.commit() || !eval.commit())
+        throw dpo::Error(trainOut.toStdString() + ": write failed (disk full?)");
+    if (trainRows)
+        *trainRows = n - nEval;
+    if (evalRows)
+        *evalRows = nEval;
+}
+
+int cudaDeviceCount()
+{
+    try {
+        return torch::cuda::is_available() ? int(torch::cuda::device_count()) : 0;
+    } catch (const std::exception &) {
+        return 0;
+    }
+}
+
+qint64 processRssBytes()
+{
+    QFile f(QStringLiteral("/proc/self/statm"));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    const QList<QByteArray> parts = f.readAll().split(' ');
+    if (parts.size() < 2)
+        return 0;
+    return parts[1].toLongLong() * qint64(sysconf(_SC_PAGESIZE));
+}
+
+bool cudaMemoryInUse(qint64 *used, qint64 *total)
+{
+    using MemGetInfo = int (*)(size_t *, size_t *);
+    // The CUDA runtime is already loaded by a CUDA libtorch (a dependency of libc10_cuda); a CPU build
+    // has none and this returns false without touching anything.
+    static MemGetInfo fn = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+    if (!fn)
+        return false;
+    size_t freeBytes = 0, totalBytes = 0;
+    if (fn(&freeBytes, &totalBytes) != 0)
+        return false;
+    if (used)
+        *used = qint64(totalBytes - freeBytes);
+    if (total)
+        *total = qint64(totalBytes);
+    return true;
+}

@@ -1,0 +1,106 @@
+// TrainingWorker: drives dpo::DpoTrainer off the GUI thread (the gpt4all pattern: a QObject moved to
+// its own QThread; work is posted to it as a queued call) and turns the trainer's callbacks into
+// signals, which Qt queues to the receivers in the GUI thread. TrainingRunner is the GUI-side owner:
+// it creates the thread and the worker, starts jobs, and forwards the signals.
+//
+// A job, in the worker thread:
+//   1. records the run in the project (its own ProjectStore connection on the project's location, so
+//      the GUI's connection is never used from here): createRun, or status "running" when resuming;
+//   2. prepares the data unless resuming: exports the project's judged pairs (TRL format, with the
+//      export filters) and/or splits off the eval rows, writing the files the config names
+//      (OUTPUT/data/...);
+//   3. writes OUTPUT/.dpo-studio.lock (pid + host) so that a run left "running" by a crash can be told
+//      apart from one still training (isRunLocked);
+//   4. trains; every metrics line is emitted with the process RSS ("_rss_bytes") and, on CUDA, the
+//      device memory in use ("_gpu_used_bytes", "_gpu_total_bytes") added; the project's run record gets
+//      its last metrics every few seconds and at the end.
+// Stop: requestStop() sets an std::atomic<bool> the trainer polls between optimizer steps; it then
+// saves a checkpoint and returns status "stopped". No blocking call crosses threads.
+#pragma once
+
+// No libtorch header here: Qt's `slots` / `signals` macros break torch's headers when those come after
+// a Qt header. Sources that need torch include it before any Qt header.
+#include "engine/training/train_config.h"
+
+#include <QObject>
+#include <QString>
+#include <QThread>
+#include <QVariantMap>
+
+#include <atomic>
+
+struct TrainingJob {
+    dpo::TrainConfig config; // effective: dataset / eval_dataset name the prepared files when preparing
+    bool sft = false; // the SFT recipe (DpoTrainer with TrainingMode::Sft) instead of DPO
+    QString runName;
+
+    // Data preparation (skipped when config.resume).
+    enum class Source { None, File, Project };
+    Source source = Source::None; // None: config.dataset is used as it is
+    QString sourcePath;           // File: the JSONL to split
+    int minVotes = 1;             // Project: export filters
+    double minAgreement = 0.0;
+    double evalRatio = 0.0; // > 0: config.dataset / config.evalDataset receive the split
+
+    // Run bookkeeping: the project (empty = none) and the record to resume (0 = create one).
+    QString projectLocation;
+    qint64 runId = 0;
+};
+
+class TrainingWorker : public QObject {
+    Q_OBJECT
+public:
+    explicit TrainingWorker(std::atomic<bool> *stop);
+
+    // Runs in the worker's thread (posted by TrainingRunner::start).
+    void run(const TrainingJob &job);
+
+signals:
+    void runRecorded(qint64 runId);
+    void started(const QString &outputDir);
+    void metrics(const QVariantMap &metrics);
+    void logLine(const QString &line);
+    // status: "completed" or "stopped"; checkpoint: the last complete checkpoint directory.
+    void finished(const QString &status, const QString &checkpoint, const QString &finalModelDir);
+    void failed(const QString &message);
+
+private:
+    std::atomic<bool> *m_stop;
+};
+
+class TrainingRunner : public QObject {
+    Q_OBJECT
+public:
+    explicit TrainingRunner(QObject *parent = nullptr);
+    // Asks a running job to stop and waits for the thread (the trainer checkpoints first).
+    ~TrainingRunner() override;
+
+    // Returns false (and does nothing) while a job runs.
+    bool start(const TrainingJob &job);
+    void requestStop() { m_stop.store(true); }
+    bool stopRequested() const { return m_stop.load(); }
+    bool isRunning() const { return m_running; }
+    const TrainingJob &currentJob() const { return m_job; }
+    QThread *thread() const { return m_thread; }
+
+    // True when OUTPUT/.dpo-studio.lock names a live process on this host (a run still training,
+    // possibly in another window); false for a run that died with the app.
+    static bool isRunLocked(const QString &outputDir);
+    static QString lockFileName() { return QStringLiteral(".dpo-studio.lock"); }
+
+signals:
+    void runRecorded(qint64 runId);
+    void started(const QString &outputDir);
+    void metrics(const QVariantMap &metrics);
+    void logLine(const QString &line);
+    void finished(const QString &status, const QString &checkpoint, const QString &finalModelDir);
+    void failed(const QString &message);
+    void runningChanged(bool running);
+
+private:
+    QThread *m_thread;
+    TrainingWorker *m_worker;
+    std::atomic<bool> m_stop{false};
+    bool m_running = false;
+    TrainingJob m_job;
+};
