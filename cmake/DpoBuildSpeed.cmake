@@ -53,5 +53,11 @@ function(dpo_use_pch target kind)
   if(DPO_PRECOMPILED_HEADERS)
     string(TOLOWER ${kind} kind)
     target_precompile_headers(${target} REUSE_FROM dpo_pch_${kind})
+    # CMake compiles executables with -fPIE and libraries with -fPIC; GCC refuses a PCH made with the
+    # other one, so executables that share a PCH compile as PIC too (the last flag wins).
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      target_compile_options(${target} PRIVATE -fPIC)
+    endif()
   endif()
 endfunction()
