@@ -53,11 +53,12 @@ function(dpo_use_pch target kind)
   if(DPO_PRECOMPILED_HEADERS)
     string(TOLOWER ${kind} kind)
     target_precompile_headers(${target} REUSE_FROM dpo_pch_${kind})
-    # CMake compiles executables with -fPIE and libraries with -fPIC; GCC refuses a PCH made with the
-    # other one, so executables that share a PCH compile as PIC too (the last flag wins).
+    # CMake compiles executables with -fPIE and libraries with -fPIC; GCC refuses a PCH made under the
+    # other setting, and a later -fPIC alone does not undo -fPIE. Executables that share a PCH therefore
+    # compile as PIC, not PIE (PIC objects link into a PIE executable as well).
     get_target_property(type ${target} TYPE)
     if(type STREQUAL "EXECUTABLE" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-      target_compile_options(${target} PRIVATE -fPIC)
+      target_compile_options(${target} PRIVATE -fno-pie -fPIC)
     endif()
   endif()
 endfunction()

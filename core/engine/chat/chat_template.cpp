@@ -3,6 +3,7 @@
 
 #include "engine/chat/jinja_pystr.h"
 #include "engine/error.h"
+#include "engine/io/json_limits.h"
 
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,7 @@ std::string readFile(const std::string &path)
 nlohmann::ordered_json readJsonFile(const std::string &path)
 {
     const std::string text = readFile(path);
+    checkJsonNesting(text, path); // before anything can recurse (engine/io/json_limits.h)
     try {
         return nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception &e) {

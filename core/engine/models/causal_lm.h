@@ -57,6 +57,17 @@ public:
     virtual void loadStateDict(const std::map<std::string, torch::Tensor> &tensors, const std::string &source);
 
     int64_t parameterCount();
+
+    // A multimodal wrapper's checkpoint (ModelConfig::isMultimodalWrapper, Gemma3ForConditionalGeneration):
+    // the tensors outside the text model (vision tower, projector), carried through unchanged and
+    // saved back; and how the text model's names were written there (see model_loader.cpp).
+    enum class CheckpointLayout {
+        Plain, // model.* / lm_head.weight
+        LanguageModelFirst, // language_model.model.*, language_model.lm_head.weight (transformers < 4.52)
+        ModelLanguageModel, // model.language_model.*, lm_head.weight (transformers >= 4.52)
+    };
+    CheckpointLayout checkpointLayout = CheckpointLayout::Plain;
+    std::map<std::string, torch::Tensor> passthroughTensors;
 };
 
 // Builds the model the config describes (no weights loaded).

@@ -46,8 +46,8 @@ std::string supportedModelTypes()
 std::string refusedModelTypeReason(const std::string &t)
 {
     if (t == "gemma3")
-        return "the multimodal Gemma 3 wrapper (Gemma3ForConditionalGeneration) is not supported yet; text-only "
-               "Gemma 3 checkpoints (model_type gemma3_text) are";
+        return "a Gemma 3 config without text_config is not supported (Gemma3ForConditionalGeneration checkpoints "
+               "load their text model from text_config; text-only ones have model_type gemma3_text)";
     if (t == "mixtral" || t == "qwen2_moe" || t == "qwen3_moe" || t == "olmoe" || t == "deepseek_v3"
         || t == "phimoe" || t == "gpt_oss")
         return "mixture-of-experts models are not supported yet";

@@ -339,10 +339,58 @@ void writeTokenId(json &j, const char *key, int64_t id)
 
 } // namespace
 
+namespace {
+
+// Gemma3ForConditionalGeneration's config.json: the text model is text_config (a Gemma3TextConfig,
+// whose defaults real checkpoints rely on: gemma-3-4b's text_config omits the head counts and the
+// vocabulary), with the token ids, dtype and tie_word_embeddings the wrapper may hold at top level.
+bool isGemma3Wrapper(const json &j)
+{
+    return j.is_object() && j.contains("model_type") && j["model_type"] == "gemma3" && j.contains("text_config")
+        && j["text_config"].is_object();
+}
+
+json gemma3TextView(const json &top)
+{
+    json t = top["text_config"];
+    // Gemma3TextConfig defaults (configuration_gemma3.py) for the keys the text model needs.
+    const json defaults = { { "model_type", "gemma3_text" }, { "vocab_size", 262208 }, { "hidden_size", 2304 },
+        { "intermediate_size", 9216 }, { "num_hidden_layers", 26 }, { "num_attention_heads", 8 },
+        { "num_key_value_heads", 4 }, { "head_dim", 256 }, { "query_pre_attn_scalar", 256 },
+        { "sliding_window", 4096 } };
+    for (auto it = defaults.begin(); it != defaults.end(); ++it)
+        if (!t.contains(it.key()))
+            t[it.key()] = it.value();
+    for (const char *key : { "bos_token_id", "eos_token_id", "pad_token_id", "dtype", "torch_dtype", "tie_word_embeddings" })
+        if (!t.contains(key) && top.contains(key))
+            t[key] = top[key];
+    return t;
+}
+
+} // namespace
+
 ModelConfig ModelConfig::fromJson(const nlohmann::json &j, const std::string &source)
 {
     if (!j.is_object())
         throw Error(source + ": not a JSON object");
+    if (isGemma3Wrapper(j)) {
+        const json &arch = j.contains("architectures") ? j["architectures"] : json();
+        std::string archName = "Gemma3ForConditionalGeneration";
+        if (arch.is_array() && !arch.empty() && arch[0].is_string())
+            archName = arch[0].get<std::string>();
+        if (archName != "Gemma3ForConditionalGeneration" && archName != "Gemma3ForCausalLM")
+            throw Error(source + ": architectures is '" + archName
+                + "', which is not a causal language model (Gemma3ForConditionalGeneration is)");
+        json text = gemma3TextView(j);
+        text.erase("architectures");
+        if (text["model_type"] != "gemma3_text")
+            throw Error(source + ": text_config.model_type must be 'gemma3_text'");
+        ModelConfig c = fromJson(text, source + " (text_config)");
+        c.raw = j["text_config"];
+        c.wrapperRaw = j;
+        c.architecture = archName;
+        return c;
+    }
     Fields f(j, source);
     ModelConfig c;
     c.raw = j;
@@ -426,6 +474,27 @@ ModelConfig ModelConfig::fromDirectory(const std::string &dir)
 
 nlohmann::json ModelConfig::toJson() const
 {
+    if (isMultimodalWrapper()) {
+        // Written back as it came: the text model's fields inside text_config (only the keys that
+        // were there: absent ones keep their class defaults), token ids and dtype where they were.
+        ModelConfig text = *this;
+        text.wrapperRaw = nullptr;
+        json t = text.toJson();
+        json top = wrapperRaw;
+        for (auto it = t.begin(); it != t.end();) {
+            if (raw.contains(it.key())) {
+                ++it;
+                continue;
+            }
+            if (top.contains(it.key()) || it.key() == "dtype")
+                top[it.key()] = it.value();
+            it = t.erase(it);
+        }
+        if (top.contains("torch_dtype"))
+            top["torch_dtype"] = torchDtype;
+        top["text_config"] = t;
+        return top;
+    }
     json j = raw.is_object() ? raw : json::object();
     j["model_type"] = modelType;
     if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty())

@@ -60,7 +60,11 @@ struct ModelConfig {
     int64_t padTokenId = -1;
     std::string torchDtype = "float32"; // "dtype" or "torch_dtype" as stored
 
-    nlohmann::json raw; // config.json as read
+    nlohmann::json raw; // config.json as read (a multimodal wrapper: its text_config as read)
+    // Gemma3ForConditionalGeneration (model_type "gemma3"): the whole config.json as read; the text
+    // model is built from its text_config and saved back inside it. Null for plain causal LMs.
+    nlohmann::json wrapperRaw;
+    bool isMultimodalWrapper() const { return !wrapperRaw.is_null(); }
     nlohmann::json rawGeneration; // generation_config.json as read (null when absent)
 
     // Parses DIR/config.json and, when present, DIR/generation_config.json.

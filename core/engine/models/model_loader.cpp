@@ -13,6 +13,7 @@
 #include "engine/tokenizers/tokenizer.h"
 
 #include <atomic>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -52,6 +53,59 @@ std::map<std::string, torch::Tensor> normalizeStateDictNames(
 }
 
 namespace {
+
+bool startsWith(const std::string &s, const std::string &prefix)
+{
+    return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Gemma3ForConditionalGeneration's names for the text model, as transformers'
+// _checkpoint_conversion_mapping reads them: "^language_model.model" -> "model.language_model",
+// "^language_model.lm_head" -> "lm_head" (older checkpoints), else model.language_model.* and
+// lm_head.weight (what transformers >= 4.52 saves). Everything else (vision_tower,
+// multi_modal_projector, with or without "model.") is the part this engine carries through.
+struct WrapperSplit {
+    CausalLM::CheckpointLayout layout = CausalLM::CheckpointLayout::Plain;
+    std::map<std::string, torch::Tensor> text, passthrough;
+};
+
+WrapperSplit splitWrapperTensors(std::map<std::string, torch::Tensor> tensors)
+{
+    using L = CausalLM::CheckpointLayout;
+    WrapperSplit out;
+    out.layout = L::ModelLanguageModel;
+    for (const auto &kv : tensors)
+        if (startsWith(kv.first, "language_model."))
+            out.layout = L::LanguageModelFirst;
+    for (auto &kv : tensors) {
+        const std::string &n = kv.first;
+        std::string name;
+        if (out.layout == L::LanguageModelFirst && startsWith(n, "language_model.model."))
+            name = "model." + n.substr(std::strlen("language_model.model."));
+        else if (out.layout == L::LanguageModelFirst && n == "language_model.lm_head.weight")
+            name = "lm_head.weight";
+        else if (out.layout == L::ModelLanguageModel && startsWith(n, "model.language_model."))
+            name = "model." + n.substr(std::strlen("model.language_model."));
+        else if (out.layout == L::ModelLanguageModel && n == "lm_head.weight")
+            name = n;
+        if (name.empty())
+            out.passthrough[n] = std::move(kv.second);
+        else
+            out.text[name] = std::move(kv.second);
+    }
+    return out;
+}
+
+// The engine's names -> the checkpoint's (the inverse of splitWrapperTensors).
+std::string wrapperName(CausalLM::CheckpointLayout layout, const std::string &n)
+{
+    using L = CausalLM::CheckpointLayout;
+    if (layout == L::LanguageModelFirst)
+        return n == "lm_head.weight" ? "language_model.lm_head.weight" : "language_model." + n;
+    if (startsWith(n, "model.")) // ModelLanguageModel, and what a wrapper built from its config saves
+        return "model.language_model." + n.substr(std::strlen("model."));
+    return n;
+}
 
 bool endsWith(const std::string &s, const std::string &suffix)
 {
@@ -182,7 +236,15 @@ void CausalLM::loadStateDict(const std::map<std::string, torch::Tensor> &tensors
 {
     torch::NoGradGuard noGrad;
     const ModelConfig &cfg = config();
-    const auto tensors = normalizeStateDictNames(cfg, tensorsIn);
+    std::map<std::string, torch::Tensor> tensors;
+    if (cfg.isMultimodalWrapper()) {
+        WrapperSplit split = splitWrapperTensors(tensorsIn);
+        tensors = std::move(split.text);
+        checkpointLayout = split.layout;
+        passthroughTensors = std::move(split.passthrough);
+    } else {
+        tensors = normalizeStateDictNames(cfg, tensorsIn);
+    }
     const auto params = named_parameters(/*recurse=*/true);
     std::set<std::string> buffers;
     for (const auto &b : named_buffers(/*recurse=*/true))
@@ -306,6 +368,16 @@ void savePretrained(CausalLM &model, const std::string &dirIn, const std::string
                     kv.second = kv.second.to(saveType);
         }
 
+        if (model.config().isMultimodalWrapper()) {
+            // Back under the names the checkpoint came with, the carried-through tensors alongside.
+            std::map<std::string, torch::Tensor> renamed;
+            for (auto &kv : state)
+                renamed[wrapperName(model.checkpointLayout, kv.first)] = std::move(kv.second);
+            torch::NoGradGuard noGrad;
+            for (const auto &kv : model.passthroughTensors)
+                renamed[kv.first] = at::isFloatingType(kv.second.scalar_type()) ? kv.second.to(saveType) : kv.second;
+            state = std::move(renamed);
+        }
         ModelConfig cfg = model.config();
         cfg.torchDtype = dtypeName(saveType);
         writeTextFile(tmp / "config.json", cfg.toJson().dump(2) + "\n");
