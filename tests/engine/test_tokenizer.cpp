@@ -299,6 +299,44 @@ TEST(SentencePieceTokenizer, VocabularyMustFitModel)
     EXPECT_THROW(dpo::checkTokenizerFitsModel(*bad, modelVocab, d.str()), dpo::Error);
 }
 
+// A sentencepiece-style tokenizer.json (as converted for Llama 2 / Gemma / T5) without its
+// tokenizer.model is refused by name, never read as byte-level BPE.
+TEST(Tokenizer, SentencepieceStyleTokenizerJsonNeedsTokenizerModel)
+{
+    const nlohmann::json metaspace = { { "type", "Metaspace" }, { "replacement", "\xe2\x96\x81" },
+        { "prepend_scheme", "first" }, { "split", false } };
+    const nlohmann::json bpe = { { "type", "BPE" }, { "byte_fallback", true }, { "unk_token", "<unk>" },
+        { "vocab", { { "<unk>", 0 }, { "<s>", 1 }, { "</s>", 2 }, { "<0x41>", 3 }, { "\xe2\x96\x81", 4 }, { "a", 5 },
+                       { "\xe2\x96\x81" "a", 6 } } },
+        { "merges", { "\xe2\x96\x81 a" } } };
+    const nlohmann::json unigram
+        = { { "type", "Unigram" }, { "unk_id", 0 }, { "vocab", { { "<unk>", 0.0 }, { "\xe2\x96\x81" "a", -1.5 } } } };
+    const nlohmann::json decoderSeq = { { "type", "Sequence" },
+        { "decoders", { { { "type", "Replace" }, { "pattern", { { "String", "\xe2\x96\x81" } } }, { "content", " " } },
+                          { { "type", "ByteFallback" } }, { { "type", "Fuse" } } } } };
+    const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+        { { { "model", bpe }, { "pre_tokenizer", metaspace }, { "decoder", metaspace } }, "byte_fallback" },
+        { { { "model", unigram }, { "pre_tokenizer", metaspace }, { "decoder", metaspace } }, "Unigram" },
+        // Llama 2's form: no pre-tokenizer, a Prepend/Replace normalizer, byte fallback in the decoder.
+        { { { "model", bpe }, { "pre_tokenizer", nullptr }, { "decoder", decoderSeq } }, "byte_fallback" },
+        { { { "model", { { "type", "BPE" }, { "vocab", { { "a", 0 } } }, { "merges", nlohmann::json::array() } } },
+              { "pre_tokenizer", { { "type", "Sequence" }, { "pretokenizers", { metaspace } } } } },
+            "Metaspace" },
+    };
+    for (const auto &c : cases) {
+        TempModelDir d(false);
+        d.write("tokenizer.json", c.first.dump());
+        const std::string e = errorOf([&] { dpo::loadTokenizer(d.str()); });
+        EXPECT_NE(e.find("sentencepiece-style"), std::string::npos) << e;
+        EXPECT_NE(e.find(c.second), std::string::npos) << e;
+        EXPECT_NE(e.find((fs::path(d.str()) / "tokenizer.model").string() + " is missing"), std::string::npos) << e;
+    }
+    // With the tokenizer.model next to it, the sentencepiece model is used.
+    TempModelDir d;
+    d.write("tokenizer.json", cases[0].first.dump());
+    EXPECT_EQ(dpo::loadTokenizer(d.str())->kind(), "sentencepiece");
+}
+
 TEST(SentencePieceTokenizer, ConcurrentEncodesAgree)
 {
     auto tok = dpo::loadTokenizer(kRef);

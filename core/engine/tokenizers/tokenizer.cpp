@@ -362,6 +362,42 @@ std::unique_ptr<Tokenizer> loadBpeTokenizer(const std::string &dir)
 
 } // namespace
 
+namespace {
+
+bool hasComponentType(const json &c, const char *type, int depth = 0)
+{
+    if (depth > 8 || !c.is_object())
+        return false;
+    if (c.contains("type") && c["type"] == type)
+        return true;
+    for (const char *list : { "pretokenizers", "decoders", "normalizers" })
+        if (c.contains(list) && c[list].is_array())
+            for (const auto &sub : c[list])
+                if (hasComponentType(sub, type, depth + 1))
+                    return true;
+    return false;
+}
+
+// What makes a tokenizer.json a sentencepiece model converted to the tokenizers format (Llama 2,
+// Gemma, Mistral, T5): a Unigram model, a BPE with byte_fallback, or a Metaspace pre-tokenizer /
+// decoder / normalizer. The engine runs those from tokenizer.model; "" when `j` is none of these.
+std::string sentencepieceStyle(const json &j)
+{
+    if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+        return "";
+    const json &m = j["model"];
+    if (m.contains("type") && m["type"] == "Unigram")
+        return "a Unigram model";
+    if (m.contains("byte_fallback") && m["byte_fallback"] == true)
+        return "a BPE model with byte_fallback";
+    for (const char *key : { "pre_tokenizer", "decoder", "normalizer" })
+        if (j.contains(key) && hasComponentType(j[key], "Metaspace"))
+            return std::string("a Metaspace ") + key;
+    return "";
+}
+
+} // namespace
+
 std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir)
 {
     const fs::path root(dir);
@@ -380,6 +416,16 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir)
             if (!hasBpe)
                 throw;
         }
+    }
+    if (!hasSp && fs::exists(root / "tokenizer.json", ec)) {
+        // A sentencepiece-style tokenizer.json without its tokenizer.model: refused by name rather
+        // than read approximately (its normalisation and byte fallback are not byte-level BPE's).
+        const std::string path = (root / "tokenizer.json").string();
+        const std::string style = sentencepieceStyle(readJsonFileLimited(path, largeJsonFileLimits()));
+        if (!style.empty())
+            throw Error(path + " is a sentencepiece-style tokenizer (" + style
+                + "), which this engine reads from tokenizer.model; " + (root / "tokenizer.model").string()
+                + " is missing (copy it from the original model repository)");
     }
     if (hasBpe)
         return loadBpeTokenizer(dir);
