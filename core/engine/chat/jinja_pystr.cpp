@@ -1,6 +1,8 @@
 // Python text rules for the Jinja engine (see jinja_pystr.h for what is and is not covered).
 #include "engine/chat/jinja_pystr.h"
 
+#include "engine/tokenizers/utf8.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -65,21 +67,8 @@ std::vector<uint32_t> toCodePoints(std::string_view s)
 
 void appendCodePoint(std::string &out, uint32_t cp)
 {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
+    // The tokenizers' encoder: same bytes for every code point, surrogates included.
+    dpo::appendUtf8(out, cp);
 }
 
 std::string fromCodePoints(const std::vector<uint32_t> &cps, size_t begin, size_t end)
