@@ -164,6 +164,12 @@ json inspect(const std::string &dir)
         j["rope"] = ropeJson(c.rope);
         if (a.localRope)
             j["rope_sliding"] = ropeJson(c.ropeLocal);
+        json nope = json::array();
+        for (size_t i = 0; i < c.nopeLayers.size(); ++i)
+            if (c.nopeLayers[i])
+                nope.push_back(i);
+        if (a.nopeLayers)
+            j["no_rope_layers"] = nope;
     } else {
         j["positions"] = "learned";
     }
@@ -232,6 +238,12 @@ void printHuman(const json &j)
         line("positions", "RoPE " + ropeLine(j["rope"]));
         if (j.contains("rope_sliding"))
             line("positions (sliding)", "RoPE " + ropeLine(j["rope_sliding"]));
+        if (j.contains("no_rope_layers")) {
+            std::string layers;
+            for (const auto &l : j["no_rope_layers"])
+                layers += (layers.empty() ? "" : " ") + l.dump();
+            line("no RoPE on layers", layers.empty() ? "none" : layers);
+        }
     } else {
         line("positions", "learned");
     }

@@ -7,6 +7,7 @@
 // printed so a regression shows its size, not only that a tolerance was crossed.
 #include "test_util.h"
 
+#include "engine/error.h"
 #include "engine/generation/generation.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/causal_lm.h"
@@ -342,3 +343,124 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFamily,
                 ch = '_';
         return n;
     });
+
+// ---------------------------------------------------------------------------------------------
+// SmolLM3: no RoPE on every no_rope_layer_interval-th layer, and with use_sliding_window those
+// NoPE layers slide. tests/data/smollm3 comes from tools/fixtures/make_smollm3_fixture.py, an
+// eager PyTorch model written from transformers' modular_smollm3.py (transformers itself is not
+// installable here); its batch and greedy run go past the 6-token window.
+
+namespace {
+
+std::string smol(const std::string &rel = "")
+{
+    return dpotest::fixture("smollm3" + (rel.empty() ? "" : "/" + rel));
+}
+
+json smolConfig()
+{
+    return dpotest::readJson(smol("config.json"));
+}
+
+} // namespace
+
+TEST(SmolLM3, ConfigFormsGiveTheSameLayers)
+{
+    const auto c = dpo::ModelConfig::fromDirectory(smol());
+    EXPECT_EQ(c.modelType, "smollm3");
+    EXPECT_EQ(c.nopeLayers, (std::vector<bool> { false, true, false, true, false }));
+    EXPECT_EQ(c.slidingLayers, c.nopeLayers) << "use_sliding_window: the NoPE layers slide";
+    EXPECT_EQ(c.slidingWindow, 6);
+    EXPECT_DOUBLE_EQ(c.rope.theta, 2000000.0) << "SmolLM3Config's default_theta";
+    EXPECT_TRUE(c.tieWordEmbeddings);
+
+    json j = smolConfig();
+    j.erase("no_rope_layer_interval");
+    j["no_rope_layers"] = { 1, 0, 1, 0, 1, 1 }; // may be longer than the layers
+    EXPECT_EQ(dpo::ModelConfig::fromJson(j, "x").nopeLayers, c.nopeLayers);
+
+    j = smolConfig();
+    j.erase("no_rope_layer_interval"); // default interval 4: layer 3 only
+    j["use_sliding_window"] = false;
+    const auto d = dpo::ModelConfig::fromJson(j, "x");
+    EXPECT_EQ(d.nopeLayers, (std::vector<bool> { false, false, false, true, false }));
+    EXPECT_FALSE(d.anySlidingLayer()) << "the window counts only with use_sliding_window";
+
+    j = smolConfig();
+    j["layer_types"] = { "full_attention", "sliding_attention", "full_attention", "full_attention", "full_attention" };
+    const auto e = dpo::ModelConfig::fromJson(j, "x");
+    EXPECT_EQ(e.slidingLayers, (std::vector<bool> { false, true, false, false, false }));
+
+    for (const json &bad : { json { 1, 0 }, json { 1, 0, 2, 1, 1 }, json("1010") }) {
+        j = smolConfig();
+        j["no_rope_layers"] = bad;
+        try {
+            dpo::ModelConfig::fromJson(j, "cfg.json");
+            ADD_FAILURE() << "accepted no_rope_layers " << bad.dump();
+        } catch (const dpo::Error &err) {
+            EXPECT_NE(std::string(err.what()).find("no_rope_layers"), std::string::npos) << err.what();
+        }
+    }
+}
+
+TEST(SmolLM3, LogitsAndGradientsMatchReference)
+{
+    auto model = dpo::loadCausalLM(smol());
+    auto ref = dpo::SafetensorsFile::open(smol("reference.safetensors"));
+    auto ids = ref.tensor("input_ids").to(torch::kInt64);
+    auto mask = ref.tensor("attention_mask").to(torch::kInt64);
+    ASSERT_GT(ids.size(1), model->config().slidingWindow);
+
+    auto logits = model->forward(ids, mask);
+    auto real = mask.to(torch::kBool);
+    const double err = maxAbsDiff(logits.index({ real }), ref.tensor("logits").index({ real }));
+    std::cout << "[ family ] smollm3 logits_max_abs_err " << err << "\n";
+    EXPECT_LT(err, 2e-4);
+
+    // The sum of next-token log-probs over real positions, and its gradients.
+    auto lp = torch::log_softmax(logits.slice(1, 0, -1), -1).gather(-1, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);
+    auto total = (lp * mask.slice(1, 1)).sum();
+    EXPECT_NEAR(total.item<double>(), ref.tensor("logp_sum").item<double>(), 2e-3);
+    total.backward();
+    const auto params = model->named_parameters(); // HF names (the backbone is registered as "model")
+    int checked = 0;
+    for (const auto &name : ref.names()) {
+        if (name.rfind("grad/", 0) != 0)
+            continue;
+        const auto want = ref.tensor(name);
+        const auto *p = params.find(name.substr(5));
+        ASSERT_NE(p, nullptr) << name;
+        ASSERT_TRUE(p->grad().defined()) << name;
+        const double scale = std::max(1.0, want.abs().max().item<double>());
+        EXPECT_LT(maxAbsDiff(p->grad(), want) / scale, 1e-4) << name;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 5);
+}
+
+TEST(SmolLM3, GreedyThroughTheCacheMatchesReferenceAndSavesBack)
+{
+    auto model = dpo::loadCausalLM(smol());
+    auto ref = dpo::SafetensorsFile::open(smol("reference.safetensors"));
+    auto prompt = ref.tensor("greedy_prompt").to(torch::kInt64)[0];
+    auto want = ref.tensor("greedy_ids").to(torch::kInt64)[0];
+    dpo::GenerationOptions o;
+    o.greedy = true;
+    o.stopAtEos = false;
+    o.maxNewTokens = int(want.size(0));
+    const std::vector<int64_t> p(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.size(0));
+    const std::vector<int64_t> w(want.data_ptr<int64_t>(), want.data_ptr<int64_t>() + want.size(0));
+    EXPECT_EQ(dpo::generate(*model, p, o), w);
+
+    const std::string out = tempDir("save_smollm3");
+    dpo::savePretrained(*model, out, smol(), int64_t(5) << 30, torch::kFloat32);
+    const json before = smolConfig(), after = dpotest::readJson(out + "/config.json");
+    for (const auto &[key, value] : before.items())
+        EXPECT_EQ(after.value(key, json()), value) << key;
+    auto again = dpo::loadCausalLM(out);
+    EXPECT_EQ(again->config().nopeLayers, model->config().nopeLayers);
+    torch::NoGradGuard g;
+    auto ids = ref.tensor("input_ids").to(torch::kInt64);
+    EXPECT_TRUE(torch::equal(again->forward(ids), model->forward(ids)));
+    fs::remove_all(out);
+}

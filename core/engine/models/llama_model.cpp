@@ -145,9 +145,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const RopeTables &r
         q = q_norm->forward(q);
         k = k_norm->forward(k);
     }
-    // RoPE in [B, T, heads, D] layout (cos/sin broadcast over heads).
-    q = applyRotary(q, rope).transpose(1, 2); // [B, H, T, D]
-    k = applyRotary(k, rope).transpose(1, 2); // [B, Hkv, T, D]
+    // RoPE in [B, T, heads, D] layout (cos/sin broadcast over heads); none on SmolLM3's NoPE layers.
+    if (m_rotaryDim > 0) {
+        q = applyRotary(q, rope);
+        k = applyRotary(k, rope);
+    }
+    q = q.transpose(1, 2); // [B, H, T, D]
+    k = k.transpose(1, 2); // [B, Hkv, T, D]
     v = v.transpose(1, 2); // [B, Hkv, T, D]
 
     if (cacheK) {
@@ -348,7 +352,9 @@ LlamaModel::LlamaModel(ModelConfig config)
 {
     std::vector<int64_t> rotaryDims;
     for (size_t i = 0; i < size_t(m_config.numLayers); ++i)
-        rotaryDims.push_back(isSliding(m_config, i) ? m_rotaryLocal.rotaryDim() : m_rotary.rotaryDim());
+        rotaryDims.push_back(m_config.isNopeLayer(i) ? 0
+                : isSliding(m_config, i)           ? m_rotaryLocal.rotaryDim()
+                                                   : m_rotary.rotaryDim());
     m_model = register_module("model", llama::Backbone(m_config, rotaryDims));
     if (!m_config.tieWordEmbeddings)
         m_lmHead = register_module("lm_head", llama::Linear(m_config.hiddenSize, m_config.vocabSize, false));

@@ -7,7 +7,7 @@ namespace {
 // Defaults are those of each family's transformers configuration class (configuration_*.py).
 // clang-format off
 const std::vector<ArchInfo> kTable = {
-    //  model_type     architecture              impl            norm                            placement                 positions             mlp                     act key               default act          bias                     qk norm             fusedQkv fusedGU sliding rule                          window  tied   embScale softcap qpas   localRope headDim maxPos    theta       eps    qpas  attnCap finalCap origMax
+    //  model_type     architecture              impl            norm                            placement                 positions             mlp                     act key               default act          bias                     qk norm             fusedQkv fusedGU sliding rule                          window  tied   embScale softcap qpas   localRope headDim maxPos    theta       eps    qpas  attnCap finalCap origMax nope
     { "llama",       "LlamaForCausalLM",       ArchImpl::Llama, NormKind::RMSNorm,              NormPlacement::Pre,       PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::LlamaFlags,    QkNorm::None,       false,   false,  SlidingRule::None,                    0,      false, false,   false,  false, false,    0,      2048,     10000.0,    1e-6,  0,    0,      0, 0 },
     { "mistral",     "MistralForCausalLM",     ArchImpl::Llama, NormKind::RMSNorm,              NormPlacement::Pre,       PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::None,          QkNorm::None,       false,   false,  SlidingRule::AllLayersWhenSet,        4096,   false, false,   false,  false, false,    0,      131072,   10000.0,    1e-6,  0,    0,      0, 0 },
     { "qwen2",       "Qwen2ForCausalLM",       ArchImpl::Llama, NormKind::RMSNorm,              NormPlacement::Pre,       PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::QkvOnly,       QkNorm::None,       false,   false,  SlidingRule::QwenUseSlidingWindow,    4096,   false, false,   false,  false, false,    0,      32768,    10000.0,    1e-6,  0,    0,      0, 0 },
@@ -17,6 +17,7 @@ const std::vector<ArchInfo> kTable = {
     { "gemma3_text", "Gemma3ForCausalLM",      ArchImpl::Llama, NormKind::RMSNormOnePlus,       NormPlacement::Sandwich,  PositionKind::Rope,   MlpKind::GatedGeluTanh, "hidden_activation",  "gelu_pytorch_tanh", BiasRule::AttentionFlag, QkNorm::PerHead,    false,   false,  SlidingRule::Pattern,                 4096,   true,  true,    true,   true,  true,     256,    131072,   1000000.0,  1e-6,  256,  0,      0, 0 },
     { "phi3",        "Phi3ForCausalLM",        ArchImpl::Llama, NormKind::RMSNorm,              NormPlacement::Pre,       PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::None,          QkNorm::None,       true,    true,   SlidingRule::AllLayersWhenSet,        0,      false, false,   false,  false, false,    0,      4096,     10000.0,    1e-5,  0,    0,      0, 4096 },
     { "olmo2",       "Olmo2ForCausalLM",       ArchImpl::Llama, NormKind::RMSNormWeightInFloat, NormPlacement::Post,      PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::AttentionFlag, QkNorm::FullWidth,  false,   false,  SlidingRule::None,                    0,      false, false,   false,  false, false,    0,      2048,     10000.0,    1e-5,  0,    0,      0, 0 },
+    { "smollm3",     "SmolLM3ForCausalLM",     ArchImpl::Llama, NormKind::RMSNorm,              NormPlacement::Pre,       PositionKind::Rope,   MlpKind::GatedSilu,     "hidden_act",         "silu",              BiasRule::LlamaFlags,    QkNorm::None,       false,   false,  SlidingRule::NopeLayers,              0,      true,  false,   false,  false, false,    0,      32768,    2000000.0,  1e-6,  0,    0,      0, 0,   true },
 };
 // clang-format on
 
@@ -53,8 +54,6 @@ std::string refusedModelTypeReason(const std::string &t)
         return "mixture-of-experts models are not supported yet";
     if (t == "qwen3_next" || t == "qwen3_5" || t == "qwen3.5" || t == "jamba" || t == "falcon_h1")
         return "linear-attention / state-space hybrids are not supported yet";
-    if (t == "smollm3")
-        return "SmolLM3 (no RoPE on every fourth layer) is not supported yet";
     if (t == "llava" || t == "mllama" || t == "qwen2_vl" || t == "qwen2_5_vl" || t == "paligemma")
         return "vision-language models are not supported yet";
     return "";
@@ -127,6 +126,8 @@ const char *toString(SlidingRule s)
         return "alternating (even layers)";
     case SlidingRule::Pattern:
         return "sliding_window_pattern";
+    case SlidingRule::NopeLayers:
+        return "use_sliding_window: the layers without RoPE";
     }
     return "?";
 }

@@ -58,6 +58,7 @@ enum class SlidingRule {
     QwenUseSlidingWindow, // use_sliding_window true: layers >= max_window_layers (Qwen2, Qwen3)
     Alternating, // layer i slides when (i + 1) % 2 != 0, i.e. 0, 2, 4, ... (Gemma 2)
     Pattern, // layer i slides unless (i + 1) % sliding_window_pattern == 0 (Gemma 3)
+    NopeLayers, // use_sliding_window: the layers without RoPE slide (SmolLM3)
 };
 
 struct ArchInfo {
@@ -89,6 +90,7 @@ struct ArchInfo {
     double defaultAttnSoftcap; // when the key is absent (0 = none; Gemma 2: 50)
     double defaultFinalSoftcap; // when the key is absent (0 = none; Gemma 2: 30)
     long long defaultOriginalMaxPositions; // a top-level original_max_position_embeddings the class always has (Phi-3: 4096; 0 = none)
+    bool nopeLayers = false; // reads no_rope_layers / no_rope_layer_interval: some layers have no RoPE (SmolLM3)
 };
 
 // Every supported family, in the order the README lists them.

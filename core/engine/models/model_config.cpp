@@ -144,8 +144,9 @@ void parseLayerTypes(ModelConfig &c, const Fields &f, const json &j)
     // sliding_window: a number, null (no window), or absent (the config class's default).
     int64_t window = j.contains("sliding_window") ? (f.has("sliding_window") ? f.reqPositive("sliding_window") : 0)
                                                   : int64_t(a.defaultSlidingWindow);
-    if (a.sliding == SlidingRule::QwenUseSlidingWindow && !f.optBool("use_sliding_window", false))
-        window = 0; // Qwen2/Qwen3Config: sliding_window = sliding_window if use_sliding_window else None
+    const bool useFlag = a.sliding == SlidingRule::QwenUseSlidingWindow || a.sliding == SlidingRule::NopeLayers;
+    if (useFlag && !f.optBool("use_sliding_window", false))
+        window = 0; // Qwen2/Qwen3/SmolLM3Config: the window only counts with use_sliding_window
 
     if (f.has("layer_types")) {
         const json &lt = j.at("layer_types");
@@ -173,6 +174,9 @@ void parseLayerTypes(ModelConfig &c, const Fields &f, const json &j)
             case SlidingRule::Pattern:
                 c.slidingLayers[size_t(i)] = (i + 1) % pattern != 0;
                 break;
+            case SlidingRule::NopeLayers:
+                c.slidingLayers[size_t(i)] = c.isNopeLayer(size_t(i));
+                break;
             case SlidingRule::None:
                 break;
             }
@@ -183,6 +187,30 @@ void parseLayerTypes(ModelConfig &c, const Fields &f, const json &j)
     // choose its RoPE table.
     if (window == 0 && !a.localRope)
         c.slidingLayers.assign(size_t(c.numLayers), false);
+}
+
+// SmolLM3Config: no_rope_layers[i] is 1 where layer i uses RoPE, 0 where it has none; absent, every
+// no_rope_layer_interval-th layer (default 4) has none. The list may be longer than the layers.
+void parseNopeLayers(ModelConfig &c, const Fields &f, const json &j)
+{
+    c.nopeLayers.assign(size_t(c.numLayers), false);
+    if (f.has("no_rope_layers")) {
+        const json &l = j.at("no_rope_layers");
+        if (!l.is_array() || int64_t(l.size()) < c.numLayers)
+            f.fail("no_rope_layers", "must be a list of at least num_hidden_layers (" + std::to_string(c.numLayers)
+                    + ") 0/1 flags");
+        for (size_t i = 0; i < size_t(c.numLayers); ++i) {
+            const json &v = l[i];
+            const bool valid = (v.is_number_integer() || v.is_boolean()) && (v == 0 || v == 1 || v.is_boolean());
+            if (!valid)
+                f.fail("no_rope_layers", "has an entry at layer " + std::to_string(i) + " that is not 0 or 1");
+            c.nopeLayers[i] = v.is_boolean() ? !v.get<bool>() : v.get<int64_t>() == 0;
+        }
+        return;
+    }
+    const int64_t interval = f.optPositive("no_rope_layer_interval", 4);
+    for (int64_t i = 0; i < c.numLayers; ++i)
+        c.nopeLayers[size_t(i)] = (i + 1) % interval == 0;
 }
 
 // RoPE tables: `rope` for full-attention layers, `ropeLocal` for sliding ones.
@@ -287,6 +315,8 @@ void parseLlamaFamily(ModelConfig &c, const Fields &f, const json &j, const std:
         break;
     }
 
+    if (a.nopeLayers)
+        parseNopeLayers(c, f, j);
     parseLayerTypes(c, f, j);
     parseRope(c, f, j, source);
 

@@ -1,6 +1,6 @@
 // ModelConfig: what a Hugging Face config.json (+ generation_config.json) says about a causal LM
 // that this engine can run: the families of the architecture table (model_arch.h: llama, mistral,
-// qwen2, gpt2, qwen3, gemma2, gemma3_text, phi3, olmo2), read through the family's row. Anything it
+// qwen2, gpt2, qwen3, gemma2, gemma3_text, phi3, olmo2, smollm3), read through the family's row. Anything it
 // cannot run faithfully (another architecture, an unsupported RoPE variant, an activation the
 // family does not have) is refused with a dpo::Error naming the field, never turned into a
 // silently wrong model. The original JSON is kept in `raw` so saving writes back every field users had.
@@ -45,6 +45,8 @@ struct ModelConfig {
     // i - slidingWindow < j <= i (when slidingWindow > 0; without a window it attends fully).
     int64_t slidingWindow = 0; // 0 = no window
     std::vector<bool> slidingLayers; // [numLayers]: layer_types[i] == "sliding_attention"
+    std::vector<bool> nopeLayers; // [numLayers] or empty: layer i has no RoPE (SmolLM3's no_rope_layers[i] == 0)
+    bool isNopeLayer(size_t layer) const { return layer < nopeLayers.size() && nopeLayers[layer]; }
     double attentionScale = 0; // scores * attentionScale; 0 = headDim^-0.5 (Gemma: query_pre_attn_scalar^-0.5)
     double attnLogitSoftcapping = 0; // 0 = none; else scores = cap * tanh(scores / cap) before the mask
     double finalLogitSoftcapping = 0; // 0 = none; else logits = cap * tanh(logits / cap)
