@@ -144,10 +144,89 @@ QSqlQuery &ProjectStore::Impl::prepare(const QString &sql)
 
 void ProjectStore::Impl::fail(const QString &what, const QSqlError &err) const
 {
+    if (isConnectionError(err)) {
+        lost = true;
+        throw ConnectionLostError(QStringLiteral("project %1: the connection to the PostgreSQL server was lost (%2 "
+                                                 "failed: %3); it is reopened on the next call")
+                                      .arg(display, what, err.text().trimmed())
+                                      .toStdString());
+    }
     throw ProjectError(QStringLiteral("project %1: %2 failed: %3").arg(display, what, err.text()).toStdString());
 }
 
+bool ProjectStore::Impl::isConnectionError(const QSqlError &err) const
+{
+    if (!pg())
+        return false;
+    if (lost || !db.isOpen() || err.type() == QSqlError::ConnectionError)
+        return true;
+    // libpq's and the server's words for a connection that is gone (QPSQL reports them as statement or
+    // transaction errors), and a server that is shutting down or still starting (SQLSTATE class 57P, 08).
+    const QString code = err.nativeErrorCode();
+    if (code.startsWith(QLatin1String("57P")) || code.startsWith(QLatin1String("08")))
+        return true;
+    static const char *const phrases[] = { "server closed the connection", "no connection to the server",
+        "terminating connection", "could not send data", "could not receive data", "connection to server",
+        "unable to send query", "connection not open", "the database system is", "broken pipe",
+        "connection reset", "eof detected" };
+    const QString text = err.text().toLower();
+    for (const char *p : phrases)
+        if (text.contains(QLatin1String(p)))
+            return true;
+    return false;
+}
+
+void ProjectStore::Impl::applySessionSettings()
+{
+    if (!pg())
+        return;
+    QSqlQuery q(db);
+    q.exec(QStringLiteral("SET client_min_messages TO WARNING"));
+    // No JIT: the claim query's plan is a few index lookups, but its estimated cost (the planner cannot
+    // tell how soon a free slot passes the per-row checks) is above jit_above_cost, and compiling it
+    // took ~100 ms per keypress on a 200,000-pair project (PostgreSQL 15). Fails harmlessly before 11.
+    q.exec(QStringLiteral("SET jit = off"));
+    if (readOnly)
+        q.exec(QStringLiteral("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"));
+}
+
+void ProjectStore::Impl::ensureConnected()
+{
+    if (!pg() || !lost)
+        return;
+    if (txDepth > 0)
+        throw ConnectionLostError(
+            QStringLiteral("project %1: the connection to the PostgreSQL server was lost inside a transaction")
+                .arg(display)
+                .toStdString());
+    cache.clear(); // prepared statements die with the old session
+    db.close();
+    if (!db.open())
+        throw ConnectionLostError(QStringLiteral("project %1: the PostgreSQL server cannot be reached (%2); retrying")
+                                      .arg(display, db.lastError().text().trimmed())
+                                      .toStdString());
+    applySessionSettings();
+    lost = false;
+    ++reconnects;
+}
+
 QSqlQuery &ProjectStore::Impl::exec(const QString &sql, const QVariantList &values)
+{
+    if (txDepth == 0)
+        ensureConnected();
+    try {
+        return execOnce(sql, values);
+    } catch (const ConnectionLostError &) {
+        // A read outside a transaction is safe to repeat once on a fresh connection (the server may
+        // have restarted since this connection's last use); writes are retried by their callers.
+        if (txDepth > 0 || !sql.trimmed().startsWith(QLatin1String("SELECT"), Qt::CaseInsensitive))
+            throw;
+        ensureConnected();
+        return execOnce(sql, values);
+    }
+}
+
+QSqlQuery &ProjectStore::Impl::execOnce(const QString &sql, const QVariantList &values)
 {
     QSqlQuery &q = prepare(sql);
     for (int i = 0; i < values.size(); ++i) {
@@ -204,8 +283,17 @@ void ProjectStore::Impl::begin()
                                .arg(display)
                                .toStdString());
     if (pg()) {
-        if (!db.transaction())
-            fail(QStringLiteral("BEGIN"), db.lastError());
+        ensureConnected();
+        if (!db.transaction()) {
+            // BEGIN is the first statement of most calls: after a server restart it is where the stale
+            // connection shows. Nothing has happened yet, so reconnect and begin once more.
+            if (!isConnectionError(db.lastError()))
+                fail(QStringLiteral("BEGIN"), db.lastError());
+            lost = true;
+            ensureConnected();
+            if (!db.transaction())
+                fail(QStringLiteral("BEGIN"), db.lastError());
+        }
     } else {
         // IMMEDIATE takes the write lock up front: a deferred transaction that later writes can fail with
         // SQLITE_BUSY without waiting, which would turn concurrent claims into errors.
@@ -383,13 +471,7 @@ std::unique_ptr<ProjectStore> ProjectStore::open(const QString &pathOrUrl, OpenM
             QStringLiteral("project %1: cannot open: %2").arg(d.display, d.db.lastError().text()).toStdString());
     QSqlQuery q(d.db);
     if (d.pg()) {
-        q.exec(QStringLiteral("SET client_min_messages TO WARNING"));
-        // No JIT: the claim query's plan is a few index lookups, but its estimated cost (the planner cannot
-        // tell how soon a free slot passes the per-row checks) is above jit_above_cost, and compiling it
-        // took ~100 ms per keypress on a 200,000-pair project (PostgreSQL 15). Fails harmlessly before 11.
-        q.exec(QStringLiteral("SET jit = off"));
-        if (d.readOnly)
-            q.exec(QStringLiteral("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"));
+        d.applySessionSettings();
     } else if (d.readOnly) {
         // A project is in WAL mode already; a read-only connection cannot (and need not) change that.
         q.exec(QStringLiteral("PRAGMA foreign_keys=ON"));
@@ -445,6 +527,16 @@ int ProjectStore::schemaVersion() const
 bool ProjectStore::isReadOnly() const
 {
     return d->readOnly;
+}
+
+bool ProjectStore::connectionLost() const
+{
+    return d->lost;
+}
+
+int ProjectStore::reconnects() const
+{
+    return d->reconnects;
 }
 
 ProjectStore::Transaction::Transaction(ProjectStore &store)

@@ -36,6 +36,14 @@ public:
     using Error::Error;
 };
 
+// The PostgreSQL server went away (restart, network) and could not be reached again yet. Nothing of the
+// failed call was committed unless it says so; the next call reconnects first, so the caller may retry
+// (recordVerdict with a client id is safe to retry even when the outcome of the lost call is unknown).
+class ConnectionLostError : public ProjectError {
+public:
+    using ProjectError::ProjectError;
+};
+
 // What the annotator clicked, relative to the screen.
 enum class Verdict { Left, Right, Tie, BothBad, Skip };
 // The same verdict relative to the pair: which completion (a or b) won. Stored next to the verdict.
@@ -328,8 +336,14 @@ public:
     // returns and gives the judgment id. undoLastVerdict deletes the annotator's latest judgment of that
     // kind, reopens its slot (releasing the slot currently on screen) and returns the pair to show again.
     std::optional<ShownPair> nextPairFor(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label);
+    // clientId (optional, unique per verdict, e.g. a UUID made when the key was pressed) makes the call
+    // idempotent: repeated with the same id, it returns the judgment already recorded instead of a second one.
     qint64 recordVerdict(qint64 annotatorId, const ShownPair &shown, Verdict verdict,
-        Strength strength = Strength::Unspecified, const QString &rationale = {});
+        Strength strength = Strength::Unspecified, const QString &rationale = {}, const QString &clientId = {});
+    // PostgreSQL: whether the last call found the connection lost (the next call reconnects first), and how
+    // many times this store has reconnected. Always false / 0 on SQLite.
+    bool connectionLost() const;
+    int reconnects() const;
     std::optional<ShownPair> undoLastVerdict(qint64 annotatorId, JudgmentKind kind = JudgmentKind::Label);
     void releaseSlot(qint64 annotatorId, qint64 slotId); // give a claimed slot back (e.g. on logout)
     // Repair: the annotator edited one side; store the text as a new completion (source "repair") and a

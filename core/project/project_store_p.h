@@ -25,6 +25,8 @@ struct ProjectStore::Impl {
     int version = 0;
     int txDepth = 0;
     bool readOnly = false; // OpenMode::ReadOnly or no write permission: begin() refuses
+    mutable bool lost = false; // PostgreSQL: a call failed because the server connection is gone
+    int reconnects = 0;
     QSqlDatabase db;
     QHash<QString, std::shared_ptr<QSqlQuery>> cache;
 
@@ -45,6 +47,7 @@ struct ProjectStore::Impl {
     QSqlQuery &prepare(const QString &sql);
     // Prepares, binds values positionally and executes; throws ProjectError naming the statement.
     QSqlQuery &exec(const QString &sql, const QVariantList &values = {});
+    QSqlQuery &execOnce(const QString &sql, const QVariantList &values);
     // First column of the first row (null QVariant when no row); finishes the statement.
     QVariant scalar(const QString &sql, const QVariantList &values = {});
     // For INSERT ... RETURNING id.
@@ -55,7 +58,14 @@ struct ProjectStore::Impl {
     void commit(); // writes counterDeltas, then COMMIT
     void rollback();
 
+    // Throws ConnectionLostError (and marks the connection lost) when err or the connection says the
+    // server is gone, else ProjectError.
     [[noreturn]] void fail(const QString &what, const QSqlError &err) const;
+    bool isConnectionError(const QSqlError &err) const;
+    // PostgreSQL, outside a transaction: a lost connection is opened again (prepared statements are
+    // dropped, session settings applied again); throws ConnectionLostError while the server is unreachable.
+    void ensureConnected();
+    void applySessionSettings();
 
     // Row helpers (join an open transaction; addPairRow opens its own when none is open).
     qint64 addPromptRow(const QString &text, const QString &messagesJson);

@@ -167,6 +167,8 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
             s.orderSeed = seed;
             s.shownAt = fromMs(now);
             return s;
+        } catch (const ConnectionLostError &) {
+            throw; // not a race with another annotator: the caller retries once the server is back
         } catch (const ProjectError &) {
             if (attempt >= 8)
                 throw;
@@ -176,7 +178,8 @@ std::optional<ShownPair> ProjectStore::nextPairFor(qint64 annotatorId, JudgmentK
 }
 
 static qint64 insertJudgment(ProjectStore::Impl &d, qint64 pairId, qint64 slotId, qint64 annotatorId, bool leftIsA,
-    Verdict verdict, Strength strength, const QString &rationale, qint64 shownAt, JudgmentKind kind)
+    Verdict verdict, Strength strength, const QString &rationale, qint64 shownAt, JudgmentKind kind,
+    const QString &clientId = {})
 {
     QSqlQuery &q = d.exec(QStringLiteral("SELECT completion_a, completion_b FROM pairs WHERE id = ?"), { pairId });
     if (!q.next()) {
@@ -193,13 +196,19 @@ static qint64 insertJudgment(ProjectStore::Impl &d, qint64 pairId, qint64 slotId
         before = pairState(d, pairId);
     }
     const qint64 decidedAt = nowMs();
-    const qint64 id = d.insert(
-        QStringLiteral("INSERT INTO judgments (pair_id, slot_id, annotator_id, left_completion_id, left_is_a, "
-                       "verdict, winner, strength, rationale, shown_at, decided_at, kind) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
-        { pairId, slotId > 0 ? QVariant(slotId) : nullInt(), annotatorId, leftIsA ? a : b, leftIsA ? 1 : 0,
-            verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale, shownAt, decidedAt,
-            kindName(kind) });
+    QVariantList values { pairId, slotId > 0 ? QVariant(slotId) : nullInt(), annotatorId, leftIsA ? a : b,
+        leftIsA ? 1 : 0, verdictName(verdict), winnerName(winnerFor(verdict, leftIsA)), int(strength), rationale,
+        shownAt, decidedAt, kindName(kind) };
+    QString sql = QStringLiteral("INSERT INTO judgments (pair_id, slot_id, annotator_id, left_completion_id, "
+                                 "left_is_a, verdict, winner, strength, rationale, shown_at, decided_at, kind%1) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?%2) RETURNING id");
+    if (d.version >= 6) { // client_id exists from schema 6
+        sql = sql.arg(QStringLiteral(", client_id"), QStringLiteral(", ?"));
+        values << (clientId.isEmpty() ? nullInt() : QVariant(clientId));
+    } else {
+        sql = sql.arg(QString(), QString());
+    }
+    const qint64 id = d.insert(sql, values);
     if (hasCounters(d)) {
         if (slotId <= 0)
             applyPairChange(d, before, pairState(d, pairId));
@@ -210,13 +219,32 @@ static qint64 insertJudgment(ProjectStore::Impl &d, qint64 pairId, qint64 slotId
     return id;
 }
 
-qint64 ProjectStore::recordVerdict(
-    qint64 annotatorId, const ShownPair &shown, Verdict verdict, Strength strength, const QString &rationale)
+// The judgment already recorded under clientId, if any (inside the caller's transaction).
+static std::optional<qint64> judgmentOfClientId(ProjectStore::Impl &d, const QString &clientId)
 {
-    if (shown.slotId <= 0)
-        return recordJudgment(annotatorId, shown.pairId, shown.leftIsA, verdict, shown.kind,
-            shown.shownAt.isValid() ? shown.shownAt : QDateTime::currentDateTimeUtc(), strength, rationale);
+    if (clientId.isEmpty() || d.version < 6)
+        return std::nullopt;
+    const QVariant v = d.scalar(QStringLiteral("SELECT id FROM judgments WHERE client_id = ?"), { clientId });
+    if (v.isNull())
+        return std::nullopt;
+    return v.toLongLong();
+}
+
+qint64 ProjectStore::recordVerdict(qint64 annotatorId, const ShownPair &shown, Verdict verdict, Strength strength,
+    const QString &rationale, const QString &clientId)
+{
     TxGuard tx(*d);
+    if (const auto done = judgmentOfClientId(*d, clientId)) {
+        tx.commit();
+        return *done; // a retry of a verdict whose first attempt did commit
+    }
+    if (shown.slotId <= 0) {
+        const qint64 id = insertJudgment(*d, shown.pairId, 0, annotatorId, shown.leftIsA, verdict, strength,
+            rationale, (shown.shownAt.isValid() ? shown.shownAt : QDateTime::currentDateTimeUtc()).toMSecsSinceEpoch(),
+            shown.kind, clientId);
+        tx.commit();
+        return id;
+    }
     QSqlQuery &q = d->exec(
         QStringLiteral(
             "SELECT pair_id, annotator_id, done_at, left_is_a, shown_at, kind FROM slots WHERE id = ?%ROWLOCK%"),
@@ -238,8 +266,8 @@ qint64 ProjectStore::recordVerdict(
                                .toStdString());
     if (leftIsA != shown.leftIsA || pairId != shown.pairId)
         throw ProjectError("the shown pair does not match its queue slot");
-    const qint64 id
-        = insertJudgment(*d, pairId, shown.slotId, annotatorId, leftIsA, verdict, strength, rationale, shownAt, kind);
+    const qint64 id = insertJudgment(
+        *d, pairId, shown.slotId, annotatorId, leftIsA, verdict, strength, rationale, shownAt, kind, clientId);
     d->exec(QStringLiteral("UPDATE slots SET done_at = ? WHERE id = ?"), { nowMs(), shown.slotId });
     if (hasCounters(*d))
         counterDelta(*d, 0, kindName(kind)).slotsDone += 1;

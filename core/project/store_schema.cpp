@@ -102,6 +102,13 @@ const std::vector<Migration> &migrations()
                 // the generation cache must not serve outputs of a model directory whose files changed.
                 "ALTER TABLE completions ADD COLUMN model_fingerprint TEXT NOT NULL DEFAULT ''",
             } },
+        { 6,
+            {
+                // A verdict's id made by the client: recording it again after a lost connection (outcome
+                // unknown) finds the first one instead of counting twice. NULLs are distinct.
+                "ALTER TABLE judgments ADD COLUMN client_id TEXT",
+                "CREATE UNIQUE INDEX judgments_client ON judgments(client_id)",
+            } },
     };
     return list;
 }

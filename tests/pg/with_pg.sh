@@ -5,8 +5,14 @@
 # 127.0.0.1 and a free port only, trusts local connections for the superuser "dpo", and is stopped and deleted
 # when the command ends (whatever its exit status, which is passed through).
 # Without PostgreSQL installed (Debian: postgresql), or when DPO_TEST_PG_URL is already set, the command runs
-# as is: the PostgreSQL test rows then QSKIP or use the given server.
+# as is: the PostgreSQL test rows then QSKIP or use the given server. DPO_PG_OWN_SERVER=1 starts a server of
+# the command's own even then (a test that stops and restarts it must not disturb the others), and exports
+# DPO_TEST_PG_STOP and DPO_TEST_PG_START: shell commands that stop (fast shutdown, connections cut) and
+# start that server again on the same port.
 set -uo pipefail
+if [ "${DPO_PG_OWN_SERVER:-0}" = 1 ]; then
+  unset DPO_TEST_PG_URL
+fi
 
 if [ "$#" -eq 0 ]; then
   echo "usage: $0 COMMAND [ARGS...]" >&2
@@ -63,8 +69,8 @@ fi
 started=0
 for attempt in 1 2 3 4 5; do
   PORT=$(free_port)
-  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 \
-       -o "-k $PG_DIR -p $PORT -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off" start >/dev/null 2>&1; then
+  PG_OPTS="-k $PG_DIR -p $PORT -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off"
+  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 -o "$PG_OPTS" start >/dev/null 2>&1; then
     started=1
     break
   fi
@@ -79,6 +85,10 @@ as_pg "$PG_BIN/../bin/createdb" -h 127.0.0.1 -p "$PORT" -U dpo dpo 2>/dev/null \
   || as_pg psql -h 127.0.0.1 -p "$PORT" -U dpo -d postgres -c "CREATE DATABASE dpo" >/dev/null
 
 export DPO_TEST_PG_URL="postgresql://dpo@127.0.0.1:$PORT/dpo"
+AS_PG=""
+[ "$(id -u)" -eq 0 ] && AS_PG="runuser -u postgres --"
+export DPO_TEST_PG_STOP="$AS_PG $PG_BIN/pg_ctl -D $PG_DIR/data -m fast -w stop"
+export DPO_TEST_PG_START="$AS_PG $PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/log -w -t 30 -o '$PG_OPTS' start"
 echo "with_pg.sh: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') at $DPO_TEST_PG_URL" >&2
 "$@"
 status=$?

@@ -25,6 +25,7 @@
 #include <QStackedWidget>
 #include <QTimer>
 #include <QToolButton>
+#include <QUuid>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -366,6 +367,17 @@ void LabelPage::buildUi()
     line->setFrameShadow(QFrame::Sunken);
     auto *outer = new QVBoxLayout(this);
     outer->addLayout(top);
+    m_connectionBanner = new QLabel;
+    m_connectionBanner->setObjectName(QStringLiteral("connectionBanner"));
+    m_connectionBanner->setWordWrap(true);
+    m_connectionBanner->setTextFormat(Qt::PlainText);
+    m_connectionBanner->setStyleSheet(QStringLiteral(
+        "QLabel { background: #fff4ce; color: #5c4400; border: 1px solid #e0c060; border-radius: 3px; padding: 4px; }"));
+    m_connectionBanner->setVisible(false);
+    outer->addWidget(m_connectionBanner);
+    m_retryTimer = new QTimer(this);
+    m_retryTimer->setSingleShot(true);
+    connect(m_retryTimer, &QTimer::timeout, this, &LabelPage::retryAfterConnectionLoss);
     outer->addWidget(m_outerSplit, 1);
     outer->addWidget(line);
     outer->addLayout(status);
@@ -480,6 +492,8 @@ void LabelPage::setProject(ProjectSession *session)
     m_session = session;
     m_annotatorId = 0;
     m_current.reset();
+    m_pending.reset();
+    stopReconnecting();
     m_progressKnown = false;
     if (m_repair)
         m_repair->close();
@@ -553,6 +567,10 @@ void LabelPage::showNext()
     if (m_session && m_annotatorId) {
         try {
             next = m_session->store().nextPairFor(m_annotatorId, m_kind);
+        } catch (const dpo::ConnectionLostError &e) {
+            // Not "nothing left to label": the queue is unknown until the server is back.
+            startReconnecting(QString::fromUtf8(e.what()));
+            return;
         } catch (const std::exception &e) {
             emit statusMessage(QString::fromUtf8(e.what()));
         }
@@ -652,15 +670,26 @@ bool LabelPage::decide(Verdict verdict, Strength strength)
 {
     if (!m_session || !m_current || !m_annotatorId)
         return false;
+    if (m_reconnecting) {
+        emit statusMessage(tr("Reconnecting to the server: the pair stays on screen until its verdict is saved."));
+        return false;
+    }
     if (verdict != Verdict::Left && verdict != Verdict::Right)
         strength = Strength::Unspecified;
     QElapsedTimer t;
     t.start();
     qint64 id = 0;
+    // The verdict's own id: if the connection drops before the answer arrives, the retry finds the
+    // judgment the server may already have committed instead of recording it twice.
+    const QString clientId = QUuid::createUuid().toString(QUuid::WithoutBraces);
     try {
         // Committed when this returns: only then may the next pair appear.
         id = m_session->store().recordVerdict(
-            m_annotatorId, *m_current, verdict, strength, m_rationale->text().trimmed());
+            m_annotatorId, *m_current, verdict, strength, m_rationale->text().trimmed(), clientId);
+    } catch (const dpo::ConnectionLostError &e) {
+        m_pending = PendingVerdict { verdict, strength, m_rationale->text().trimmed(), clientId };
+        startReconnecting(QString::fromUtf8(e.what()));
+        return false;
     } catch (const std::exception &e) {
         QMessageBox::warning(this, tr("Verdict not saved"),
             tr("The verdict could not be saved; the pair stays on screen.\n\n%1").arg(QString::fromUtf8(e.what())));
@@ -679,9 +708,70 @@ bool LabelPage::decide(Verdict verdict, Strength strength)
     return true;
 }
 
+QString LabelPage::connectionMessage() const
+{
+    return m_connectionBanner->isVisible() ? m_connectionBanner->text() : QString();
+}
+
+void LabelPage::startReconnecting(const QString &why)
+{
+    if (!m_reconnecting)
+        m_retryAttempt = 0;
+    m_reconnecting = true;
+    const int delayMs = std::min(8000, 500 << std::min(m_retryAttempt, 4));
+    ++m_retryAttempt;
+    m_connectionBanner->setText(
+        (m_pending ? tr("Reconnecting to the project server… Your verdict on this pair is kept and will be saved "
+                        "as soon as the server answers.")
+                   : tr("Reconnecting to the project server… The next pair appears when the server answers."))
+        + QLatin1Char(' ') + tr("(attempt %1, next in %2 s)").arg(m_retryAttempt).arg(delayMs / 1000.0));
+    m_connectionBanner->setToolTip(why);
+    m_connectionBanner->setVisible(true);
+    m_retryTimer->start(delayMs);
+}
+
+void LabelPage::stopReconnecting()
+{
+    m_reconnecting = false;
+    m_retryAttempt = 0;
+    m_retryTimer->stop();
+    m_connectionBanner->setVisible(false);
+}
+
+void LabelPage::retryAfterConnectionLoss()
+{
+    if (!m_session || !m_annotatorId) {
+        m_pending.reset();
+        stopReconnecting();
+        return;
+    }
+    if (m_pending && m_current) {
+        qint64 id = 0;
+        try {
+            id = m_session->store().recordVerdict(m_annotatorId, *m_current, m_pending->verdict, m_pending->strength,
+                m_pending->rationale, m_pending->clientId);
+        } catch (const dpo::ConnectionLostError &e) {
+            startReconnecting(QString::fromUtf8(e.what()));
+            return;
+        } catch (const std::exception &e) {
+            m_pending.reset();
+            stopReconnecting();
+            QMessageBox::warning(this, tr("Verdict not saved"),
+                tr("The verdict could not be saved; the pair stays on screen.\n\n%1").arg(QString::fromUtf8(e.what())));
+            return;
+        }
+        m_pending.reset();
+        ++m_sessionVerdicts;
+        emit verdictRecorded(id);
+    }
+    stopReconnecting();
+    emit statusMessage(tr("Reconnected to the project server."));
+    showNext(); // starts reconnecting again if the server went away once more
+}
+
 bool LabelPage::undo()
 {
-    if (!m_session || !m_annotatorId)
+    if (!m_session || !m_annotatorId || m_reconnecting)
         return false;
     std::optional<dpo::ShownPair> again;
     try {

@@ -65,6 +65,12 @@ public:
     double lastRecordMs() const { return m_lastRecordMs; }
     double lastNextMs() const { return m_lastNextMs; }
 
+    // PostgreSQL connection lost: the page says "Reconnecting…", keeps the pair on screen, and retries
+    // with backoff (0.5 s doubling to 8 s) until the verdict given meanwhile is saved (under its client id,
+    // so a retry never counts twice) or the next pair can be fetched. Keys are ignored meanwhile.
+    bool isReconnecting() const { return m_reconnecting; }
+    QString connectionMessage() const;
+
 signals:
     void verdictRecorded(qint64 judgmentId);
     void repairSaved(qint64 pairId);
@@ -89,6 +95,21 @@ private:
     void editGuidelines();
     void saveLayout() const;
     void restoreLayout();
+    void startReconnecting(const QString &why);
+    void retryAfterConnectionLoss();
+    void stopReconnecting();
+
+    struct PendingVerdict {
+        dpo::Verdict verdict;
+        dpo::Strength strength;
+        QString rationale;
+        QString clientId;
+    };
+    std::optional<PendingVerdict> m_pending; // given while the connection was lost, not saved yet
+    bool m_reconnecting = false;
+    int m_retryAttempt = 0;
+    QTimer *m_retryTimer = nullptr;
+    QLabel *m_connectionBanner = nullptr;
 
     ProjectSession *m_session = nullptr;
     dpo::JudgmentKind m_kind = dpo::JudgmentKind::Label;
