@@ -10,7 +10,8 @@
 // DPO_SHARE_PROMPT_CUDA=1 set, until that is measured).
 //
 // The data are synthetic rows: a prompt of about --prompt-share x --seq-len tokens (a quarter by
-// default, as in the GPU baseline script and tools/baseline_dpo_cpu.py) and completions that fill every sequence to exactly
+// default, as in the GPU baseline script and tools/baseline_dpo_cpu.py) and completions that fill every sequence to
+// exactly
 // --seq-len tokens after keep_start truncation. Useful FLOPs are counted per pair from the exact token
 // counts, for the tokens each path computes (prompt once or twice):
 //   matmul  2 * matmul_weights per computed token (matmul_weights = 2-D weights but embeddings and head)
@@ -19,20 +20,33 @@
 // a step is 3x forward for the policy (forward + backward) plus 1x for a live reference. Tokens/s counts
 // the 2 x batch x seq-len tokens of the full sequences (what TRL's num_tokens counts), whichever path.
 // The first step warms up and is not counted. Prints one JSON line on stdout and a summary on stderr.
+//
+// --method full|lora|both: full DPO, LoRA DPO (--lora-r, alpha 2r, the attention and MLP projections;
+// reference = the policy with adapters off), or both in the same process. With LoRA the frozen base
+// gets no weight gradients, so its backward counts as one forward (input gradients only): a policy
+// step is 2x forward (+ adapters). Memory: the peak resident set (VmHWM, reset through
+// /proc/self/clear_refs before each model, freed memory returned with malloc_trim) minus the resident
+// set before the model was built, per parameter, next to the README's formula of the training state:
+//   full  weights + grads + 2 AdamW moments + reference copy = 4 + 4 + 8 + 4 = 20 bytes/param (float32)
+//   lora  frozen weights 4 + adapter params x (4 + 4 + 8) / params bytes/param (float32)
+// Activations come on top of both and are what the measured figure adds.
 #include "bench_common.h"
 #include "commands.h"
 
-#include "engine/models/causal_lm.h"
-#include "engine/training/dpo_trainer.h"
-#include "engine/error.h"
 #include "engine/data/preference_data.h"
+#include "engine/error.h"
+#include "engine/models/causal_lm.h"
+#include "engine/models/lora.h"
 #include "engine/runtime.h"
 #include "engine/tokenizers/tokenizer.h"
+#include "engine/training/dpo_trainer.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -55,6 +69,8 @@ struct BenchDpoOptions {
     std::string reference = "live";
     double promptShare = 0.25;
     std::string sharePrompt = "both";
+    std::string method = "full";
+    int64_t loraR = 8;
 };
 
 // The bundled demo model next to the executable (build tree: bin/../../resources; install:
@@ -70,14 +86,34 @@ std::string demoModelDir()
     throw dpo::Error("--model demo: the bundled demo model (resources/demo-model) was not found next to dpo-cli");
 }
 
-double peakRssMb()
+double statusMb(const char *key)
 {
     std::ifstream f("/proc/self/status");
     std::string line;
+    const size_t n = std::strlen(key);
     while (std::getline(f, line))
-        if (line.rfind("VmHWM:", 0) == 0)
-            return std::stod(line.substr(6)) / 1024.0;
+        if (line.compare(0, n, key) == 0)
+            return std::stod(line.substr(n)) / 1024.0;
     return 0;
+}
+double peakRssMb()
+{
+    return statusMb("VmHWM:");
+}
+double rssMb()
+{
+    return statusMb("VmRSS:");
+}
+
+// Returns freed heap to the system and restarts the peak (VmHWM) at the current resident set, so each
+// model's peak is its own (Linux >= 4.0; where clear_refs is not writable the peak stays process-wide).
+bool resetPeakRss()
+{
+    malloc_trim(0);
+    std::ofstream f("/proc/self/clear_refs");
+    f << "5";
+    f.flush();
+    return bool(f);
 }
 
 // Rows whose prompt + completion is longer than T tokens for any tokenizer that gives a word at least
@@ -133,8 +169,11 @@ ModelUnderTest loadModel(const std::string &spec, int64_t seqLen)
     return m;
 }
 
-nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, bool sharePrompt, const MatmulRate &mm)
+nlohmann::json benchOne(
+    const BenchDpoOptions &o, const std::string &spec, bool sharePrompt, bool lora, const MatmulRate &mm)
 {
+    const bool peakReset = resetPeakRss();
+    const double rssBefore = rssMb();
     ModelUnderTest mut = loadModel(spec, o.seqLen);
     const dpo::ModelConfig &cfg = mut.model->config();
     const int64_t T = std::min<int64_t>(o.seqLen, cfg.maxPositionEmbeddings > 0 ? cfg.maxPositionEmbeddings : o.seqLen);
@@ -173,7 +212,7 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, bool 
     }
     const int64_t params = mut.model->parameterCount();
     const bool liveRef = o.reference == "live";
-    const double passes = 3.0 + (liveRef ? 1.0 : 0.0);
+    const double passes = (lora ? 2.0 : 3.0) + (liveRef ? 1.0 : 0.0);
     const double attnUnit = 4.0 * double(cfg.numLayers) * cfg.numHeads * cfg.headDim;
     auto causalPairs = [](double q) { return q * (q + 1) / 2; }; // (query, visible key) pairs of q tokens
     // Steps take rows in order (no shuffle): step k uses rows [kB, (k+1)B).
@@ -209,6 +248,11 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, bool 
     c.precomputeRef = o.reference == "precomputed";
     c.referenceFree = o.reference == "none";
     c.sharePrompt = sharePrompt;
+    if (lora) {
+        c.method = "lora";
+        c.loraR = o.loraR;
+        c.loraAlpha = 2.0 * double(o.loraR);
+    }
 
     std::vector<double> wall, cpu, flops;
     double lastCpu = 0;
@@ -265,7 +309,19 @@ nlohmann::json benchOne(const BenchDpoOptions &o, const std::string &spec, bool 
         const double gflopsCpu = flopSum / cpuSum / 1e9;
         r["per_cpu_second"] = { { "gflops", gflopsCpu }, { "ratio_to_matmul", gflopsCpu / mm.bestCpu() } };
     }
-    r["peak_rss_mb"] = peakRssMb();
+    const double peak = peakRssMb();
+    r["method"] = lora ? "lora" : "full";
+    const int64_t trainable = lora && mut.model->lora ? mut.model->lora->parameterCount() : params;
+    r["trainable_params"] = trainable;
+    r["peak_rss_mb"] = peak;
+    r["rss_before_mb"] = rssBefore;
+    r["peak_is_per_model"] = peakReset;
+    // Bytes per parameter of the whole model: measured (peak over the resident set before the model) and
+    // the formula of the training state without activations (README, "Memory of full and LoRA DPO").
+    const int64_t w = dpo::parseDtype(o.dtype) == torch::kFloat32 ? 4 : 2;
+    const double formula = lora ? double(w) + double(trainable) * 16.0 / double(params)
+                                : double(w) + double(w) + 8.0 + (liveRef ? double(w) : 0.0) + (w == 4 ? 0.0 : 4.0);
+    r["bytes_per_param"] = { { "measured", (peak - rssBefore) * 1048576.0 / double(params) }, { "formula", formula } };
     return r;
 }
 
@@ -281,6 +337,10 @@ void runBenchDpo(const BenchDpoOptions &o)
         throw dpo::Error("--prompt-share must be in (0, 0.9), got " + std::to_string(o.promptShare));
     if (o.sharePrompt != "on" && o.sharePrompt != "off" && o.sharePrompt != "both")
         throw dpo::Error("--share-prompt must be on, off or both, got '" + o.sharePrompt + "'");
+    if (o.method != "full" && o.method != "lora" && o.method != "both")
+        throw dpo::Error("--method must be full, lora or both, got '" + o.method + "'");
+    if (o.loraR < 1)
+        throw dpo::Error("--lora-r must be >= 1, got " + std::to_string(o.loraR));
     if (o.reference != "live" && o.reference != "precomputed" && o.reference != "none")
         throw dpo::Error("--reference must be live, precomputed or none, got '" + o.reference + "'");
     const auto device = dpo::parseDevice(o.device);
@@ -301,23 +361,34 @@ void runBenchDpo(const BenchDpoOptions &o)
         modes.push_back(true);
     if (o.sharePrompt != "on")
         modes.push_back(false);
+    std::vector<bool> methods;
+    if (o.method != "lora")
+        methods.push_back(false);
+    if (o.method != "full")
+        methods.push_back(true);
     for (const auto &spec : o.models) {
-        for (bool share : modes) {
-            BenchDpoOptions run = o;
-            run.device = device.str();
-            auto r = benchOne(run, spec, share, mm);
-            char line[640];
-            std::snprintf(line, sizeof line,
-                "bench-dpo: %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens (prompt %.0f), %s reference, "
-                "prompt %s: %.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f "
-                "GFLOP/s)",
-                spec.c_str(), r["params"].get<double>() / 1e6, device.str().c_str(), o.dtype.c_str(),
-                at::get_num_threads(), (long long)o.batch, (long long)r["seq_len"].get<int64_t>(),
-                r["prompt_tokens_mean"].get<double>(), o.reference.c_str(), share ? "shared" : "repeated",
-                r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(), r["tokens_per_s"].get<double>(),
-                r["gflops"].get<double>(), r["ratio_to_matmul"].get<double>() * 100, mm.best());
-            std::cerr << line << std::endl;
-            out["models"].push_back(std::move(r));
+        for (const bool lora : methods) {
+            for (const bool share : modes) {
+                BenchDpoOptions run = o;
+                run.device = device.str();
+                auto r = benchOne(run, spec, share, lora, mm);
+                char line[900];
+                std::snprintf(line, sizeof line,
+                    "bench-dpo: %s %s (%.2fM params) %s %s, %d threads, %lld pairs x %lld tokens (prompt %.0f), %s "
+                    "reference, "
+                    "prompt %s: %.1f ms/step = %.2f steps/s = %.0f tokens/s = %.1f GFLOP/s = %.0f%% of matmul (%.1f "
+                    "GFLOP/s); peak RSS %.0f MB (+%.0f MB = %.1f bytes/param; formula %.1f)",
+                    r["method"].get<std::string>().c_str(), spec.c_str(), r["params"].get<double>() / 1e6,
+                    device.str().c_str(), o.dtype.c_str(), at::get_num_threads(), (long long)o.batch,
+                    (long long)r["seq_len"].get<int64_t>(), r["prompt_tokens_mean"].get<double>(), o.reference.c_str(),
+                    share ? "shared" : "repeated", r["step_ms"]["mean"].get<double>(), r["steps_per_s"].get<double>(),
+                    r["tokens_per_s"].get<double>(), r["gflops"].get<double>(),
+                    r["ratio_to_matmul"].get<double>() * 100, mm.best(), r["peak_rss_mb"].get<double>(),
+                    r["peak_rss_mb"].get<double>() - r["rss_before_mb"].get<double>(),
+                    r["bytes_per_param"]["measured"].get<double>(), r["bytes_per_param"]["formula"].get<double>());
+                std::cerr << line << std::endl;
+                out["models"].push_back(std::move(r));
+            }
         }
     }
     dpocli::printJson(out);
@@ -337,6 +408,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--reference", o->reference, "live, precomputed or none")->capture_default_str();
     cmd->add_option("--prompt-share", o->promptShare, "Share of each sequence that is prompt")->capture_default_str();
     cmd->add_option("--share-prompt", o->sharePrompt, "on, off or both (A/B in one run)")->capture_default_str();
+    cmd->add_option("--method", o->method, "full, lora or both (full and LoRA DPO in one run)")->capture_default_str();
+    cmd->add_option("--lora-r", o->loraR, "LoRA rank with --method lora|both (alpha 2r)")->capture_default_str();
     cmd->callback([o, cmd, &app] {
         BenchDpoOptions run = *o;
         run.threads = dpocli::globalThreads(app);

@@ -5,6 +5,7 @@
 // Greedy unless a sampling option is given.
 #include "commands.h"
 
+#include "engine/models/adapter_io.h"
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
 #include "engine/generation/generation.h"
@@ -16,6 +17,7 @@ namespace {
 
 struct GenerateOptions {
     std::string model;
+    std::string baseModel;
     std::string prompt;
     int maxNewTokens = 64;
     bool greedy = false;
@@ -31,7 +33,9 @@ struct GenerateOptions {
 dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto o = std::make_shared<GenerateOptions>();
     CLI::App *cmd = app.add_subcommand("generate", "Continue a prompt with a model (greedy or sampling), print JSON");
-    cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
+    cmd->add_option("--model", o->model, "Model folder (Hugging Face layout) or PEFT LoRA adapter folder")->required();
+    cmd->add_option("--base-model", o->baseModel,
+        "Base model folder of an adapter --model (default: its adapter_config.json's base_model_name_or_path)");
     cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the tokenizer's special tokens)")->required();
     cmd->add_option("--max-new-tokens", o->maxNewTokens, "Most tokens to generate")->capture_default_str();
     cmd->add_flag("--greedy", o->greedy, "Argmax decoding (the default when no sampling option is given)");
@@ -62,8 +66,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
 
         dpo::initRuntime(dpocli::globalThreads(app));
 
-        auto tok = dpo::loadTokenizer(o->model);
-        auto model = dpo::loadCausalLM(o->model, device, dtype);
+        auto tok = dpo::loadTokenizer(dpo::tokenizerDirFor(o->model, o->baseModel));
+        auto model = dpo::loadCausalLM(o->model, device, dtype, o->baseModel);
         if (tok->eosId() >= 0)
             g.eosTokenIds.push_back(tok->eosId());
         const auto promptIds = tok->encodeWithSpecial(o->prompt);

@@ -1,4 +1,4 @@
-// dpo-cli score --model DIR [--ref-model DIR] --dataset FILE.jsonl [--beta 0.1] [--loss-type a,b]
+// dpo-cli score --model DIR [--base-model DIR] [--ref-model DIR] --dataset FILE.jsonl [--beta 0.1] [--loss-type a,b]
 //               [--loss-weights x,y] [--label-smoothing 0] [--discopop-tau 0.05] [--max-length N]
 //               [--truncation-mode keep_start|keep_end] [--device cpu] [--dtype float32] [--batch-size 8]
 // Scores preference pairs without training: per pair the TRL token ids, the summed completion
@@ -7,7 +7,9 @@
 // The losses are computed once over the whole dataset, so batch-wise losses (aot, sft) see every pair.
 #include "commands.h"
 
+#include "engine/models/adapter_io.h"
 #include "engine/models/causal_lm.h"
+#include "engine/models/lora.h"
 #include "engine/training/dpo_loss.h"
 #include "engine/error.h"
 #include "engine/training/logprobs.h"
@@ -21,6 +23,7 @@ namespace {
 
 struct ScoreOptions {
     std::string model;
+    std::string baseModel;
     std::string refModel;
     std::string dataset;
     double beta = 0.1;
@@ -125,10 +128,12 @@ void runScore(const ScoreOptions &o)
 
     dpo::initRuntime();
     torch::NoGradGuard noGrad;
-    auto tok = dpo::loadTokenizer(o.model);
-    auto policy = dpo::loadCausalLM(o.model, device, dtype);
+    auto tok = dpo::loadTokenizer(dpo::tokenizerDirFor(o.model, o.baseModel));
+    auto policy = dpo::loadCausalLM(o.model, device, dtype, o.baseModel);
     dpo::checkTokenizerFitsModel(*tok, policy->config().vocabSize, o.model);
     const std::string refDir = o.refModel.empty() ? o.model : o.refModel;
+    // An adapter policy without --ref-model: the reference is the same model with its adapters off.
+    const bool refIsBase = o.refModel.empty() && policy->lora;
 
     std::vector<dpo::TokenizedPair> pairs;
     pairs.reserve(rows.size());
@@ -141,9 +146,13 @@ void runScore(const ScoreOptions &o)
     }
 
     const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device);
-    policy.reset(); // the reference need not share memory with the policy
     ScoredPairs ref;
-    {
+    if (refIsBase) {
+        dpo::LoraDisabledScope adaptersOff(*policy);
+        ref = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device);
+    }
+    policy.reset(); // the reference need not share memory with the policy
+    if (!refIsBase) {
         auto refModel = dpo::loadCausalLM(refDir, device, dtype);
         dpo::checkTokenizerFitsModel(*tok, refModel->config().vocabSize, refDir);
         ref = scoreAll(*refModel, pairs, tok->padId(), o.batchSize, device);
@@ -175,9 +184,13 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto o = std::make_shared<ScoreOptions>();
     CLI::App *cmd = app.add_subcommand(
         "score", "Score preference pairs: token ids, policy/reference log-probs, DPO loss and metrics as JSON");
-    cmd->add_option("--model", o->model, "Policy model folder (Hugging Face layout); its tokenizer is used")
+    cmd->add_option("--model", o->model,
+           "Policy model folder (Hugging Face layout) or PEFT LoRA adapter folder; its tokenizer is used")
         ->required();
-    cmd->add_option("--ref-model", o->refModel, "Reference model folder (default: the policy folder)");
+    cmd->add_option("--base-model", o->baseModel,
+        "Base model folder of an adapter --model (default: its adapter_config.json's base_model_name_or_path)");
+    cmd->add_option("--ref-model", o->refModel,
+        "Reference model or adapter folder (default: the policy folder; for an adapter, its base with the adapter off)");
     cmd->add_option("--dataset", o->dataset, "Preference pairs, JSONL in TRL's formats")->required();
     cmd->add_option("--beta", o->beta, "DPO beta")->capture_default_str();
     cmd->add_option("--loss-type", o->lossType, "Loss type, or a comma-separated list (TRL names)")

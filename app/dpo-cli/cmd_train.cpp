@@ -39,6 +39,28 @@ std::string formatSeconds(double s)
     return buf;
 }
 
+// Help of the options that say more than their TrainConfig key.
+const std::map<std::string, std::string> &optionHelp()
+{
+    static const std::map<std::string, std::string> help = {
+        {"model", "Policy model folder (HF layout), or a PEFT LoRA adapter folder to continue training it"},
+        {"ref_model", "Reference model folder or adapter folder (default: the policy; with LoRA the policy with "
+                      "its adapters off)"},
+        {"method", "full (train every weight) or lora (train low-rank adapters on the frozen base)"},
+        {"lora_r", "LoRA rank r (default 8)"},
+        {"lora_alpha", "LoRA alpha; the adapter output is scaled by alpha/r, or alpha/sqrt(r) with --use-rslora "
+                       "(default 16)"},
+        {"lora_dropout", "Dropout on the adapters' input while training, in [0, 1) (default 0)"},
+        {"lora_target_modules", "Comma-separated module names (PEFT suffix match, e.g. q_proj,v_proj) or all-linear "
+                                "(default: every attention and MLP projection)"},
+        {"base_model", "Base model folder of an adapter --model (default: its base_model_name_or_path, relative "
+                       "to the adapter folder)"},
+        {"dtype", "float32, bfloat16 or float16: the weights' dtype in memory (with LoRA the frozen base's; "
+                  "adapters stay float32)"},
+    };
+    return help;
+}
+
 // Options whose value is a number / bool in the JSON config.
 const std::map<std::string, char> &optionKinds()
 {
@@ -53,6 +75,8 @@ const std::map<std::string, char> &optionKinds()
         {"epochs", 'd'},        {"max_steps", 'i'},       {"seed", 'i'},          {"max_length", 'i'},
         {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
+        {"method", 's'},        {"lora_r", 'i'},          {"lora_alpha", 'd'},    {"lora_dropout", 'd'},
+        {"lora_target_modules", 'l'}, {"base_model", 's'},
     };
     return kinds;
 }
@@ -98,8 +122,10 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         for (auto &c : flag)
             if (c == '_')
                 c = '-';
+        const auto help = optionHelp().find(key);
         cmd->add_option_function<std::string>(
-            flag, [args, key = key](const std::string &v) { args->values[key] = v; }, "see TrainConfig (" + key + ")");
+            flag, [args, key = key](const std::string &v) { args->values[key] = v; },
+            help != optionHelp().end() ? help->second : "see TrainConfig (" + key + ")");
     }
     for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle",
              "no_share_prompt"}) {
@@ -109,6 +135,11 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
                 c = '-';
         cmd->add_flag_function(flag, [args, key](int64_t) { args->flags[key] = true; });
     }
+    cmd->add_flag_function("--lora", [args](int64_t) { args->flags["lora"] = true; }, "Same as --method lora");
+    cmd->add_flag_function("--use-rslora", [args](int64_t) { args->flags["use_rslora"] = true; },
+        "rsLoRA: scale the adapters by alpha/sqrt(r) instead of alpha/r");
+    cmd->add_flag_function("--merge-final", [args](int64_t) { args->flags["merge_final"] = true; },
+        "With LoRA, also write final-merged/: the base with the adapter merged in (HF layout, the base's dtype)");
     cmd->callback([args, mode]() {
         dpo::TrainConfig config;
         if (!args->config.empty())
@@ -127,6 +158,8 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
                 overrides["shuffle"] = !on;
             else if (key == "no_share_prompt")
                 overrides["share_prompt"] = !on;
+            else if (key == "lora")
+                overrides["method"] = "lora";
             else
                 overrides[key] = on;
         }

@@ -16,6 +16,8 @@
 
 namespace dpo {
 
+class LoraAdapter; // lora.h
+
 // Keys and values of past positions, per layer: [B, numKvHeads, T_past, headDim].
 struct KVCache {
     std::vector<torch::Tensor> keys;
@@ -68,22 +70,34 @@ public:
     };
     CheckpointLayout checkpointLayout = CheckpointLayout::Plain;
     std::map<std::string, torch::Tensor> passthroughTensors;
+
+    // The LoRA adapter on this model's linear layers (lora.h), or null. Its tensors are not module
+    // parameters: stateDict(), loadStateDict() and parameters() see the base weights only.
+    std::shared_ptr<LoraAdapter> lora;
 };
 
 // Builds the model the config describes (no weights loaded).
 std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config);
 
 // Reads DIR/config.json and the weights (model.safetensors or a sharded index), returns the model
-// on `device` in `dtype`, in eval mode, dropout off.
+// on `device` in `dtype`, in eval mode, dropout off. DIR may also be a PEFT LoRA adapter folder
+// (adapter_io.h): its base model (`baseModel`, or the folder its adapter_config.json names) is loaded
+// in `dtype` with the adapter attached (float32) and enabled; `baseModel` is ignored otherwise.
 std::shared_ptr<CausalLM> loadCausalLM(const std::string &dir, torch::Device device = torch::kCPU,
-                                       torch::ScalarType dtype = torch::kFloat32);
+                                       torch::ScalarType dtype = torch::kFloat32, const std::string &baseModel = {});
 
-// Writes DIR in the Hugging Face layout transformers loads unchanged: config.json,
+// Writes DIR in the Hugging Face layout transformers loads unchanged (a model carrying a LoRA adapter
+// is refused: save the adapter with saveAdapter, or its merge with LoraAdapter::mergedStateDict): config.json,
 // generation_config.json, model.safetensors (sharded past `maxShardBytes`), and the tokenizer
 // files copied from `tokenizerDir` (when non-empty). Files are written under temporary names and
 // renamed into place. `dtype` of the saved weights: the model's own unless given.
 void savePretrained(CausalLM &model, const std::string &dir, const std::string &tokenizerDir = {},
                     int64_t maxShardBytes = int64_t(5) << 30,
                     std::optional<torch::ScalarType> dtype = std::nullopt);
+
+// savePretrained of a model carrying a LoRA adapter with the adapter merged in (W + s·B·A per adapted
+// layer, computed in float32), in `dtype` or the base weights' own dtype; the model is not changed.
+void savePretrainedMerged(CausalLM &model, const std::string &dir, const std::string &tokenizerDir = {},
+                          std::optional<torch::ScalarType> dtype = std::nullopt);
 
 } // namespace dpo

@@ -35,7 +35,8 @@ torch::Tensor Conv1DImpl::forward(const torch::Tensor &x)
     // HF: addmm(bias, x.view(-1, in), weight).view(..., out)
     auto sizes = x.sizes().vec();
     sizes.back() = weight.size(1);
-    return torch::addmm(bias, x.reshape({ -1, x.size(-1) }), weight).view(sizes);
+    auto y = torch::addmm(bias, x.reshape({ -1, x.size(-1) }), weight).view(sizes);
+    return lora ? lora->apply(x, y, is_training()) : y;
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_)

@@ -9,6 +9,7 @@
 
 #include "engine/models/attention_mask.h"
 #include "engine/models/causal_lm.h"
+#include "engine/models/lora.h"
 #include "engine/models/model_config.h"
 
 #include "engine/torch_api.h"
@@ -25,6 +26,7 @@ public:
     torch::Tensor forward(const torch::Tensor &x); // [..., in] -> [..., out]
     torch::Tensor weight; // [in, out]
     torch::Tensor bias; // [out]
+    std::shared_ptr<LoraLayer> lora; // set by LoraAdapter::attach (lora.h); not a registered parameter
 };
 TORCH_MODULE(Conv1D);
 

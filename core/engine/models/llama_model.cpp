@@ -33,7 +33,8 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool hasBias)
 
 torch::Tensor LinearImpl::forward(const torch::Tensor &x)
 {
-    return torch::linear(x, weight, bias);
+    auto y = torch::linear(x, weight, bias);
+    return lora ? lora->apply(x, y, is_training()) : y;
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim)

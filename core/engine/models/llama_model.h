@@ -17,6 +17,7 @@
 
 #include "engine/models/attention_mask.h"
 #include "engine/models/causal_lm.h"
+#include "engine/models/lora.h"
 #include "engine/models/model_config.h"
 #include "engine/models/rope.h"
 
@@ -35,6 +36,7 @@ public:
     torch::Tensor forward(const torch::Tensor &x); // [..., in] -> [..., out]
     torch::Tensor weight;
     torch::Tensor bias; // undefined when there is none
+    std::shared_ptr<LoraLayer> lora; // set by LoraAdapter::attach (lora.h); not a registered parameter
 };
 TORCH_MODULE(Linear);
 

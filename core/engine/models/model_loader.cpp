@@ -6,7 +6,9 @@
 #include "engine/models/causal_lm.h"
 
 #include "engine/error.h"
+#include "engine/models/adapter_io.h"
 #include "engine/models/config_limits.h"
+#include "engine/models/lora.h"
 #include "engine/models/model_arch.h"
 #include "engine/runtime.h"
 #include "engine/io/safetensors.h"
@@ -297,10 +299,13 @@ int64_t CausalLM::parameterCount()
     return n;
 }
 
-std::shared_ptr<CausalLM> loadCausalLM(const std::string &dir, torch::Device device, torch::ScalarType dtype)
+std::shared_ptr<CausalLM> loadCausalLM(
+    const std::string &dir, torch::Device device, torch::ScalarType dtype, const std::string &baseModel)
 {
     if (!at::isFloatingType(dtype))
         throw Error("model dtype must be floating point, not " + std::string(c10::toString(dtype)));
+    if (isAdapterDir(dir))
+        return loadAdapterModel(dir, device, dtype, baseModel);
     const ModelConfig config = ModelConfig::fromDirectory(dir);
     const auto weights = loadSafetensorsWeights(dir);
     checkConfigAgainstWeights(config, weights, dir); // before allocating what config.json claims
@@ -323,8 +328,31 @@ std::shared_ptr<CausalLM> loadCausalLM(const std::string &dir, torch::Device dev
     return model;
 }
 
+namespace {
+void saveWithState(CausalLM &model, std::map<std::string, torch::Tensor> state, const std::string &dirIn,
+    const std::string &tokenizerDir, int64_t maxShardBytes, std::optional<torch::ScalarType> dtype);
+} // namespace
+
 void savePretrained(CausalLM &model, const std::string &dirIn, const std::string &tokenizerDir, int64_t maxShardBytes,
     std::optional<torch::ScalarType> dtype)
+{
+    if (model.lora)
+        throw Error(dirIn + ": the model carries a LoRA adapter; save the adapter (saveAdapter) or merge it first");
+    saveWithState(model, model.stateDict(), dirIn, tokenizerDir, maxShardBytes, dtype);
+}
+
+void savePretrainedMerged(
+    CausalLM &model, const std::string &dirIn, const std::string &tokenizerDir, std::optional<torch::ScalarType> dtype)
+{
+    if (!model.lora)
+        throw Error(dirIn + ": savePretrainedMerged needs a model carrying a LoRA adapter");
+    saveWithState(model, model.lora->mergedStateDict(), dirIn, tokenizerDir, int64_t(5) << 30, dtype);
+}
+
+namespace {
+
+void saveWithState(CausalLM &model, std::map<std::string, torch::Tensor> state, const std::string &dirIn,
+    const std::string &tokenizerDir, int64_t maxShardBytes, std::optional<torch::ScalarType> dtype)
 {
     if (maxShardBytes <= 0)
         throw Error("savePretrained: maxShardBytes must be positive");
@@ -350,7 +378,6 @@ void savePretrained(CausalLM &model, const std::string &dirIn, const std::string
         throw Error(tmp.string() + ": cannot create folder: " + ec.message());
 
     try {
-        auto state = model.stateDict();
         torch::ScalarType saveType = torch::kFloat32;
         if (dtype) {
             saveType = *dtype;
@@ -419,5 +446,7 @@ void savePretrained(CausalLM &model, const std::string &dirIn, const std::string
         throw;
     }
 }
+
+} // namespace
 
 } // namespace dpo

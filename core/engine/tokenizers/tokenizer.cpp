@@ -6,6 +6,7 @@
 #include "engine/tokenizers/bpe_tokenizer.h" // byte-level BPE branch of loadTokenizer
 #include "engine/error.h"
 #include "engine/io/json_limits.h"
+#include "engine/models/adapter_io.h" // loadTokenizer of a PEFT adapter folder
 #include "engine/tokenizers/sp_tokenizer.h"
 #include "engine/tokenizers/utf8.h"
 
@@ -404,6 +405,11 @@ std::unique_ptr<Tokenizer> loadTokenizer(const std::string &dir)
     std::error_code ec;
     if (!fs::is_directory(root, ec))
         throw Error(dir + ": model folder not found (looking for its tokenizer)");
+    if (isAdapterDir(dir)) { // a PEFT adapter folder without tokenizer files: its base model's tokenizer
+        const std::string tokDir = tokenizerDirFor(dir);
+        if (tokDir != dir)
+            return loadTokenizer(tokDir);
+    }
     const bool hasSp = fs::exists(root / "tokenizer.model", ec);
     const bool hasBpe = fs::exists(root / "tokenizer.json", ec)
         || (fs::exists(root / "vocab.json", ec) && fs::exists(root / "merges.txt", ec));

@@ -6,6 +6,8 @@
 #include "engine/runtime.h"
 #include "engine/io/json_limits.h"
 #include "engine/io/safetensors.h"
+#include "engine/models/adapter_io.h"
+#include "engine/models/lora.h"
 
 #include <algorithm>
 #include <chrono>
@@ -238,10 +240,10 @@ void collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t pa
     completion = completion.to(device);
 }
 
-double totalGradNorm(CausalLM &model)
+double totalGradNorm(const std::vector<std::pair<std::string, torch::Tensor>> &params)
 {
     std::vector<torch::Tensor> norms;
-    for (auto &p : model.parameters())
+    for (auto &[name, p] : params)
         if (p.grad().defined())
             norms.push_back(p.grad().to(torch::kFloat32).norm());
     if (norms.empty())
@@ -290,6 +292,11 @@ void DpoTrainer::setup()
 {
     if (m_setupDone)
         return;
+    const bool adapterModel = !m_policy && isAdapterDir(m_config.model);
+    if (adapterModel && !m_config.useLora()) {
+        log(m_config.model + " is a LoRA adapter: continuing to train it (method lora)");
+        m_config.method = "lora";
+    }
     m_config.validate(/*requireDataset=*/m_trainRows.empty());
     if (m_mode == TrainingMode::Dpo) {
         m_loss = m_config.lossConfig();
@@ -297,25 +304,72 @@ void DpoTrainer::setup()
         if (m_config.syncRefModel && (m_config.precomputeRef || m_config.referenceFree))
             throw Error("option 'sync_ref_model': needs a live reference model (not precompute_ref or reference_free)");
     }
+    if (!m_config.baseModel.empty() && !adapterModel && !m_policyInMemory)
+        throw Error("option 'base_model': only used when 'model' is a LoRA adapter folder (" + m_config.model +
+                    " is a full model)");
+    if (m_config.useLora() && m_mode == TrainingMode::Dpo && m_config.syncRefModel && m_config.refModel.empty())
+        throw Error("option 'sync_ref_model': with method lora the reference is the policy with its adapters off, "
+                    "which TR-DPO cannot move; give a separate ref_model (a full copy) to synchronise");
     initRuntime(m_config.threads);
     m_device = parseDevice(m_config.device);
     m_dtype = parseDtype(m_config.dtype);
 
     if (!m_policy) {
         log("loading model " + m_config.model);
-        m_policy = loadCausalLM(m_config.model, m_device, m_dtype);
-        m_tokenizer = std::shared_ptr<Tokenizer>(loadTokenizer(m_config.model).release());
-        m_tokenizerDir = m_config.model;
+        m_policy = loadCausalLM(m_config.model, m_device, m_dtype, m_config.baseModel);
+        m_tokenizerDir = tokenizerDirFor(m_config.model, m_config.baseModel);
+        m_tokenizer = std::shared_ptr<Tokenizer>(loadTokenizer(m_tokenizerDir).release());
     } else {
         m_policy->to(m_device, m_dtype);
+        if (m_policy->lora) // Module::to does not see the adapter tensors
+            for (auto &[name, t] : m_policy->lora->namedParameters())
+                t.set_data(t.data().to(m_device));
     }
     checkTokenizerFitsModel(*m_tokenizer, m_policy->config().vocabSize, m_config.model);
     m_policy->train();
-    for (auto &p : m_policy->parameters())
-        p.set_requires_grad(true);
+    m_trainable.clear();
+    if (m_policy->lora) {
+        // Continuing an adapter: its own r, alpha, targets and scaling are the run's.
+        const LoraConfig &have = m_policy->lora->config();
+        m_config.method = "lora";
+        m_config.loraR = have.r;
+        m_config.loraAlpha = have.alpha;
+        m_config.loraDropout = have.dropout;
+        m_config.loraTargetModules = have.targetRegex.empty() ? have.targetModules
+                                                              : std::vector<std::string>{have.targetRegex};
+        m_config.useRslora = have.useRslora;
+        for (auto &p : m_policy->parameters())
+            p.set_requires_grad(false);
+        for (auto &[name, t] : m_policy->lora->namedParameters())
+            t.set_requires_grad(true);
+    } else if (m_config.useLora()) {
+        torch::manual_seed(m_config.seed); // the adapters' A initialisation
+        auto adapter = LoraAdapter::attach(*m_policy, m_config.loraConfig());
+        adapter->baseModelDir = m_policyInMemory ? std::string() : m_config.model;
+        log("LoRA: r " + std::to_string(m_config.loraR) + ", scaling " + std::to_string(adapter->config().scaling()) +
+            ", " + std::to_string(adapter->modulePaths().size()) + " layers, " +
+            std::to_string(adapter->parameterCount()) + " trainable parameters of " +
+            std::to_string(m_policy->parameterCount()) + " (base frozen)");
+    } else {
+        for (auto &p : m_policy->parameters())
+            p.set_requires_grad(true);
+    }
+    if (m_policy->lora) {
+        for (const auto &item : m_policy->lora->namedParameters())
+            m_trainable.push_back(item);
+    } else {
+        for (const auto &item : m_policy->named_parameters())
+            m_trainable.emplace_back(item.key(), item.value());
+    }
 
     const bool needRef = m_mode == TrainingMode::Dpo && !m_config.referenceFree;
-    if (needRef && !m_ref) {
+    // LoRA without ref_model: the reference is the policy itself with its adapters off (no second model).
+    m_refIsBase = needRef && !m_ref && m_policy->lora && m_config.refModel.empty();
+    if (m_refIsBase) {
+        m_refDir = m_policy->lora->baseModelDir; // keys the precomputed cache ("" = hash the weights)
+        log("reference: the policy with its LoRA adapters off");
+    }
+    if (needRef && !m_ref && !m_refIsBase) {
         // Object form (the policy was handed over in memory, maybe already changed): without
         // ref_model the reference is a frozen copy of that policy, not whatever m_config.model holds.
         const std::string refDir = !m_config.refModel.empty() ? m_config.refModel
@@ -325,6 +379,10 @@ void DpoTrainer::setup()
             log("loading reference model " + refDir);
             m_ref = loadCausalLM(refDir, m_device, m_dtype);
             m_refDir = refDir;
+            if (m_ref->lora && m_config.syncRefModel)
+                throw Error("option 'sync_ref_model': the ref_model " + refDir +
+                            " is a LoRA adapter; TR-DPO needs a full reference model (merge it first: dpo-cli "
+                            "merge-adapter)");
         } else {
             m_ref = createCausalLM(m_policy->config());
             m_ref->loadStateDict(m_policy->stateDict(), "policy");
@@ -343,9 +401,7 @@ void DpoTrainer::setup()
     loadData();
     computeSchedule();
 
-    std::vector<std::pair<std::string, torch::Tensor>> named;
-    for (const auto &item : m_policy->named_parameters())
-        named.emplace_back(item.key(), item.value());
+    const auto &named = m_trainable;
     AdamWOptions opt;
     opt.lr = m_config.learningRate;
     opt.beta1 = m_config.adamBeta1;
@@ -482,6 +538,10 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
             v[size_t(B + i)] = float(examples[indices[size_t(i)]].refRejected);
         }
         refSum = torch::tensor(v, torch::kFloat32).to(m_device);
+    } else if (m_refIsBase) {
+        torch::NoGradGuard noGrad;
+        LoraDisabledScope adaptersOff(*m_policy);
+        refSum = logps(*m_policy).sum;
     } else {
         torch::NoGradGuard noGrad;
         refSum = logps(*m_ref).sum;
@@ -528,7 +588,7 @@ void DpoTrainer::precomputeReference()
             h = fnv1a(h, &mtime, sizeof mtime);
         }
     } else {
-        for (const auto &[name, t] : m_ref->stateDict()) {
+        for (const auto &[name, t] : (m_refIsBase ? m_policy : m_ref)->stateDict()) {
             const auto c = t.to(torch::kCPU).contiguous();
             h = fnv1a(h, name);
             h = fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
@@ -570,6 +630,10 @@ void DpoTrainer::precomputeReference()
         chosen = torch::zeros({int64_t(all.size())}, torch::kFloat32);
         rejected = torch::zeros({int64_t(all.size())}, torch::kFloat32);
         torch::NoGradGuard noGrad;
+        CausalLM &ref = m_refIsBase ? *m_policy : *m_ref;
+        std::optional<LoraDisabledScope> adaptersOff; // the reference is the policy's base
+        if (m_refIsBase)
+            adaptersOff.emplace(*m_policy);
         const int64_t padId = m_tokenizer->padId() >= 0 ? m_tokenizer->padId() : 0;
         for (size_t begin = 0; begin < all.size(); begin += size_t(m_config.batchSize)) {
             const size_t end = std::min(all.size(), begin + size_t(m_config.batchSize));
@@ -579,10 +643,10 @@ void DpoTrainer::precomputeReference()
             const auto shared = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
             torch::Tensor lp;
             if (shared) {
-                lp = sharedPromptLogps(*m_ref, *shared).sum.cpu();
+                lp = sharedPromptLogps(ref, *shared).sum.cpu();
             } else {
                 auto batch = collatePairs(pairs, padId, m_device);
-                lp = completionLogps(*m_ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
+                lp = completionLogps(ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
             }
             const int64_t B = int64_t(end - begin);
             chosen.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, 0, B));
@@ -684,10 +748,16 @@ void DpoTrainer::syncReference()
     torch::NoGradGuard noGrad;
     const double a = m_config.refModelMixupAlpha;
     auto refParams = m_ref->named_parameters();
-    for (const auto &item : m_policy->named_parameters()) {
-        auto *r = refParams.find(item.key());
-        if (r)
-            r->mul_(1.0 - a).add_(item.value().detach().to(r->scalar_type()), a);
+    if (m_policy->lora) { // the policy's function is W + s·B·A
+        for (const auto &[name, value] : m_policy->lora->mergedStateDict())
+            if (auto *r = refParams.find(name))
+                r->mul_(1.0 - a).add_(value.to(r->scalar_type()), a);
+    } else {
+        for (const auto &item : m_policy->named_parameters()) {
+            auto *r = refParams.find(item.key());
+            if (r)
+                r->mul_(1.0 - a).add_(item.value().detach().to(r->scalar_type()), a);
+        }
     }
     log("reference model synchronised (TR-DPO, alpha " + std::to_string(a) + ") at step " +
         std::to_string(m_globalStep));
@@ -699,7 +769,10 @@ void DpoTrainer::saveCheckpoint()
     const fs::path tmp = dir.string() + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
-    dpo::savePretrained(*m_policy, tmp.string(), m_tokenizerDir);
+    if (m_policy->lora)
+        saveAdapter(*m_policy, tmp.string(), m_tokenizerDir);
+    else
+        dpo::savePretrained(*m_policy, tmp.string(), m_tokenizerDir);
     saveSafetensors((tmp / "optimizer.safetensors").string(), m_optimizer->stateTensors(), {{"format", "pt"}});
     if (m_config.syncRefModel && m_ref)
         saveSafetensors((tmp / "ref_model.safetensors").string(), m_ref->stateDict(), {{"format", "pt"}});
@@ -773,7 +846,16 @@ void DpoTrainer::restoreCheckpoint(const std::string &dir)
     } catch (const nlohmann::json::exception &e) {
         throw Error(statePath + ": " + jsonErrorMessage(e));
     }
-    m_policy->loadStateDict(loadSafetensorsWeights(dir), dir);
+    if (m_policy->lora) {
+        const std::string file = (fs::path(dir) / "adapter_model.safetensors").string();
+        auto f = SafetensorsFile::open(file);
+        std::map<std::string, torch::Tensor> w;
+        for (const auto &name : f.names())
+            w[name] = f.tensor(name);
+        loadAdapterTensors(*m_policy->lora, w, file, m_policy->lora->baseModelDir);
+    } else {
+        m_policy->loadStateDict(loadSafetensorsWeights(dir), dir);
+    }
     auto opt = SafetensorsFile::open((fs::path(dir) / "optimizer.safetensors").string());
     std::map<std::string, torch::Tensor> optState;
     for (const auto &name : opt.names())
@@ -847,6 +929,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             stepPairs += int64_t(micro.back().size());
         }
         m_optimizer->zeroGrad();
+        if (m_policy->lora && m_config.loraDropout > 0) // LoRA dropout masks drawn per step: a resume replays them
+            torch::manual_seed(m_config.seed * 1000003ull + uint64_t(m_globalStep) + 1);
         std::map<std::string, double> sums;
         int64_t stepTokens = 0;
         for (const auto &idx : micro) {
@@ -856,7 +940,7 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
                 sums[k] += v * share;
             stepTokens += r.tokens;
         }
-        const double gradNorm = totalGradNorm(*m_policy);
+        const double gradNorm = totalGradNorm(m_trainable);
         if (!std::isfinite(gradNorm))
             throw Error("step " + std::to_string(m_globalStep + 1) + ": the gradient norm is " +
                         std::to_string(gradNorm) + " (NaN/Inf); training stopped, the last good checkpoint is kept" +
@@ -865,7 +949,7 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
             if (coef < 1.0) {
                 torch::NoGradGuard noGrad;
-                for (auto &p : m_policy->parameters())
+                for (auto &[name, p] : m_trainable)
                     if (p.grad().defined())
                         p.mutable_grad().mul_(coef);
             }
@@ -922,7 +1006,16 @@ void DpoTrainer::savePretrained(const std::string &dir)
 {
     if (!m_policy)
         throw Error("savePretrained: no model (call setup() or train() first)");
-    dpo::savePretrained(*m_policy, dir, m_tokenizerDir);
+    if (!m_policy->lora) {
+        dpo::savePretrained(*m_policy, dir, m_tokenizerDir);
+        return;
+    }
+    saveAdapter(*m_policy, dir, m_tokenizerDir);
+    if (m_config.mergeFinal) {
+        const std::string merged = (fs::path(dir).parent_path() / (fs::path(dir).filename().string() + "-merged")).string();
+        savePretrainedMerged(*m_policy, merged, m_tokenizerDir);
+        log("merged model (base + adapter) saved to " + merged);
+    }
 }
 
 } // namespace dpo

@@ -16,11 +16,17 @@
 //                            and renamed only when complete, so a directory named checkpoint-N is
 //                            always whole.
 //   final/                   the trained model, HF layout (transformers loads it unchanged)
+//   With method lora, checkpoint-N/ and final/ hold a PEFT adapter (adapter_config.json,
+//   adapter_model.safetensors, tokenizer files) instead of the model files; merge_final also writes
+//   final-merged/ (the base with the adapter merged in, HF layout, the base's dtype).
 //   ref_cache/               precomputed reference log-probs keyed by reference model + data
 //
 // Determinism: the only randomness is the data order, a permutation drawn from (seed, epoch), so a
 // resumed run replays exactly the uninterrupted trajectory on CPU. Dropout is always off.
-// Not done here: chat templates (see preference_data.h), multi-GPU, LoRA.
+// LoRA (method lora): only the adapter tensors have gradients and AdamW state, the base weights stay
+// frozen in the run's dtype; the reference is the policy with its adapters off (no second model)
+// unless ref_model is given. TR-DPO with LoRA needs an explicit full ref_model.
+// Not done here: chat templates (see preference_data.h), multi-GPU, QLoRA.
 #pragma once
 
 #include "engine/training/adamw.h"
@@ -125,6 +131,9 @@ private:
     std::vector<Example> m_train, m_eval;
     LossConfig m_loss;
     std::unique_ptr<AdamW> m_optimizer;
+    // What the optimizer trains: every policy parameter, or (LoRA) only the adapter tensors.
+    std::vector<std::pair<std::string, torch::Tensor>> m_trainable;
+    bool m_refIsBase = false; // LoRA: the reference is m_policy with its adapters off
 
     int64_t m_microBatchesPerEpoch = 0;
     int64_t m_stepsPerEpoch = 0;

@@ -2,6 +2,7 @@
 
 #include "engine/error.h"
 #include "engine/io/json_limits.h"
+#include "engine/models/lora.h"
 
 #include <cmath>
 #include <fstream>
@@ -132,6 +133,15 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"share_prompt", [&](auto &v, auto &k) { sharePrompt = get<bool>(v, k, source); }},
         {"ref_model_mixup_alpha", [&](auto &v, auto &k) { refModelMixupAlpha = get<double>(v, k, source); }},
         {"ref_model_sync_steps", [&](auto &v, auto &k) { refModelSyncSteps = get<int64_t>(v, k, source); }},
+        {"method", [&](auto &v, auto &k) { method = get<std::string>(v, k, source); }},
+        {"use_lora", [&](auto &v, auto &k) { method = get<bool>(v, k, source) ? "lora" : "full"; }},
+        {"lora_r", [&](auto &v, auto &k) { loraR = get<int64_t>(v, k, source); }},
+        {"lora_alpha", [&](auto &v, auto &k) { loraAlpha = get<double>(v, k, source); }},
+        {"lora_dropout", [&](auto &v, auto &k) { loraDropout = get<double>(v, k, source); }},
+        {"lora_target_modules", [&](auto &v, auto &k) { loraTargetModules = splitList(v, k, source); }},
+        {"use_rslora", [&](auto &v, auto &k) { useRslora = get<bool>(v, k, source); }},
+        {"merge_final", [&](auto &v, auto &k) { mergeFinal = get<bool>(v, k, source); }},
+        {"base_model", [&](auto &v, auto &k) { baseModel = get<std::string>(v, k, source); }},
         {"learning_rate", [&](auto &v, auto &k) { learningRate = get<double>(v, k, source); }},
         {"lr_scheduler", [&](auto &v, auto &k) { lrScheduler = get<std::string>(v, k, source); }},
         {"warmup_steps", [&](auto &v, auto &k) { warmupSteps = get<int64_t>(v, k, source); }},
@@ -203,6 +213,14 @@ nlohmann::json TrainConfig::toJson() const
         {"share_prompt", sharePrompt},
         {"ref_model_mixup_alpha", refModelMixupAlpha},
         {"ref_model_sync_steps", refModelSyncSteps},
+        {"method", method},
+        {"lora_r", loraR},
+        {"lora_alpha", loraAlpha},
+        {"lora_dropout", loraDropout},
+        {"lora_target_modules", loraTargetModules},
+        {"use_rslora", useRslora},
+        {"merge_final", mergeFinal},
+        {"base_model", baseModel},
         {"learning_rate", learningRate},
         {"lr_scheduler", lrScheduler},
         {"warmup_steps", warmupSteps},
@@ -230,6 +248,17 @@ nlohmann::json TrainConfig::toJson() const
         {"dtype", dtype},
         {"threads", threads},
     };
+}
+
+LoraConfig TrainConfig::loraConfig() const
+{
+    LoraConfig lora;
+    lora.r = loraR;
+    lora.alpha = loraAlpha;
+    lora.dropout = loraDropout;
+    lora.targetModules = loraTargetModules;
+    lora.useRslora = useRslora;
+    return lora;
 }
 
 LossConfig TrainConfig::lossConfig() const
@@ -308,6 +337,14 @@ void TrainConfig::validate(bool requireDataset) const
         fail("precompute_ref", "cannot be combined with reference_free");
     if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
         fail("dtype", "must be float32, bfloat16 or float16");
+    if (method != "full" && method != "lora")
+        fail("method", "must be full or lora");
+    if (useLora()) {
+        LoraConfig lora = loraConfig();
+        lora.validate();
+    } else if (mergeFinal) {
+        fail("merge_final", "needs method lora (a full run's final model is already merged)");
+    }
     if (threads < 0)
         fail("threads", "must be >= 0");
 }

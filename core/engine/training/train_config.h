@@ -14,6 +14,8 @@
 
 namespace dpo {
 
+struct LoraConfig; // engine/models/lora.h (kept out of this header: it pulls in libtorch)
+
 struct TrainConfig {
     // Paths
     std::string model;       // policy model dir (HF layout)
@@ -37,6 +39,20 @@ struct TrainConfig {
     // to float rounding; off to measure or to compare with the concatenated batch TRL runs. CPU only for
     // now: on CUDA the concatenated batch is used (see DpoTrainer::useSharedPrompt).
     bool sharePrompt = true;
+
+    // Method: "full" trains every weight; "lora" trains low-rank adapters (PEFT's LoRA) on frozen base
+    // weights, the reference being the same model with adapters off unless ref_model is given.
+    // A PEFT adapter folder as `model` continues training that adapter (its r, alpha, targets win).
+    std::string method = "full"; // full | lora  (JSON also accepts "use_lora": true)
+    int64_t loraR = 8;
+    double loraAlpha = 16.0;
+    double loraDropout = 0.0;
+    // Module names (PEFT's suffix match), {"all-linear"}, or empty = the attention and MLP projections.
+    std::vector<std::string> loraTargetModules;
+    bool useRslora = false;    // scaling alpha / sqrt(r) instead of alpha / r
+    bool mergeFinal = false;   // also write final-merged/: the base with W + s·B·A, in the base's dtype
+    std::string baseModel;     // base folder of an adapter `model` (default: its base_model_name_or_path)
+    bool useLora() const { return method == "lora"; }
 
     // Optimisation
     double learningRate = 1e-6;
@@ -85,6 +101,8 @@ struct TrainConfig {
     void validate(bool requireDataset = true) const;
     // The loss part of this config (loss_type, loss_weights, beta, label_smoothing, discopop_tau).
     LossConfig lossConfig() const;
+    // The LoRA part (lora_r, lora_alpha, lora_dropout, lora_target_modules, use_rslora).
+    LoraConfig loraConfig() const;
 };
 
 } // namespace dpo
