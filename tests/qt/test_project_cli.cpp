@@ -1,6 +1,6 @@
-// dpo-cli project import/export/stats as scripts call them, train --project (a project's judged pairs, the run recorded), and verdict durability: a real dpo-cli process
-// labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost. Read commands
-// on something that is not a project (another program's SQLite file, an empty file) fail and leave it as it was.
+// dpo-cli project import/export/stats as scripts call them; dpo-cli train --project (the project's judged pairs,
+// the run recorded in the project); verdict durability: a real dpo-cli process labeling a project is killed
+// with SIGKILL mid-session; at most the pair on screen may be lost. Read commands
 #include "project/project_store.h"
 
 #include <QElapsedTimer>
