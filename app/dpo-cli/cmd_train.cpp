@@ -110,6 +110,18 @@ nlohmann::json toJsonValue(const std::string &key, char kind, const std::string 
     throw dpo::Error("option --" + flag + ": '" + text + "' is not a valid number");
 }
 
+// Tells the extensions' hooks how the run ended, "failed" when training throws.
+struct HooksEnd {
+    const std::vector<dpocli::TrainRunHooks> &hooks;
+    std::string status = "failed";
+    ~HooksEnd()
+    {
+        for (const auto &h : hooks)
+            if (h.afterTraining)
+                h.afterTraining(status);
+    }
+};
+
 void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode mode)
 {
     auto args = std::make_shared<TrainArgs>();
@@ -140,6 +152,9 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         "rsLoRA: scale the adapters by alpha/sqrt(r) instead of alpha/r");
     cmd->add_flag_function("--merge-final", [args](int64_t) { args->flags["merge_final"] = true; },
         "With LoRA, also write final-merged/: the base with the adapter merged in (HF layout, the base's dtype)");
+    if (mode == dpo::TrainingMode::Dpo)
+        for (const auto &ext : dpocli::trainExtensions())
+            ext.addOptions(cmd);
     cmd->callback([args, mode]() {
         dpo::TrainConfig config;
         if (!args->config.empty())
@@ -166,7 +181,15 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         config.update(overrides, "command line");
         if (mode == dpo::TrainingMode::Sft && !args->values.count("loss_type"))
             config.lossType = {"sft"};
+        std::vector<dpocli::TrainRunHooks> hooks;
+        if (mode == dpo::TrainingMode::Dpo)
+            for (const auto &ext : dpocli::trainExtensions())
+                hooks.push_back(ext.prepare(config));
         config.validate();
+        HooksEnd end{hooks};
+        for (const auto &h : hooks)
+            if (h.beforeTraining)
+                h.beforeTraining();
 
         dpo::DpoTrainer trainer(config, mode);
         const bool tty = isatty(STDERR_FILENO);
@@ -174,6 +197,9 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         dpo::TrainerCallbacks cb;
         cb.onLog = [](const std::string &msg) { std::fprintf(stderr, "%s\n", msg.c_str()); };
         cb.onMetrics = [&](const nlohmann::json &m) {
+            for (const auto &h : hooks)
+                if (h.onMetrics)
+                    h.onMetrics(m);
             if (!m.contains("loss"))
                 return; // eval line
             const int64_t step = m.value("step", int64_t(0));
@@ -197,6 +223,7 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         std::signal(SIGINT, onSignal);
         std::signal(SIGTERM, onSignal);
         dpo::TrainResult r = trainer.train(&g_stop);
+        end.status = r.status;
         dpocli::printJson({{"status", r.status},
                            {"global_step", r.globalStep},
                            {"total_steps", r.totalSteps},

@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace dpo {
+struct TrainConfig;
+}
+
 namespace dpocli {
 
 using CommandSetup = std::function<void(CLI::App &app)>;
@@ -18,6 +22,25 @@ std::vector<CommandSetup> &commandSetups();
 
 struct CommandRegistrar {
     explicit CommandRegistrar(CommandSetup setup) { commandSetups().push_back(std::move(setup)); }
+};
+
+// `dpo-cli train` options contributed by another file, so that cmd_train.cpp builds without Qt (e.g.
+// qcmd_train_project.cpp: --project). prepare() runs on the parsed config before validation and may set
+// its data paths; it returns what to call around the training (members may be empty).
+struct TrainRunHooks {
+    std::function<void()> beforeTraining; // after validation, before the trainer reads the data
+    std::function<void(const nlohmann::json &metrics)> onMetrics;
+    std::function<void(const std::string &status)> afterTraining; // "completed", "stopped" or "failed"
+};
+struct TrainExtension {
+    std::function<void(CLI::App *cmd)> addOptions;
+    std::function<TrainRunHooks(dpo::TrainConfig &config)> prepare;
+};
+std::vector<TrainExtension> &trainExtensions();
+
+// Registers at static initialisation, before any command is set up.
+struct TrainExtensionRegistrar {
+    explicit TrainExtensionRegistrar(TrainExtension extension) { trainExtensions().push_back(std::move(extension)); }
 };
 
 // dpo-cli's global --threads (0 = all cores when not given), for the commands that set up the runtime.

@@ -13,6 +13,12 @@ std::vector<CommandSetup> &commandSetups()
     static std::vector<CommandSetup> setups;
     return setups;
 }
+
+std::vector<TrainExtension> &trainExtensions()
+{
+    static std::vector<TrainExtension> extensions;
+    return extensions;
+}
 } // namespace dpocli
 
 int main(int argc, char **argv)

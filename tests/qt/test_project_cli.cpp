@@ -1,10 +1,11 @@
-// dpo-cli project import/export/stats as scripts call them, and verdict durability: a real dpo-cli process
-// labeling a project is killed with SIGKILL mid-session; at most the pair on screen may be lost. Read commands
-// on something that is not a project (another program's SQLite file, an empty file) fail and leave it as it was.
+// dpo-cli project import/export/stats as scripts call them; dpo-cli train --project (the project's judged pairs,
+// the run recorded in the project); verdict durability: a real dpo-cli process labeling a project is killed
+// with SIGKILL mid-session; at most the pair on screen may be lost. Read commands
 #include "project/project_store.h"
 
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -52,6 +53,8 @@ private slots:
     void exportRoundTripAndStats();
     void killDuringLabeling();
     void readCommandsLeaveForeignFiles();
+    void trainFromProject_data();
+    void trainFromProject();
 };
 
 void TestProjectCli::importSummary_data()
@@ -238,6 +241,61 @@ void TestProjectCli::readCommandsLeaveForeignFiles()
     QVERIFY(missing.exitCode != 0);
     QVERIFY2(missing.err.contains("no project at"), missing.err.constData());
     QVERIFY(!QFile::exists(path("missing.dpo")));
+}
+
+void TestProjectCli::trainFromProject_data()
+{
+    QTest::addColumn<QString>("evalSplit");
+    QTest::addColumn<int>("trainRows");
+    QTest::addColumn<int>("evalRows");
+    QTest::newRow("no split") << "0" << 8 << 0;
+    QTest::newRow("eval split") << "0.25" << 6 << 2;
+}
+
+// dpo-cli train --project: the project's judged pairs exported as the Train page exports them, and the run
+// recorded in the project like a GUI run.
+void TestProjectCli::trainFromProject()
+{
+    QFETCH(QString, evalSplit);
+    QFETCH(int, trainRows);
+    QFETCH(int, evalRows);
+    const QString data = QStringLiteral(DPO_TEST_DATA_DIR);
+    const QString project = path(QStringLiteral("train_%1.dpoproj").arg(evalSplit));
+    QCOMPARE(cli({ "project", "import", "--project", project, "--input", data + "/llama-gqa/pairs.jsonl", "--format",
+                 "trl" })
+                 .exitCode,
+        0);
+    const QString out = path(QStringLiteral("train_out_%1").arg(evalSplit));
+    const QStringList common { "train", "--project", project, "--model", data + "/llama-gqa/ref", "--output-dir", out,
+        "--max-steps", "2", "--batch-size", "2", "--save-steps", "0", "--threads", "1" };
+    const Run both = cli(QStringList(common) << "--dataset" << data + "/llama-gqa/pairs.jsonl");
+    QCOMPARE(both.exitCode, 1);
+    QVERIFY2(both.err.contains("--project"), both.err.constData());
+    QVERIFY(!QFile::exists(out)); // refused before anything was written
+
+    const Run r = cli(QStringList(common) << "--eval-split" << evalSplit);
+    QVERIFY2(r.exitCode == 0, r.err.constData());
+    QCOMPARE(QJsonDocument::fromJson(r.out).object().value("status").toString(), QStringLiteral("completed"));
+    auto lines = [](const QString &file) {
+        QFile f(file);
+        return f.open(QIODevice::ReadOnly) ? int(f.readAll().count('\n')) : -1;
+    };
+    QCOMPARE(lines(out + "/data/train.jsonl"), trainRows);
+    QCOMPARE(lines(out + "/data/eval.jsonl"), evalRows > 0 ? evalRows : -1);
+    QVERIFY(!QFile::exists(out + "/.dpo-studio.lock"));
+
+    auto store = ProjectStore::open(project, ProjectStore::OpenMode::Existing);
+    const QVector<dpo::Run> runs = store->runs();
+    QCOMPARE(runs.size(), 1);
+    QCOMPARE(runs[0].status, QStringLiteral("finished"));
+    QCOMPARE(runs[0].outputDir, out);
+    QCOMPARE(runs[0].name, QFileInfo(out).fileName());
+    QVERIFY(runs[0].endedAt.isValid());
+    const QJsonObject last = QJsonDocument::fromJson(runs[0].lastMetricsJson.toUtf8()).object();
+    QCOMPARE(last.value("step").toInt(), 2);
+    QVERIFY(last.contains("loss"));
+    const QJsonObject config = QJsonDocument::fromJson(runs[0].configJson.toUtf8()).object();
+    QCOMPARE(config.value("dataset").toString(), out + "/data/train.jsonl");
 }
 
 QTEST_GUILESS_MAIN(TestProjectCli)

@@ -8,19 +8,19 @@
 
 #include "ui/train/traindata.h"
 
+#include "project/training_export.h"
+
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QLocale>
-#include <QSaveFile>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
-#include <random>
 #include <set>
 
 #include <dlfcn.h>
@@ -169,13 +169,6 @@ static qint64 countRows(const QString &path)
     return n;
 }
 
-static qint64 evalShare(qint64 rows, double ratio)
-{
-    if (ratio <= 0 || rows < 2)
-        return 0;
-    return std::clamp<qint64>(qint64(std::llround(double(rows) * ratio)), 1, rows - 1);
-}
-
 DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
                                 qint64 maxLength, double evalRatio)
 {
@@ -234,7 +227,7 @@ DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, co
         if (!evalPath.isEmpty()) {
             s.evalPairs = countRows(evalPath);
         } else if (evalRatio > 0) {
-            s.evalPairs = evalShare(s.pairs, evalRatio);
+            s.evalPairs = dpo::evalSplitSize(s.pairs, evalRatio);
             s.pairs -= s.evalPairs;
         }
         s.ok = true;
@@ -243,48 +236,6 @@ DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, co
         s.error = QString::fromUtf8(e.what());
     }
     return s;
-}
-
-void splitDataset(const QString &source, double evalRatio, quint64 seed, const QString &trainOut,
-                  const QString &evalOut, qint64 *trainRows, qint64 *evalRows)
-{
-    QFile in(source);
-    if (!in.open(QIODevice::ReadOnly))
-        throw dpo::Error(source.toStdString() + ": cannot open the dataset file");
-    QList<QByteArray> lines;
-    while (!in.atEnd()) {
-        QByteArray line = in.readLine();
-        if (!line.trimmed().isEmpty()) {
-            if (!line.endsWith('\n'))
-                line.append('\n');
-            lines.append(line);
-        }
-    }
-    const qint64 n = lines.size();
-    const qint64 nEval = evalShare(n, evalRatio);
-    std::vector<qint64> order(static_cast<size_t>(n));
-    for (qint64 i = 0; i < n; ++i)
-        order[size_t(i)] = i;
-    // Fisher-Yates with our own draw: std::shuffle's algorithm differs between standard libraries.
-    std::mt19937_64 rng(seed * 7919ull + 17ull);
-    for (qint64 i = n; i > 1; --i)
-        std::swap(order[size_t(i - 1)], order[size_t(rng() % quint64(i))]);
-    std::vector<bool> isEval(size_t(n), false);
-    for (qint64 i = 0; i < nEval; ++i)
-        isEval[size_t(order[size_t(i)])] = true;
-    QSaveFile train(trainOut), eval(evalOut);
-    QDir().mkpath(QFileInfo(trainOut).absolutePath());
-    QDir().mkpath(QFileInfo(evalOut).absolutePath());
-    if (!train.open(QIODevice::WriteOnly) || !eval.open(QIODevice::WriteOnly))
-        throw dpo::Error(trainOut.toStdString() + ": cannot write the split dataset");
-    for (qint64 i = 0; i < n; ++i)
-        (isEval[size_t(i)] ? eval : train).write(lines[int(i)]);
-    if (!train.commit() || !eval.commit())
-        throw dpo::Error(trainOut.toStdString() + ": write failed (disk full?)");
-    if (trainRows)
-        *trainRows = n - nEval;
-    if (evalRows)
-        *evalRows = nEval;
 }
 
 int cudaDeviceCount()

@@ -6,10 +6,8 @@
 //   summarizeDataset  the sanity summary shown before a run: pairs, lengths (tokens with the model's
 //                     tokenizer, else characters), length skew between chosen and rejected, rows over
 //                     max_length.
-//   splitDataset      a held-out eval split of a JSONL file, drawn from the seed (the same seed gives the
-//                     same split).
 //   processRssBytes / cudaMemoryInUse  memory read-outs for the progress line.
-// Not here: training (TrainingWorker) or widgets (TrainPage).
+// Not here: training (TrainingWorker), widgets (TrainPage), the eval split (core/project/training_export.h).
 #pragma once
 
 #include <QString>
@@ -54,11 +52,6 @@ struct DatasetSummary {
 // evalRatio > 0 (and no evalPath): the counts are shown as the split will make them.
 DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
                                 qint64 maxLength, double evalRatio);
-
-// Splits the non-blank lines of `source` into trainOut / evalOut (order kept inside each). At least one
-// row goes to each side when the ratio is > 0 and there are two rows or more. Throws dpo::Error.
-void splitDataset(const QString &source, double evalRatio, quint64 seed, const QString &trainOut,
-                  const QString &evalOut, qint64 *trainRows = nullptr, qint64 *evalRows = nullptr);
 
 // CUDA devices libtorch sees (0 on CPU-only builds). The first call initialises CUDA: call it off the GUI
 // thread.

@@ -5,10 +5,11 @@
 //
 // A job, in the worker thread:
 //   1. records the run in the project (its own ProjectStore connection on the project's location, so
-//      the GUI's connection is never used from here): createRun, or status "running" when resuming;
-//   2. prepares the data unless resuming: exports the project's judged pairs (TRL format, with the
-//      export filters) and/or splits off the eval rows, writing the files the config names
-//      (OUTPUT/data/...);
+//      the GUI's connection is never used from here) with dpo::RunRecord: createRun, or status
+//      "running" when resuming;
+//   2. prepares the data unless resuming (dpo::prepareTrainingData, shared with dpo-cli train
+//      --project): exports the project's judged pairs (TRL format, with the export filters) and/or
+//      splits off the eval rows, writing the files the config names (OUTPUT/data/...);
 //   3. writes OUTPUT/.dpo-studio.lock (pid + host) so that a run left "running" by a crash can be told
 //      apart from one still training (isRunLocked);
 //   4. trains; every metrics line is emitted with the process RSS ("_rss_bytes") and, on CUDA, the
@@ -21,6 +22,9 @@
 // No libtorch header here: Qt's `slots` / `signals` macros break torch's headers when those come after
 // a Qt header. Sources that need torch include it before any Qt header.
 #include "engine/training/train_config.h"
+
+#include "project/run_record.h"
+#include "project/training_export.h"
 
 #include <QObject>
 #include <QString>
@@ -45,6 +49,9 @@ struct TrainingJob {
     // Run bookkeeping: the project (empty = none) and the record to resume (0 = create one).
     QString projectLocation;
     qint64 runId = 0;
+
+    // The preparation above for dpo::prepareTrainingData (source File or Project).
+    dpo::TrainingDataPlan dataPlan() const;
 };
 
 class TrainingWorker : public QObject {
@@ -84,9 +91,9 @@ public:
     QThread *thread() const { return m_thread; }
 
     // True when OUTPUT/.dpo-studio.lock names a live process on this host (a run still training,
-    // possibly in another window); false for a run that died with the app.
-    static bool isRunLocked(const QString &outputDir);
-    static QString lockFileName() { return QStringLiteral(".dpo-studio.lock"); }
+    // possibly in another window); false for a run that died with the app. See dpo::RunRecord.
+    static bool isRunLocked(const QString &outputDir) { return dpo::RunRecord::isLocked(outputDir); }
+    static QString lockFileName() { return dpo::RunRecord::lockFileName(); }
 
 signals:
     void runRecorded(qint64 runId);

@@ -1,53 +1,30 @@
-// TrainPage: launch DPO from the GUI and watch it.
+// TrainPage: launch DPO from the GUI and watch it. The composition of the page's parts:
 //
-// Left: the run's options, grouped as in TRL (model, data, DPO, optimisation, sequence, checkpoints,
-// hardware), each with a tooltip and TRL's default; presets are the TrainConfig JSON that
-// `dpo-cli train --config` reads; "Copy as dpo-cli command". The model is inspected off the GUI
-// thread when picked (architecture, parameters, dtype, vocabulary, tokenizer kind; errors inline) and
-// the dataset summarised (pairs, length skew, rows over max length) before start. Options are
-// validated with TrainConfig::validate as they are typed; Start refuses an invalid set with the
-// message.
-// Right: Start / Stop (checkpoint) / Resume, progress (step/total, elapsed, ETA, tokens/s, memory),
-// then tabs: live charts (MetricsDashboard), the log, and the project's runs (status, start/end,
-// output directory, last metrics; re-open or overlay a run's charts from its metrics.jsonl; config
-// diff of two runs; resume a stopped or interrupted run).
+// Left: TrainOptionsForm, the run's options grouped as in TRL with presets and "Copy as dpo-cli", with
+// TrainDataPanel (the model, inspected off the GUI thread, and the data: the project's judged pairs or a
+// JSONL file, eval split or file, dataset summary) at its top.
+// Right: TrainRunControl (Start / Stop / Resume, progress, log), then tabs: live charts
+// (MetricsDashboard), the log, and TrainRunsBrowser (the project's runs, their charts, config diff).
 //
-// Training runs in a TrainingRunner (its own QThread); the GUI thread only receives queued signals.
+// The page ties them: Start validates the form, plans the job from the data choices and launches it;
+// Resume picks the selected resumable run, else the last run of this session. The public API below is
+// what MainWindow and the tests use; most of it forwards to one part.
 // Closing: MainWindow asks canClose(); during training it asks the user, stops with a checkpoint, and
 // closes the window once the trainer has returned.
 #pragma once
 
-#include "ui/train/metricschart.h"
 #include "ui/shell/projectsession.h"
-#include "ui/train/traindata.h"
-#include "ui/train/trainingworker.h"
+#include "ui/train/metricschart.h"
+#include "ui/train/traindatapanel.h"
+#include "ui/train/trainoptionsform.h"
+#include "ui/train/trainruncontrol.h"
+#include "ui/train/trainrunsbrowser.h"
 
 #include "engine/training/train_config.h"
 
-#include <QElapsedTimer>
-#include <QFutureWatcher>
-#include <QHash>
-#include <QJsonObject>
-#include <QTemporaryDir>
 #include <QWidget>
 
-#include <memory>
-
-class QButtonGroup;
-class QComboBox;
-class QDoubleSpinBox;
-class QFormLayout;
-class QLabel;
-class QLineEdit;
-class QListWidget;
-class QPlainTextEdit;
-class QProgressBar;
-class QPushButton;
-class QRadioButton;
-class QSpinBox;
-class QTableWidget;
 class QTabWidget;
-class QTimer;
 
 class TrainPage : public QWidget, public ProjectPage {
     Q_OBJECT
@@ -56,60 +33,59 @@ public:
     ~TrainPage() override;
     void setProject(ProjectSession *session) override;
 
-    // ---- options (the form <-> TrainConfig)
-    // Parses the form; validate: also TrainConfig::validate (and the page's own checks). On failure
-    // returns false with a message naming the option.
-    bool buildConfig(dpo::TrainConfig *config, QString *error, bool validate = true) const;
-    void setConfig(const dpo::TrainConfig &config); // every option, data paths included
-    void resetToDefaults();
-    bool savePreset(const QString &path, QString *error = nullptr) const;
-    bool loadPreset(const QString &path, QString *error = nullptr);
-    // The dpo-cli command line reproducing the form (options that differ from the defaults).
-    QString cliCommand(QString *error = nullptr) const;
-    void copyCliCommand();
-    // Sets one option by its TrainConfig key ("beta", "max_steps", "loss_type" as "sigmoid,hinge",
-    // "shuffle" as "true"/"false", ...). Returns false for an unknown key.
-    bool setOption(const QString &key, const QString &text);
-    QString optionText(const QString &key) const;
+    // ---- options (TrainOptionsForm)
+    bool buildConfig(dpo::TrainConfig *config, QString *error, bool validate = true) const
+    {
+        return m_options->buildConfig(config, error, validate);
+    }
+    void setConfig(const dpo::TrainConfig &config) { m_options->setConfig(config); }
+    void resetToDefaults() { m_options->resetToDefaults(); }
+    bool savePreset(const QString &path, QString *error = nullptr) const { return m_options->savePreset(path, error); }
+    bool loadPreset(const QString &path, QString *error = nullptr) { return m_options->loadPreset(path, error); }
+    QString cliCommand(QString *error = nullptr) const { return m_options->cliCommand(error); }
+    void copyCliCommand() { m_options->copyCliCommand(); }
+    bool setOption(const QString &key, const QString &text) { return m_options->setOption(key, text); }
+    QString optionText(const QString &key) const { return m_options->optionText(key); }
+    void setOutputDir(const QString &dir) { m_options->setOutputDir(dir); }
+    QString outputDir() const { return m_options->outputDir(); }
+    void newOutputDir() { m_options->newOutputDir(); }
+    QString message() const { return m_options->message(); } // the validation / status line
 
-    // ---- model and data
-    void setModelPath(const QString &dir); // inspected off-thread; modelInspected() when done
-    const ModelInfo &modelInfo() const { return m_modelInfo; }
-    enum class DataSource { Project, File };
-    void setDataSource(DataSource source);
-    void setDatasetFile(const QString &path);
-    void setEvalSplit(double ratio);          // 0 = none
-    void setEvalFile(const QString &path);    // held-out file instead of a split
-    void setOutputDir(const QString &dir);
-    QString outputDir() const;
-    void newOutputDir();                      // a fresh run-YYYYMMDD-HHMMSS under the runs folder
-    void refreshDatasetSummary();             // datasetSummarized() when done
-    const DatasetSummary &datasetSummary() const { return m_summary; }
+    // ---- model and data (TrainDataPanel)
+    using DataSource = TrainDataPanel::DataSource;
+    void setModelPath(const QString &dir) { m_data->setModelPath(dir); } // modelInspected() when done
+    const ModelInfo &modelInfo() const { return m_data->modelInfo(); }
+    void setDataSource(DataSource source) { m_data->setDataSource(source); }
+    void setDatasetFile(const QString &path) { m_data->setDatasetFile(path); }
+    void setEvalSplit(double ratio) { m_data->setEvalSplit(ratio); }       // 0 = none
+    void setEvalFile(const QString &path) { m_data->setEvalFile(path); }   // held-out file instead of a split
+    void refreshDatasetSummary() { m_data->refreshDatasetSummary(); }    // datasetSummarized() when done
+    const DatasetSummary &datasetSummary() const { return m_data->datasetSummary(); }
 
-    // ---- runs
+    // ---- runs (TrainRunControl, TrainRunsBrowser)
     bool start();
-    void stop();
+    void stop() { m_run->stop(); }
     // Resumes the selected resumable run of the list, else the last run of this session.
     bool resume();
     bool resumeRun(const dpo::Run &run);
-    bool isTraining() const;
+    bool isTraining() const { return m_run->isTraining(); }
     Q_INVOKABLE bool canClose();
-    void refreshRuns(); // runsRefreshed() when done
-    const QVector<dpo::Run> &runs() const { return m_runs; }
-    // Opens a run's metrics.jsonl off-thread into the charts (overlay: drawn over the current run).
-    void showRunCharts(const dpo::Run &run, bool overlay);
-    // Keys whose values differ: key -> (a, b) as JSON text.
-    static QVector<QStringList> configDiff(const QJsonObject &a, const QJsonObject &b);
-    void showConfigDiff(const dpo::Run &a, const dpo::Run &b);
+    void refreshRuns() { m_runs->refreshRuns(); } // runsRefreshed() when done
+    const QVector<dpo::Run> &runs() const { return m_runs->runs(); }
+    void showRunCharts(const dpo::Run &run, bool overlay) { m_runs->showRunCharts(run, overlay); }
+    static QVector<QStringList> configDiff(const QJsonObject &a, const QJsonObject &b)
+    {
+        return TrainRunsBrowser::configDiff(a, b);
+    }
+    void showConfigDiff(const dpo::Run &a, const dpo::Run &b) { m_runs->showConfigDiff(a, b); }
 
-    QString message() const; // the validation / status line
-    QString lastStatus() const { return m_lastStatus; }
-    QString lastCheckpoint() const { return m_lastCheckpoint; }
-    qint64 currentRunId() const { return m_currentRunId; }
+    QString lastStatus() const { return m_run->lastStatus(); }
+    QString lastCheckpoint() const { return m_run->lastCheckpoint(); }
+    qint64 currentRunId() const { return m_run->currentRunId(); }
     MetricsDashboard *dashboard() const { return m_dashboard; }
-    TrainingRunner *runner() const { return m_runner; }
-    QString progressText() const;
-    QString logText() const;
+    TrainingRunner *runner() const { return m_run->runner(); }
+    QString progressText() const { return m_run->progressText(); }
+    QString logText() const { return m_run->logText(); }
 
 signals:
     void modelInspected(bool ok);
@@ -122,95 +98,16 @@ signals:
 
 private:
     void buildUi();
-    QWidget *buildOptionsPane();
-    QWidget *buildRunPane();
-    QWidget *buildRunsTab();
-    QLineEdit *addDouble(QFormLayout *form, const QString &key, const QString &label, const QString &tip);
-    QSpinBox *addInt(QFormLayout *form, const QString &key, const QString &label, const QString &tip, int min,
-                     int max);
-    QComboBox *addCombo(QFormLayout *form, const QString &key, const QString &label, const QString &tip,
-                        const QStringList &items);
-    void scheduleValidation();
-    void validateForm();
-    void setMessage(const QString &text, bool error);
-    void scheduleSummary();
-    void summarizeFile(const QString &path, int seq);
-    void updateReferenceWidgets();
-    void updateDataWidgets();
+    void connectParts();
+    void useBundledDemo();
     void updateButtons();
-    void updateProgress();
-    void appendLog(const QString &line);
-    bool launch(const TrainingJob &job);
-    TrainingJob planJob(const dpo::TrainConfig &formConfig) const;
-    QString runsBaseDir() const;
-    QVector<dpo::Run> selectedRuns() const;
-    bool isResumable(const dpo::Run &run) const;
-    void fillRunsTable();
-    void onMetrics(const QVariantMap &metrics);
-    void onFinished(const QString &status, const QString &checkpoint, const QString &finalDir);
-    void onFailed(const QString &message);
+    void onTrainingFinished(const QString &status);
 
-    ProjectSession *m_session = nullptr;
-    TrainingRunner *m_runner;
     MetricsDashboard *m_dashboard;
-
-    // options
-    QHash<QString, QWidget *> m_fields; // TrainConfig key -> editor (simple one-to-one options)
-    QLineEdit *m_modelEdit;
-    QLabel *m_modelInfoLabel;
-    QRadioButton *m_projectRadio;
-    QRadioButton *m_fileRadio;
-    QLineEdit *m_datasetEdit;
-    QSpinBox *m_minVotes;
-    QLineEdit *m_minAgreement;
-    QComboBox *m_evalMode;
-    QDoubleSpinBox *m_evalRatio;
-    QLineEdit *m_evalFileEdit;
-    QLabel *m_summaryLabel;
-    QListWidget *m_lossTypes;
-    QLineEdit *m_lossWeights;
-    QComboBox *m_refMode;
-    QLineEdit *m_refModelEdit;
-    QLineEdit *m_outputEdit;
-    QLabel *m_messageLabel;
-    QTimer *m_validateTimer;
-    QTimer *m_summaryTimer;
-    bool m_outputAuto = true;
-
-    // run controls
-    QPushButton *m_startButton;
-    QPushButton *m_stopButton;
-    QPushButton *m_resumeButton;
-    QProgressBar *m_progress;
-    QLabel *m_progressLabel;
-    QLabel *m_lastMetricsLabel;
-    QTabWidget *m_tabs;
-    QPlainTextEdit *m_log;
-    QTableWidget *m_runsTable;
-    QLabel *m_runsNote;
-    QTimer *m_uiTimer;
-
-    // state
-    ModelInfo m_modelInfo;
-    int m_inspectSeq = 0;
-    DatasetSummary m_summary;
-    int m_summarySeq = 0;
-    std::unique_ptr<QTemporaryDir> m_tempDir; // project pairs exported for the summary
-    QVector<dpo::Run> m_runs;
-    qint64 m_currentRunId = 0;
-    TrainingJob m_lastJob;
-    bool m_haveLastJob = false;
-    QString m_lastStatus;
-    QString m_lastCheckpoint;
+    TrainDataPanel *m_data;
+    TrainOptionsForm *m_options;
+    TrainRunControl *m_run;
+    TrainRunsBrowser *m_runs;
+    QTabWidget *m_tabs = nullptr;
     bool m_closeRequested = false;
-    QElapsedTimer m_elapsed;
-    QElapsedTimer m_rateClock;
-    qint64 m_firstStep = -1;
-    double m_firstStepSeconds = 0;
-    QVariantMap m_latest;      // newest metrics line (train or eval)
-    QVariantMap m_latestTrain; // newest training line
-    bool m_progressDirty = false;
-    bool m_primaryLoading = false;        // a resumed run's metrics.jsonl is being read
-    QVector<QVariantMap> m_liveBuffer;    // live lines received meanwhile
-    int m_loadSeq = 0;
 };
