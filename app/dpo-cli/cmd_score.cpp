@@ -17,6 +17,7 @@
 #include "engine/runtime.h"
 #include "engine/tokenizers/tokenizer.h"
 
+#include <optional>
 #include <sstream>
 
 namespace {
@@ -31,6 +32,10 @@ struct ScoreOptions {
     std::string lossWeights;
     double labelSmoothing = 0.0;
     double discopopTau = 0.05;
+    std::string fDivergenceType = "reverse_kl";
+    double fAlphaDivergenceCoef = 0.5;
+    bool useWeighting = false;
+    std::optional<double> ldAlpha;
     int64_t maxLength = 0;
     int64_t maxRowBytes = 0; // 0 = PreferenceDataLimits::defaults()
     std::string truncationMode = "keep_start";
@@ -72,22 +77,31 @@ std::vector<double> parseWeights(const std::string &text)
 
 // Summed log-probs and completion token counts of every chosen and rejected sequence.
 struct ScoredPairs {
-    std::vector<torch::Tensor> chosenSum, rejectedSum, chosenCount, rejectedCount;
+    // Sums are LD-DPO weighted with --ld-alpha; chosenPlain is the plain sum (for sft), weights WPO's.
+    std::vector<torch::Tensor> chosenSum, rejectedSum, chosenCount, rejectedCount, chosenPlain, chosenWeight,
+        rejectedWeight;
     dpo::CompletionLogps chosen() const { return { torch::cat(chosenSum), torch::cat(chosenCount) }; }
     dpo::CompletionLogps rejected() const { return { torch::cat(rejectedSum), torch::cat(rejectedCount) }; }
 };
 
 ScoredPairs scoreAll(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId,
-    int64_t batchSize, torch::Device device)
+    int64_t batchSize, torch::Device device, const dpo::LogpsOptions &options)
 {
     ScoredPairs out;
     for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
         const size_t end = std::min(pairs.size(), start + size_t(batchSize));
         const std::vector<dpo::TokenizedPair> slice(pairs.begin() + long(start), pairs.begin() + long(end));
         const auto batch = dpo::collatePairs(slice, padId, device);
-        const auto lp = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+        const auto lp
+            = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask, options);
         const int64_t b = batch.numPairs;
-        const auto sum = lp.sum.to(torch::kCPU, torch::kDouble);
+        const auto sum = lp.dpoSum().to(torch::kCPU, torch::kDouble);
+        out.chosenPlain.push_back(lp.sum.to(torch::kCPU, torch::kDouble).slice(0, 0, b));
+        if (options.stats) {
+            const auto w = lp.wpoWeight().to(torch::kCPU, torch::kDouble);
+            out.chosenWeight.push_back(w.slice(0, 0, b));
+            out.rejectedWeight.push_back(w.slice(0, b, 2 * b));
+        }
         const auto count = lp.count.to(torch::kCPU, torch::kDouble);
         out.chosenSum.push_back(sum.slice(0, 0, b));
         out.rejectedSum.push_back(sum.slice(0, b, 2 * b));
@@ -112,7 +126,14 @@ void runScore(const ScoreOptions &o)
     loss.beta = o.beta;
     loss.labelSmoothing = o.labelSmoothing;
     loss.discopopTau = o.discopopTau;
+    loss.fDivergenceType = o.fDivergenceType;
+    loss.fAlphaDivergenceCoef = o.fAlphaDivergenceCoef;
+    loss.useWeighting = o.useWeighting;
+    loss.ldAlpha = o.ldAlpha;
     loss.validate();
+    dpo::LogpsOptions policyOptions, refOptions;
+    policyOptions.stats = loss.useWeighting;
+    policyOptions.ldAlpha = refOptions.ldAlpha = loss.ldAlpha;
     dpo::TruncationOptions truncation;
     truncation.maxLength = o.maxLength;
     truncation.mode = o.truncationMode;
@@ -145,21 +166,27 @@ void runScore(const ScoreOptions &o)
         }
     }
 
-    const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device);
+    const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device, policyOptions);
     ScoredPairs ref;
     if (refIsBase) {
         dpo::LoraDisabledScope adaptersOff(*policy);
-        ref = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device);
+        ref = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device, refOptions);
     }
     policy.reset(); // the reference need not share memory with the policy
     if (!refIsBase) {
         auto refModel = dpo::loadCausalLM(refDir, device, dtype);
         dpo::checkTokenizerFitsModel(*tok, refModel->config().vocabSize, refDir);
-        ref = scoreAll(*refModel, pairs, tok->padId(), o.batchSize, device);
+        ref = scoreAll(*refModel, pairs, tok->padId(), o.batchSize, device, refOptions);
     }
 
     const auto pc = pol.chosen(), pr = pol.rejected(), rc = ref.chosen(), rr = ref.rejected();
-    const auto result = dpo::computeDpoLoss(loss, { pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count });
+    dpo::DpoInputs inputs { pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count };
+    inputs.sftChosenSum = torch::cat(pol.chosenPlain);
+    if (loss.useWeighting) {
+        inputs.chosenWeight = torch::cat(pol.chosenWeight);
+        inputs.rejectedWeight = torch::cat(pol.rejectedWeight);
+    }
+    const auto result = dpo::computeDpoLoss(loss, inputs);
 
     const auto vpc = toVector(pc.sum), vpr = toVector(pr.sum), vrc = toVector(rc.sum), vrr = toVector(rr.sum);
     const auto vloss = toVector(result.perPair);
@@ -196,8 +223,18 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--loss-type", o->lossType, "Loss type, or a comma-separated list (TRL names)")
         ->capture_default_str();
     cmd->add_option("--loss-weights", o->lossWeights, "Comma-separated weights, one per loss type (default 1 each)");
-    cmd->add_option("--label-smoothing", o->labelSmoothing, "Label smoothing epsilon in [0, 0.5)")
+    cmd->add_option("--label-smoothing", o->labelSmoothing,
+           "Label smoothing epsilon in [0, 0.5): robust, exo_pair, aot and aot_unpaired only (TRL 1.x)")
         ->capture_default_str();
+    cmd->add_option("--f-divergence-type", o->fDivergenceType,
+           "f-DPO regularizer: reverse_kl, forward_kl, js_divergence or alpha_divergence")
+        ->capture_default_str();
+    cmd->add_option("--f-alpha-divergence-coef", o->fAlphaDivergenceCoef, "alpha of alpha_divergence")
+        ->capture_default_str();
+    cmd->add_flag("--use-weighting", o->useWeighting, "WPO: weight each pair by the policy's aligned probabilities");
+    cmd->add_option_function<double>(
+        "--ld-alpha", [o](double v) { o->ldAlpha = v; },
+        "LD-DPO: weight in [0, 1] of completion tokens beyond the pair's shorter completion (default: off)");
     cmd->add_option("--discopop-tau", o->discopopTau, "Temperature of the discopop loss")->capture_default_str();
     cmd->add_option("--max-row-bytes", o->maxRowBytes,
         "Longest dataset row and text field accepted, in bytes (0 = default: 8 MiB per row, 4 MiB per field)");

@@ -55,6 +55,14 @@ const std::map<std::string, std::string> &optionHelp()
                                 "(default: every attention and MLP projection)"},
         {"base_model", "Base model folder of an adapter --model (default: its base_model_name_or_path, relative "
                        "to the adapter folder)"},
+        {"label_smoothing", "Label smoothing epsilon in [0, 0.5): robust, exo_pair, aot and aot_unpaired only (TRL 1.x)"},
+        {"f_divergence_type", "f-DPO regularizer: reverse_kl (default, standard DPO), forward_kl, js_divergence or "
+                              "alpha_divergence"},
+        {"f_alpha_divergence_coef", "alpha of --f-divergence-type alpha_divergence (default 0.5)"},
+        {"ld_alpha", "LD-DPO: weight in [0, 1] of the completion tokens beyond the pair's shorter completion "
+                     "(default: off)"},
+        {"lr_scheduler", "linear, cosine, constant (no warmup) or constant_with_warmup"},
+        {"weight_decay", "AdamW decoupled weight decay; biases and norm weights are exempt (HF Trainer's rule)"},
         {"dtype", "float32, bfloat16 or float16: the weights' dtype in memory (with LoRA the frozen base's; "
                   "adapters stay float32)"},
     };
@@ -69,6 +77,7 @@ const std::map<std::string, char> &optionKinds()
         {"model", 's'},         {"ref_model", 's'},       {"dataset", 's'},       {"eval_dataset", 's'},
         {"output_dir", 's'},    {"loss_type", 'l'},       {"loss_weights", 'l'},  {"beta", 'd'},
         {"label_smoothing", 'd'}, {"discopop_tau", 'd'},  {"ref_model_mixup_alpha", 'd'},
+        {"f_divergence_type", 's'}, {"f_alpha_divergence_coef", 'd'}, {"ld_alpha", 'd'},
         {"ref_model_sync_steps", 'i'}, {"learning_rate", 'd'}, {"lr_scheduler", 's'}, {"warmup_steps", 'i'},
         {"warmup_ratio", 'd'},  {"batch_size", 'i'},      {"grad_accum", 'i'},    {"max_grad_norm", 'd'},
         {"weight_decay", 'd'},  {"adam_beta1", 'd'},      {"adam_beta2", 'd'},    {"adam_epsilon", 'd'},
@@ -140,7 +149,7 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
             help != optionHelp().end() ? help->second : "see TrainConfig (" + key + ")");
     }
     for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle",
-             "no_share_prompt"}) {
+             "no_share_prompt", "use_weighting"}) {
         std::string flag = "--" + key;
         for (auto &c : flag)
             if (c == '_')

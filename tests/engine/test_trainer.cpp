@@ -590,9 +590,15 @@ TEST(LrSchedule, MatchesHuggingFaceFormulas)
     EXPECT_DOUBLE_EQ(cos.factor(0), 1.0);
     EXPECT_NEAR(cos.factor(5), 0.5, 1e-12);
     EXPECT_NEAR(cos.factor(10), 0.0, 1e-12);
+    // transformers: get_constant_schedule has no warmup, get_constant_schedule_with_warmup has.
     dpo::LrSchedule con("constant", 4, 10);
-    EXPECT_DOUBLE_EQ(con.factor(1), 0.25);
+    EXPECT_DOUBLE_EQ(con.factor(0), 1.0);
+    EXPECT_DOUBLE_EQ(con.factor(1), 1.0);
     EXPECT_DOUBLE_EQ(con.factor(9), 1.0);
+    dpo::LrSchedule conw("constant_with_warmup", 4, 10);
+    EXPECT_DOUBLE_EQ(conw.factor(0), 0.0);
+    EXPECT_DOUBLE_EQ(conw.factor(1), 0.25);
+    EXPECT_DOUBLE_EQ(conw.factor(9), 1.0);
     EXPECT_THROW(dpo::LrSchedule("wavy", 0, 1), dpo::Error);
 }
 
@@ -616,4 +622,20 @@ TEST(TrainConfig, JsonRoundTripAndUnknownKeys)
     EXPECT_THROW(dpo::TrainConfig::fromJson({{"beta", "high"}}, "p"), dpo::Error);
     c.gradAccum = 0;
     EXPECT_THROW(c.validate(), dpo::Error);
+}
+
+// transformers' get_decay_parameter_names: LayerNorm modules and names with bias / layernorm / rmsnorm /
+// a "norm" segment / "_norm" get no weight decay; LoRA adapters and embeddings do.
+TEST(AdamW, WeightDecaySkipsBiasesAndNormsAsHfTrainer)
+{
+    for (const char *name : { "model.layers.0.input_layernorm.weight", "model.layers.3.post_attention_layernorm.weight",
+             "model.norm.weight", "model.layers.0.self_attn.q_norm.weight", "model.layers.0.self_attn.q_proj.bias",
+             "transformer.h.0.ln_1.weight", "transformer.h.0.ln_1.bias", "transformer.ln_f.weight",
+             "transformer.h.0.attn.c_attn.bias", "model.layers.1.pre_feedforward_layernorm.weight" })
+        EXPECT_FALSE(dpo::hfDecaysParameter(name)) << name;
+    for (const char *name : { "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "lm_head.weight",
+             "transformer.h.0.attn.c_attn.weight", "transformer.wte.weight",
+             "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+             "model.layers.0.mlp.down_proj.lora_B.weight", "model.normalizer.weight" })
+        EXPECT_TRUE(dpo::hfDecaysParameter(name)) << name;
 }

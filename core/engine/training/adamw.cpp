@@ -1,10 +1,24 @@
 #include "engine/training/adamw.h"
 
+#include <algorithm>
+#include <cctype>
+#include <regex>
+
 #include "engine/error.h"
 
 #include <cmath>
 
 namespace dpo {
+
+bool hfDecaysParameter(const std::string &name)
+{
+    std::string n = name;
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    static const std::regex forbidden(R"(bias|layernorm|rmsnorm|(^|\.)norm($|\.)|_norm($|\.))");
+    // GPT-2's LayerNorm modules (nn.LayerNorm instances in transformers, excluded by type there).
+    static const std::regex gpt2LayerNorm(R"((^|\.)ln_(1|2|f)\.)");
+    return !std::regex_search(n, forbidden) && !std::regex_search(n, gpt2LayerNorm);
+}
 
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options)
     : m_options(options)
@@ -18,6 +32,7 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOpt
             s.master = p.detach().to(torch::kFloat32).clone();
         s.expAvg = torch::zeros(p.sizes(), p.options().dtype(torch::kFloat32));
         s.expAvgSq = torch::zeros(p.sizes(), p.options().dtype(torch::kFloat32));
+        s.decay = hfDecaysParameter(s.name);
         m_slots.push_back(std::move(s));
     }
 }
@@ -45,7 +60,7 @@ void AdamW::step(double lr)
             continue;
         torch::Tensor g = grad.scalar_type() == torch::kFloat32 ? grad : grad.to(torch::kFloat32);
         torch::Tensor w = s.master.defined() ? s.master : s.param;
-        if (m_options.weightDecay != 0.0)
+        if (m_options.weightDecay != 0.0 && s.decay)
             w.mul_(1.0 - lr * m_options.weightDecay);
         s.expAvg.lerp_(g, 1.0 - b1);
         s.expAvgSq.mul_(b2).addcmul_(g, g, 1.0 - b2);

@@ -12,12 +12,17 @@
 
 namespace dpo {
 
+// The HF Trainer's weight-decay rule (transformers' get_decay_parameter_names): no decay for
+// parameters of LayerNorm modules or whose lower-cased name contains "bias", "layernorm", "rmsnorm",
+// a ".norm." segment or "_norm." (RMSNorm weights of Llama-family models, GPT-2's ln_1/ln_2/ln_f).
+bool hfDecaysParameter(const std::string &name);
+
 struct AdamWOptions {
     double lr = 1e-3;
     double beta1 = 0.9;
     double beta2 = 0.999;
     double eps = 1e-8;
-    double weightDecay = 0.0;
+    double weightDecay = 0.0; // applied only where hfDecaysParameter(name)
 };
 
 class AdamW {
@@ -45,6 +50,7 @@ private:
         torch::Tensor master; // float32 copy when param is not float32, else undefined
         torch::Tensor expAvg;
         torch::Tensor expAvgSq;
+        bool decay = true; // hfDecaysParameter(name)
     };
     std::vector<Slot> m_slots;
     AdamWOptions m_options;

@@ -16,10 +16,20 @@ torch::Tensor logSigmoid(const torch::Tensor &x)
 
 } // namespace
 
-torch::Tensor sigmoidLoss(const torch::Tensor &delta, double beta, double labelSmoothing)
+namespace {
+
+// −(1−ε)·logσ(βd) − ε·logσ(−βd): the form aot and aot_unpaired keep in TRL 1.x.
+torch::Tensor conservativeSigmoid(const torch::Tensor &d, double beta, double labelSmoothing)
 {
-    const auto z = beta * delta;
+    const auto z = beta * d;
     return -(1.0 - labelSmoothing) * logSigmoid(z) - labelSmoothing * logSigmoid(-z);
+}
+
+} // namespace
+
+torch::Tensor sigmoidLoss(const torch::Tensor &delta, double beta)
+{
+    return -logSigmoid(beta * delta);
 }
 
 torch::Tensor hingeLoss(const torch::Tensor &delta, double beta)
@@ -41,7 +51,7 @@ torch::Tensor robustLoss(const torch::Tensor &delta, double beta, double labelSm
 torch::Tensor exoPairLoss(const torch::Tensor &delta, double beta, double labelSmoothing)
 {
     const auto z = beta * delta;
-    return torch::sigmoid(z) * (logSigmoid(z) - std::log(1.0 - labelSmoothing))
+    return torch::sigmoid(z) * (logSigmoid(z) - std::log1p(-labelSmoothing))
         + torch::sigmoid(-z) * (logSigmoid(-z) - std::log(labelSmoothing));
 }
 
@@ -68,7 +78,7 @@ torch::Tensor aotLoss(
 {
     const auto sortedPolicy = std::get<0>(torch::sort(policyLogratios, 0));
     const auto sortedRef = std::get<0>(torch::sort(refLogratios, 0));
-    return sigmoidLoss(sortedPolicy - sortedRef, beta, labelSmoothing);
+    return conservativeSigmoid(sortedPolicy - sortedRef, beta, labelSmoothing);
 }
 
 torch::Tensor aotUnpairedLoss(
@@ -76,7 +86,7 @@ torch::Tensor aotUnpairedLoss(
 {
     const auto sortedChosen = std::get<0>(torch::sort(chosenRatio, 0));
     const auto sortedRejected = std::get<0>(torch::sort(rejectedRatio, 0));
-    return sigmoidLoss(sortedChosen - sortedRejected, beta, labelSmoothing);
+    return conservativeSigmoid(sortedChosen - sortedRejected, beta, labelSmoothing);
 }
 
 torch::Tensor apoZeroLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta)
@@ -84,9 +94,9 @@ torch::Tensor apoZeroLoss(const torch::Tensor &chosenRatio, const torch::Tensor 
     return (1.0 - torch::sigmoid(beta * chosenRatio)) + torch::sigmoid(beta * rejectedRatio);
 }
 
-torch::Tensor apoDownLoss(const torch::Tensor &chosenRatio, const torch::Tensor &rejectedRatio, double beta)
+torch::Tensor apoDownLoss(const torch::Tensor &chosenRatio, const torch::Tensor &delta, double beta)
 {
-    return torch::sigmoid(beta * chosenRatio) + (1.0 - torch::sigmoid(beta * (chosenRatio - rejectedRatio)));
+    return torch::sigmoid(beta * chosenRatio) + (1.0 - torch::sigmoid(beta * delta));
 }
 
 torch::Tensor discopopLoss(const torch::Tensor &delta, double beta, double tau)
@@ -96,10 +106,27 @@ torch::Tensor discopopLoss(const torch::Tensor &delta, double beta, double tau)
     return (1.0 - m) * -logSigmoid(z) + torch::exp(logSigmoid(z / tau) - z);
 }
 
-torch::Tensor sigmoidNormLoss(
-    const torch::Tensor &policyChosenMean, const torch::Tensor &policyRejectedMean, double beta)
+torch::Tensor sigmoidNormLoss(const torch::Tensor &meanDelta, double beta)
 {
-    return -logSigmoid(beta * (policyChosenMean - policyRejectedMean));
+    return -logSigmoid(beta * meanDelta);
+}
+
+torch::Tensor fDivergenceScore(const torch::Tensor &logratio, const std::string &type, double alphaCoef)
+{
+    if (type == "reverse_kl")
+        return logratio;
+    if (type == "forward_kl")
+        return -torch::exp(-logratio);
+    if (type == "js_divergence")
+        return logSigmoid(logratio);
+    if (type == "alpha_divergence") {
+        if (std::abs(alphaCoef - 1.0) < 1e-6)
+            return logratio;
+        const double clampMax = logratio.scalar_type() == torch::kHalf ? 11.0 : 80.0;
+        const auto t = ((alphaCoef - 1.0) * logratio).to(torch::kFloat32).clamp_max(clampMax);
+        return torch::exp(t).to(logratio.scalar_type()) * (1.0 / (alphaCoef - 1.0));
+    }
+    throw Error("f_divergence_type: unknown value '" + type + "'");
 }
 
 torch::Tensor sftLoss(const torch::Tensor &policyChosenSum, const torch::Tensor &chosenCount)
@@ -125,9 +152,7 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
     if (b == 0)
         throw Error("DPO loss: the batch is empty");
 
-    const bool needsCounts = config.usesMeanLogps()
-        || std::any_of(config.types.begin(), config.types.end(),
-            [](const std::string &t) { return t == "sigmoid_norm" || t == "sft"; });
+    const bool needsCounts = config.has("ipo") || config.has("sigmoid_norm") || config.has("sft");
     if (needsCounts) {
         for (const auto *t : { &in.chosenCount, &in.rejectedCount }) {
             if (!t->defined() || t->dim() != 1 || t->size(0) != b)
@@ -135,75 +160,78 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
                             "every pair");
         }
     }
+    if (config.useWeighting) {
+        for (const auto *t : { &in.chosenWeight, &in.rejectedWeight }) {
+            if (!t->defined() || t->dim() != 1 || t->size(0) != b)
+                throw Error("DPO loss: use_weighting needs the WPO weights of every pair");
+        }
+    }
 
     const auto dtype = in.policyChosen.scalar_type();
-    auto meanOf
-        = [&](const torch::Tensor &sum, const torch::Tensor &count) { return sum / count.to(dtype).clamp_min(1.0); };
-
-    // TRL divides all log-probs by their lengths as soon as "ipo" is listed.
-    torch::Tensor pc = in.policyChosen, pr = in.policyRejected, rc = in.refChosen, rr = in.refRejected;
-    if (config.usesMeanLogps()) {
-        pc = meanOf(pc, in.chosenCount);
-        pr = meanOf(pr, in.rejectedCount);
-        rc = meanOf(rc, in.chosenCount);
-        rr = meanOf(rr, in.rejectedCount);
-    }
+    const torch::Tensor &pc = in.policyChosen, &pr = in.policyRejected, &rc = in.refChosen, &rr = in.refRejected;
     const auto chosenRatio = pc - rc;
     const auto rejectedRatio = pr - rr;
-    const auto policyLogratios = pc - pr;
-    const auto refLogratios = rc - rr;
-    const auto delta = policyLogratios - refLogratios;
+    const auto chosenScore = fDivergenceScore(chosenRatio, config.fDivergenceType, config.fAlphaDivergenceCoef);
+    const auto rejectedScore = fDivergenceScore(rejectedRatio, config.fDivergenceType, config.fAlphaDivergenceCoef);
+    const auto delta = chosenScore - rejectedScore;
     const double beta = config.beta;
     const double eps = config.labelSmoothing;
+    // ipo and sigmoid_norm: the scores per completion token, in their own term only.
+    auto meanDelta = [&] {
+        return chosenScore / in.chosenCount.to(dtype).clamp_min(1.0)
+            - rejectedScore / in.rejectedCount.to(dtype).clamp_min(1.0);
+    };
+    torch::Tensor pairWeight;
+    if (config.useWeighting)
+        pairWeight = (in.chosenWeight * in.rejectedWeight).detach().to(dtype);
 
     torch::Tensor perPair;
-    double weightSum = 0.0;
     for (size_t i = 0; i < config.types.size(); ++i) {
         const std::string &type = config.types[i];
         const double w = config.weights.empty() ? 1.0 : config.weights[i];
         torch::Tensor l;
         if (type == "sigmoid")
-            l = sigmoidLoss(delta, beta, eps);
+            l = sigmoidLoss(delta, beta);
         else if (type == "hinge")
             l = hingeLoss(delta, beta);
         else if (type == "ipo")
-            l = ipoLoss(delta, beta); // delta already holds per-token means here
+            l = ipoLoss(meanDelta(), beta);
         else if (type == "robust")
             l = robustLoss(delta, beta, eps);
         else if (type == "exo_pair")
             l = exoPairLoss(delta, beta, eps);
         else if (type == "nca_pair")
-            l = ncaPairLoss(chosenRatio, rejectedRatio, beta);
+            l = ncaPairLoss(chosenScore, rejectedScore, beta);
         else if (type == "bco_pair")
-            l = bcoPairLoss(chosenRatio, rejectedRatio, beta);
+            l = bcoPairLoss(chosenScore, rejectedScore, beta);
         else if (type == "sppo_hard")
-            l = sppoHardLoss(chosenRatio, rejectedRatio, beta);
+            l = sppoHardLoss(chosenScore, rejectedScore, beta);
         else if (type == "aot")
-            l = aotLoss(policyLogratios, refLogratios, beta, eps);
+            l = aotLoss(pc - pr, rc - rr, beta, eps);
         else if (type == "aot_unpaired")
             l = aotUnpairedLoss(chosenRatio, rejectedRatio, beta, eps);
         else if (type == "apo_zero")
             l = apoZeroLoss(chosenRatio, rejectedRatio, beta);
         else if (type == "apo_down")
-            l = apoDownLoss(chosenRatio, rejectedRatio, beta);
+            l = apoDownLoss(chosenRatio, delta, beta);
         else if (type == "discopop")
             l = discopopLoss(delta, beta, config.discopopTau);
         else if (type == "sigmoid_norm")
-            l = sigmoidNormLoss(
-                meanOf(in.policyChosen, in.chosenCount), meanOf(in.policyRejected, in.rejectedCount), beta);
+            l = sigmoidNormLoss(meanDelta(), beta);
         else if (type == "sft")
-            l = sftLoss(in.policyChosen, in.chosenCount);
+            l = sftLoss(in.sftChosenSum.defined() ? in.sftChosenSum : pc, in.chosenCount);
         else
             throw Error("loss_type: unknown loss type '" + type + "'"); // unreachable after validate()
+        if (pairWeight.defined())
+            l = l * pairWeight;
         perPair = perPair.defined() ? perPair + w * l : w * l;
-        weightSum += w;
     }
 
     DpoLossOutput out;
     out.perPair = perPair;
     out.loss = perPair.mean();
-    out.chosenRewards = (weightSum * beta * chosenRatio).detach();
-    out.rejectedRewards = (weightSum * beta * rejectedRatio).detach();
+    out.chosenRewards = (beta * chosenRatio).detach();
+    out.rejectedRewards = (beta * rejectedRatio).detach();
 
     // One device-to-host copy for all metrics.
     const auto stats

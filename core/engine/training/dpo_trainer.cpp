@@ -520,14 +520,20 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     PreferenceBatch batch;
     if (!shared)
         batch = collatePairs(pairs, padId, m_device);
-    auto logps = [&](CausalLM &model) {
-        return shared ? sharedPromptLogps(model, *shared)
-                      : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
+    // TRL 1.x: token metrics and WPO weights from the policy's logits; LD-DPO sums for both models.
+    LogpsOptions policyOptions;
+    policyOptions.stats = true;
+    policyOptions.ldAlpha = m_loss.ldAlpha;
+    LogpsOptions refOptions;
+    refOptions.ldAlpha = m_loss.ldAlpha;
+    auto logps = [&](CausalLM &model, const LogpsOptions &options) {
+        return shared ? sharedPromptLogps(model, *shared, options)
+                      : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask, options);
     };
     r.tokens = shared ? shared->numTokens : batch.numTokens;
     const int64_t B = int64_t(pairs.size());
 
-    CompletionLogps policy = logps(*m_policy);
+    CompletionLogps policy = logps(*m_policy, policyOptions);
     torch::Tensor refSum;
     if (m_config.referenceFree) {
         refSum = torch::zeros({2 * B}, torch::TensorOptions().dtype(torch::kFloat32).device(m_device));
@@ -541,14 +547,20 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     } else if (m_refIsBase) {
         torch::NoGradGuard noGrad;
         LoraDisabledScope adaptersOff(*m_policy);
-        refSum = logps(*m_policy).sum;
+        refSum = logps(*m_policy, refOptions).dpoSum();
     } else {
         torch::NoGradGuard noGrad;
-        refSum = logps(*m_ref).sum;
+        refSum = logps(*m_ref, refOptions).dpoSum();
     }
     DpoInputs in;
-    in.policyChosen = policy.sum.slice(0, 0, B);
-    in.policyRejected = policy.sum.slice(0, B, 2 * B);
+    in.policyChosen = policy.dpoSum().slice(0, 0, B);
+    in.policyRejected = policy.dpoSum().slice(0, B, 2 * B);
+    in.sftChosenSum = policy.sum.slice(0, 0, B);
+    if (m_loss.useWeighting) {
+        const auto w = policy.wpoWeight();
+        in.chosenWeight = w.slice(0, 0, B);
+        in.rejectedWeight = w.slice(0, B, 2 * B);
+    }
     in.refChosen = refSum.slice(0, 0, B);
     in.refRejected = refSum.slice(0, B, 2 * B);
     in.chosenCount = policy.count.slice(0, 0, B);
@@ -561,6 +573,8 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     if (training)
         (out.loss * lossScale).backward();
     r.metrics = out.metrics;
+    for (const auto &[k, v] : trlTokenMetrics(policy))
+        r.metrics[k] = v;
     r.metrics["loss"] = r.loss;
     return r;
 }
@@ -595,6 +609,11 @@ void DpoTrainer::precomputeReference()
         }
     }
     h = fnv1a(h, m_config.dtype);
+    // LD-DPO changes the reference sums (ld_alpha weighs the tokens beyond the shorter completion).
+    LogpsOptions refOptions;
+    refOptions.ldAlpha = m_loss.ldAlpha;
+    if (m_loss.ldAlpha)
+        h = fnv1a(h, "ld_alpha=" + std::to_string(*m_loss.ldAlpha));
     auto hashExamples = [&](const std::vector<Example> &ex) {
         for (const auto &e : ex) {
             for (const auto *s : {&e.pair.chosen, &e.pair.rejected}) {
@@ -643,10 +662,12 @@ void DpoTrainer::precomputeReference()
             const auto shared = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
             torch::Tensor lp;
             if (shared) {
-                lp = sharedPromptLogps(ref, *shared).sum.cpu();
+                lp = sharedPromptLogps(ref, *shared, refOptions).dpoSum().cpu();
             } else {
                 auto batch = collatePairs(pairs, padId, m_device);
-                lp = completionLogps(ref, batch.inputIds, batch.attentionMask, batch.completionMask).sum.cpu();
+                lp = completionLogps(ref, batch.inputIds, batch.attentionMask, batch.completionMask, refOptions)
+                         .dpoSum()
+                         .cpu();
             }
             const int64_t B = int64_t(end - begin);
             chosen.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, 0, B));
@@ -923,10 +944,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
         const int64_t firstMb = stepInEpoch * m_config.gradAccum;
         const int64_t lastMb = std::min(m_microBatchesPerEpoch, firstMb + m_config.gradAccum);
         std::vector<std::vector<size_t>> micro;
-        int64_t stepPairs = 0;
         for (int64_t mb = firstMb; mb < lastMb; ++mb) {
             micro.push_back(microBatchIndices(epoch * m_microBatchesPerEpoch + mb));
-            stepPairs += int64_t(micro.back().size());
         }
         m_optimizer->zeroGrad();
         if (m_policy->lora && m_config.loraDropout > 0) // LoRA dropout masks drawn per step: a resume replays them
@@ -934,7 +953,9 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
         std::map<std::string, double> sums;
         int64_t stepTokens = 0;
         for (const auto &idx : micro) {
-            const double share = double(idx.size()) / double(stepPairs);
+            // HF Trainer: each micro-batch's mean loss is divided by the number of micro-batches of this
+            // update (fewer in a short last window of the epoch), whatever its number of pairs.
+            const double share = 1.0 / double(micro.size());
             auto r = runMicroBatch(idx, m_train, true, share);
             for (const auto &[k, v] : r.metrics)
                 sums[k] += v * share;

@@ -3,6 +3,7 @@
 #include "engine/error.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace dpo {
 
@@ -12,37 +13,109 @@ namespace {
 // vocabulary (32k vocab -> 1024 rows, 152k -> 220).
 constexpr int64_t kLogitElementBudget = int64_t(32) << 20;
 
-// Sums log p(target) per row over the flagged positions. hidden [N*W, H] are the predictor states,
-// targets [N*W] the tokens they predict, flags [N*W] bool; row of position i is i / W.
-torch::Tensor scoreTokens(CausalLM &model, const torch::Tensor &hidden, const torch::Tensor &targets,
-    const torch::Tensor &flags, int64_t W, int64_t N)
+// Scores the flagged positions of an [N, W] grid: flags [N*W] bool (row of position i is i / W),
+// targets [N*W] the tokens they predict, logitsOf(flatIdx) the [m, V] logits of those positions.
+// Fills out.sum (and ldSum, stats as options ask); out.count is set by the caller.
+void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &logitsOf, int64_t V,
+    const torch::Tensor &targets, const torch::Tensor &flags, int64_t W, int64_t N, const LogpsOptions &options,
+    CompletionLogps &out)
 {
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(hidden.device());
-    auto sum = torch::zeros({ N }, f32);
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(targets.device());
+    out.sum = torch::zeros({ N }, f32);
+    if (options.ldAlpha)
+        out.ldSum = torch::zeros({ N }, f32);
+    if (options.stats) {
+        out.entropySum = torch::zeros({ N }, f32);
+        out.logitMeanSum = torch::zeros({ N }, f32);
+        out.correct = torch::zeros({ N }, f32);
+        out.wpoSum = torch::zeros({ N }, f32);
+    }
     auto flatIdx = flags.nonzero().squeeze(1); // [M]
     const int64_t M = flatIdx.size(0);
     if (M == 0)
-        return sum;
+        return;
     auto rowOf = torch::div(flatIdx, W, "floor"); // [M]
     auto tgt = targets.index_select(0, flatIdx); // [M]
-    auto h = hidden.index_select(0, flatIdx); // [M, H]
-    const int64_t V = model.config().vocabSize;
     const int64_t chunk = std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
-    std::vector<torch::Tensor> parts;
+    std::vector<torch::Tensor> parts, entropy, logitMean, correct, aligned;
     for (int64_t start = 0; start < M; start += chunk) {
         const int64_t end = std::min(M, start + chunk);
-        auto logits = model.lmHead(h.slice(0, start, end)); // [m, V] model dtype
+        auto logits = logitsOf(flatIdx.slice(0, start, end)); // [m, V] model dtype
         auto logp = torch::log_softmax(logits, -1, torch::kFloat32); // [m, V] float32
-        parts.push_back(logp.gather(1, tgt.slice(0, start, end).unsqueeze(1)).squeeze(1)); // [m]
+        const auto t = tgt.slice(0, start, end);
+        auto tokenLogp = logp.gather(1, t.unsqueeze(1)).squeeze(1); // [m]
+        parts.push_back(tokenLogp);
+        if (options.stats) {
+            torch::NoGradGuard noGrad;
+            const auto lp = logp.detach();
+            entropy.push_back(-(lp.exp() * lp).sum(-1));
+            logitMean.push_back(logits.detach().to(torch::kFloat32).mean(-1));
+            correct.push_back(logits.detach().argmax(-1).eq(t).to(torch::kFloat32));
+            // log Σ_v p(v)² = logsumexp(2 log p)
+            aligned.push_back(tokenLogp.detach() - torch::logsumexp(2.0 * lp, -1));
+        }
     }
-    auto tokenLogps = parts.size() == 1 ? parts[0] : torch::cat(parts); // [M]
-    return sum.index_add(0, rowOf, tokenLogps);
+    auto cat = [](std::vector<torch::Tensor> &v) { return v.size() == 1 ? v[0] : torch::cat(v); };
+    auto tokenLogps = cat(parts); // [M]
+    out.sum = out.sum.index_add(0, rowOf, tokenLogps);
+    if (options.ldAlpha) {
+        const auto weights = ldAlphaTokenWeights(flags.view({ N, W }), *options.ldAlpha).reshape({ -1 });
+        out.ldSum = out.ldSum.index_add(0, rowOf, tokenLogps * weights.index_select(0, flatIdx));
+    }
+    if (options.stats) {
+        out.entropySum = out.entropySum.index_add(0, rowOf, cat(entropy));
+        out.logitMeanSum = out.logitMeanSum.index_add(0, rowOf, cat(logitMean));
+        out.correct = out.correct.index_add(0, rowOf, cat(correct));
+        out.wpoSum = out.wpoSum.index_add(0, rowOf, cat(aligned));
+    }
 }
 
 } // namespace
 
+std::map<std::string, double> trlTokenMetrics(const CompletionLogps &p)
+{
+    if (!p.entropySum.defined())
+        throw Error("trlTokenMetrics: the log-probs were computed without stats");
+    const int64_t B = p.count.size(0) / 2;
+    auto half = [&](const torch::Tensor &t, int which) { return t.slice(0, which * B, (which + 1) * B).sum(); };
+    const auto s = torch::stack({ p.entropySum.sum(), p.count.sum(), half(p.logitMeanSum, 0), half(p.count, 0),
+                                    half(p.logitMeanSum, 1), half(p.count, 1), half(p.correct, 0) })
+                       .to(torch::kCPU, torch::kDouble);
+    const auto a = s.accessor<double, 1>();
+    auto ratio = [](double x, double n) { return n > 0 ? x / n : 0.0; };
+    return { { "entropy", ratio(a[0], a[1]) }, { "logits/chosen", ratio(a[2], a[3]) },
+        { "logits/rejected", ratio(a[4], a[5]) }, { "mean_token_accuracy", ratio(a[6], a[3]) } };
+}
+
+torch::Tensor ldAlphaTokenWeights(const torch::Tensor &completionMask, double alpha)
+{
+    if (completionMask.dim() != 2 || completionMask.size(0) % 2 != 0)
+        throw Error("ld_alpha: needs [2B, W] completion masks (B chosen rows, then B rejected rows)");
+    const int64_t B = completionMask.size(0) / 2;
+    const auto mask = completionMask.to(torch::kFloat32);
+    const auto pos = mask.cumsum(1); // 1-based position among the row's completion tokens
+    const auto lens = mask.sum(1);
+    const auto shared = torch::minimum(lens.slice(0, 0, B), lens.slice(0, B, 2 * B)).repeat({ 2 }).unsqueeze(1);
+    return torch::where(pos <= shared, torch::ones_like(pos), torch::full_like(pos, alpha)) * mask;
+}
+
+CompletionLogps completionLogpsFromLogits(const torch::Tensor &logits, const torch::Tensor &inputIds,
+    const torch::Tensor &completionMask, const LogpsOptions &options)
+{
+    if (logits.dim() != 3 || inputIds.sizes() != logits.sizes().slice(0, 2) || completionMask.sizes() != inputIds.sizes())
+        throw Error("completionLogpsFromLogits: expected logits [N, T, V] and ids, mask [N, T]");
+    const int64_t N = inputIds.size(0), T = inputIds.size(1), V = logits.size(2);
+    CompletionLogps out;
+    const auto scoredGrid = completionMask.slice(1, 1).to(torch::kBool);
+    out.count = scoredGrid.sum(1).to(torch::kFloat32);
+    const auto flatLogits = logits.slice(1, 0, T - 1).reshape({ -1, V });
+    scoreTokens([&](const torch::Tensor &idx) { return flatLogits.index_select(0, idx); }, V,
+        inputIds.slice(1, 1).reshape({ -1 }), scoredGrid.reshape({ -1 }), T - 1, N, options, out);
+    return out;
+}
+
 CompletionLogps completionLogps(CausalLM &model, const torch::Tensor &inputIds, const torch::Tensor &attentionMask,
-    const torch::Tensor &completionMask)
+    const torch::Tensor &completionMask, const LogpsOptions &options)
 {
     if (inputIds.dim() != 2)
         throw Error("completionLogps: input ids must be [N, T], got " + c10::str(inputIds.sizes()));
@@ -67,12 +140,13 @@ CompletionLogps completionLogps(CausalLM &model, const torch::Tensor &inputIds, 
     // prompt and padding rows never cost a [V]-wide matmul or log-softmax.
     auto scored = completionMask.to(device).slice(1, 1).to(torch::kBool).reshape({ -1 }); // [N*(T-1)]
     out.count = completionMask.to(device).slice(1, 1).to(torch::kBool).sum(1).to(torch::kFloat32);
-    out.sum = scoreTokens(
-        model, hidden.slice(1, 0, T - 1).reshape({ -1, Hd }), inputIds.slice(1, 1).reshape({ -1 }), scored, T - 1, N);
+    const auto flatHidden = hidden.slice(1, 0, T - 1).reshape({ -1, Hd });
+    scoreTokens([&](const torch::Tensor &idx) { return model.lmHead(flatHidden.index_select(0, idx)); },
+        model.config().vocabSize, inputIds.slice(1, 1).reshape({ -1 }), scored, T - 1, N, options, out);
     return out;
 }
 
-CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batch)
+CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batch, const LogpsOptions &options)
 {
     const int64_t B = batch.numPairs;
     const int64_t Tc = batch.completionIds.size(1);
@@ -104,8 +178,9 @@ CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batc
     CompletionLogps out;
     auto scored = batch.completionMask.to(device).to(torch::kBool);
     out.count = scored.sum(1).to(torch::kFloat32);
-    out.sum = scoreTokens(
-        model, predictors.reshape({ -1, Hd }), batch.completionIds.reshape({ -1 }), scored.reshape({ -1 }), Tc, 2 * B);
+    const auto flatPredictors = predictors.reshape({ -1, Hd });
+    scoreTokens([&](const torch::Tensor &idx) { return model.lmHead(flatPredictors.index_select(0, idx)); },
+        model.config().vocabSize, batch.completionIds.reshape({ -1 }), scored.reshape({ -1 }), Tc, 2 * B, options, out);
     return out;
 }
 

@@ -7,13 +7,53 @@
 
 #include "engine/torch_api.h"
 
+#include <map>
+#include <optional>
+#include <string>
+
 namespace dpo {
+
+// What else to compute in the same pass (TRL 1.x's DPO extras).
+struct LogpsOptions {
+    // Per-row token statistics for TRL's metrics and WPO weights (CompletionLogps::entropySum ...).
+    bool stats = false;
+    // LD-DPO: rows are [chosen 0..B-1, rejected B..2B-1]; ldSum weighs the completion tokens of a row
+    // beyond min(chosen length, rejected length) of its pair by this α.
+    std::optional<double> ldAlpha;
+};
 
 struct CompletionLogps {
     torch::Tensor sum; // [N] float32: summed log-probs of completion tokens
     torch::Tensor count; // [N] float32: number of completion tokens
     torch::Tensor mean() const { return sum / count.clamp_min(1); }
+    // With LogpsOptions::ldAlpha: [N] shared-part sum + α · tail sum (differentiable); else undefined.
+    torch::Tensor ldSum;
+    // With LogpsOptions::stats, [N] float32, detached, over each row's completion tokens:
+    torch::Tensor entropySum; // Σ entropy of the predicted distribution (nats)
+    torch::Tensor logitMeanSum; // Σ (mean over the vocabulary of the logits)
+    torch::Tensor correct; // number of tokens whose argmax prediction is the token
+    torch::Tensor wpoSum; // Σ [log p(token) − log Σ_v p(v)²]  (WPO's aligned log-prob)
+    // exp(wpoSum / count): WPO's per-sequence weight.
+    torch::Tensor wpoWeight() const { return torch::exp(wpoSum / count.clamp_min(1)); }
+    // sum, or ldSum when LD-DPO is on.
+    const torch::Tensor &dpoSum() const { return ldSum.defined() ? ldSum : sum; }
 };
+
+// TRL 1.x's token metrics of one DPO micro-batch from policy log-probs computed with stats (rows:
+// B chosen, then B rejected): entropy (token mean over all completion tokens), logits/chosen and
+// logits/rejected (token mean of the vocabulary-mean logit), mean_token_accuracy (chosen tokens
+// only). A metric with no tokens is 0, as in TRL.
+std::map<std::string, double> trlTokenMetrics(const CompletionLogps &policy);
+
+// LD-DPO token weights of a [2B, W] completion mask (rows: B chosen, then B rejected; a row's
+// completion tokens in order): 1 for the first min(Lc, Lr) completion tokens of each row, α after
+// them, 0 where the mask is 0.
+torch::Tensor ldAlphaTokenWeights(const torch::Tensor &completionMask, double alpha);
+
+// The same results as completionLogps from logits already computed: logits [N, T, V], inputIds and
+// completionMask [N, T] (token t scored with the logits at t-1). For tests and tools.
+CompletionLogps completionLogpsFromLogits(const torch::Tensor &logits, const torch::Tensor &inputIds,
+    const torch::Tensor &completionMask, const LogpsOptions &options = {});
 
 // inputIds [N, T] int64, attentionMask [N, T] (1 = real token), completionMask [N, T]
 // (1 where the token at that position is a completion token to be scored; position 0 never is).
@@ -21,7 +61,7 @@ struct CompletionLogps {
 // in chunks of rows so the [N, T, V] float32 tensor never exists at once for large vocabularies.
 // Differentiable: gradients flow into the model when grad mode is on.
 CompletionLogps completionLogps(CausalLM &model, const torch::Tensor &inputIds, const torch::Tensor &attentionMask,
-    const torch::Tensor &completionMask);
+    const torch::Tensor &completionMask, const LogpsOptions &options = {});
 
 // A DPO batch whose chosen and rejected sequences of each pair start with the same prompt, laid out so
 // the prompt is computed once per pair (see collateSharedPrompt in preference_data.h).
@@ -40,6 +80,6 @@ struct SharedPromptBatch {
 // shared by both completions, which attend to them at the positions they would have had, and autograd
 // adds both completions' gradients into the shared prompt. Saves the compute of B prompt copies, half
 // of all prompt tokens. Rows: chosen 0..B-1, rejected B..2B-1.
-CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batch);
+CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batch, const LogpsOptions &options = {});
 
 } // namespace dpo

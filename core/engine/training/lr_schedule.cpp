@@ -12,15 +12,18 @@ LrSchedule::LrSchedule(const std::string &kind, int64_t warmupSteps, int64_t tot
     , m_warmup(std::max<int64_t>(0, warmupSteps))
     , m_total(std::max<int64_t>(1, totalSteps))
 {
-    if (kind != "constant" && kind != "linear" && kind != "cosine")
-        throw Error("lr_scheduler '" + kind + "' is not supported (use constant, linear or cosine)");
+    if (kind != "constant" && kind != "constant_with_warmup" && kind != "linear" && kind != "cosine")
+        throw Error("lr_scheduler '" + kind
+            + "' is not supported (use constant, constant_with_warmup, linear or cosine)");
 }
 
 double LrSchedule::factor(int64_t step) const
 {
+    if (m_kind == "constant") // HF's get_constant_schedule: no warmup, whatever warmup is set to
+        return 1.0;
     if (step < m_warmup)
         return double(step) / double(std::max<int64_t>(1, m_warmup));
-    if (m_kind == "constant")
+    if (m_kind == "constant_with_warmup")
         return 1.0;
     const double progress = double(step - m_warmup) / double(std::max<int64_t>(1, m_total - m_warmup));
     if (m_kind == "linear")

@@ -1,7 +1,7 @@
 // Learning-rate schedules as Hugging Face's get_scheduler defines them (what TRL uses): a factor of
 // the base rate for optimizer step s (0-based: the first update uses factor(0)). Warmup ramps
-// linearly from 0; "constant" honours warmup too (HF's constant_with_warmup), so a warmup setting is
-// never silently ignored.
+// linearly from 0 for constant_with_warmup, linear and cosine; "constant" is HF's get_constant_schedule
+// and has no warmup (TrainConfig::validate refuses constant with a warmup setting).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@ namespace dpo {
 
 class LrSchedule {
 public:
-    // kind: "constant", "linear", "cosine". Throws dpo::Error naming lr_scheduler for others.
+    // kind: "constant", "constant_with_warmup", "linear", "cosine". Throws dpo::Error naming lr_scheduler for others.
     LrSchedule(const std::string &kind, int64_t warmupSteps, int64_t totalSteps);
 
     double factor(int64_t step) const;

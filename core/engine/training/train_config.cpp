@@ -127,6 +127,16 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"beta", [&](auto &v, auto &k) { beta = get<double>(v, k, source); }},
         {"label_smoothing", [&](auto &v, auto &k) { labelSmoothing = get<double>(v, k, source); }},
         {"discopop_tau", [&](auto &v, auto &k) { discopopTau = get<double>(v, k, source); }},
+        {"f_divergence_type", [&](auto &v, auto &k) { fDivergenceType = get<std::string>(v, k, source); }},
+        {"f_alpha_divergence_coef", [&](auto &v, auto &k) { fAlphaDivergenceCoef = get<double>(v, k, source); }},
+        {"use_weighting", [&](auto &v, auto &k) { useWeighting = get<bool>(v, k, source); }},
+        {"ld_alpha",
+            [&](auto &v, auto &k) {
+                if (v.is_null())
+                    ldAlpha.reset();
+                else
+                    ldAlpha = get<double>(v, k, source);
+            }},
         {"precompute_ref", [&](auto &v, auto &k) { precomputeRef = get<bool>(v, k, source); }},
         {"reference_free", [&](auto &v, auto &k) { referenceFree = get<bool>(v, k, source); }},
         {"sync_ref_model", [&](auto &v, auto &k) { syncRefModel = get<bool>(v, k, source); }},
@@ -207,6 +217,10 @@ nlohmann::json TrainConfig::toJson() const
         {"beta", beta},
         {"label_smoothing", labelSmoothing},
         {"discopop_tau", discopopTau},
+        {"f_divergence_type", fDivergenceType},
+        {"f_alpha_divergence_coef", fAlphaDivergenceCoef},
+        {"use_weighting", useWeighting},
+        {"ld_alpha", ldAlpha ? nlohmann::json(*ldAlpha) : nlohmann::json(nullptr)},
         {"precompute_ref", precomputeRef},
         {"reference_free", referenceFree},
         {"sync_ref_model", syncRefModel},
@@ -269,6 +283,10 @@ LossConfig TrainConfig::lossConfig() const
     loss.beta = beta;
     loss.labelSmoothing = labelSmoothing;
     loss.discopopTau = discopopTau;
+    loss.fDivergenceType = fDivergenceType;
+    loss.fAlphaDivergenceCoef = fAlphaDivergenceCoef;
+    loss.useWeighting = useWeighting;
+    loss.ldAlpha = ldAlpha;
     return loss;
 }
 
@@ -291,8 +309,12 @@ void TrainConfig::validate(bool requireDataset) const
         fail("loss_weights", "needs one weight per loss type (" + std::to_string(lossType.size()) + ")");
     if (!(learningRate >= 0))
         fail("learning_rate", "must be >= 0");
-    if (lrScheduler != "constant" && lrScheduler != "linear" && lrScheduler != "cosine")
-        fail("lr_scheduler", "must be constant, linear or cosine");
+    if (lrScheduler != "constant" && lrScheduler != "constant_with_warmup" && lrScheduler != "linear"
+        && lrScheduler != "cosine")
+        fail("lr_scheduler", "must be constant, constant_with_warmup, linear or cosine");
+    if (lrScheduler == "constant" && (warmupSteps > 0 || warmupRatio > 0))
+        fail("lr_scheduler", "constant has no warmup (as in transformers); use constant_with_warmup with "
+                             "warmup_steps/warmup_ratio");
     if (warmupSteps < 0)
         fail("warmup_steps", "must be >= 0");
     if (warmupRatio < 0 || warmupRatio > 1)
@@ -347,6 +369,7 @@ void TrainConfig::validate(bool requireDataset) const
     }
     if (threads < 0)
         fail("threads", "must be >= 0");
+    lossConfig().validate(); // loss options and their combinations (TRL 1.x's rules), naming the option
 }
 
 } // namespace dpo

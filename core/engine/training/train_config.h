@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,12 @@ struct TrainConfig {
     std::vector<std::string> lossType{"sigmoid"};
     std::vector<double> lossWeights; // empty = all 1
     double beta = 0.1;
-    double labelSmoothing = 0.0;
+    double labelSmoothing = 0.0; // robust, exo_pair, aot, aot_unpaired only (TRL 1.x)
     double discopopTau = 0.05;
+    std::string fDivergenceType = "reverse_kl"; // reverse_kl | forward_kl | js_divergence | alpha_divergence
+    double fAlphaDivergenceCoef = 0.5;          // α of alpha_divergence
+    bool useWeighting = false;                  // WPO pair weights
+    std::optional<double> ldAlpha;              // LD-DPO α in [0, 1]; unset (JSON null) = off
     bool precomputeRef = false;  // reference log-probs computed once and cached on disk
     bool referenceFree = false;  // reference log-probs = 0
     bool syncRefModel = false;   // TR-DPO
@@ -56,13 +61,14 @@ struct TrainConfig {
 
     // Optimisation
     double learningRate = 1e-6;
-    std::string lrScheduler = "linear"; // constant | linear | cosine
+    // constant (no warmup, as HF's get_constant_schedule) | constant_with_warmup | linear | cosine
+    std::string lrScheduler = "linear";
     int64_t warmupSteps = 0;
     double warmupRatio = 0.0; // used when warmupSteps == 0
     int64_t batchSize = 8;    // pairs per micro-batch
     int64_t gradAccum = 1;
     double maxGradNorm = 1.0; // 0 = no clipping
-    double weightDecay = 0.0;
+    double weightDecay = 0.0; // not applied to biases and norm weights (HF Trainer's rule)
     double adamBeta1 = 0.9;
     double adamBeta2 = 0.999;
     double adamEpsilon = 1e-8;
