@@ -92,9 +92,12 @@ QString modelFingerprint(const QString &dir)
 {
     QCryptographicHash h(QCryptographicHash::Sha256);
     const QDir d(dir);
-    QFile config(d.filePath(QStringLiteral("config.json")));
-    if (config.open(QIODevice::ReadOnly))
-        h.addData(config.readAll());
+    // config.json, or a LoRA adapter's adapter_config.json (its weights are the *.safetensors below).
+    for (const char *name : { "config.json", "adapter_config.json" }) {
+        QFile config(d.filePath(QString::fromLatin1(name)));
+        if (config.open(QIODevice::ReadOnly))
+            h.addData(config.readAll());
+    }
     const QFileInfoList weights = d.entryInfoList(
         { QStringLiteral("*.safetensors"), QStringLiteral("*.bin"), QStringLiteral("*.safetensors.index.json") },
         QDir::Files, QDir::Name);

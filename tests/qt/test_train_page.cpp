@@ -19,6 +19,8 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QLabel>
+#include <QLineEdit>
+#include <QSpinBox>
 #include <QMainWindow>
 #include <QMessageBox>
 #include <QSignalSpy>
@@ -35,6 +37,7 @@ private slots:
     void inspectsModelOffThread();
     void summarizesDataset();
     void invalidOptionsRefused();
+    void methodChoiceShowsMemoryOfBoth();
     void presetsRoundTrip();
     void startsWithTheDemoPreset();
     void trainStopResumeFromPage();
@@ -54,6 +57,54 @@ void TestTrainPage::initTestCase()
     QCoreApplication::setOrganizationName(QStringLiteral("DPO Studio Tests"));
     QCoreApplication::setApplicationName(QStringLiteral("test_train_page"));
     QVERIFY(m_dir.isValid());
+}
+
+// Full / LoRA: the LoRA options are live only for LoRA, reach the TrainConfig and the copied command, and
+// the memory line shows both methods for the inspected model (the chosen one marked, its adapter size).
+void TestTrainPage::methodChoiceShowsMemoryOfBoth()
+{
+    TrainPage page;
+    page.resize(1200, 800);
+    page.show();
+    page.resetToDefaults();
+    page.setModelPath(QString());
+    QTRY_VERIFY2(page.memoryEstimateText().contains(QLatin1String("Choose a model")),
+        qPrintable(page.memoryEstimateText()));
+    QSignalSpy inspected(&page, &TrainPage::modelInspected);
+    page.setModelPath(fixture(QStringLiteral("llama-gqa/ref")));
+    QTRY_VERIFY_WITH_TIMEOUT(!inspected.isEmpty(), 30000);
+    auto *rank = page.findChild<QSpinBox *>(QStringLiteral("opt_lora_r"));
+    auto *targets = page.findChild<QLineEdit *>(QStringLiteral("opt_lora_target_modules"));
+    QVERIFY(rank && targets);
+    QVERIFY(!rank->isEnabled());
+    QTRY_VERIFY(page.memoryEstimateText().contains(QStringLiteral("▸ Full")));
+
+    QVERIFY(page.setOption(QStringLiteral("method"), QStringLiteral("lora")));
+    QVERIFY(rank->isEnabled() && targets->isEnabled());
+    QVERIFY(page.setOption(QStringLiteral("lora_r"), QStringLiteral("4")));
+    targets->setText(QStringLiteral("q_proj, v_proj"));
+    const ModelInfo &m = page.modelInfo();
+    const qint64 adapter = m.layers * 4 * ((m.hidden + m.heads * m.headDim) + (m.hidden + m.kvHeads * m.headDim));
+    QTRY_VERIFY2(page.memoryEstimateText().contains(QStringLiteral("▸ LoRA"))
+            && page.memoryEstimateText().contains(QLocale().toString(adapter)),
+        qPrintable(page.memoryEstimateText()));
+
+    dpo::TrainConfig c;
+    QString error;
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QCOMPARE(c.method, std::string("lora"));
+    QCOMPARE(c.loraR, int64_t(4));
+    QCOMPARE(c.loraTargetModules, (std::vector<std::string> { "q_proj", "v_proj" }));
+    const QString cli = page.cliCommand();
+    QVERIFY2(cli.contains(QLatin1String("--method lora")) && cli.contains(QLatin1String("--lora-r 4"))
+            && cli.contains(QLatin1String("--lora-target-modules q_proj,v_proj")),
+        qPrintable(cli));
+    // A preset with LoRA comes back as LoRA.
+    page.resetToDefaults();
+    QVERIFY(!rank->isEnabled());
+    page.setConfig(c);
+    QVERIFY(rank->isEnabled());
+    QCOMPARE(targets->text(), QStringLiteral("q_proj, v_proj"));
 }
 
 void TestTrainPage::configureFixtureRun(TrainPage &page, const QString &out, int maxSteps)

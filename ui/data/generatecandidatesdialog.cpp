@@ -64,7 +64,7 @@ GenerateCandidatesDialog::GenerateCandidatesDialog(ProjectSession *session, QWid
 
     m_model = new QLineEdit;
     m_model->setObjectName(QStringLiteral("candidateModel"));
-    m_model->setPlaceholderText(tr("A Hugging Face model directory (config.json, weights, tokenizer)"));
+    m_model->setPlaceholderText(tr("A Hugging Face model directory (config.json, weights, tokenizer) or a LoRA adapter folder"));
     m_browse = new QPushButton(tr("Browse…"));
     connect(m_browse, &QPushButton::clicked, this, [this]() {
         const QString dir = QFileDialog::getExistingDirectory(this, tr("Model directory"), m_model->text());
@@ -170,7 +170,7 @@ GenerateCandidatesDialog::GenerateCandidatesDialog(ProjectSession *session, QWid
     connect(m_limit, qOverload<int>(&QSpinBox::valueChanged), this, &GenerateCandidatesDialog::refreshBacklog);
 
     const QString remembered = QSettings().value(QLatin1String(modelKey)).toString();
-    setModelDir(!remembered.isEmpty() && QFileInfo::exists(remembered + QStringLiteral("/config.json"))
+    setModelDir(!remembered.isEmpty() && (QFileInfo::exists(remembered + QStringLiteral("/config.json")) || QFileInfo::exists(remembered + QStringLiteral("/adapter_config.json")))
             ? remembered
             : demoModelDir());
     setRunning(false);
@@ -263,8 +263,10 @@ void GenerateCandidatesDialog::start()
     if (!m_session || m_runner->isRunning())
         return;
     const CandidateJob j = job();
-    if (!QFileInfo::exists(j.modelDir + QStringLiteral("/config.json"))) {
-        m_result->setText(tr("<b>Not a model directory</b> (no config.json): %1").arg(j.modelDir.toHtmlEscaped()));
+    if (!QFileInfo::exists(j.modelDir + QStringLiteral("/config.json"))
+        && !QFileInfo::exists(j.modelDir + QStringLiteral("/adapter_config.json"))) {
+        m_result->setText(tr("<b>Not a model directory</b> (no config.json or LoRA adapter_config.json): %1")
+                              .arg(j.modelDir.toHtmlEscaped()));
         return;
     }
     QSettings().setValue(QLatin1String(modelKey), j.modelDir);

@@ -55,9 +55,13 @@ QJsonObject jsonObject(const QString &text)
     return QJsonDocument::fromJson(text.toUtf8()).object();
 }
 
+// A Hugging Face model folder, or a PEFT LoRA adapter folder (a LoRA run's checkpoints and final/), which
+// the engine loads on its base.
 bool isModelDir(const QString &dir)
 {
-    return QFileInfo::exists(QDir(dir).filePath(QStringLiteral("config.json")));
+    const QDir d(dir);
+    return QFileInfo::exists(d.filePath(QStringLiteral("config.json")))
+        || QFileInfo::exists(d.filePath(QStringLiteral("adapter_config.json")));
 }
 
 QString fmt(double v, int decimals)
@@ -678,7 +682,7 @@ bool EvaluatePage::addModelDirectory(const QString &dir, QString *error)
     }
     if (!isModelDir(dir)) {
         if (error)
-            *error = tr("%1 has no config.json: not a model directory in the Hugging Face layout.").arg(dir);
+            *error = tr("%1 has neither config.json nor adapter_config.json: not a model or LoRA adapter directory in the Hugging Face layout.").arg(dir);
         return false;
     }
     const QString c = dpo::canonicalModelPath(dir);

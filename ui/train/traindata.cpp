@@ -75,6 +75,8 @@ ModelInfo inspectModel(const QString &dirIn)
         info.heads = config.numHeads;
         info.kvHeads = config.numKvHeads;
         info.maxPositions = config.maxPositionEmbeddings;
+        info.intermediate = config.intermediateSize;
+        info.headDim = config.headDim;
 
         // Weights: only the headers (the files are memory-mapped, nothing is read beyond them).
         std::vector<std::string> files;

@@ -25,6 +25,7 @@ struct ModelInfo {
     qint64 tokenizerVocab = 0; // tokenizer ids (added tokens included)
     QString tokenizerKind;     // "sentencepiece" | "byte-level BPE"
     qint64 layers = 0, hidden = 0, heads = 0, kvHeads = 0, maxPositions = 0;
+    qint64 intermediate = 0, headDim = 0;
 
     // One line for the page: "LlamaForCausalLM · 1.10 B parameters · BF16 · vocab 32,000 · sentencepiece".
     QString summary() const;

@@ -1,4 +1,5 @@
 #include "engine/error.h"
+#include "engine/training/memory_estimate.h"
 
 #include "ui/train/trainoptionsform.h"
 
@@ -317,6 +318,41 @@ QWidget *TrainOptionsForm::buildOptions()
     v->addWidget(ckBox);
 
     // Hardware
+    // Method: full fine-tuning or LoRA adapters (PEFT's format), with the memory each needs.
+    auto *methodBox = new QGroupBox(tr("Method"));
+    auto *mf = newForm(methodBox);
+    auto *method = addCombo(mf, QStringLiteral("method"), tr("Method"),
+        tr("full: every weight trains (about 20 bytes per parameter in float32, with a reference copy).\n"
+           "lora: low-rank adapters train on the frozen base; the reference is the base with the adapters "
+           "off (no second copy). Checkpoints are PEFT adapter folders."),
+        { QStringLiteral("full"), QStringLiteral("lora") });
+    addInt(mf, QStringLiteral("lora_r"), tr("LoRA rank r"), tr("Rank of each adapter (PEFT's r). Default 8."), 1, 4096);
+    addDouble(mf, QStringLiteral("lora_alpha"), tr("LoRA α"),
+        tr("Scaling numerator: adapters are scaled by alpha / r (alpha / sqrt(r) with rsLoRA). Default 16."));
+    addDouble(mf, QStringLiteral("lora_dropout"), tr("LoRA dropout"), tr("Dropout on the adapters' input. Default 0."));
+    m_loraTargets = new QLineEdit;
+    m_loraTargets->setObjectName(QStringLiteral("opt_lora_target_modules"));
+    m_loraTargets->setPlaceholderText(tr("attention and MLP projections"));
+    m_loraTargets->setToolTip(tr("Module names to adapt, comma-separated (e.g. q_proj, v_proj), or all-linear; "
+                                 "empty = every attention and MLP projection."));
+    mf->addRow(tr("Target modules"), m_loraTargets);
+    connect(m_loraTargets, &QLineEdit::textChanged, this, &TrainOptionsForm::scheduleValidation);
+    auto *rslora = new QCheckBox(tr("rsLoRA scaling (alpha / √r)"));
+    rslora->setObjectName(QStringLiteral("opt_use_rslora"));
+    mf->addRow(QString(), rslora);
+    m_fields.insert(QStringLiteral("use_rslora"), rslora);
+    connect(rslora, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    m_memoryLabel = new QLabel;
+    m_memoryLabel->setObjectName(QStringLiteral("memoryEstimate"));
+    m_memoryLabel->setWordWrap(true);
+    m_memoryLabel->setTextFormat(Qt::PlainText);
+    m_memoryLabel->setToolTip(tr("Estimated before Start from the model's shape, the dtype, the batch size and the "
+                                 "max length: training state by the README's formula (weights, gradients, AdamW "
+                                 "moments, reference copy) plus a rough upper estimate of the activations."));
+    mf->addRow(tr("Memory"), m_memoryLabel);
+    connect(method, &QComboBox::currentTextChanged, this, &TrainOptionsForm::updateMethodWidgets);
+    v->addWidget(methodBox);
+
     auto *hwBox = new QGroupBox(tr("Hardware"));
     auto *hf = newForm(hwBox);
     addCombo(hf, QStringLiteral("device"), tr("Device"),
@@ -480,6 +516,11 @@ void TrainOptionsForm::setConfig(const dpo::TrainConfig &config)
     for (double w : config.lossWeights)
         weights << formatDouble(w);
     m_lossWeights->setText(weights.join(QStringLiteral(", ")));
+    QStringList targets;
+    for (const auto &t : config.loraTargetModules)
+        targets << QString::fromStdString(t);
+    m_loraTargets->setText(targets.join(QStringLiteral(", ")));
+    updateMethodWidgets();
     // Reference handling
     int mode = RefSame;
     if (config.referenceFree)
@@ -546,6 +587,11 @@ bool TrainOptionsForm::buildConfig(dpo::TrainConfig *out, QString *error, bool v
         weights.push_back(v);
     }
     j["loss_weights"] = weights;
+    std::vector<std::string> loraTargets;
+    for (const QString &t : m_loraTargets->text().split(QLatin1Char(','), Qt::SkipEmptyParts))
+        if (!t.trimmed().isEmpty())
+            loraTargets.push_back(t.trimmed().toStdString());
+    j["lora_target_modules"] = loraTargets;
     const int mode = m_refMode->currentIndex();
     j["reference_free"] = mode == RefFree;
     j["precompute_ref"] = mode == RefPrecompute;
@@ -737,9 +783,70 @@ void TrainOptionsForm::scheduleValidation()
     m_validateTimer->start();
 }
 
+void TrainOptionsForm::updateMethodWidgets()
+{
+    const bool lora = qobject_cast<QComboBox *>(m_fields.value(QStringLiteral("method")))->currentText()
+        == QLatin1String("lora");
+    for (const char *key : { "lora_r", "lora_alpha", "lora_dropout", "use_rslora" })
+        m_fields.value(QString::fromLatin1(key))->setEnabled(lora);
+    m_loraTargets->setEnabled(lora);
+    scheduleValidation();
+}
+
+QString TrainOptionsForm::memoryEstimateText() const
+{
+    return m_memoryLabel->text();
+}
+
+void TrainOptionsForm::updateMemoryEstimate()
+{
+    const ModelInfo &info = m_data->modelInfo();
+    dpo::TrainConfig c;
+    if (!info.ok || info.parameters <= 0 || !buildConfig(&c, nullptr, false)) {
+        m_memoryLabel->setText(info.ok ? tr("(fix the options above for an estimate)")
+                                       : tr("Choose a model to see the memory each method needs."));
+        return;
+    }
+    dpo::MemoryEstimateInput in;
+    in.model.parameters = info.parameters;
+    in.model.layers = info.layers;
+    in.model.hidden = info.hidden;
+    in.model.intermediate = info.intermediate;
+    in.model.heads = info.heads;
+    in.model.kvHeads = info.kvHeads;
+    in.model.headDim = info.headDim;
+    in.model.vocab = info.vocabSize;
+    in.loraR = c.loraR;
+    in.loraTargets = c.loraTargetModules;
+    in.dtype = c.dtype == "auto" ? "float32" : c.dtype;
+    in.referenceCopy = !c.referenceFree && !c.precomputeRef;
+    in.batchPairs = std::max<int64_t>(1, c.batchSize);
+    in.seqLen = c.maxLength > 0 ? std::min<int64_t>(c.maxLength, std::max<qint64>(1, info.maxPositions))
+                                : std::max<qint64>(1, info.maxPositions);
+    auto line = [&](const char *method) {
+        in.method = method;
+        const dpo::MemoryEstimate e = dpo::estimateTrainingMemory(in);
+        return tr("%1 (state %2, %3 bytes/parameter; activations %4), %5 trainable")
+            .arg(QString::fromStdString(dpo::formatBytes(e.total())),
+                QString::fromStdString(dpo::formatBytes(e.total() - e.activations)))
+            .arg(e.stateBytesPerParameter, 0, 'f', 1)
+            .arg(QString::fromStdString(dpo::formatBytes(e.activations)), QLocale().toString(qlonglong(e.trainable)));
+    };
+    const bool lora = c.useLora();
+    // Both methods, the chosen one marked, so the choice can be made from the numbers.
+    const QString full = line("full"), adapters = line("lora");
+    m_memoryLabel->setText(tr("%1 Full: %2\n%3 LoRA: %4\nfor %5 pairs × %6 tokens in %7")
+                               .arg(lora ? QStringLiteral("  ") : QStringLiteral("▸"), full,
+                                   lora ? QStringLiteral("▸") : QStringLiteral("  "), adapters)
+                               .arg(in.batchPairs)
+                               .arg(in.seqLen)
+                               .arg(QString::fromStdString(in.dtype)));
+}
+
 void TrainOptionsForm::validateForm()
 {
     m_validateTimer->stop();
+    updateMemoryEstimate();
     if (m_busy)
         return; // the line shows the run's state meanwhile
     QString error;

@@ -71,11 +71,21 @@ private:
     void scheduleValidation();
     void validateForm();
     void updateReferenceWidgets();
+    void updateMethodWidgets();
+    void updateMemoryEstimate();
+
+public:
+    // The memory estimate shown under the method choice ("" before a model is inspected).
+    QString memoryEstimateText() const;
+
+private:
 
     TrainDataPanel *m_data;
     QHash<QString, QWidget *> m_fields; // TrainConfig key -> editor (simple one-to-one options)
     QListWidget *m_lossTypes;
     QLineEdit *m_lossWeights;
+    QLineEdit *m_loraTargets; // lora_target_modules, comma-separated (empty = attention and MLP projections)
+    QLabel *m_memoryLabel;
     QComboBox *m_refMode;
     QLineEdit *m_refModelEdit;
     QLineEdit *m_outputEdit;

@@ -50,6 +50,8 @@ public:
     QString outputDir() const { return m_options->outputDir(); }
     void newOutputDir() { m_options->newOutputDir(); }
     QString message() const { return m_options->message(); } // the validation / status line
+    // Full and LoRA memory for the chosen model and options (empty model: a hint instead).
+    QString memoryEstimateText() const { return m_options->memoryEstimateText(); }
 
     // ---- model and data (TrainDataPanel)
     using DataSource = TrainDataPanel::DataSource;

@@ -37,9 +37,9 @@ TrainRunsBrowser::TrainRunsBrowser(MetricsDashboard *dashboard, const TrainRunCo
     m_runsNote = new QLabel;
     m_runsNote->setWordWrap(true);
     v->addWidget(m_runsNote);
-    m_runsTable = new QTableWidget(0, 9);
+    m_runsTable = new QTableWidget(0, 10);
     m_runsTable->setObjectName(QStringLiteral("runsTable"));
-    m_runsTable->setHorizontalHeaderLabels({tr("Run"), tr("Status"), tr("Started"), tr("Ended"), tr("Step"),
+    m_runsTable->setHorizontalHeaderLabels({tr("Run"), tr("Status"), tr("Method"), tr("Started"), tr("Ended"), tr("Step"),
                                             tr("Loss"), tr("Accuracy"), tr("Margin"), tr("Output directory")});
     m_runsTable->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_runsTable->setSelectionMode(QAbstractItemView::ExtendedSelection);
@@ -172,8 +172,14 @@ void TrainRunsBrowser::fillRunsTable()
                                        .arg(last.value(QStringLiteral("step")).toInteger())
                                        .arg(last.value(QStringLiteral("total_steps")).toInteger())
                                  : QString();
+        // Full fine-tuning, or LoRA with its rank (the run's saved options).
+        const QJsonObject config = QJsonDocument::fromJson(r.configJson.toUtf8()).object();
+        const QString method = config.value(QStringLiteral("method")).toString() == QLatin1String("lora")
+            ? tr("LoRA r%1").arg(config.value(QStringLiteral("lora_r")).toInteger())
+            : tr("full");
         const QStringList cells{r.name,
                                 r.status,
+                                method,
                                 r.startedAt.isValid() ? loc.toString(r.startedAt.toLocalTime(), QLocale::ShortFormat) : QString(),
                                 r.endedAt.isValid() ? loc.toString(r.endedAt.toLocalTime(), QLocale::ShortFormat) : QString(),
                                 step,
