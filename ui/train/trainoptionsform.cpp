@@ -351,7 +351,7 @@ QWidget *TrainOptionsForm::buildOptions()
                                  "moments, reference copy) plus a rough upper estimate of the activations."));
     mf->addRow(tr("Memory"), m_memoryLabel);
     connect(method, &QComboBox::currentTextChanged, this, &TrainOptionsForm::updateMethodWidgets);
-    v->addWidget(methodBox);
+    v->insertWidget(1, methodBox); // right under the model and data: the first choice a run makes
 
     auto *hwBox = new QGroupBox(tr("Hardware"));
     auto *hf = newForm(hwBox);
