@@ -38,6 +38,7 @@ private slots:
     void summarizesDataset();
     void invalidOptionsRefused();
     void methodChoiceShowsMemoryOfBoth();
+    void trl1OptionsReachConfigAndCommand();
     void presetsRoundTrip();
     void startsWithTheDemoPreset();
     void trainStopResumeFromPage();
@@ -105,6 +106,36 @@ void TestTrainPage::methodChoiceShowsMemoryOfBoth()
     page.setConfig(c);
     QVERIFY(rank->isEnabled());
     QCOMPARE(targets->text(), QStringLiteral("q_proj, v_proj"));
+}
+
+// TRL 1.x's options on the page: f-divergence, WPO weighting, LD-DPO (empty = off), constant_with_warmup.
+void TestTrainPage::trl1OptionsReachConfigAndCommand()
+{
+    TrainPage page;
+    page.resetToDefaults();
+    dpo::TrainConfig c;
+    QString error;
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QVERIFY(!c.ldAlpha.has_value());
+    QVERIFY(page.setOption(QStringLiteral("f_divergence_type"), QStringLiteral("js_divergence")));
+    QVERIFY(page.setOption(QStringLiteral("use_weighting"), QStringLiteral("true")));
+    QVERIFY(page.setOption(QStringLiteral("ld_alpha"), QStringLiteral("0.5")));
+    QVERIFY(page.setOption(QStringLiteral("lr_scheduler"), QStringLiteral("constant_with_warmup")));
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QCOMPARE(c.fDivergenceType, std::string("js_divergence"));
+    QVERIFY(c.useWeighting);
+    QVERIFY(c.ldAlpha.has_value() && *c.ldAlpha == 0.5);
+    QCOMPARE(c.lrScheduler, std::string("constant_with_warmup"));
+    const QString cli = page.cliCommand();
+    for (const char *flag : { "--f-divergence-type js_divergence", "--use-weighting", "--ld-alpha 0.5",
+             "--lr-scheduler constant_with_warmup" })
+        QVERIFY2(cli.contains(QLatin1String(flag)), qPrintable(cli));
+    page.resetToDefaults();
+    page.setConfig(c);
+    QCOMPARE(page.optionText(QStringLiteral("ld_alpha")), QStringLiteral("0.5"));
+    QVERIFY(page.setOption(QStringLiteral("ld_alpha"), QString()));
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QVERIFY(!c.ldAlpha.has_value());
 }
 
 void TestTrainPage::configureFixtureRun(TrainPage &page, const QString &out, int maxSteps)

@@ -183,6 +183,21 @@ QWidget *TrainOptionsForm::buildOptions()
               tr("ε: the assumed probability that a preference is flipped (conservative DPO, robust, exo_pair, "
                  "aot); in [0, 0.5). TRL default 0."));
     addDouble(pf, QStringLiteral("discopop_tau"), tr("DiscoPOP τ"), tr("Temperature of the discopop loss. TRL default 0.05."));
+    addCombo(pf, QStringLiteral("f_divergence_type"), tr("f-divergence"),
+             tr("TRL's f_divergence_type: the divergence the log-ratios are scored under. reverse_kl is standard "
+                "DPO."),
+             {QStringLiteral("reverse_kl"), QStringLiteral("forward_kl"), QStringLiteral("js_divergence"),
+              QStringLiteral("alpha_divergence")});
+    addDouble(pf, QStringLiteral("f_alpha_divergence_coef"), tr("α-divergence coef"),
+              tr("α of alpha_divergence. TRL default 0.5."));
+    addDouble(pf, QStringLiteral("ld_alpha"), tr("LD-DPO α"),
+              tr("LD-DPO: tokens beyond the shorter completion count with weight α in [0, 1]; empty = off."));
+    auto *wpo = new QCheckBox(tr("WPO weighting (use_weighting)"));
+    wpo->setObjectName(QStringLiteral("opt_use_weighting"));
+    wpo->setToolTip(tr("Weight each pair by the policy's own probability of it (WPO), as TRL's use_weighting."));
+    pf->addRow(QString(), wpo);
+    m_fields.insert(QStringLiteral("use_weighting"), wpo);
+    connect(wpo, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
     m_refMode = new QComboBox;
     m_refMode->setObjectName(QStringLiteral("refMode"));
     m_refMode->addItems({tr("Same model (frozen copy)"), tr("Other model directory"),
@@ -225,8 +240,10 @@ QWidget *TrainOptionsForm::buildOptions()
     addDouble(of, QStringLiteral("learning_rate"), tr("Learning rate"),
               tr("Peak AdamW learning rate. TRL's DPOConfig default 1e-6."));
     addCombo(of, QStringLiteral("lr_scheduler"), tr("Schedule"),
-             tr("After warmup: constant, linear decay to 0 (TRL default) or cosine decay."),
-             {QStringLiteral("linear"), QStringLiteral("cosine"), QStringLiteral("constant")});
+             tr("After warmup: linear decay to 0 (TRL default) or cosine decay; constant has no warmup (as in "
+                "transformers), constant_with_warmup ramps up first."),
+             {QStringLiteral("linear"), QStringLiteral("cosine"), QStringLiteral("constant"),
+              QStringLiteral("constant_with_warmup")});
     addInt(of, QStringLiteral("warmup_steps"), tr("Warmup steps"),
            tr("Linear warmup from 0 over this many steps (0 = use the warmup ratio). TRL default 0."), 0, 100000000);
     addDouble(of, QStringLiteral("warmup_ratio"), tr("Warmup ratio"),
@@ -472,7 +489,9 @@ void TrainOptionsForm::setConfig(const dpo::TrainConfig &config)
     for (auto it = m_fields.constBegin(); it != m_fields.constEnd(); ++it) {
         const nlohmann::json &v = j.at(it.key().toStdString());
         if (auto *e = qobject_cast<QLineEdit *>(it.value())) {
-            if (v.is_number_float())
+            if (v.is_null())
+                e->clear(); // an optional value that is off (ld_alpha)
+            else if (v.is_number_float())
                 e->setText(formatDouble(v.get<double>()));
             else if (v.is_number_unsigned())
                 e->setText(QString::number(v.get<uint64_t>()));
@@ -554,7 +573,9 @@ bool TrainOptionsForm::buildConfig(dpo::TrainConfig *out, QString *error, bool v
         if (auto *e = qobject_cast<QLineEdit *>(it.value())) {
             const QString text = e->text().trimmed();
             bool ok = false;
-            if (it.key() == QLatin1String("seed")) {
+            if (text.isEmpty() && it.key() == QLatin1String("ld_alpha")) {
+                j[key] = nullptr; // off
+            } else if (it.key() == QLatin1String("seed")) {
                 const qulonglong v = text.toULongLong(&ok);
                 if (!ok)
                     return fail(tr("option 'seed': '%1' is not a non-negative integer").arg(text));
