@@ -109,6 +109,7 @@ private slots:
     void generationCaching();
     void cancelWithinASecond();
     void scoringMatchesFixture();
+    void loraRunAdaptersAreListedAndScored();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -539,6 +540,69 @@ void TestEvaluatePage::scoringMatchesFixture()
     QCOMPARE(c.accuracy, metrics.value(QStringLiteral("rewards/accuracies")).toDouble());
     QVERIFY(std::abs(c.meanMargin - metrics.value(QStringLiteral("rewards/margins")).toDouble()) < 1e-3);
     QVERIFY(std::abs(c.shiftChosen - meanDiff("policy_chosen", "ref_chosen")) < 2e-3);
+    QVERIFY(std::abs(c.shiftRejected - meanDiff("policy_rejected", "ref_rejected")) < 2e-3);
+}
+
+// A LoRA run: its checkpoints are PEFT adapter folders (no config.json). The page offers them like any
+// checkpoint and scores them on their base, matching the PEFT fixture's log-probs.
+void TestEvaluatePage::loraRunAdaptersAreListedAndScored()
+{
+    const QString out = m_dir->filePath(QStringLiteral("lora-run"));
+    const QString ckpt = QDir(out).filePath(QStringLiteral("checkpoint-1"));
+    QVERIFY(QDir().mkpath(ckpt));
+    const QDir adapterDir(fixture(QStringLiteral("lora-peft/adapter")));
+    for (const QString &f : adapterDir.entryList(QDir::Files))
+        QVERIFY(QFile::copy(adapterDir.filePath(f), QDir(ckpt).filePath(f)));
+    // The fixture names its base relative to itself; the copy names it absolutely.
+    QJsonObject adapterConfig = readJson(QDir(ckpt).filePath(QStringLiteral("adapter_config.json")));
+    adapterConfig[QStringLiteral("base_model_name_or_path")] = fixture(QStringLiteral("lora-peft/base"));
+    {
+        QFile f(QDir(ckpt).filePath(QStringLiteral("adapter_config.json")));
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(QJsonDocument(adapterConfig).toJson());
+    }
+    const QString path = m_dir->filePath(QStringLiteral("lora.dpo"));
+    qint64 runId = 0;
+    {
+        auto store = ProjectStore::open(path);
+        const QJsonObject cfg { { QStringLiteral("model"), fixture(QStringLiteral("lora-peft/base")) },
+            { QStringLiteral("eval_dataset"), fixture(QStringLiteral("lora-peft/pairs.jsonl")) },
+            { QStringLiteral("beta"), 0.1 }, { QStringLiteral("max_length"), 1024 },
+            { QStringLiteral("batch_size"), 3 }, { QStringLiteral("method"), QStringLiteral("lora") } };
+        runId = store->createRun(QStringLiteral("lora1"), QString::fromUtf8(QJsonDocument(cfg).toJson()), out);
+        store->finishRun(runId, QStringLiteral("finished"));
+    }
+    MainWindow w;
+    QVERIFY(w.openProject(path));
+    EvaluatePage *page = evaluatePage(w);
+    QStringList available;
+    for (const EvalModel &m : page->availableModels())
+        available << m.name;
+    QVERIFY2(available.contains(QStringLiteral("lora1/checkpoint-1")), qPrintable(available.join(", ")));
+
+    QSignalSpy done(page, &EvaluatePage::scoringFinished);
+    QSignalSpy failed(page, &EvaluatePage::jobFailed);
+    QString err;
+    QVERIFY2(page->startScoring(runId, &err), qPrintable(err));
+    QVERIFY(done.wait(60000));
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().first().toString()));
+    const QVector<CheckpointScore> &scores = page->scores();
+    QCOMPARE(scores.size(), 2);
+    const QJsonObject logps = readJson(fixture(QStringLiteral("lora-peft/expected.json")))
+                                  .value(QStringLiteral("logps"))
+                                  .toObject();
+    auto meanDiff = [&](const char *a, const char *b) {
+        const QJsonArray x = logps.value(QLatin1String(a)).toArray(), y = logps.value(QLatin1String(b)).toArray();
+        double s = 0;
+        for (int i = 0; i < x.size(); ++i)
+            s += x[i].toDouble() - y[i].toDouble();
+        return s / x.size();
+    };
+    const CheckpointScore &c = scores[1];
+    QCOMPARE(c.name, QStringLiteral("checkpoint-1"));
+    QCOMPARE(c.pairs, logps.value(QStringLiteral("policy_chosen")).toArray().size());
+    QVERIFY2(std::abs(c.shiftChosen - meanDiff("policy_chosen", "ref_chosen")) < 2e-3,
+        qPrintable(QString::number(c.shiftChosen)));
     QVERIFY(std::abs(c.shiftRejected - meanDiff("policy_rejected", "ref_rejected")) < 2e-3);
 }
 
