@@ -197,6 +197,15 @@ void TestTrainPage::inspectsModelOffThread()
                          double(QFileInfo(fixture(QStringLiteral("llama-gqa/ref/model.safetensors"))).size())) < 20000);
     QVERIFY(page.findChild<QLabel *>(QStringLiteral("modelInfo"))->text().contains(info.architecture));
 
+    // A LoRA adapter folder (PEFT fixture): its base's shape, marked as adapted.
+    inspected.clear();
+    page.setModelPath(fixture(QStringLiteral("lora-peft/adapter")));
+    QTRY_VERIFY_WITH_TIMEOUT(!inspected.isEmpty(), 30000);
+    QVERIFY2(page.modelInfo().ok, qPrintable(page.modelInfo().error));
+    QVERIFY2(page.modelInfo().architecture.contains(QLatin1String("+ LoRA adapter (r ")),
+        qPrintable(page.modelInfo().architecture));
+    QVERIFY(page.modelInfo().parameters > 0 && page.modelInfo().layers > 0);
+
     inspected.clear();
     page.setModelPath(m_dir.filePath(QStringLiteral("not-a-model")));
     QTRY_VERIFY_WITH_TIMEOUT(!inspected.isEmpty(), 30000);

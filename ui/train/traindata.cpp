@@ -1,4 +1,5 @@
 #include "engine/error.h"
+#include "engine/models/adapter_io.h"
 #include "engine/models/model_config.h"
 #include "engine/data/preference_data.h"
 #include "engine/io/safetensors.h"
@@ -65,6 +66,15 @@ ModelInfo inspectModel(const QString &dirIn)
         if (!QFileInfo(dir).isDir())
             throw dpo::Error((dir + tr(": not a directory")).toStdString());
         const std::string d = dir.toStdString();
+        if (dpo::isAdapterDir(d)) {
+            // A LoRA adapter folder (e.g. a LoRA run's final/): its base model's shape, said to be adapted.
+            const dpo::AdapterConfig adapter = dpo::readAdapterConfig(d);
+            ModelInfo base = inspectModel(QString::fromStdString(dpo::resolveAdapterBase(d)));
+            base.dir = dirIn;
+            if (base.ok)
+                base.architecture += tr(" + LoRA adapter (r %1)").arg(adapter.lora.r);
+            return base;
+        }
         const dpo::ModelConfig config = dpo::ModelConfig::fromDirectory(d);
         info.architecture = QString::fromStdString(config.architecture.empty() ? config.modelType : config.architecture);
         info.modelType = QString::fromStdString(config.modelType);

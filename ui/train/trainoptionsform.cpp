@@ -847,7 +847,7 @@ void TrainOptionsForm::updateMemoryEstimate()
     auto line = [&](const char *method) {
         in.method = method;
         const dpo::MemoryEstimate e = dpo::estimateTrainingMemory(in);
-        return tr("%1 (state %2, %3 bytes/parameter; activations %4), %5 trainable")
+        return tr("%1 (state %2 = %3 B/param, activations %4); %5 trainable")
             .arg(QString::fromStdString(dpo::formatBytes(e.total())),
                 QString::fromStdString(dpo::formatBytes(e.total() - e.activations)))
             .arg(e.stateBytesPerParameter, 0, 'f', 1)
