@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <memory>
 
 namespace {
@@ -263,7 +264,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     auto ea = std::make_shared<ExportArgs>();
     auto *exp = project->add_subcommand("export", "Export TRL preference rows or every judgment");
     exp->add_option("--project", ea->project, "Project file or postgresql:// URL")->required();
-    exp->add_option("--output", ea->output, "Output file (.jsonl; .csv for judgments as CSV)")->required();
+    exp->add_option("--output", ea->output, "Output file (.jsonl; .csv for judgments as CSV); - for standard output")
+        ->required();
     exp->add_option("--format", ea->format, "trl|judgments|judgments-csv")
         ->check(CLI::IsMember({ "trl", "judgments", "judgments-csv" }));
     exp->add_option("--min-votes", ea->minVotes, "trl: minimum non-skip votes per exported pair");
@@ -279,7 +281,11 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         o.minVotes = ea->minVotes;
         o.minAgreement = ea->minAgreement;
         const dpo::ExportResult r = dpo::exportFile(*store, QString::fromStdString(ea->output), o);
-        dpocli::printJson({ { "rows", r.rows }, { "output", ea->output } });
+        const nlohmann::json summary { { "rows", r.rows }, { "output", ea->output } };
+        if (ea->output == "-" || ea->output == "/dev/stdout")
+            std::cerr << summary.dump() << "\n"; // stdout carries the rows
+        else
+            dpocli::printJson(summary);
     });
 
     auto statsProject = std::make_shared<std::string>();

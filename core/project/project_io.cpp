@@ -6,6 +6,8 @@
 #include "project/project_store_p.h"
 
 #include <QFile>
+#include <cstdio>
+#include <memory>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -673,12 +675,24 @@ void appendCsvField(QByteArray &out, const QString &s)
 
 // Writes the export atomically: QSaveFile writes a temporary file in the target's folder and, on commit,
 // flushes, fsyncs and renames it over the target. Until then the target keeps its old contents; a cancel,
-// an error or an exception (the destructor) removes the temporary file.
+// an error or an exception (the destructor) removes the temporary file. "-" (standard output) and targets
+// that are not regular files (/dev/stdout on a pipe or terminal, a FIFO) are streams: written directly,
+// as nothing can be renamed over them.
 class Writer {
 public:
     Writer(const QString &path)
-        : m_file(path)
     {
+        const QFileInfo info(path);
+        if (path == QLatin1String("-") || (info.exists() && !info.isFile() && !info.isDir())) {
+            m_stream = std::make_unique<QFile>();
+            const bool ok = path == QLatin1String("-") ? m_stream->open(stdout, QIODevice::WriteOnly)
+                                                       : (m_stream->setFileName(path), m_stream->open(QIODevice::WriteOnly));
+            if (!ok)
+                throw ProjectError(
+                    QStringLiteral("%1: cannot write: %2").arg(path, m_stream->errorString()).toStdString());
+            return;
+        }
+        m_file.setFileName(path);
         if (!m_file.open(QIODevice::WriteOnly))
             throw ProjectError(QStringLiteral("%1: cannot write: %2").arg(path, m_file.errorString()).toStdString());
     }
@@ -689,27 +703,37 @@ public:
     }
     void flush()
     {
-        if (m_file.write(buf) != buf.size())
+        QIODevice &out = m_stream ? static_cast<QIODevice &>(*m_stream) : m_file;
+        if (out.write(buf) != buf.size())
             fail();
         buf.clear();
     }
     void finish()
     {
         flush();
-        if (!m_file.commit())
+        if (m_stream ? !m_stream->flush() : !m_file.commit())
             fail();
     }
-    void discard() { m_file.cancelWriting(); }
+    void discard()
+    {
+        if (!m_stream)
+            m_file.cancelWriting(); // a stream keeps what was written: nothing to take back
+    }
     QByteArray buf;
 
 private:
     [[noreturn]] void fail()
     {
-        const QString why = m_file.errorString();
-        m_file.cancelWriting();
-        throw ProjectError(QStringLiteral("%1: write failed: %2").arg(m_file.fileName(), why).toStdString());
+        const QString why = m_stream ? m_stream->errorString() : m_file.errorString();
+        const QString name = m_stream ? (m_stream->fileName().isEmpty() ? QStringLiteral("standard output")
+                                                                         : m_stream->fileName())
+                                      : m_file.fileName();
+        if (!m_stream)
+            m_file.cancelWriting();
+        throw ProjectError(QStringLiteral("%1: write failed: %2").arg(name, why).toStdString());
     }
     QSaveFile m_file;
+    std::unique_ptr<QFile> m_stream; // "-" or a non-regular target
 };
 
 QString iso(const QVariant &ms)

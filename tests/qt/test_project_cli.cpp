@@ -5,6 +5,7 @@
 
 #include <QElapsedTimer>
 #include <QFile>
+#include <QDir>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -119,6 +120,16 @@ void TestProjectCli::exportRoundTripAndStats()
     QCOMPARE(b.size(), a.size());
     for (int i = 0; i < a.size(); ++i)
         QCOMPARE(QJsonDocument::fromJson(b[i]).object(), QJsonDocument::fromJson(a[i]).object());
+    // "-": the rows on standard output (a pipe), the summary on standard error, no file named "-".
+    for (const char *target : { "-", "/dev/stdout" }) {
+        r = cli({ "project", "export", "--project", project, "--output", target });
+        QCOMPARE(r.exitCode, 0);
+        const QList<QByteArray> c = r.out.trimmed().split('\n');
+        QCOMPARE(c.size(), a.size());
+        QCOMPARE(QJsonDocument::fromJson(c[0]).object(), QJsonDocument::fromJson(a[0]).object());
+        QVERIFY2(r.err.contains("\"rows\":20"), r.err.constData());
+    }
+    QVERIFY(!QFileInfo::exists(QDir::current().filePath(QStringLiteral("-"))));
 
     // Unjudged CSV pairs, labeled through the hidden simulate command by two annotators.
     write(path("pairs.csv"), "prompt,completion_a,completion_b\nq1,x,yy\nq2,xx,y\nq3,x,y\n");
