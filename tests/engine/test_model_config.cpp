@@ -341,3 +341,32 @@ TEST(ModelConfig, MissingOrInvalidFilesNameTheFile)
     }
     EXPECT_THROW(dpo::ModelConfig::fromDirectory(dir.file("nope")), dpo::Error);
 }
+
+// A wrong-typed value is quoted in the error only as a short snippet: a 100,000-element list in a RoPE or
+// layer_types field gives a message of bounded size (no dump of the whole value).
+TEST(ModelConfig, WrongValuesAreQuotedBriefly)
+{
+    const json big = json(std::vector<int>(100000, 7));
+    for (const char *where : { "rope_theta", "rope_type", "layer_types" }) {
+        json j = llamaBase();
+        if (std::string(where) == "rope_type") {
+            j["rope_scaling"] = { { "rope_type", big } };
+        } else if (std::string(where) == "layer_types") {
+            j["model_type"] = "mistral";
+            j["sliding_window"] = 4;
+            j["layer_types"] = json::array();
+            for (int i = 0; i < j["num_hidden_layers"].get<int>(); ++i)
+                j["layer_types"].push_back(big);
+        } else {
+            j[where] = big;
+        }
+        try {
+            dpo::ModelConfig::fromJson(j, "test-config.json");
+            ADD_FAILURE() << "accepted a list as " << where;
+        } catch (const dpo::Error &e) {
+            const std::string msg = e.what();
+            EXPECT_LT(msg.size(), 400u) << where << ": " << msg.substr(0, 200);
+            EXPECT_NE(msg.find("test-config.json"), std::string::npos) << msg.substr(0, 200);
+        }
+    }
+}

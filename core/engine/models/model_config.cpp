@@ -153,7 +153,7 @@ void parseLayerTypes(ModelConfig &c, const Fields &f, const json &j)
         if (!lt.is_array() || int64_t(lt.size()) != c.numLayers)
             f.fail("layer_types", "must be a list of num_hidden_layers (" + std::to_string(c.numLayers) + ") strings");
         for (size_t i = 0; i < lt.size(); ++i) {
-            const std::string t = lt[i].is_string() ? lt[i].get<std::string>() : lt[i].dump();
+            const std::string t = lt[i].is_string() ? lt[i].get<std::string>() : jsonSnippet(lt[i]);
             if (t != "full_attention" && t != "sliding_attention")
                 f.fail("layer_types", "has '" + t + "' at layer " + std::to_string(i)
                         + ": only full_attention and sliding_attention are supported");

@@ -1,6 +1,7 @@
 #include "engine/models/rope.h"
 
 #include "engine/error.h"
+#include "engine/io/json_limits.h"
 
 #include <algorithm>
 #include <cmath>
@@ -34,7 +35,7 @@ struct RopeFields {
         if (!has(key))
             return def;
         if (!j.at(key).is_number())
-            fail(key, "must be a number (got " + j.at(key).dump() + ")");
+            fail(key, "must be a number (got " + jsonSnippet(j.at(key)) + ")");
         return j.at(key).get<double>();
     }
     double reqPositive(const char *key) const
@@ -43,7 +44,7 @@ struct RopeFields {
             fail(key, "is missing (required for rope_type '" + type() + "')");
         const double v = num(key, 0.0);
         if (!(v > 0) || !std::isfinite(v))
-            fail(key, "must be a positive number (got " + j.at(key).dump() + ")");
+            fail(key, "must be a positive number (got " + jsonSnippet(j.at(key)) + ")");
         return v;
     }
     std::vector<double> list(const char *key) const
@@ -63,7 +64,7 @@ struct RopeFields {
         for (const char *key : { "rope_type", "type" })
             if (has(key)) {
                 if (!j.at(key).is_string())
-                    fail(key, "must be a string (got " + j.at(key).dump() + ")");
+                    fail(key, "must be a string (got " + jsonSnippet(j.at(key)) + ")");
                 return j.at(key).get<std::string>();
             }
         return "default";
