@@ -12,6 +12,7 @@
 
 #include "engine/chat/chat_template.h"
 #include "engine/error.h"
+#include "engine/io/json_limits.h"
 
 #include <fstream>
 #include <sstream>
@@ -42,10 +43,12 @@ std::string readText(const std::string &path)
 
 nlohmann::ordered_json readJson(const std::string &path)
 {
+    const std::string text = readText(path);
+    dpo::checkJsonNesting(text, path); // before the recursive parser sees it
     try {
-        return nlohmann::ordered_json::parse(readText(path));
+        return nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception &e) {
-        throw dpo::Error(path + ": invalid JSON: " + e.what());
+        throw dpo::Error(path + ": invalid JSON: " + dpo::jsonErrorMessage(e));
     }
 }
 
@@ -69,10 +72,12 @@ void runCases(const dpo::ChatTemplate &tpl, const ChatRenderCliOptions &o)
         if (line.find_first_not_of(" \t\r") == std::string::npos)
             continue;
         nlohmann::ordered_json in;
+        const std::string where = o.casesFile + ":" + std::to_string(lineNo);
+        dpo::checkJsonNesting(line, where);
         try {
             in = nlohmann::ordered_json::parse(line);
         } catch (const nlohmann::json::exception &e) {
-            throw dpo::Error(o.casesFile + ":" + std::to_string(lineNo) + ": invalid JSON: " + e.what());
+            throw dpo::Error(where + ": invalid JSON: " + dpo::jsonErrorMessage(e));
         }
         nlohmann::ordered_json out;
         out["id"] = in.contains("id") ? in["id"] : nlohmann::ordered_json(lineNo);

@@ -506,3 +506,25 @@ TEST(CheckpointTemps, OnlyOurOwnStaleNamesAreRemoved)
 }
 
 } // namespace
+
+// dpo-cli chat render reads --context and --cases with the nesting limit: a context nested 100,000
+// levels deep (and one such line of a cases file) is an error naming the file, not a crash.
+TEST(HostileChatCli, DeeplyNestedContextIsRefused)
+{
+    const fs::path dir = fs::temp_directory_path() / ("dpo_hostile_chat_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string deep = "{\"messages\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+    std::ofstream(dir / "deep.json") << deep;
+    std::ofstream(dir / "cases.jsonl") << "{\"id\": 1, \"context\": {\"messages\": []}}\n"
+                                       << "{\"id\": 2, \"context\": " << deep << "}\n";
+    std::ofstream(dir / "t.jinja") << "{% for m in messages %}{{ m.content }}{% endfor %}";
+    const std::string base = dpotest::cliPath() + " chat render --template '" + (dir / "t.jinja").string() + "' ";
+    auto r = dpotest::runCommand(base + "--context '" + (dir / "deep.json").string() + "'");
+    EXPECT_EQ(r.exitCode, 1) << r.err;
+    EXPECT_NE(r.err.find("deep.json"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("nested deeper"), std::string::npos) << r.err;
+    r = dpotest::runCommand(base + "--cases '" + (dir / "cases.jsonl").string() + "'");
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_NE(r.err.find("cases.jsonl:2"), std::string::npos) << r.err;
+    fs::remove_all(dir);
+}

@@ -2,6 +2,7 @@
 #include "engine/models/adapter_io.h"
 #include "engine/models/model_config.h"
 #include "engine/data/preference_data.h"
+#include "engine/io/json_limits.h"
 #include "engine/io/safetensors.h"
 #include "engine/tokenizers/tokenizer.h"
 
@@ -95,13 +96,7 @@ ModelInfo inspectModel(const QString &dirIn)
         if (QFileInfo::exists(single)) {
             files.push_back(single.toStdString());
         } else if (QFileInfo::exists(index)) {
-            std::ifstream f(index.toStdString());
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(f);
-            } catch (const nlohmann::json::exception &e) {
-                throw dpo::Error(index.toStdString() + ": invalid JSON (" + e.what() + ")");
-            }
+            const nlohmann::json j = dpo::readJsonFileLimited(index.toStdString()); // size and nesting checked
             if (!j.contains("weight_map") || !j["weight_map"].is_object())
                 throw dpo::Error(index.toStdString() + ": missing \"weight_map\" object");
             std::set<std::string> shards;
