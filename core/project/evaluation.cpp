@@ -88,6 +88,13 @@ QString canonicalModelPath(const QString &dir)
     return p;
 }
 
+bool isModelDirectory(const QString &dir)
+{
+    const QDir d(dir);
+    return QFileInfo::exists(d.filePath(QStringLiteral("config.json")))
+        || QFileInfo::exists(d.filePath(QStringLiteral("adapter_config.json")));
+}
+
 QString modelFingerprint(const QString &dir)
 {
     QCryptographicHash h(QCryptographicHash::Sha256);

@@ -51,6 +51,10 @@ struct SamplingSettings {
     qint64 seedFor(qint64 promptId) const { return qint64(seed) + promptId; }
 };
 
+// A Hugging Face model folder (config.json) or a PEFT LoRA adapter folder (adapter_config.json), which
+// the engine loads on its base: what the GUI accepts wherever it asks for a model.
+bool isModelDirectory(const QString &dir);
+
 // Absolute path with symlinks and ".." resolved (the directory as given when it does not exist), no
 // trailing slash: with modelFingerprint, the cache key of a model.
 QString canonicalModelPath(const QString &dir);

@@ -23,8 +23,7 @@ void CandidateWorker::run(const CandidateJob &job)
         const QFileInfo dir(job.modelDir);
         if (job.modelDir.isEmpty() || !dir.isDir())
             throw dpo::Error("model directory not found: " + job.modelDir.toStdString());
-        if (!QFileInfo::exists(job.modelDir + QStringLiteral("/config.json"))
-            && !QFileInfo::exists(job.modelDir + QStringLiteral("/adapter_config.json")))
+        if (!dpo::isModelDirectory(job.modelDir))
             throw dpo::Error("not a model directory (no config.json, nor a LoRA adapter_config.json): "
                 + job.modelDir.toStdString());
         const torch::Device device = dpo::parseDevice(job.device.toStdString());

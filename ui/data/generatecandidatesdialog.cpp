@@ -170,7 +170,7 @@ GenerateCandidatesDialog::GenerateCandidatesDialog(ProjectSession *session, QWid
     connect(m_limit, qOverload<int>(&QSpinBox::valueChanged), this, &GenerateCandidatesDialog::refreshBacklog);
 
     const QString remembered = QSettings().value(QLatin1String(modelKey)).toString();
-    setModelDir(!remembered.isEmpty() && (QFileInfo::exists(remembered + QStringLiteral("/config.json")) || QFileInfo::exists(remembered + QStringLiteral("/adapter_config.json")))
+    setModelDir(!remembered.isEmpty() && dpo::isModelDirectory(remembered)
             ? remembered
             : demoModelDir());
     setRunning(false);
@@ -263,8 +263,7 @@ void GenerateCandidatesDialog::start()
     if (!m_session || m_runner->isRunning())
         return;
     const CandidateJob j = job();
-    if (!QFileInfo::exists(j.modelDir + QStringLiteral("/config.json"))
-        && !QFileInfo::exists(j.modelDir + QStringLiteral("/adapter_config.json"))) {
+    if (!dpo::isModelDirectory(j.modelDir)) {
         m_result->setText(tr("<b>Not a model directory</b> (no config.json or LoRA adapter_config.json): %1")
                               .arg(j.modelDir.toHtmlEscaped()));
         return;

@@ -55,13 +55,9 @@ QJsonObject jsonObject(const QString &text)
     return QJsonDocument::fromJson(text.toUtf8()).object();
 }
 
-// A Hugging Face model folder, or a PEFT LoRA adapter folder (a LoRA run's checkpoints and final/), which
-// the engine loads on its base.
 bool isModelDir(const QString &dir)
 {
-    const QDir d(dir);
-    return QFileInfo::exists(d.filePath(QStringLiteral("config.json")))
-        || QFileInfo::exists(d.filePath(QStringLiteral("adapter_config.json")));
+    return dpo::isModelDirectory(dir);
 }
 
 QString fmt(double v, int decimals)

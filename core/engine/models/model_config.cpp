@@ -201,7 +201,7 @@ void parseNopeLayers(ModelConfig &c, const Fields &f, const json &j)
                     + ") 0/1 flags");
         for (size_t i = 0; i < size_t(c.numLayers); ++i) {
             const json &v = l[i];
-            const bool valid = (v.is_number_integer() || v.is_boolean()) && (v == 0 || v == 1 || v.is_boolean());
+            const bool valid = v.is_boolean() || (v.is_number_integer() && (v == 0 || v == 1));
             if (!valid)
                 f.fail("no_rope_layers", "has an entry at layer " + std::to_string(i) + " that is not 0 or 1");
             c.nopeLayers[i] = v.is_boolean() ? !v.get<bool>() : v.get<int64_t>() == 0;
