@@ -1,10 +1,17 @@
-// dpo-cli generate --model DIR --prompt TEXT [--max-new-tokens N] [--greedy | --temperature T
-//   --top-k K --top-p P --seed S] [--ignore-eos] [--device cpu|cuda|auto] [--dtype float32|bfloat16]
-// Encodes the prompt with the tokenizer's special tokens (BOS for Llama), continues it and prints
-// {"ids":[...new tokens...],"text":"..."} (the new tokens decoded, special tokens skipped).
+// dpo-cli generate --model DIR (--prompt TEXT | --messages FILE.json) [--tools FILE.json]
+//   [--chat-template FILE] [--raw] [--max-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --seed S]
+//   [--ignore-eos] [--device cpu|cuda|auto] [--dtype float32|bfloat16]
+// With a chat template (the model's, or --chat-template) the prompt is rendered as transformers' chat
+// pipelines do (add_generation_prompt, no special tokens added; a --prompt text is one user message);
+// --raw, or a model without a template, encodes the --prompt text with the tokenizer's special tokens
+// (BOS for Llama). Generation stops at any of the model's end tokens (generation_config.json's
+// eos_token_id may be a list) unless --ignore-eos. Prints {"ids":[...new tokens...],"text":"...",
+// "prompt":"<the text that was tokenized>"} (new tokens decoded, special tokens skipped).
 // Greedy unless a sampling option is given.
 #include "commands.h"
 
+#include "engine/chat/chat_prompt.h"
+#include "engine/io/json_limits.h"
 #include "engine/models/adapter_io.h"
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
@@ -13,12 +20,18 @@
 #include "engine/tokenizers/tokenizer.h"
 #include "engine/tokenizers/utf8.h"
 
+#include <optional>
+
 namespace {
 
 struct GenerateOptions {
     std::string model;
     std::string baseModel;
     std::string prompt;
+    std::string messagesFile;
+    std::string toolsFile;
+    std::string chatTemplate;
+    bool raw = false;
     int maxNewTokens = 64;
     bool greedy = false;
     double temperature = 1.0;
@@ -36,7 +49,14 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--model", o->model, "Model folder (Hugging Face layout) or PEFT LoRA adapter folder")->required();
     cmd->add_option("--base-model", o->baseModel,
         "Base model folder of an adapter --model (default: its adapter_config.json's base_model_name_or_path)");
-    cmd->add_option("--prompt", o->prompt, "Prompt text (encoded with the tokenizer's special tokens)")->required();
+    auto *promptOpt = cmd->add_option("--prompt", o->prompt,
+        "Prompt text: one user message with a chat template, else encoded with the tokenizer's special tokens");
+    auto *messagesOpt = cmd->add_option("--messages", o->messagesFile,
+        "JSON file: a list of {\"role\", \"content\"} messages, rendered with the chat template");
+    promptOpt->excludes(messagesOpt);
+    cmd->add_option("--tools", o->toolsFile, "JSON file: a list of tools for the chat template");
+    cmd->add_option("--chat-template", o->chatTemplate, "Jinja chat template file (default: the model's own)");
+    cmd->add_flag("--raw", o->raw, "Encode --prompt as plain text even when the model has a chat template");
     cmd->add_option("--max-new-tokens", o->maxNewTokens, "Most tokens to generate")->capture_default_str();
     cmd->add_flag("--greedy", o->greedy, "Argmax decoding (the default when no sampling option is given)");
     cmd->add_option("--temperature", o->temperature, "Sampling temperature (> 0)");
@@ -60,21 +80,50 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         g.seed = o->seed;
         g.stopAtEos = !o->ignoreEos;
         g.validate(); // before loading anything: bad options fail fast
+        if (o->prompt.empty() && o->messagesFile.empty())
+            throw dpo::Error("generate needs --prompt TEXT or --messages FILE.json");
+        if (o->raw && (!o->messagesFile.empty() || !o->chatTemplate.empty()))
+            throw dpo::Error("--raw encodes --prompt as plain text; it cannot be combined with --messages or --chat-template");
         dpo::requireUtf8(o->prompt, "--prompt");
+        dpo::GenerationPrompt prompt;
+        prompt.text = o->prompt;
+        if (!o->messagesFile.empty()) {
+            const auto j = dpo::readJsonFileLimited(o->messagesFile);
+            if (!j.is_array() || j.empty())
+                throw dpo::Error(o->messagesFile + ": must hold a non-empty JSON list of messages");
+            for (size_t i = 0; i < j.size(); ++i)
+                if (!j[i].is_object() || !j[i].contains("role") || !j[i]["role"].is_string())
+                    throw dpo::Error(o->messagesFile + ": message " + std::to_string(i) + " needs a string \"role\"");
+            prompt.messages = dpo::parseOrderedJsonLimited(j.dump(), o->messagesFile);
+        }
+        if (!o->toolsFile.empty()) {
+            prompt.tools = dpo::parseOrderedJsonLimited(dpo::readJsonFileLimited(o->toolsFile).dump(), o->toolsFile);
+            if (!prompt.tools.is_array())
+                throw dpo::Error(o->toolsFile + ": must hold a JSON list of tools");
+        }
         const auto device = dpo::parseDevice(o->device);
         const auto dtype = dpo::parseDtype(o->dtype);
 
         dpo::initRuntime(dpocli::globalThreads(app));
 
-        auto tok = dpo::loadTokenizer(dpo::tokenizerDirFor(o->model, o->baseModel));
+        const std::string tokDir = dpo::tokenizerDirFor(o->model, o->baseModel);
+        auto tok = dpo::loadTokenizer(tokDir);
+        std::optional<dpo::ModelChatTemplate> chat;
+        if (!o->raw)
+            chat = dpo::loadChatTemplateFor(tokDir, o->chatTemplate);
+        if (!chat && !prompt.messages.is_null())
+            throw dpo::Error(o->model + " has no chat template (tokenizer_config.json chat_template, chat_template.jinja "
+                                        "or chat_template.json) to render --messages; give one with --chat-template FILE");
         auto model = dpo::loadCausalLM(o->model, device, dtype, o->baseModel);
-        if (tok->eosId() >= 0)
-            g.eosTokenIds.push_back(tok->eosId());
-        const auto promptIds = tok->encodeWithSpecial(o->prompt);
+        dpo::checkTokenizerFitsModel(*tok, model->config().vocabSize, o->model);
+        g.eosTokenIds = dpo::generationStopIds(*tok, model->config().eosTokenIds);
+        const std::string promptText = dpo::renderGenerationPrompt(chat ? &*chat : nullptr, prompt);
+        const auto promptIds = dpo::encodeGenerationPrompt(*tok, chat ? &*chat : nullptr, prompt);
         const auto ids = dpo::generate(*model, promptIds, g);
         nlohmann::json out;
         out["ids"] = ids;
         out["text"] = tok->decode(ids, true);
+        out["prompt"] = promptText;
         dpocli::printJson(out);
     });
 });

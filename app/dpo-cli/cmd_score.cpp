@@ -13,10 +13,13 @@
 #include "engine/training/dpo_loss.h"
 #include "engine/error.h"
 #include "engine/training/logprobs.h"
+#include "engine/chat/chat_template.h"
 #include "engine/data/preference_data.h"
 #include "engine/runtime.h"
 #include "engine/tokenizers/tokenizer.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 
@@ -39,6 +42,7 @@ struct ScoreOptions {
     int64_t maxLength = 0;
     int64_t maxRowBytes = 0; // 0 = PreferenceDataLimits::defaults()
     std::string truncationMode = "keep_start";
+    std::string chatTemplate;
     std::string device = "cpu";
     std::string dtype = "float32";
     int64_t batchSize = 8;
@@ -156,15 +160,39 @@ void runScore(const ScoreOptions &o)
     // An adapter policy without --ref-model: the reference is the same model with its adapters off.
     const bool refIsBase = o.refModel.empty() && policy->lora;
 
+    // Conversational rows are rendered with the model's chat template (or --chat-template).
+    const std::string tokDir = dpo::tokenizerDirFor(o.model, o.baseModel);
+    std::optional<dpo::ModelChatTemplate> chat;
+    if (!o.chatTemplate.empty()
+        || std::any_of(rows.begin(), rows.end(), [](const dpo::PreferenceRow &r) { return r.isConversational(); }))
+        chat = dpo::loadChatTemplateFor(tokDir, o.chatTemplate);
+    try {
+        dpo::requireChatTemplate(rows, chat ? &*chat : nullptr, tokDir);
+    } catch (const dpo::Error &e) {
+        throw dpo::Error(o.dataset + ": " + e.what());
+    }
+
+    // Every row is scored as given; what TRL's data preparation would do differently (warn about a
+    // prompt that is not a token prefix, drop a keep_start prompt that fills max_length) is reported.
     std::vector<dpo::TokenizedPair> pairs;
     pairs.reserve(rows.size());
+    dpo::TokenizationReport report;
     for (const auto &row : rows) {
         try {
-            pairs.push_back(dpo::tokenizePair(*tok, row, truncation));
+            pairs.push_back(dpo::tokenizePair(*tok, row, truncation, chat ? &*chat : nullptr));
         } catch (const dpo::Error &e) {
             throw dpo::Error(o.dataset + ":" + std::to_string(row.line) + ": " + e.what());
         }
+        ++report.rows;
+        report.conversational += row.isConversational() ? 1 : 0;
+        if (pairs.back().promptMismatch)
+            report.mismatchLines.push_back(row.line);
+        if (dpo::dropsFullyTruncated(pairs.back(), truncation))
+            report.droppedLines.push_back(row.line);
     }
+    if (!report.summary().empty())
+        std::fprintf(stderr, "%s: %s (train drops those rows; score keeps them)\n", o.dataset.c_str(),
+            report.summary().c_str());
 
     const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device, policyOptions);
     ScoredPairs ref;
@@ -195,7 +223,7 @@ void runScore(const ScoreOptions &o)
         examples.push_back({ { "prompt_ids", pairs[i].promptIds }, { "chosen_ids", pairs[i].chosenIds },
             { "rejected_ids", pairs[i].rejectedIds }, { "policy_chosen_logps", vpc[i] },
             { "policy_rejected_logps", vpr[i] }, { "ref_chosen_logps", vrc[i] }, { "ref_rejected_logps", vrr[i] },
-            { "loss", vloss[i] } });
+            { "loss", vloss[i] }, { "line", rows[i].line }, { "prompt_mismatch", pairs[i].promptMismatch } });
     }
     nlohmann::json metrics = nlohmann::json::object();
     for (const auto &[name, value] : result.metrics)
@@ -204,6 +232,9 @@ void runScore(const ScoreOptions &o)
     out["examples"] = std::move(examples);
     out["loss"] = result.loss.item<double>();
     out["metrics"] = std::move(metrics);
+    out["data"] = { { "rows", report.rows }, { "conversational_rows", report.conversational },
+        { "prompt_mismatch_lines", report.mismatchLines }, { "fully_truncated_lines", report.droppedLines },
+        { "chat_template", chat ? chat->origin : std::string() } };
     dpocli::printJson(out);
 }
 
@@ -219,6 +250,8 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
     cmd->add_option("--ref-model", o->refModel,
         "Reference model or adapter folder (default: the policy folder; for an adapter, its base with the adapter off)");
     cmd->add_option("--dataset", o->dataset, "Preference pairs, JSONL in TRL's formats")->required();
+    cmd->add_option("--chat-template", o->chatTemplate,
+        "Jinja chat template file for conversational rows (default: the model's own)");
     cmd->add_option("--beta", o->beta, "DPO beta")->capture_default_str();
     cmd->add_option("--loss-type", o->lossType, "Loss type, or a comma-separated list (TRL names)")
         ->capture_default_str();

@@ -82,7 +82,7 @@ const std::map<std::string, char> &optionKinds()
         {"warmup_ratio", 'd'},  {"batch_size", 'i'},      {"grad_accum", 'i'},    {"max_grad_norm", 'd'},
         {"weight_decay", 'd'},  {"adam_beta1", 'd'},      {"adam_beta2", 'd'},    {"adam_epsilon", 'd'},
         {"epochs", 'd'},        {"max_steps", 'i'},       {"seed", 'i'},          {"max_length", 'i'},
-        {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
+        {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"chat_template", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
         {"method", 's'},        {"lora_r", 'i'},          {"lora_alpha", 'd'},    {"lora_dropout", 'd'},
         {"lora_target_modules", 'l'}, {"base_model", 's'},

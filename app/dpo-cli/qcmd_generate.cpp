@@ -1,5 +1,7 @@
 // dpo-cli project generate --project PATH_OR_URL --model DIR [--candidates 2] [--temperature 0.8] [--top-p 0.95]
-//   [--top-k 0] [--max-new-tokens 128] [--seed 0] [--limit N] [--device auto]
+//   [--top-k 0] [--max-new-tokens 128] [--seed 0] [--limit N] [--device auto] [--chat-template FILE]
+// Prompts are formatted with the model's chat template when it has one (a plain prompt as one user
+// message; an imported conversation as its messages), else encoded as text (engine/chat/chat_prompt.h).
 // Candidate generation for scripts: samples the missing completions of every prompt with fewer than
 // --candidates, stores them with provenance and queues label pairs (the bookkeeping is
 // dpo::generateCandidates in project/candidates.h, shared with the GUI's Data page). Prints
@@ -7,11 +9,9 @@
 // Interrupting it (Ctrl+C) loses at most the prompt being sampled: each prompt is written in one transaction.
 #include "commands.h"
 
-#include "engine/models/causal_lm.h"
+#include "engine/chat/chat_prompt.h"
 #include "engine/error.h"
-#include "engine/generation/generation.h"
 #include "engine/runtime.h"
-#include "engine/tokenizers/tokenizer.h"
 
 #include "project/candidates.h"
 
@@ -24,7 +24,7 @@
 namespace {
 
 struct GenerateArgs {
-    std::string project, model, device = "auto";
+    std::string project, model, device = "auto", chatTemplate;
     int candidates = 2, topK = 0, maxNewTokens = 128, limit = 0;
     double temperature = 0.8, topP = 0.95;
     uint64_t seed = 0;
@@ -75,22 +75,13 @@ void run(const GenerateArgs &a, int threads)
     g.topK = a.topK;
     g.topP = a.topP;
     g.validate();
-    std::shared_ptr<dpo::CausalLM> lm;
-    std::unique_ptr<dpo::Tokenizer> tok;
-    const dpo::CandidateSampler sample = [&](const QString &prompt, quint64 seed) -> std::optional<QString> {
-        if (!lm) { // loaded on the first sample: a complete project does not load the model
+    dpo::ModelSampler model(a.model, device, a.chatTemplate);
+    const dpo::CandidateSampler sample = [&](const dpo::Prompt &prompt, quint64 seed) -> std::optional<QString> {
+        if (!model.loaded()) // loaded on the first sample: a complete project does not load the model
             dpo::initRuntime(threads);
-            lm = dpo::loadCausalLM(a.model, device);
-            tok = dpo::loadTokenizer(a.model);
-            dpo::checkTokenizerFitsModel(*tok, lm->config().vocabSize, a.model);
-            if (tok->eosId() >= 0)
-                g.eosTokenIds.push_back(tok->eosId());
-        }
-        const std::vector<int64_t> ids = tok->encodeWithSpecial(prompt.toStdString());
-        if (ids.empty())
-            throw dpo::Error("a prompt encodes to no tokens for " + a.model);
         g.seed = seed;
-        return QString::fromStdString(tok->decode(dpo::generate(*lm, ids, g), true));
+        const auto out = model.complete(prompt.text.toStdString(), prompt.messagesJson.toStdString(), g);
+        return QString::fromStdString(out->text);
     };
     // Progress on stderr (stdout carries only the JSON), at most every 5 seconds.
     QElapsedTimer sinceReport;
@@ -128,6 +119,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         ->capture_default_str();
     cmd->add_option("--limit", a->limit, "Fill at most N prompts, oldest first (0 = all)")->capture_default_str();
     cmd->add_option("--device", a->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    cmd->add_option("--chat-template", a->chatTemplate, "Jinja chat template file (default: the model's own)");
     cmd->callback([a, &app] {
         run(*a, dpocli::globalThreads(app));
     });

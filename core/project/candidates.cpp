@@ -168,7 +168,7 @@ CandidateSummary generateCandidates(ProjectStore &store, const QString &modelPat
                 const int slot = int(before.size()) + i;
                 for (int attempt = 0; attempt < options.maxAttempts; ++attempt) {
                     const quint64 seed = candidateSeed(options.sampling.seed, prompt.id, slot, attempt);
-                    const std::optional<QString> text = sample(prompt.text, seed);
+                    const std::optional<QString> text = sample(prompt, seed);
                     if (!text || cancelled()) {
                         // Half a prompt is never written: what was sampled for this one is dropped.
                         summary.cancelled = true;

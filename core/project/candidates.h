@@ -62,7 +62,8 @@ QVector<QPair<int, int>> candidatePairPlan(int n);
 
 // Samples one completion of `prompt` with `seed`. Returns std::nullopt when cancelled mid-way (the
 // partial text is not a sample of the model and is dropped). Throws on errors (the run stops).
-using CandidateSampler = std::function<std::optional<QString>(const QString &prompt, quint64 seed)>;
+// Samples one completion of `prompt` (its text, or its messages for conversational prompts).
+using CandidateSampler = std::function<std::optional<QString>(const Prompt &prompt, quint64 seed)>;
 
 struct CandidateProgress {
     qint64 done = 0; // candidates sampled so far (retries not counted)

@@ -74,6 +74,7 @@ struct Prompt {
     qint64 id = 0;
     QString text;
     QDateTime createdAt;
+    QString messagesJson; // conversational prompts: the imported list of messages as compact JSON; else empty
 };
 
 struct Completion {

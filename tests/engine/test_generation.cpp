@@ -1,5 +1,7 @@
 // Generation: greedy ids against the reference, KV cache vs recomputation, sampling seeds,
-// top-k / top-p semantics, batched (left-padded) generation, and `dpo-cli generate`.
+// top-k / top-p semantics, batched (left-padded) generation, prompts formatted with a chat template
+// (ids against jinja2's render, tests/data/chat-pairs) and `dpo-cli generate` with --prompt / --messages.
+#include "engine/chat/chat_prompt.h"
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
 #include "engine/generation/generation.h"
@@ -7,11 +9,25 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 using namespace dpo;
 
 namespace {
+
+// The rows of tests/data/chat-pairs/pairs.jsonl as JSON.
+std::vector<nlohmann::json> readPreferenceJsonlMessages()
+{
+    std::ifstream in(dpotest::fixture("chat-pairs/pairs.jsonl"));
+    std::vector<nlohmann::json> rows;
+    std::string line;
+    while (std::getline(in, line))
+        rows.push_back(nlohmann::json::parse(line));
+    return rows;
+}
 
 const nlohmann::json &expected()
 {
@@ -61,6 +77,86 @@ int lineCount(const std::string &s)
 std::string q(const std::string &s)
 {
     return "'" + s + "'";
+}
+
+// The GPT-2 fixture with Zephyr's chat template, and the jinja2 renders of tests/data/chat-pairs.
+struct ChatFixture {
+    nlohmann::json expected = dpotest::readJson(dpotest::fixture("chat-pairs/zephyr-7b-beta/expected.json"));
+    std::unique_ptr<Tokenizer> tok = loadTokenizer(dpotest::fixture("gpt2/ref"));
+    ModelChatTemplate chat;
+    ChatFixture()
+    {
+        chat.chatTemplate = ChatTemplate::fromFile(dpotest::fixture(expected["template"].get<std::string>()));
+        chat.specialTokens = nlohmann::ordered_json(expected["special_tokens"]);
+        chat.origin = "zephyr";
+    }
+};
+
+TEST(GenerationPrompt, RenderedWithTheChatTemplate)
+{
+    ChatFixture f;
+    // Row 1's prompt is one user message: a plain --prompt text becomes exactly that.
+    GenerationPrompt plain;
+    plain.text = "What is 3 plus 4?";
+    EXPECT_EQ(renderGenerationPrompt(&f.chat, plain), f.expected["rows"][0]["prompt_text"].get<std::string>());
+    EXPECT_EQ(encodeGenerationPrompt(*f.tok, &f.chat, plain), f.expected["rows"][0]["prompt_ids"].get<std::vector<int64_t>>());
+    // Row 2: a system and a user message.
+    const auto rows = readPreferenceJsonlMessages();
+    GenerationPrompt conv;
+    conv.messages = rows[1]["prompt"];
+    EXPECT_EQ(encodeGenerationPrompt(*f.tok, &f.chat, conv), f.expected["rows"][1]["prompt_ids"].get<std::vector<int64_t>>());
+    // Without a template: the text with the tokenizer's own special tokens; messages as their contents.
+    EXPECT_EQ(encodeGenerationPrompt(*f.tok, nullptr, plain), f.tok->encodeWithSpecial(plain.text));
+    EXPECT_EQ(renderGenerationPrompt(nullptr, conv), "You answer in one short sentence.\nWhy did Omar visit the harbor?");
+    GenerationPrompt empty;
+    EXPECT_THROW(encodeGenerationPrompt(*f.tok, nullptr, empty), dpo::Error);
+}
+
+TEST(GenerationPrompt, StopIdsJoinConfigListAndTokenizer)
+{
+    ChatFixture f;
+    EXPECT_EQ(generationStopIds(*f.tok, { 7, 3, 7 }), (std::vector<int64_t> { 0, 3, 7 })); // EOS <|endoftext|> = 0
+}
+
+TEST(GenerationPrompt, ModelSamplerAndCliUseTheTemplate)
+{
+    ChatFixture f;
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("dpo_gen_chat_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::copy(dpotest::fixture("gpt2/ref"), dir, fs::copy_options::recursive);
+    fs::copy_file(dpotest::fixture(f.expected["template"].get<std::string>()), dir / "chat_template.jinja");
+
+    GenerationOptions g = greedyOptions(6);
+    g.stopAtEos = false;
+    ModelSampler sampler(dir.string(), torch::kCPU);
+    const auto out = sampler.complete("What is 3 plus 4?", "", g);
+    ASSERT_TRUE(out.has_value());
+    EXPECT_TRUE(sampler.hasChatTemplate());
+    // The same as generating from the jinja2-rendered prompt's ids directly.
+    auto model = loadCausalLM(dir.string());
+    const auto direct = generate(*model, f.expected["rows"][0]["prompt_ids"].get<std::vector<int64_t>>(), g);
+    EXPECT_EQ(out->ids, direct);
+
+    // dpo-cli generate --messages renders them; --raw keeps the plain text; no template: a clear error.
+    const std::string messages = (dir / "messages.json").string();
+    std::ofstream(messages) << readPreferenceJsonlMessages()[1]["prompt"].dump();
+    const std::string base = dpotest::cliPath() + " generate --device cpu --greedy --ignore-eos --max-new-tokens 6 --model "
+        + q(dir.string());
+    auto r = dpotest::runCommand(base + " --messages " + q(messages));
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["prompt"], f.expected["rows"][1]["prompt_text"]);
+    EXPECT_EQ(j["ids"], generate(*model, f.expected["rows"][1]["prompt_ids"].get<std::vector<int64_t>>(), g));
+    r = dpotest::runCommand(base + " --raw --prompt " + q("What is 3 plus 4?"));
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["prompt"], "What is 3 plus 4?");
+    fs::remove(dir / "chat_template.jinja");
+    r = dpotest::runCommand(base + " --messages " + q(messages));
+    EXPECT_NE(r.exitCode, 0);
+    EXPECT_EQ(lineCount(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("--chat-template"), std::string::npos) << r.err;
+    fs::remove_all(dir);
 }
 
 } // namespace

@@ -1,14 +1,17 @@
 // Preference rows: the three TRL formats, the implicit prompt split, bad rows (file + line in every
-// message), TRL's tokenization rule (fixture ids and a toy tokenizer), truncation in both modes,
-// and collation into the [2B, T] batch.
+// message), TRL 1.x's tokenization rule (fixture ids and a toy tokenizer; conversational rows
+// against ids made by jinja2 + an independent Python BPE, tests/data/chat-pairs), truncation in both
+// modes, the keep_start drop, and collation into the [2B, T] batch.
 #include "test_util.h"
 
+#include "engine/chat/chat_template.h"
 #include "engine/error.h"
 #include "engine/data/preference_data.h"
 #include "engine/tokenizers/tokenizer.h"
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -39,7 +42,7 @@ private:
 };
 
 // Bytes -> ids (byte + 10), with one merge "ab" -> 300 to exercise token merges across the
-// prompt/completion boundary. BOS 1, EOS 2.
+// prompt/completion boundary. BOS "<s>" 1, EOS "</s>" 2, matched in the text as HF matches special tokens.
 class ToyTokenizer : public dpo::Tokenizer {
 public:
     explicit ToyTokenizer(bool addBos = true, bool addEos = false)
@@ -54,7 +57,13 @@ public:
     {
         Ids ids;
         for (size_t i = 0; i < text.size(); ++i) {
-            if (text.compare(i, 2, "ab") == 0) {
+            if (text.compare(i, 4, "</s>") == 0) {
+                ids.push_back(2);
+                i += 3;
+            } else if (text.compare(i, 3, "<s>") == 0) {
+                ids.push_back(1);
+                i += 2;
+            } else if (text.compare(i, 2, "ab") == 0) {
                 ids.push_back(300);
                 ++i;
             } else {
@@ -66,7 +75,7 @@ public:
     std::string decode(const std::vector<int64_t> &, bool) const override { return {}; }
     int64_t vocabSize() const override { return 301; }
     int64_t tokenToId(const std::string &) const override { return -1; }
-    std::string idToToken(int64_t) const override { return {}; }
+    std::string idToToken(int64_t id) const override { return id == 1 ? "<s>" : id == 2 ? "</s>" : "?"; }
     std::string kind() const override { return "toy"; }
 };
 
@@ -179,23 +188,46 @@ TEST(PreferenceData, ReadsImplicitPromptRows)
     EXPECT_EQ(rows[0].rejected, " 5");
 }
 
-TEST(PreferenceData, ReadsConversationalRowsAsPlainText)
+TEST(PreferenceData, ReadsConversationalRowsKeepingTheirMessages)
 {
     TempFile f(
         R"({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],)"
-        R"( "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]})"
+        R"( "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}],)"
+        R"( "tools": "[{\"type\": \"function\", \"function\": {\"name\": \"add\"}}]",)"
+        R"( "chat_template_kwargs": {"enable_thinking": false}})"
         "\n"
-        R"({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],)"
-        R"( "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away."}]})"
+        // Implicit prompt: whole messages are compared (key order aside), so the differing "name"
+        // of the second message ends the prompt there.
+        R"({"chosen": [{"role": "user", "content": "Hi"}, {"content": "Hello!", "role": "assistant", "name": "a"}],)"
+        R"( "rejected": [{"content": "Hi", "role": "user"}, {"role": "assistant", "content": "Hello!"}]})"
+        "\n"
+        // One list a prefix of the other: the cut falls before the shorter one's last message.
+        R"({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null, "tool_calls": []}],)"
+        R"( "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": null, "tool_calls": []},)"
+        R"( {"role": "assistant", "content": "more"}]})"
         "\n");
     const auto rows = dpo::readPreferenceJsonl(f.path());
-    ASSERT_EQ(rows.size(), 2u);
-    EXPECT_EQ(rows[0].prompt, "Be brief.\n2+2?");
+    ASSERT_EQ(rows.size(), 3u);
+    ASSERT_TRUE(rows[0].isConversational());
+    EXPECT_EQ(rows[0].prompt, "Be brief.\n2+2?"); // the plain-text view
     EXPECT_EQ(rows[0].chosen, "\n4");
-    EXPECT_EQ(rows[0].rejected, "\n5");
-    EXPECT_EQ(rows[1].prompt, "Hi");
-    EXPECT_EQ(rows[1].chosen, "\nHello!");
-    EXPECT_EQ(rows[1].rejected, "\nGo away.");
+    const auto &c0 = *rows[0].conversation;
+    EXPECT_EQ(c0.prompt.size(), 2u);
+    EXPECT_EQ(c0.chosen.dump(), R"([{"role":"assistant","content":"4"}])");
+    EXPECT_EQ(c0.tools.dump(), R"([{"type":"function","function":{"name":"add"}}])"); // the string decoded, order kept
+    EXPECT_EQ(c0.templateKwargs.dump(), R"({"enable_thinking":false})");
+
+    const auto &c1 = *rows[1].conversation;
+    EXPECT_EQ(c1.prompt.dump(), R"([{"role":"user","content":"Hi"}])");
+    EXPECT_EQ(c1.chosen.dump(), R"([{"content":"Hello!","role":"assistant","name":"a"}])"); // kept as given
+    EXPECT_EQ(c1.rejected.dump(), R"([{"role":"assistant","content":"Hello!"}])");
+    EXPECT_TRUE(c1.tools.is_null());
+
+    const auto &c2 = *rows[2].conversation;
+    EXPECT_EQ(c2.prompt.size(), 1u);
+    EXPECT_EQ(c2.chosen.size(), 1u);
+    EXPECT_EQ(c2.rejected.size(), 2u);
+    EXPECT_EQ(rows[2].chosen, "\n"); // null content shows as nothing
 }
 
 TEST(PreferenceData, BadRowsNameFileAndLine)
@@ -212,9 +244,19 @@ TEST(PreferenceData, BadRowsNameFileAndLine)
     expectError("{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"\"}\n", ":1: field 'rejected' is empty");
     expectError(good + "{\"prompt\": \"p\xC3\", \"chosen\": \"a\", \"rejected\": \"b\"}\n", ":2: invalid UTF-8");
     expectError(good + "{\"prompt\": \"\\ud800\", \"chosen\": \"a\", \"rejected\": \"b\"}\n", ":2: invalid JSON");
-    expectError(R"({"chosen": [{"role": "assistant"}], "rejected": [{"role": "assistant", "content": "x"}]})"
+    expectError(R"({"chosen": [{"content": "x"}], "rejected": [{"role": "assistant", "content": "x"}]})"
                 "\n",
-        ":1: 'chosen[0]' needs a string \"content\"");
+        ":1: 'chosen[0]' needs a string \"role\"");
+    expectError(R"({"chosen": [{"role": "assistant", "content": "x"}], "rejected": [3]})"
+                "\n",
+        ":1: 'rejected[0]' must be an object");
+    const std::string conv = R"({"chosen": [{"role": "assistant", "content": "x"}], )"
+                             R"("rejected": [{"role": "assistant", "content": "y"}])";
+    expectError(conv + R"(, "tools": "[{\"type\": "})" + "\n", ":1: field 'tools': invalid JSON");
+    expectError(conv + R"(, "tools": {"type": "function"}})" + "\n", ":1: field 'tools' must be a list");
+    expectError(conv + R"(, "chat_template_kwargs": [1]})" + "\n", ":1: field 'chat_template_kwargs' must be an object");
+    expectError(good + conv + "}\n", ":2: a conversational row after standard rows (line 1)");
+    expectError(conv + "}\n" + good, ":2: a standard row after conversational rows (line 1)");
     expectError(R"({"chosen": [], "rejected": [{"role": "assistant", "content": "x"}]})"
                 "\n",
         ":1: field 'chosen' is empty");
@@ -245,22 +287,56 @@ TEST(PreferenceData, TrlTokenizationRuleOnToyTokenizer)
     EXPECT_EQ(pair.rejectedIds, concat(bytes(" no"), { 2 }));
     EXPECT_EQ(pair.chosen.ids, concat(pair.promptIds, pair.chosenIds));
     EXPECT_EQ(pair.chosen.promptLength, 2);
+    EXPECT_FALSE(pair.promptMismatch);
 
-    // "xa" + "b" merges into "ab" across the boundary: the prompt is no prefix of the full encoding,
-    // so the completion is encoded on its own (without BOS).
+    // EOS is appended as text, so a completion that already ends with "</s>" does not get a second one.
+    const auto ended = dpo::tokenizePair(tok, { "Q", " yes</s>", " no", 1 });
+    EXPECT_EQ(ended.chosenIds, concat(bytes(" yes"), { 2 }));
+
+    // "xa" + "b" merges into "ab" across the boundary: the prompt is no prefix of the full encoding.
+    // TRL 1.x warns and slices anyway: the completion keeps what follows len(prompt_ids) tokens.
     const auto merged = dpo::tokenizePair(tok, { "xa", "b", "c", 1 });
     EXPECT_EQ(merged.promptIds, (Ids { 1, 'x' + 10, 'a' + 10 }));
-    EXPECT_EQ(merged.chosenIds, (Ids { 'b' + 10, 2 }));
+    EXPECT_EQ(merged.chosenIds, (Ids { 2 })); // full: BOS x "ab" EOS
     EXPECT_EQ(merged.rejectedIds, (Ids { 'c' + 10, 2 }));
+    EXPECT_TRUE(merged.promptMismatch);
 
-    // add_eos_token: EOS is not doubled.
+    // add_eos_token: the tokenizer's EOS goes after the prompt too, so the prompt is no prefix of
+    // prompt+completion; TRL 1.x slices literally (its tokenizer call adds EOS to both).
     ToyTokenizer eosTok(true, true);
     const auto withEos = dpo::tokenizePair(eosTok, row);
-    EXPECT_EQ(withEos.chosenIds, concat(bytes(" yes"), { 2 }));
+    EXPECT_EQ(withEos.promptIds, (Ids { 1, 'Q' + 10, 2 }));
+    EXPECT_EQ(withEos.chosenIds, concat(bytes("yes"), { 2, 2 }));
+    EXPECT_TRUE(withEos.promptMismatch);
 
     // No BOS (GPT-2 style).
     ToyTokenizer noBos(false, false);
     EXPECT_EQ(dpo::tokenizePair(noBos, row).promptIds, bytes("Q"));
+}
+
+TEST(PreferenceData, KeepStartDropsRowsWhosePromptFillsMaxLength)
+{
+    ToyTokenizer tok;
+    dpo::TruncationOptions t;
+    t.maxLength = 4;
+    // BOS + "abc" -> [1, 300, c]: 3 tokens < 4, kept; BOS + "four" = 5 tokens >= 4, dropped.
+    EXPECT_FALSE(dpo::dropsFullyTruncated(dpo::tokenizePair(tok, { "abc", "x", "y", 1 }, t), t));
+    EXPECT_TRUE(dpo::dropsFullyTruncated(dpo::tokenizePair(tok, { "four", "x", "y", 2 }, t), t));
+    EXPECT_TRUE(dpo::dropsFullyTruncated(dpo::tokenizePair(tok, { "xyz", "x", "y", 3 }, t), t)); // exactly 4
+    t.mode = "keep_end"; // keeps the completion's end: nothing dropped
+    EXPECT_FALSE(dpo::dropsFullyTruncated(dpo::tokenizePair(tok, { "four", "x", "y", 2 }, t), t));
+    t.mode = "keep_start";
+    t.maxLength = 0;
+    EXPECT_FALSE(dpo::dropsFullyTruncated(dpo::tokenizePair(tok, { "four", "x", "y", 2 }, t), t));
+
+    dpo::TokenizationReport report;
+    report.mismatchLines = { 4, 9 };
+    report.droppedLines = { 2 };
+    const std::string s = report.summary();
+    EXPECT_NE(s.find("2 row(s) whose prompt tokens are not a prefix"), std::string::npos) << s;
+    EXPECT_NE(s.find("lines 4, 9"), std::string::npos) << s;
+    EXPECT_NE(s.find("1 row(s) dropped"), std::string::npos) << s;
+    EXPECT_TRUE(dpo::TokenizationReport().summary().empty());
 }
 
 TEST(PreferenceData, TrlTokenizationMatchesFixtureIds)
@@ -389,6 +465,79 @@ TEST(PreferenceData, CollateShapesAndMasks)
     EXPECT_EQ(b2.inputIds[1][2].item<int64_t>(), 0);
 
     EXPECT_THROW(dpo::collatePairs({}, 0), dpo::Error);
+}
+
+// Conversational rows rendered with real chat templates and tokenized by TRL 1.x's rule, against
+// tools/fixtures/make_chat_pairs_fixture.py (jinja2 in transformers' environment + a Python byte-level
+// BPE checked against the tokenizers library's ids). "assistant-space" is a template whose generation
+// prompt ends with a space that BPE merges into the answer's first token: TRL slices anyway.
+class ConversationalRows : public ::testing::TestWithParam<std::string> { };
+
+TEST_P(ConversationalRows, MatchTrlTokenIds)
+{
+    const auto expected = dpotest::readJson(dpotest::fixture("chat-pairs/" + GetParam() + "/expected.json"));
+    const auto tok = dpo::loadTokenizer(dpotest::fixture(expected["tokenizer"].get<std::string>()));
+    dpo::ModelChatTemplate chat;
+    chat.chatTemplate = dpo::ChatTemplate::fromFile(dpotest::fixture(expected["template"].get<std::string>()));
+    chat.specialTokens = nlohmann::ordered_json(expected["special_tokens"]);
+    chat.origin = GetParam();
+    const auto rows = dpo::readPreferenceJsonl(dpotest::fixture("chat-pairs/pairs.jsonl"));
+    ASSERT_EQ(rows.size(), expected["rows"].size());
+    int mismatches = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const auto &ex = expected["rows"][i];
+        ASSERT_TRUE(rows[i].isConversational());
+        EXPECT_EQ(rows[i].line, ex["line"].get<int64_t>());
+        const auto pair = dpo::tokenizePair(*tok, rows[i], {}, &chat);
+        EXPECT_EQ(pair.promptIds, ex["prompt_ids"].get<Ids>()) << GetParam() << " line " << rows[i].line;
+        EXPECT_EQ(pair.chosenIds, ex["chosen_ids"].get<Ids>()) << GetParam() << " line " << rows[i].line;
+        EXPECT_EQ(pair.rejectedIds, ex["rejected_ids"].get<Ids>()) << GetParam() << " line " << rows[i].line;
+        EXPECT_EQ(pair.promptMismatch, ex["prompt_mismatch"].get<bool>()) << GetParam() << " line " << rows[i].line;
+        mismatches += pair.promptMismatch ? 1 : 0;
+        // The rendered prompt is what the tokens say (the template closes turns itself: no EOS added).
+        EXPECT_EQ(tok->decode(pair.promptIds, false), ex["prompt_text"].get<std::string>());
+    }
+    if (GetParam() == "assistant-space")
+        EXPECT_GT(mismatches, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Templates, ConversationalRows,
+    ::testing::Values("zephyr-7b-beta", "hermes-3-llama-3.1", "qwen3.5-4b", "assistant-space"),
+    [](const ::testing::TestParamInfo<std::string> &info) {
+        std::string name;
+        for (char c : info.param)
+            name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+        return name;
+    });
+
+TEST(ConversationalRowsErrors, NeedAChatTemplate)
+{
+    const auto rows = dpo::readPreferenceJsonl(dpotest::fixture("chat-pairs/pairs.jsonl"));
+    try {
+        dpo::requireChatTemplate(rows, nullptr, "/models/base-7b");
+        FAIL() << "no error";
+    } catch (const dpo::Error &e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("/models/base-7b"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("--chat-template"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("line 1"), std::string::npos) << msg;
+    }
+    ToyTokenizer tok;
+    EXPECT_THROW(dpo::tokenizePair(tok, rows[0]), dpo::Error);
+    // A template error names the template (callers add the file and line).
+    dpo::ModelChatTemplate chat;
+    chat.chatTemplate = dpo::ChatTemplate::fromString("{{ raise_exception('no system role here') }}");
+    chat.origin = "strict.jinja";
+    try {
+        dpo::tokenizePair(tok, rows[1], {}, &chat);
+        FAIL() << "no error";
+    } catch (const dpo::Error &e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("strict.jinja"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("no system role here"), std::string::npos) << msg;
+    }
+    // Standard rows ignore a template.
+    EXPECT_NO_THROW(dpo::requireChatTemplate({ { "p", "a", "b", 1 } }, nullptr, "m"));
 }
 
 } // namespace

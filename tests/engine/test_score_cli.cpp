@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -120,6 +121,9 @@ TEST(ScoreCli, KeepStartTruncationEmptiesLongPromptRows)
     }
     EXPECT_GT(emptied, 0);
     EXPECT_GT(cut, 0);
+    // Reported as the rows `train` would drop (TRL's keep_start filter); score keeps them.
+    EXPECT_EQ(int(out["data"]["fully_truncated_lines"].size()), emptied);
+    EXPECT_NE(r.err.find("dropped because the prompt alone fills max_length"), std::string::npos) << r.err;
 }
 
 TEST(ScoreCli, Gpt2Fixture)
@@ -181,6 +185,47 @@ TEST(ScoreCli, BadInputsExitWithOneLine)
     expectOneLineError(dpotest::runCommand(scoreCommand(other, ref, pairs, "--loss-type sigmoid,nope")), "nope");
     expectOneLineError(
         dpotest::runCommand(scoreCommand(other, ref, pairs, "--truncation-mode keep_middle")), "keep_middle");
+}
+
+TEST(ScoreCli, ConversationalRowsUseTheChatTemplate)
+{
+    // The GPT-2 fixture has no chat template: conversational rows are refused until one is given, by
+    // --chat-template or as the model's own chat_template.jinja; ids as in tests/data/chat-pairs.
+    TempDir tmp;
+    const std::string model = tmp.file("gpt2");
+    fs::copy(dpotest::fixture("gpt2/ref"), model, fs::copy_options::recursive);
+    const std::string pairs = dpotest::fixture("chat-pairs/pairs.jsonl");
+    const auto expected = dpotest::readJson(dpotest::fixture("chat-pairs/zephyr-7b-beta/expected.json"));
+    const std::string tpl = dpotest::fixture(expected["template"].get<std::string>());
+
+    expectOneLineError(dpotest::runCommand(scoreCommand(model, model, pairs)), "--chat-template");
+
+    auto check = [&](const dpotest::CommandResult &r) {
+        ASSERT_EQ(r.exitCode, 0) << r.err;
+        const json out = json::parse(r.out);
+        ASSERT_EQ(out["examples"].size(), expected["rows"].size());
+        for (size_t i = 0; i < out["examples"].size(); ++i) {
+            const auto &got = out["examples"][i];
+            const auto &ex = expected["rows"][i];
+            EXPECT_EQ(got["prompt_ids"], ex["prompt_ids"]) << "row " << i;
+            EXPECT_EQ(got["chosen_ids"], ex["chosen_ids"]) << "row " << i;
+            EXPECT_EQ(got["rejected_ids"], ex["rejected_ids"]) << "row " << i;
+            EXPECT_EQ(got["policy_chosen_logps"], got["ref_chosen_logps"]) << "row " << i; // same model
+            EXPECT_LT(got["policy_chosen_logps"].get<double>(), 0.0) << "row " << i;
+        }
+        EXPECT_EQ(out["data"]["conversational_rows"], expected["rows"].size());
+        EXPECT_NEAR(out["loss"].get<double>(), std::log(2.0), 1e-6);
+    };
+    check(dpotest::runCommand(scoreCommand(model, model, pairs, "--chat-template " + quote(tpl))));
+    fs::copy_file(tpl, model + "/chat_template.jinja");
+    check(dpotest::runCommand(scoreCommand(model, model, pairs)));
+
+    // A template that cannot render these rows: one line naming the row and the template.
+    const std::string strict = tmp.file("strict.jinja");
+    std::ofstream(strict) << "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                             "{% endif %}{{ messages[0]['content'] }}";
+    expectOneLineError(dpotest::runCommand(scoreCommand(model, model, pairs, "--chat-template " + quote(strict))),
+        "System role not supported");
 }
 
 } // namespace

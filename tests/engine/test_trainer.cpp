@@ -566,6 +566,72 @@ TEST(TrainerCli, SftRunsAndLowersLoss)
     fs::remove_all(out);
 }
 
+TEST(TrainerCli, ConversationalRowsUseTheChatTemplateAndTrlFilters)
+{
+    // tests/data/chat-pairs on the GPT-2 fixture (no template of its own) with Zephyr's template: rows are
+    // rendered and sliced as TRL 1.x does (ids checked in test_preference_data); keep_start drops the rows
+    // whose prompt fills max_length; the saved models carry the template they were trained with.
+    const std::string out = tempDir("chat");
+    const auto expected = dpotest::readJson(dpotest::fixture("chat-pairs/zephyr-7b-beta/expected.json"));
+    const std::string tpl = dpotest::fixture(expected["template"].get<std::string>());
+    size_t longest = 0;
+    for (const auto &r : expected["rows"])
+        longest = std::max(longest, r["prompt_ids"].size());
+    std::vector<int64_t> dropped;
+    std::vector<size_t> kept;
+    for (size_t i = 0; i < expected["rows"].size(); ++i) {
+        if (expected["rows"][i]["prompt_ids"].size() >= longest)
+            dropped.push_back(expected["rows"][i]["line"].get<int64_t>());
+        else
+            kept.push_back(i);
+    }
+    ASSERT_FALSE(dropped.empty());
+    ASSERT_GE(kept.size(), 2u);
+    const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("gpt2/ref") + " --dataset "
+        + dpotest::fixture("chat-pairs/pairs.jsonl") + " --device cpu --batch-size 8 --max-steps 2 --learning-rate 1e-3"
+        + " --lr-scheduler constant --max-grad-norm 0 --no-shuffle --save-steps 1 --max-length " + std::to_string(longest);
+
+    auto refused = dpotest::runCommand(base + " --output-dir " + out + "/refused");
+    EXPECT_NE(refused.exitCode, 0);
+    ASSERT_NE(refused.err.find("dpo-cli: error: "), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("dpo-cli: error: " + dpotest::fixture("chat-pairs/pairs.jsonl") + ": line 1 is a conversational row"),
+        refused.err.rfind("dpo-cli: error: ")) << refused.err; // the one error line
+    EXPECT_NE(refused.err.find("--chat-template"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find(dpotest::fixture("gpt2/ref")), std::string::npos) << refused.err;
+
+    auto r = dpotest::runCommand(base + " --chat-template " + tpl + " --output-dir " + out + "/run");
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    const std::string log = r.out + r.err;
+    std::string lines;
+    for (int64_t l : dropped)
+        lines += (lines.empty() ? "" : ", ") + std::to_string(l);
+    EXPECT_NE(log.find(std::to_string(dropped.size()) + " row(s) dropped because the prompt alone fills max_length"),
+        std::string::npos) << log;
+    EXPECT_NE(log.find("(lines " + lines + ")"), std::string::npos) << log;
+    EXPECT_NE(log.find("conversational, chat template " + tpl), std::string::npos) << log;
+    const auto m = readMetrics(out + "/run");
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_NEAR(m[0].at("loss").get<double>(), std::log(2.0), 1e-6); // the policy starts as the reference
+
+    // Step 1's logps/chosen is the mean summed log-prob of the kept rows (truncated alike), as `score` computes them.
+    auto scored = dpotest::runCommand(dpotest::cliPath() + " score --model " + dpotest::fixture("gpt2/ref")
+        + " --ref-model " + dpotest::fixture("gpt2/ref") + " --dataset " + dpotest::fixture("chat-pairs/pairs.jsonl")
+        + " --chat-template " + tpl + " --max-length " + std::to_string(longest));
+    ASSERT_EQ(scored.exitCode, 0) << scored.err;
+    const json s = json::parse(scored.out);
+    double mean = 0;
+    for (size_t i : kept)
+        mean += s["examples"][i]["policy_chosen_logps"].get<double>() / double(kept.size());
+    EXPECT_NEAR(m[0].at("logps/chosen").get<double>(), mean, 1e-4 * std::abs(mean));
+
+    for (const char *dir : { "/run/final", "/run/checkpoint-1" }) {
+        std::ifstream a(out + dir + "/chat_template.jinja"), b(tpl);
+        const std::string saved((std::istreambuf_iterator<char>(a)), {}), source((std::istreambuf_iterator<char>(b)), {});
+        EXPECT_EQ(saved, source) << dir;
+    }
+    fs::remove_all(out);
+}
+
 TEST(TrainerCli, BadOptionsGiveOneClearLine)
 {
     const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") +

@@ -209,10 +209,10 @@ void TestCandidateGeneration::repeatedTextsAreRetriedThenKept()
         { QStringLiteral("three"), { "x", "y" } }, { QStringLiteral("four"), { "R" } },
         { QStringLiteral("five"), { "A", "A", "A" } }, { QStringLiteral("six"), { "", " ", "" } } };
     QVector<quint64> seedsOfOne;
-    const CandidateSampler sampler = [&](const QString &prompt, quint64 seed) -> std::optional<QString> {
-        if (prompt == QLatin1String("one"))
+    const CandidateSampler sampler = [&](const Prompt &prompt, quint64 seed) -> std::optional<QString> {
+        if (prompt.text == QLatin1String("one"))
             seedsOfOne << seed;
-        return script[prompt].takeFirst();
+        return script[prompt.text].takeFirst();
     };
     CandidateOptions o;
     o.candidates = 3;
@@ -263,8 +263,8 @@ void TestCandidateGeneration::repeatedTextsAreRetriedThenKept()
 
     // Nothing left to do but the skipped prompt, which is tried again (and skipped again).
     const CandidateSummary again = generateCandidates(
-        *store, QStringLiteral("/models/fake"), o, [](const QString &prompt, quint64) -> std::optional<QString> {
-            if (prompt == QLatin1String("six"))
+        *store, QStringLiteral("/models/fake"), o, [](const Prompt &prompt, quint64) -> std::optional<QString> {
+            if (prompt.text == QLatin1String("six"))
                 return QString();
             throw Error("only the skipped prompt may be sampled");
         });
@@ -292,7 +292,7 @@ void TestCandidateGeneration::cancelInsideAPromptKeepsWholePrompts()
     std::atomic<bool> cancel { false };
     int calls = 0;
     // The user cancels during the fourth sample (the second candidate of the second prompt).
-    const CandidateSampler sampler = [&](const QString &, quint64 seed) -> std::optional<QString> {
+    const CandidateSampler sampler = [&](const Prompt &, quint64 seed) -> std::optional<QString> {
         if (++calls == 4) {
             cancel.store(true);
             return std::nullopt;

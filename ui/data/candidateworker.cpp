@@ -1,9 +1,7 @@
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
-#include "engine/models/causal_lm.h"
+#include "engine/chat/chat_prompt.h"
 #include "engine/error.h"
-#include "engine/generation/generation.h"
 #include "engine/runtime.h"
-#include "engine/tokenizers/tokenizer.h"
 
 #include "ui/data/candidateworker.h"
 
@@ -37,34 +35,21 @@ void CandidateWorker::run(const CandidateJob &job)
         g.topP = job.options.sampling.topP;
         g.validate();
 
-        const std::string modelDir = job.modelDir.toStdString();
-        std::shared_ptr<dpo::CausalLM> lm;
-        std::unique_ptr<dpo::Tokenizer> tok;
+        dpo::ModelSampler model(job.modelDir.toStdString(), device);
         const dpo::CandidateBacklog backlog = dpo::candidateBacklog(*store, job.options.candidates, job.options.limit);
         qint64 done = 0;
         emit progress(0, backlog.candidates,
             tr("%n prompt(s) need %1 candidate(s)", nullptr, int(backlog.prompts)).arg(backlog.candidates));
-        const dpo::CandidateSampler sample = [&](const QString &prompt, quint64 seed) -> std::optional<QString> {
-            if (!lm) {
+        const dpo::CandidateSampler sample = [&](const dpo::Prompt &prompt, quint64 seed) -> std::optional<QString> {
+            if (!model.loaded()) {
                 emit progress(done, backlog.candidates, tr("Loading %1…").arg(QFileInfo(job.modelDir).fileName()));
-                lm = dpo::loadCausalLM(modelDir, device);
-                tok = dpo::loadTokenizer(modelDir);
-                dpo::checkTokenizerFitsModel(*tok, lm->config().vocabSize, modelDir);
-                if (tok->eosId() >= 0)
-                    g.eosTokenIds.push_back(tok->eosId());
+                model.load();
             }
-            const std::vector<int64_t> ids = tok->encodeWithSpecial(prompt.toStdString());
-            if (ids.empty())
-                throw dpo::Error("a prompt encodes to no tokens for " + modelDir);
             g.seed = seed;
-            bool stopped = false;
-            const std::vector<int64_t> out = dpo::generate(*lm, ids, g, [&](int64_t) {
-                stopped = m_cancel->load();
-                return !stopped;
-            });
-            if (stopped)
+            const auto out = model.complete(prompt.text.toStdString(), prompt.messagesJson.toStdString(), g, m_cancel);
+            if (!out)
                 return std::nullopt;
-            return QString::fromStdString(tok->decode(out, true));
+            return QString::fromStdString(out->text);
         };
         const dpo::CandidateSummary summary = dpo::generateCandidates(
             *store, job.modelDir, job.options, sample, m_cancel, [&](const dpo::CandidateProgress &p) {

@@ -3,6 +3,8 @@
 #include "engine/error.h"
 #include "engine/generation/generation.h"
 #include "engine/training/logprobs.h"
+#include "engine/chat/chat_prompt.h"
+#include "engine/chat/chat_template.h"
 #include "engine/data/preference_data.h"
 #include "engine/runtime.h"
 #include "engine/tokenizers/tokenizer.h"
@@ -10,6 +12,9 @@
 #include "ui/evaluate/evaluationworker.h"
 
 #include <QElapsedTimer>
+
+#include <algorithm>
+#include <optional>
 
 #include <algorithm>
 
@@ -64,13 +69,14 @@ void EvaluationWorker::runGeneration(const GenerationJob &job)
         QStringList texts = job.prompts;
         if (!job.promptsFile.isEmpty())
             texts += dpo::readPromptsJsonl(job.promptsFile);
+        // The project's own prompts are used by id: a conversational prompt keeps its messages.
+        QVector<qint64> projectIds;
         if (job.projectPrompts > 0) {
             dpo::ListQuery q;
             q.limit = job.projectPrompts;
             for (const dpo::PromptRow &row : store->listPrompts(q).rows)
-                texts << row.text;
+                projectIds << row.id;
         }
-        QStringList prompts; // texts of summary.promptIds, same order
         {
             dpo::ProjectStore::Transaction tx(*store);
             for (const QString &text : std::as_const(texts)) {
@@ -80,10 +86,12 @@ void EvaluationWorker::runGeneration(const GenerationJob &job)
                 if (summary.promptIds.contains(id))
                     continue;
                 summary.promptIds << id;
-                prompts << text;
             }
             tx.commit();
         }
+        for (qint64 id : std::as_const(projectIds))
+            if (!summary.promptIds.contains(id))
+                summary.promptIds << id;
         if (summary.promptIds.isEmpty())
             throw dpo::Error("the prompt set is empty");
         dpo::GenerationOptions options;
@@ -118,32 +126,20 @@ void EvaluationWorker::runGeneration(const GenerationJob &job)
             if (todo.isEmpty())
                 continue; // everything cached: the model is not even loaded
             emit progress(done, total, tr("Loading %1…").arg(model.name));
-            const std::string dir = model.path.toStdString();
-            std::shared_ptr<dpo::CausalLM> lm = dpo::loadCausalLM(dir, device);
-            std::unique_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dir);
-            dpo::checkTokenizerFitsModel(*tok, lm->config().vocabSize, dir);
+            // The model's chat template formats the prompt when it has one (engine/chat/chat_prompt.h).
+            dpo::ModelSampler sampler(model.path.toStdString(), device);
+            sampler.load();
             dpo::GenerationOptions g = options;
-            if (tok->eosId() >= 0)
-                g.eosTokenIds.push_back(tok->eosId());
             for (int i : todo) {
                 if (m_cancel->load())
                     break;
                 const qint64 promptId = summary.promptIds[i];
-                std::vector<int64_t> promptIds = tok->encodeWithSpecial(prompts[i].toStdString());
-                if (promptIds.empty())
-                    throw dpo::Error("prompt #" + std::to_string(promptId) + " encodes to no tokens for " + dir);
+                const dpo::Prompt prompt = store->prompt(promptId);
                 g.seed = quint64(job.sampling.seedFor(promptId));
-                bool stopped = false;
-                const std::vector<int64_t> ids = dpo::generate(*lm, promptIds, g, [&](int64_t) {
-                    if (m_cancel->load()) {
-                        stopped = true;
-                        return false;
-                    }
-                    return true;
-                });
-                if (stopped)
+                const auto out = sampler.complete(prompt.text.toStdString(), prompt.messagesJson.toStdString(), g, m_cancel);
+                if (!out)
                     break; // a cut-off completion is not a sample of the model: not stored
-                const QString text = QString::fromStdString(tok->decode(ids, true));
+                const QString text = QString::fromStdString(out->text);
                 store->addCompletion(promptId, text, dpo::evalProvenance(model, job.sampling, promptId));
                 ++summary.generated;
                 ++done;
@@ -170,10 +166,20 @@ void EvaluationWorker::runScoring(const ScoringJob &job)
         std::unique_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(refDir);
         dpo::TruncationOptions trunc;
         trunc.maxLength = job.maxLength;
+        // Conversational rows: the reference model's chat template, as training renders them.
+        std::optional<dpo::ModelChatTemplate> chat;
+        if (std::any_of(rows.begin(), rows.end(), [](const dpo::PreferenceRow &r) { return r.isConversational(); }))
+            chat = dpo::loadModelChatTemplate(refDir);
+        dpo::requireChatTemplate(rows, chat ? &*chat : nullptr, refDir);
         std::vector<dpo::TokenizedPair> pairs;
         pairs.reserve(rows.size());
-        for (const dpo::PreferenceRow &r : rows)
-            pairs.push_back(dpo::tokenizePair(*tok, r, trunc));
+        for (const dpo::PreferenceRow &r : rows) {
+            try {
+                pairs.push_back(dpo::tokenizePair(*tok, r, trunc, chat ? &*chat : nullptr));
+            } catch (const dpo::Error &e) {
+                throw dpo::Error(job.dataset.toStdString() + ":" + std::to_string(r.line) + ": " + e.what());
+            }
+        }
         const int batch = std::max(1, job.batchSize);
         const qint64 batches = qint64((pairs.size() + size_t(batch) - 1) / size_t(batch));
         const qint64 total = batches * (1 + job.checkpoints.size());

@@ -1,6 +1,7 @@
 #include "engine/error.h"
 #include "engine/models/adapter_io.h"
 #include "engine/models/model_config.h"
+#include "engine/chat/chat_template.h"
 #include "engine/data/preference_data.h"
 #include "engine/io/json_limits.h"
 #include "engine/io/safetensors.h"
@@ -23,6 +24,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <dlfcn.h>
@@ -160,6 +162,14 @@ QString DatasetSummary::text() const
         lines << (inTokens ? tr("%1 pairs exceed max length %2 (they will be truncated)")
                                  .arg(loc.toString(overMaxLength), loc.toString(maxLength))
                            : tr("pick a model to count tokens over max length %1").arg(loc.toString(maxLength)));
+    if (conversational > 0)
+        lines << (chatTemplate.isEmpty()
+                      ? tr("%1 conversational pairs (pick a model to render them with its chat template)")
+                            .arg(loc.toString(conversational))
+                      : tr("%1 conversational pairs, rendered with the chat template of %2")
+                            .arg(loc.toString(conversational), chatTemplate));
+    if (!tokenizationNotes.isEmpty())
+        lines << tokenizationNotes;
     return lines.join(QLatin1Char('\n'));
 }
 
@@ -177,8 +187,10 @@ static qint64 countRows(const QString &path)
 }
 
 DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
-                                qint64 maxLength, double evalRatio)
+                                const DatasetCheckOptions &options)
 {
+    const qint64 maxLength = options.maxLength;
+    const double evalRatio = options.evalRatio;
     DatasetSummary s;
     s.maxLength = maxLength;
     try {
@@ -194,13 +206,39 @@ DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, co
             }
         }
         s.inTokens = tok != nullptr;
-        dpo::TruncationOptions trunc; // lengths before truncation
+        for (const auto &row : rows)
+            s.conversational += row.isConversational() ? 1 : 0;
+        std::optional<dpo::ModelChatTemplate> chat;
+        if (tok && (s.conversational > 0 || !options.chatTemplate.isEmpty())) {
+            chat = dpo::loadChatTemplateFor(tokenizerDir.toStdString(), options.chatTemplate.toStdString());
+            try {
+                dpo::requireChatTemplate(rows, chat ? &*chat : nullptr, tokenizerDir.toStdString());
+            } catch (const dpo::Error &e) {
+                throw dpo::Error(path.toStdString() + ": " + e.what());
+            }
+            if (chat)
+                s.chatTemplate = QString::fromStdString(chat->origin);
+        }
+        dpo::TruncationOptions untruncated; // lengths before truncation
+        dpo::TruncationOptions trunc;
+        trunc.maxLength = maxLength;
+        trunc.mode = options.truncationMode.toStdString();
+        dpo::TokenizationReport report;
         double sp = 0, sc = 0, sr = 0;
         qint64 chosenLonger = 0, differing = 0;
         for (const auto &row : rows) {
             qint64 p, c, r;
             if (tok) {
-                const auto t = dpo::tokenizePair(*tok, row, trunc);
+                dpo::TokenizedPair t;
+                try {
+                    t = dpo::tokenizePair(*tok, row, untruncated, chat ? &*chat : nullptr);
+                } catch (const dpo::Error &e) {
+                    throw dpo::Error(path.toStdString() + ":" + std::to_string(row.line) + ": " + e.what());
+                }
+                if (t.promptMismatch)
+                    report.mismatchLines.push_back(row.line);
+                if (maxLength > 0 && trunc.mode == "keep_start" && qint64(t.promptIds.size()) >= maxLength)
+                    report.droppedLines.push_back(row.line);
                 p = qint64(t.promptIds.size());
                 c = qint64(t.chosenIds.size());
                 r = qint64(t.rejectedIds.size());
@@ -231,6 +269,8 @@ DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, co
         s.meanRejected = sr / n;
         s.chosenLongerShare = differing > 0 ? double(chosenLonger) / double(differing) : 0.0;
         s.pairs = qint64(rows.size());
+        s.tokenizationNotes = QString::fromStdString(report.summary());
+        s.dropped = qint64(report.droppedLines.size());
         if (!evalPath.isEmpty()) {
             s.evalPairs = countRows(evalPath);
         } else if (evalRatio > 0) {

@@ -45,14 +45,27 @@ struct DatasetSummary {
     qint64 overMaxLength = 0;     // pairs with a prompt+completion sequence over max_length (truncated)
     qint64 maxLength = 0;
     qint64 longest = 0; // longest prompt+completion sequence
+    qint64 conversational = 0;  // rows rendered with the chat template
+    QString chatTemplate;       // where that template came from
+    // Found while tokenizing as TRL 1.x does (engine/data/preference_data.h, TokenizationReport):
+    QString tokenizationNotes;  // rows whose prompt is not a token prefix; rows keep_start drops
+    qint64 dropped = 0;         // rows training drops (prompt alone fills max_length, keep_start)
 
     QString text() const; // a few lines for the page
 };
 
-// path: training JSONL; evalPath: optional eval JSONL; tokenizerDir: the model (empty: characters);
-// evalRatio > 0 (and no evalPath): the counts are shown as the split will make them.
+struct DatasetCheckOptions {
+    qint64 maxLength = 0;
+    QString truncationMode = QStringLiteral("keep_start");
+    QString chatTemplate; // Jinja file for conversational rows; empty = the model's own
+    double evalRatio = 0; // > 0 (and no eval file): the counts are shown as the split will make them
+};
+
+// path: training JSONL; evalPath: optional eval JSONL; tokenizerDir: the model (empty: characters).
+// Conversational rows need the model's chat template (or options.chatTemplate) to be counted in tokens;
+// without one, and with a model, the summary is the engine's error naming the model and --chat-template.
 DatasetSummary summarizeDataset(const QString &path, const QString &evalPath, const QString &tokenizerDir,
-                                qint64 maxLength, double evalRatio);
+                                const DatasetCheckOptions &options);
 
 // CUDA devices libtorch sees (0 on CPU-only builds). The first call initialises CUDA: call it off the GUI
 // thread.

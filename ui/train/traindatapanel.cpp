@@ -346,6 +346,18 @@ void TrainDataPanel::setMaxLength(qint64 maxLength)
     scheduleSummary();
 }
 
+void TrainDataPanel::setTruncationMode(const QString &mode)
+{
+    m_truncationMode = mode;
+    scheduleSummary();
+}
+
+void TrainDataPanel::setChatTemplate(const QString &file)
+{
+    m_chatTemplate = file;
+    scheduleSummary();
+}
+
 void TrainDataPanel::scheduleSummary()
 {
     m_summaryTimer->start();
@@ -407,7 +419,11 @@ void TrainDataPanel::summarizeFile(const QString &path, int seq)
     const QString evalPath = evalMode() == 2 ? m_evalFileEdit->text().trimmed() : QString();
     const double ratio = evalMode() == 1 ? m_evalRatio->value() : 0.0;
     const QString tokDir = m_modelInfo.ok ? m_modelInfo.dir : QString();
-    const qint64 maxLength = m_maxLength;
+    DatasetCheckOptions options;
+    options.maxLength = m_maxLength;
+    options.truncationMode = m_truncationMode;
+    options.chatTemplate = m_chatTemplate;
+    options.evalRatio = ratio;
     m_summaryLabel->setText(tr("Reading %1…").arg(QFileInfo(path).fileName()));
     auto *watcher = new QFutureWatcher<DatasetSummary>(this);
     connect(watcher, &QFutureWatcher<DatasetSummary>::finished, this, [this, watcher, seq]() {
@@ -420,5 +436,5 @@ void TrainDataPanel::summarizeFile(const QString &path, int seq)
         m_summaryLabel->setStyleSheet(s.ok ? QString() : QStringLiteral("color: #b00020;"));
         emit datasetSummarized(s.ok);
     });
-    watcher->setFuture(QtConcurrent::run(summarizeDataset, path, evalPath, tokDir, maxLength, ratio));
+    watcher->setFuture(QtConcurrent::run(summarizeDataset, path, evalPath, tokDir, options));
 }

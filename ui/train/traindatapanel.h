@@ -58,6 +58,8 @@ public:
     TrainingJob planJob(const dpo::TrainConfig &formConfig) const;
 
     void setMaxLength(qint64 maxLength); // for the summary's "over max length" count
+    void setTruncationMode(const QString &mode); // keep_start drops rows whose prompt fills max length
+    void setChatTemplate(const QString &file);   // conversational rows; empty = the model's own
     void refreshDatasetSummary();        // datasetSummarized() when done
     const DatasetSummary &datasetSummary() const { return m_summary; }
 
@@ -91,5 +93,7 @@ private:
     DatasetSummary m_summary;
     int m_summarySeq = 0;
     qint64 m_maxLength = 0;
+    QString m_truncationMode = QStringLiteral("keep_start");
+    QString m_chatTemplate;
     std::unique_ptr<QTemporaryDir> m_tempDir; // project pairs exported for the summary
 };

@@ -300,6 +300,27 @@ QWidget *TrainOptionsForm::buildOptions()
              {QStringLiteral("keep_start"), QStringLiteral("keep_end")});
     connect(qobject_cast<QSpinBox *>(m_fields.value(QStringLiteral("max_length"))), &QSpinBox::valueChanged, m_data,
             &TrainDataPanel::setMaxLength);
+    connect(qobject_cast<QComboBox *>(m_fields.value(QStringLiteral("truncation_mode"))), &QComboBox::currentTextChanged,
+            m_data, &TrainDataPanel::setTruncationMode);
+    auto *chatTemplate = new QLineEdit;
+    chatTemplate->setObjectName(QStringLiteral("opt_chat_template"));
+    chatTemplate->setPlaceholderText(tr("the model's own"));
+    chatTemplate->setToolTip(tr("Jinja chat template for conversational rows (lists of messages), rendered as "
+                                "transformers' apply_chat_template. Empty: the model's template "
+                                "(chat_template.jinja or tokenizer_config.json)."));
+    auto *browseTemplate = new QToolButton;
+    browseTemplate->setText(tr("…"));
+    sf->addRow(tr("Chat template"), row({chatTemplate, browseTemplate}));
+    m_fields.insert(QStringLiteral("chat_template"), chatTemplate);
+    connect(browseTemplate, &QToolButton::clicked, this, [this, chatTemplate]() {
+        const QString f = QFileDialog::getOpenFileName(this, tr("Chat template"), QString(),
+                                                       tr("Jinja templates (*.jinja *.j2 *.txt);;All files (*)"));
+        if (!f.isEmpty())
+            chatTemplate->setText(f);
+    });
+    connect(chatTemplate, &QLineEdit::textChanged, this, &TrainOptionsForm::scheduleValidation);
+    connect(chatTemplate, &QLineEdit::textChanged, m_data,
+            [this](const QString &text) { m_data->setChatTemplate(text.trimmed()); });
     v->addWidget(seqBox);
 
     // Checkpoints & logging
@@ -575,6 +596,8 @@ bool TrainOptionsForm::buildConfig(dpo::TrainConfig *out, QString *error, bool v
             bool ok = false;
             if (text.isEmpty() && it.key() == QLatin1String("ld_alpha")) {
                 j[key] = nullptr; // off
+            } else if (it.key() == QLatin1String("chat_template")) {
+                j[key] = text.toStdString(); // a path; empty = the model's own
             } else if (it.key() == QLatin1String("seed")) {
                 const qulonglong v = text.toULongLong(&ok);
                 if (!ok)

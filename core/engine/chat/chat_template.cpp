@@ -365,7 +365,7 @@ std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelD
                                                        bool withTools)
 {
     const fs::path dir(modelDir);
-    std::string source, origin;
+    std::string source, origin, toolUseSource;
     auto pickNamed = [&](const nlohmann::ordered_json &list, const std::string &file) {
         std::string want = name;
         std::map<std::string, std::string> byName;
@@ -382,6 +382,8 @@ std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelD
             throw Error(file + ": no chat template named '" + want + "'");
         source = it->second;
         origin = file + " (template '" + want + "')";
+        if (name.empty() && want != "tool_use" && byName.count("tool_use"))
+            toolUseSource = byName["tool_use"];
     };
     const fs::path jinjaFile = dir / "chat_template.jinja";
     const fs::path jsonFile = dir / "chat_template.json";
@@ -423,7 +425,25 @@ std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelD
     } catch (const Error &e) {
         throw Error(origin + ": " + e.what());
     }
+    if (!toolUseSource.empty()) {
+        try {
+            m.toolUseTemplate = ChatTemplate::fromString(toolUseSource);
+        } catch (const Error &e) {
+            throw Error(origin + " (template 'tool_use'): " + e.what());
+        }
+    }
     m.origin = origin;
+    m.specialTokens = loadSpecialTokens(modelDir);
+    return m;
+}
+
+std::optional<ModelChatTemplate> loadChatTemplateFor(const std::string &modelDir, const std::string &overrideFile)
+{
+    if (overrideFile.empty())
+        return loadModelChatTemplate(modelDir);
+    ModelChatTemplate m;
+    m.chatTemplate = ChatTemplate::fromFile(overrideFile); // errors name the file
+    m.origin = overrideFile;
     m.specialTokens = loadSpecialTokens(modelDir);
     return m;
 }

@@ -63,8 +63,15 @@ private:
 // A model folder's chat template and the special tokens transformers passes to it.
 struct ModelChatTemplate {
     ChatTemplate chatTemplate;
+    // The "tool_use" named template, when the model has named templates with one and no name was
+    // asked for: transformers uses it for requests with tools.
+    ChatTemplate toolUseTemplate;
     nlohmann::ordered_json specialTokens = nlohmann::ordered_json::object();
     std::string origin; // file the template came from (and the template name, for named templates)
+    const ChatTemplate &select(bool withTools) const
+    {
+        return withTools && !toolUseTemplate.isNull() ? toolUseTemplate : chatTemplate;
+    }
 };
 
 // Finds the model's template. `name` picks a named template ("" = "tool_use" when `withTools` and
@@ -72,6 +79,11 @@ struct ModelChatTemplate {
 // for unreadable or malformed files or a template that does not parse.
 std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelDir, const std::string &name = {},
                                                        bool withTools = false);
+
+// The template a model's data is rendered with: `overrideFile` (a Jinja file, e.g. --chat-template)
+// when given, else the model folder's own (loadModelChatTemplate); special tokens from the model folder
+// either way. nullopt when neither exists.
+std::optional<ModelChatTemplate> loadChatTemplateFor(const std::string &modelDir, const std::string &overrideFile);
 
 // The special tokens of a model folder (tokenizer_config.json, then special_tokens_map.json): every
 // one of bos/eos/unk/sep/pad/cls/mask_token that is set, as strings, and additional_special_tokens.

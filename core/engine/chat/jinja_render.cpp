@@ -279,7 +279,7 @@ void Renderer::checkSize(size_t bytes)
                    " bytes");
 }
 
-void Renderer::emit(std::string &out, const std::string &text)
+void Renderer::emitText(std::string &out, const std::string &text)
 {
     if (out.size() + text.size() > m_limits.maxOutputBytes)
         throwLimit("template output exceeds the limit of " + std::to_string(m_limits.maxOutputBytes) + " bytes");
@@ -453,13 +453,13 @@ Renderer::Flow Renderer::exec(const Node &node, std::string &out)
     try {
         NestingGuard nesting(m_nesting, m_limits.maxNesting);
         switch (node.kind) {
-        case Node::Kind::Text: emit(out, node.text); return Flow::Normal;
+        case Node::Kind::Text: emitText(out, node.text); return Flow::Normal;
         case Node::Kind::Output: {
             const Value v = eval(*node.expr);
             if (v.isString())
-                emit(out, v.str());
+                emitText(out, v.str());
             else
-                emit(out, toStr(v));
+                emitText(out, toStr(v));
             return Flow::Normal;
         }
         case Node::Kind::If:
@@ -501,7 +501,7 @@ Renderer::Flow Renderer::exec(const Node &node, std::string &out)
             evalArgs(callExpr, 1, args);
             args.keyword.emplace_back("caller", Value::object(callerObj));
             const Value r = call(callee, args);
-            emit(out, toStr(r));
+            emitText(out, toStr(r));
             return Flow::Normal;
         }
         case Node::Kind::FilterBlock: {
@@ -514,7 +514,7 @@ Renderer::Flow Renderer::exec(const Node &node, std::string &out)
                 evalArgs(f, 1, args);
                 return applyFilter(f.name, input, args);
             };
-            emit(out, toStr(applyChain(*node.expr)));
+            emitText(out, toStr(applyChain(*node.expr)));
             return Flow::Normal;
         }
         case Node::Kind::With: {

@@ -106,7 +106,7 @@ private:
     bool compareOp(const std::string &op, const Value &a, const Value &b);
     Value lookup(const std::string &name);
     Value slice(const Value &obj, const Value &start, const Value &stop, const Value &step);
-    void emit(std::string &out, const std::string &text);
+    void emitText(std::string &out, const std::string &text);
     bool bodyUsesName(const Node &macro, const std::string &name);
 
     std::shared_ptr<const Template> m_tpl;

@@ -1,5 +1,6 @@
 #include "engine/data/preference_data.h"
 
+#include "engine/chat/chat_template.h"
 #include "engine/error.h"
 #include "engine/io/json_limits.h"
 #include "engine/tokenizers/utf8.h"
@@ -14,7 +15,7 @@ namespace dpo {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string where(const std::string &source, int64_t line)
 {
@@ -51,85 +52,111 @@ bool isContinuationByte(char c)
     return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
 }
 
-struct Message {
-    std::string role;
-    std::string content;
-};
-
-std::vector<Message> parseMessages(const json &value, const std::string &field, const std::string &at)
+// A message list: objects with a string "role"; everything else is the template's business.
+void checkMessages(const json &value, const std::string &field, const std::string &at)
 {
-    std::vector<Message> out;
+    if (!value.is_array())
+        throw Error(at + ": field '" + field + "' must be a list of messages like 'chosen'");
     for (size_t i = 0; i < value.size(); ++i) {
         const json &m = value[i];
         const std::string name = "'" + field + "[" + std::to_string(i) + "]'";
         if (!m.is_object())
             throw Error(at + ": " + name + " must be an object with \"role\" and \"content\"");
         const auto role = m.find("role");
-        const auto content = m.find("content");
         if (role == m.end() || !role->is_string())
             throw Error(at + ": " + name + " needs a string \"role\"");
-        if (content == m.end() || !content->is_string())
-            throw Error(at + ": " + name + " needs a string \"content\"");
-        out.push_back({ role->get<std::string>(), content->get<std::string>() });
     }
-    return out;
 }
 
-std::string joinContents(const std::vector<Message> &messages, size_t begin, size_t end)
+std::string contentText(const json &message)
+{
+    const auto c = message.find("content");
+    if (c == message.end() || c->is_null())
+        return {};
+    return c->is_string() ? c->get<std::string>() : c->dump();
+}
+
+std::string joinContents(const json &messages, size_t begin, size_t end)
 {
     std::string text;
     for (size_t i = begin; i < end; ++i) {
         if (i > begin)
             text += '\n';
-        text += messages[i].content;
+        text += contentText(messages[i]);
     }
     return text;
 }
 
-bool sameMessage(const Message &a, const Message &b)
+// Python's dict equality, which TRL's extract_prompt uses: key order does not matter.
+bool sameMessage(const json &a, const json &b)
 {
-    return a.role == b.role && a.content == b.content;
+    return nlohmann::json(a) == nlohmann::json(b);
+}
+
+json sliceMessages(const json &messages, size_t begin, size_t end)
+{
+    json out = json::array();
+    for (size_t i = begin; i < end; ++i)
+        out.push_back(messages[i]);
+    return out;
 }
 
 PreferenceRow parseConversational(const json &j, const std::string &at)
 {
-    const json &chosenJ = j.at("chosen");
-    const json &rejectedJ = j.at("rejected");
-    if (!rejectedJ.is_array())
-        throw Error(at + ": field 'rejected' must be a list of messages like 'chosen'");
-    const auto chosen = parseMessages(chosenJ, "chosen", at);
-    const auto rejected = parseMessages(rejectedJ, "rejected", at);
+    const json &chosen = j.at("chosen");
+    const json &rejected = j.at("rejected");
+    checkMessages(chosen, "chosen", at);
+    checkMessages(rejected, "rejected", at);
     if (chosen.empty())
         throw Error(at + ": field 'chosen' is empty");
     if (rejected.empty())
         throw Error(at + ": field 'rejected' is empty");
 
-    std::vector<Message> prompt;
-    size_t chosenStart = 0;
-    size_t rejectedStart = 0;
+    auto conv = std::make_shared<Conversation>();
+    size_t start = 0;
     const auto promptIt = j.find("prompt");
     if (promptIt != j.end()) {
-        if (!promptIt->is_array())
-            throw Error(at + ": field 'prompt' must be a list of messages like 'chosen'");
-        prompt = parseMessages(*promptIt, "prompt", at);
+        checkMessages(*promptIt, "prompt", at);
+        conv->prompt = *promptIt;
     } else {
         // TRL's extract_prompt on message lists: the prompt is the common leading messages; when
         // one list is a prefix of the other the cut falls before the shorter one's last message.
         const size_t n = std::min(chosen.size(), rejected.size());
-        size_t idx = 0;
-        while (idx < n && sameMessage(chosen[idx], rejected[idx]))
-            ++idx;
-        if (idx == n)
-            idx = n - 1;
-        prompt.assign(chosen.begin(), chosen.begin() + idx);
-        chosenStart = rejectedStart = idx;
+        while (start < n && sameMessage(chosen[start], rejected[start]))
+            ++start;
+        if (start == n)
+            start = n - 1;
+        conv->prompt = sliceMessages(chosen, 0, start);
+    }
+    conv->chosen = sliceMessages(chosen, start, chosen.size());
+    conv->rejected = sliceMessages(rejected, start, rejected.size());
+
+    // TRL: tools = json.loads(tools) if it is a string.
+    if (const auto t = j.find("tools"); t != j.end() && !t->is_null()) {
+        json tools = *t;
+        if (tools.is_string()) {
+            try {
+                tools = parseOrderedJsonLimited(tools.get<std::string>(), at + ": field 'tools'");
+            } catch (const Error &e) {
+                throw Error(std::string(e.what()) + " (a JSON string must hold a list of tools)");
+            }
+        }
+        if (!tools.is_array())
+            throw Error(at + ": field 'tools' must be a list of tools (or that list as a JSON string)");
+        conv->tools = tools;
+    }
+    if (const auto k = j.find("chat_template_kwargs"); k != j.end() && !k->is_null()) {
+        if (!k->is_object())
+            throw Error(at + ": field 'chat_template_kwargs' must be an object");
+        conv->templateKwargs = *k;
     }
 
     PreferenceRow row;
-    row.prompt = joinContents(prompt, 0, prompt.size());
+    row.prompt = joinContents(conv->prompt, 0, conv->prompt.size());
     const std::string lead = row.prompt.empty() ? "" : "\n";
-    row.chosen = lead + joinContents(chosen, chosenStart, chosen.size());
-    row.rejected = lead + joinContents(rejected, rejectedStart, rejected.size());
+    row.chosen = lead + joinContents(conv->chosen, 0, conv->chosen.size());
+    row.rejected = lead + joinContents(conv->rejected, 0, conv->rejected.size());
+    row.conversation = std::move(conv);
     return row;
 }
 
@@ -187,7 +214,7 @@ PreferenceRow parsePreferenceLine(
         throw Error(at + ": row of " + std::to_string(text.size()) + " bytes is above the limit of "
             + std::to_string(limits.maxRowBytes) + " (raise it with --max-row-bytes or DPO_MAX_ROW_BYTES)");
     requireUtf8(text, at);
-    const json j = parseJsonLimited(text, at); // "<at>: invalid JSON: ..." / nesting bounded
+    const json j = parseOrderedJsonLimited(text, at); // "<at>: invalid JSON: ..." / nesting bounded
     if (!j.is_object())
         throw Error(at + ": a preference row must be a JSON object");
 
@@ -219,6 +246,7 @@ PreferenceRow parsePreferenceLine(
             row = splitImplicitPrompt(chosen, rejected);
         }
     }
+    // Conversational rows: the message lists' contents (the row limit bounds the rest).
     checkFieldSize(row.prompt, "prompt", at, limits);
     checkFieldSize(row.chosen, "chosen", at, limits);
     checkFieldSize(row.rejected, "rejected", at, limits);
@@ -248,6 +276,12 @@ std::vector<PreferenceRow> readPreferenceJsonl(const std::string &path, const Pr
         if (isBlank(text))
             continue;
         rows.push_back(parsePreferenceLine(text, path, line, limits));
+        if (rows.back().isConversational() != rows.front().isConversational()) {
+            auto kind = [](const PreferenceRow &r) { return r.isConversational() ? "conversational" : "standard"; };
+            throw Error(path + ":" + std::to_string(line) + ": a " + kind(rows.back()) + " row after "
+                + kind(rows.front()) + " rows (line " + std::to_string(rows.front().line)
+                + "); a data file holds one format");
+        }
     }
     if (in.bad())
         throw Error(path + ": read error after line " + std::to_string(line));
@@ -287,7 +321,8 @@ ModelSequence truncateSequence(const std::vector<int64_t> &promptIds, const std:
     return seq;
 }
 
-TokenizedPair tokenizePair(const Tokenizer &tok, const PreferenceRow &row, const TruncationOptions &truncation)
+TokenizedPair tokenizePair(
+    const Tokenizer &tok, const PreferenceRow &row, const TruncationOptions &truncation, const ModelChatTemplate *chat)
 {
     truncation.validate();
     const int64_t eos = tok.eosId();
@@ -295,28 +330,93 @@ TokenizedPair tokenizePair(const Tokenizer &tok, const PreferenceRow &row, const
         throw Error("the tokenizer has no EOS token, which DPO appends to every completion");
 
     TokenizedPair pair;
-    pair.promptIds = tok.encodeWithSpecial(row.prompt);
-    const auto &promptIds = pair.promptIds;
+    std::vector<int64_t> fullChosen, fullRejected;
+    if (row.isConversational()) {
+        if (!chat)
+            throw Error("a conversational row needs a chat template, and none was given");
+        const Conversation &c = *row.conversation;
+        const bool withTools = c.tools.is_array();
+        auto render = [&](const json &completion) {
+            ChatRequest req;
+            req.messages = c.prompt;
+            for (const auto &m : completion)
+                req.messages.push_back(m);
+            req.addGenerationPrompt = completion.is_null();
+            req.tools = c.tools;
+            req.specialTokens = chat->specialTokens;
+            req.extraKwargs = c.templateKwargs;
+            try {
+                return chat->select(withTools).apply(req);
+            } catch (const Error &e) {
+                throw Error("chat template (" + chat->origin + "): " + e.what());
+            }
+        };
+        pair.promptIds = tok.encode(render(json()));
+        fullChosen = tok.encode(render(c.chosen));
+        fullRejected = tok.encode(render(c.rejected));
+    } else {
+        const std::string eosText = tok.idToToken(eos);
+        auto withEos = [&](const std::string &text) {
+            const bool ends = text.size() >= eosText.size()
+                && text.compare(text.size() - eosText.size(), eosText.size(), eosText) == 0;
+            return ends ? text : text + eosText;
+        };
+        pair.promptIds = tok.encodeWithSpecial(row.prompt);
+        fullChosen = tok.encodeWithSpecial(row.prompt + withEos(row.chosen));
+        fullRejected = tok.encodeWithSpecial(row.prompt + withEos(row.rejected));
+    }
 
-    auto completionIds = [&](const std::string &completion) {
-        const std::vector<int64_t> full = tok.encodeWithSpecial(row.prompt + completion);
-        std::vector<int64_t> ids;
-        if (full.size() >= promptIds.size() && std::equal(promptIds.begin(), promptIds.end(), full.begin())) {
-            ids.assign(full.begin() + promptIds.size(), full.end());
-        } else {
-            ids = tok.encodeWithSpecial(completion);
-            if (tok.addBos() && !ids.empty() && ids.front() == tok.bosId())
-                ids.erase(ids.begin());
-        }
-        if (!(tok.addEos() && !ids.empty() && ids.back() == eos))
-            ids.push_back(eos);
-        return ids;
+    const auto &promptIds = pair.promptIds;
+    auto completion = [&](const std::vector<int64_t> &full) {
+        if (!(full.size() >= promptIds.size() && std::equal(promptIds.begin(), promptIds.end(), full.begin())))
+            pair.promptMismatch = true;
+        return std::vector<int64_t>(full.begin() + std::min(full.size(), promptIds.size()), full.end());
     };
-    pair.chosenIds = completionIds(row.chosen);
-    pair.rejectedIds = completionIds(row.rejected);
+    pair.chosenIds = completion(fullChosen);
+    pair.rejectedIds = completion(fullRejected);
     pair.chosen = truncateSequence(promptIds, pair.chosenIds, truncation);
     pair.rejected = truncateSequence(promptIds, pair.rejectedIds, truncation);
     return pair;
+}
+
+bool dropsFullyTruncated(const TokenizedPair &pair, const TruncationOptions &truncation)
+{
+    return truncation.maxLength > 0 && truncation.mode == "keep_start"
+        && int64_t(pair.promptIds.size()) >= truncation.maxLength;
+}
+
+std::string TokenizationReport::summary() const
+{
+    auto lines = [](const std::vector<int64_t> &v) {
+        std::string s;
+        const size_t shown = std::min<size_t>(v.size(), 10);
+        for (size_t i = 0; i < shown; ++i)
+            s += (i ? ", " : "") + std::to_string(v[i]);
+        if (v.size() > shown)
+            s += ", ... (" + std::to_string(v.size() - shown) + " more)";
+        return s;
+    };
+    std::string out;
+    if (!mismatchLines.empty())
+        out += std::to_string(mismatchLines.size()) + " row(s) whose prompt tokens are not a prefix of "
+            + "prompt+completion, sliced anyway as TRL does (lines " + lines(mismatchLines) + ")";
+    if (!droppedLines.empty())
+        out += std::string(out.empty() ? "" : "; ") + std::to_string(droppedLines.size())
+            + " row(s) dropped because the prompt alone fills max_length with keep_start (lines "
+            + lines(droppedLines) + ")";
+    return out;
+}
+
+void requireChatTemplate(const std::vector<PreferenceRow> &rows, const ModelChatTemplate *chat,
+    const std::string &modelDir)
+{
+    if (chat)
+        return;
+    for (const auto &r : rows)
+        if (r.isConversational())
+            throw Error("line " + std::to_string(r.line) + " is a conversational row (lists of messages), but the model "
+                + modelDir + " has no chat template (tokenizer_config.json chat_template, chat_template.jinja or "
+                + "chat_template.json); give one with --chat-template FILE (TrainConfig chat_template)");
 }
 
 PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device)

@@ -1,6 +1,6 @@
-// Preference data: reading TRL-format JSONL rows, tokenizing them with TRL's (>= 0.29) rule,
-// max_length truncation, and collating pairs into the right-padded [2B, T] batch (chosen rows then
-// rejected rows) that completionLogps() scores in one forward pass.
+// Preference data: reading TRL-format JSONL rows, tokenizing them with TRL 1.x's rule (trl 1.10,
+// DPOTrainer._prepare_dataset), max_length truncation, and collating pairs into the right-padded
+// [2B, T] batch (chosen rows then rejected rows) that completionLogps() scores in one forward pass.
 //
 // Row formats (one JSON object per line; blank lines are skipped; other keys are ignored):
 //   standard          {"prompt": str, "chosen": str, "rejected": str}
@@ -9,14 +9,14 @@
 //                     on a UTF-8 code-point boundary; a space just before the first difference goes
 //                     with the completions; when one text is a prefix of the other the cut falls
 //                     before the shorter text's last character, so neither completion is empty).
-//   conversational    "prompt" (optional), "chosen", "rejected" are lists of {"role","content"}
-//                     messages (without "prompt", the common leading messages are the prompt).
-//
-// What this does NOT do: apply chat templates. Conversational rows are rendered as plain text: the
-// prompt is its messages' contents joined with "\n"; each completion is "\n" (when the prompt is not
-// empty) followed by its messages' contents joined with "\n". Roles are checked for being strings
-// but otherwise ignored. Models trained on a chat template should be given standard-format rows
-// rendered with that template.
+//   conversational    "prompt" (optional), "chosen", "rejected" are lists of messages (objects with a
+//                     string "role"; "content", "tool_calls", ... are passed to the chat template as
+//                     they are). Without "prompt", the common leading messages are the prompt (whole
+//                     messages compared, as TRL's extract_prompt does). Optional per-row columns:
+//                     "tools" (a list of JSON-schema tools, or that list as a JSON string) and
+//                     "chat_template_kwargs" (an object of extra template variables).
+// A file holds one format: a conversational row after a standard one (or the reverse) is an error,
+// as a Hugging Face dataset cannot mix them either.
 #pragma once
 
 #include "engine/training/logprobs.h"
@@ -24,18 +24,37 @@
 
 #include "engine/torch_api.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace dpo {
 
+struct ModelChatTemplate; // engine/chat/chat_template.h
+
+// A conversational row's message lists after prompt extraction, and its per-row template inputs.
+struct Conversation {
+    nlohmann::ordered_json prompt = nlohmann::ordered_json::array();
+    nlohmann::ordered_json chosen = nlohmann::ordered_json::array();
+    nlohmann::ordered_json rejected = nlohmann::ordered_json::array();
+    nlohmann::ordered_json tools; // null, or the row's list of tools
+    nlohmann::ordered_json templateKwargs = nlohmann::ordered_json::object(); // chat_template_kwargs
+};
+
 struct PreferenceRow {
+    // Standard rows: the texts. Conversational rows: a plain-text view for logs and listings (the
+    // messages' contents joined with "\n"; each completion starts with "\n" when the prompt is not
+    // empty); the model sees the template's rendering of `conversation` instead.
     std::string prompt;
     std::string chosen;
     std::string rejected;
     int64_t line = 0; // 1-based line in the source file (0 when not read from a file)
+    std::shared_ptr<const Conversation> conversation; // set for conversational rows only
+    bool isConversational() const { return conversation != nullptr; }
 };
 
 // Size limits on rows, checked before a row is parsed or tokenized (tokenizing costs ~250 bytes of
@@ -59,7 +78,8 @@ struct PreferenceDataLimits {
 
 // Reads every row of a JSONL file. Throws dpo::Error naming the file and line for: a missing or
 // unreadable file, invalid UTF-8, invalid JSON, a line that is not an object, a missing or
-// mistyped field, an empty chosen or rejected text, a row or field above `limits`, and a file
+// mistyped field, an empty chosen or rejected text or message list, a row or field above `limits`,
+// a row whose format (standard or conversational) differs from the first row's, and a file
 // without any row.
 std::vector<PreferenceRow> readPreferenceJsonl(
     const std::string &path, const PreferenceDataLimits &limits = PreferenceDataLimits::defaults());
@@ -88,34 +108,62 @@ struct ModelSequence {
 
 struct TokenizedPair {
     // The row as tokenized, before truncation (what `dpo-cli score` reports).
-    std::vector<int64_t> promptIds; // tok.encodeWithSpecial(prompt)
-    std::vector<int64_t> chosenIds; // completion tokens + EOS
-    std::vector<int64_t> rejectedIds; // completion tokens + EOS
+    std::vector<int64_t> promptIds;
+    std::vector<int64_t> chosenIds; // completion tokens (EOS included)
+    std::vector<int64_t> rejectedIds;
+    // The tokens of prompt + completion did not start with promptIds for chosen or rejected (TRL
+    // warns and slices anyway; the data check counts these rows).
+    bool promptMismatch = false;
     // The two sequences after max_length truncation. TRL truncates each sequence on its own, so with
     // keep_end the chosen and rejected sequences can keep different parts of the prompt.
     ModelSequence chosen;
     ModelSequence rejected;
 };
 
-// TRL's (>= 0.29) rule:
-//   prompt_ids   = tok.encodeWithSpecial(prompt)
-//   chosen_ids   = tok.encodeWithSpecial(prompt + chosen)[len(prompt_ids):] + [eos]
-//   rejected_ids likewise.
-// When the encoding of prompt + completion does not start with prompt_ids (a token merged across
-// the boundary, or add_eos_token puts EOS after the prompt), the completion is encoded on its own
-// with encodeWithSpecial minus the leading BOS. EOS is appended unless the ids already end with it
-// (add_eos_token). A tokenizer without an EOS id is an error.
+// TRL 1.x's rule (DPOTrainer._prepare_dataset).
+//   standard rows: EOS is appended to chosen and rejected as text (the tokenizer's EOS token string)
+//     unless the text already ends with it; then
+//       prompt_ids   = tok.encodeWithSpecial(prompt)          (the tokenizer's own BOS/EOS settings)
+//       chosen_ids   = tok.encodeWithSpecial(prompt + chosen)[len(prompt_ids):]
+//   conversational rows (needs `chat`): rendered with the chat template as transformers'
+//     apply_chat_template does, then tokenized without adding special tokens (the template has them):
+//       prompt_ids   = tok.encode(render(prompt, add_generation_prompt=True))
+//       chosen_ids   = tok.encode(render(prompt + chosen))[len(prompt_ids):]
+//     No EOS is appended: the template closes the turn. The row's tools and chat_template_kwargs are
+//     template variables.
+//   rejected_ids likewise. When the longer encoding does not start with prompt_ids, the slice is
+//   taken anyway (as TRL does) and promptMismatch is set.
+// A tokenizer without an EOS token, and a conversational row without `chat`, are errors.
 //
-// Truncation (TRL's concatenated_forward), applied to each prompt+completion sequence on its own
-// when its length exceeds maxLength:
-//   keep_start  keeps the first maxLength tokens: the completion is cut at its end; a prompt of
-//               maxLength tokens or more leaves an empty completion.
+// Truncation (TRL's collator), applied to each prompt+completion sequence on its own when its
+// length exceeds maxLength:
+//   keep_start  keeps the first maxLength tokens: the completion is cut at its end. TRL drops rows
+//               whose prompt alone has maxLength tokens or more before batching (see
+//               dropsFullyTruncated); a row given here anyway gets an empty completion.
 //   keep_end    keeps the last maxLength tokens: the prompt loses its start first; a completion
 //               longer than maxLength loses its start too and no prompt token is left.
-// As in TRL, a row whose completion is emptied is kept: it contributes a summed log-prob of 0 over
-// 0 tokens (and, with no prompt token left, its first completion token cannot be scored because
-// nothing precedes it).
-TokenizedPair tokenizePair(const Tokenizer &tok, const PreferenceRow &row, const TruncationOptions &truncation = {});
+TokenizedPair tokenizePair(const Tokenizer &tok, const PreferenceRow &row, const TruncationOptions &truncation = {},
+    const ModelChatTemplate *chat = nullptr);
+
+// TRL's filter in _prepare_dataset: with keep_start truncation and a max_length, a row whose prompt
+// alone fills max_length has no completion token left and is dropped from the data set.
+bool dropsFullyTruncated(const TokenizedPair &pair, const TruncationOptions &truncation);
+
+// What tokenizing a data set found, for logs and the Train page's data check.
+struct TokenizationReport {
+    int64_t rows = 0;
+    int64_t conversational = 0;
+    std::vector<int64_t> mismatchLines; // rows with promptMismatch (their source lines)
+    std::vector<int64_t> droppedLines;  // rows dropped by dropsFullyTruncated
+    // One line for a log, e.g. "2 rows whose prompt tokens are not a prefix of prompt+completion
+    // (lines 4, 9); ..."; empty when there is nothing to report.
+    std::string summary() const;
+};
+
+// Throws dpo::Error when `rows` holds a conversational row and `chat` is null: names `modelDir`, the
+// row's file line, and the --chat-template option.
+void requireChatTemplate(const std::vector<PreferenceRow> &rows, const ModelChatTemplate *chat,
+    const std::string &modelDir);
 
 // Applies truncation to one prompt+completion sequence (exposed for tests).
 ModelSequence truncateSequence(const std::vector<int64_t> &promptIds, const std::vector<int64_t> &completionIds,

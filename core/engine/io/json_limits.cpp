@@ -70,14 +70,15 @@ std::string jsonErrorMessage(const std::exception &e)
 
 namespace {
 
-json doParse(std::string_view text, const std::string &source, const JsonLimits &limits,
-    const json::parser_callback_t *callback)
+template <typename Json>
+Json doParse(std::string_view text, const std::string &source, const JsonLimits &limits,
+    const typename Json::parser_callback_t *callback)
 {
     checkJsonNesting(text, source, limits.maxDepth);
     try {
         if (callback)
-            return json::parse(text.begin(), text.end(), *callback);
-        return json::parse(text.begin(), text.end());
+            return Json::parse(text.begin(), text.end(), *callback);
+        return Json::parse(text.begin(), text.end());
     } catch (const json::exception &e) {
         throw Error(source + ": invalid JSON: " + jsonErrorMessage(e));
     }
@@ -87,13 +88,18 @@ json doParse(std::string_view text, const std::string &source, const JsonLimits 
 
 json parseJsonLimited(std::string_view text, const std::string &source, const JsonLimits &limits)
 {
-    return doParse(text, source, limits, nullptr);
+    return doParse<json>(text, source, limits, nullptr);
+}
+
+nlohmann::ordered_json parseOrderedJsonLimited(std::string_view text, const std::string &source, const JsonLimits &limits)
+{
+    return doParse<nlohmann::ordered_json>(text, source, limits, nullptr);
 }
 
 json parseJsonLimited(std::string_view text, const std::string &source, const JsonLimits &limits,
     const json::parser_callback_t &callback)
 {
-    return doParse(text, source, limits, &callback);
+    return doParse<json>(text, source, limits, &callback);
 }
 
 json readJsonFileLimited(const std::string &path, const JsonLimits &limits)

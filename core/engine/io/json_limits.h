@@ -46,6 +46,10 @@ nlohmann::json parseJsonLimited(std::string_view text, const std::string &source
 nlohmann::json parseJsonLimited(std::string_view text, const std::string &source, const JsonLimits &limits,
     const nlohmann::json::parser_callback_t &callback);
 
+// The same keeping object key order (what chat templates see: tojson, items() and printing follow it).
+nlohmann::ordered_json parseOrderedJsonLimited(std::string_view text, const std::string &source,
+    const JsonLimits &limits = {});
+
 // Reads `path` (refusing files above limits.maxFileBytes) and parses it with parseJsonLimited.
 // Errors name the path.
 nlohmann::json readJsonFileLimited(const std::string &path, const JsonLimits &limits = {});

@@ -1,5 +1,7 @@
 #include "engine/training/dpo_trainer.h"
 
+#include "engine/chat/chat_template.h"
+
 #include "engine/error.h"
 #include "engine/training/logprobs.h"
 #include "engine/training/lr_schedule.h"
@@ -429,19 +431,59 @@ void DpoTrainer::loadData()
     trunc.maxLength = m_config.maxLength;
     trunc.mode = m_config.truncationMode;
     trunc.validate();
-    auto tokenize = [&](const std::vector<PreferenceRow> &rows, std::vector<Example> &out) {
+    // Conversational rows are rendered with the model's chat template (or chat_template).
+    const bool conversational = std::any_of(m_trainRows.begin(), m_trainRows.end(),
+                                    [](const PreferenceRow &r) { return r.isConversational(); })
+        || std::any_of(m_evalRows.begin(), m_evalRows.end(), [](const PreferenceRow &r) { return r.isConversational(); });
+    std::optional<ModelChatTemplate> chat;
+    if (conversational || !m_config.chatTemplate.empty())
+        chat = loadChatTemplateFor(m_tokenizerDir, m_config.chatTemplate);
+    try {
+        requireChatTemplate(m_trainRows, chat ? &*chat : nullptr, m_tokenizerDir);
+    } catch (const Error &e) {
+        throw Error(m_config.dataset.empty() ? e.what() : m_config.dataset + ": " + e.what());
+    }
+    try {
+        requireChatTemplate(m_evalRows, chat ? &*chat : nullptr, m_tokenizerDir);
+    } catch (const Error &e) {
+        throw Error(m_config.evalDataset.empty() ? e.what() : m_config.evalDataset + ": " + e.what());
+    }
+    // TRL drops keep_start rows whose prompt fills max_length (DPO only; SFT has no such filter here).
+    const bool dropFull = m_mode != TrainingMode::Sft;
+    auto tokenize = [&](const std::vector<PreferenceRow> &rows, std::vector<Example> &out, const char *what,
+                        const std::string &source) {
         out.clear();
         out.reserve(rows.size());
+        TokenizationReport report;
         for (const auto &row : rows) {
             Example e;
-            e.pair = tokenizePair(*m_tokenizer, row, trunc);
+            try {
+                e.pair = tokenizePair(*m_tokenizer, row, trunc, chat ? &*chat : nullptr);
+            } catch (const Error &err) {
+                throw Error((source.empty() ? std::string(what) + " row" : source) + ":" + std::to_string(row.line)
+                    + ": " + err.what());
+            }
+            ++report.rows;
+            report.conversational += row.isConversational() ? 1 : 0;
+            if (e.pair.promptMismatch)
+                report.mismatchLines.push_back(row.line);
+            if (dropFull && dropsFullyTruncated(e.pair, trunc)) {
+                report.droppedLines.push_back(row.line);
+                continue;
+            }
             out.push_back(std::move(e));
         }
+        if (!report.summary().empty())
+            log(std::string(what) + " data: " + report.summary());
+        if (!rows.empty() && out.empty())
+            throw Error(std::string("every ") + what + " row was dropped: each prompt alone fills max_length ("
+                + std::to_string(trunc.maxLength) + " tokens) with keep_start truncation; raise max_length");
     };
-    tokenize(m_trainRows, m_train);
-    tokenize(m_evalRows, m_eval);
+    tokenize(m_trainRows, m_train, "training", m_config.dataset);
+    tokenize(m_evalRows, m_eval, "eval", m_config.evalDataset);
     log("dataset: " + std::to_string(m_train.size()) + " training rows" +
-        (m_eval.empty() ? std::string() : ", " + std::to_string(m_eval.size()) + " eval rows"));
+        (m_eval.empty() ? std::string() : ", " + std::to_string(m_eval.size()) + " eval rows") +
+        (conversational ? " (conversational, chat template " + chat->origin + ")" : std::string()));
 }
 
 void DpoTrainer::computeSchedule()
@@ -794,6 +836,7 @@ void DpoTrainer::saveCheckpoint()
         saveAdapter(*m_policy, tmp.string(), m_tokenizerDir);
     else
         dpo::savePretrained(*m_policy, tmp.string(), m_tokenizerDir);
+    saveChatTemplate(tmp.string());
     saveSafetensors((tmp / "optimizer.safetensors").string(), m_optimizer->stateTensors(), {{"format", "pt"}});
     if (m_config.syncRefModel && m_ref)
         saveSafetensors((tmp / "ref_model.safetensors").string(), m_ref->stateDict(), {{"format", "pt"}});
@@ -1023,18 +1066,37 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
     return result;
 }
 
+// A chat_template given for the run is the template the model was trained with: saved models carry it
+// as chat_template.jinja (which transformers and this engine prefer over tokenizer_config.json's).
+void DpoTrainer::saveChatTemplate(const std::string &dir) const
+{
+    if (m_config.chatTemplate.empty())
+        return;
+    const fs::path target = fs::path(dir) / "chat_template.jinja";
+    const fs::path tmp = target.string() + ".tmp";
+    std::error_code ec;
+    fs::copy_file(m_config.chatTemplate, tmp, fs::copy_options::overwrite_existing, ec);
+    if (!ec)
+        fs::rename(tmp, target, ec);
+    if (ec)
+        throw Error(target.string() + ": cannot write the chat template: " + ec.message());
+}
+
 void DpoTrainer::savePretrained(const std::string &dir)
 {
     if (!m_policy)
         throw Error("savePretrained: no model (call setup() or train() first)");
     if (!m_policy->lora) {
         dpo::savePretrained(*m_policy, dir, m_tokenizerDir);
+        saveChatTemplate(dir);
         return;
     }
     saveAdapter(*m_policy, dir, m_tokenizerDir);
+    saveChatTemplate(dir);
     if (m_config.mergeFinal) {
         const std::string merged = (fs::path(dir).parent_path() / (fs::path(dir).filename().string() + "-merged")).string();
         savePretrainedMerged(*m_policy, merged, m_tokenizerDir);
+        saveChatTemplate(merged);
         log("merged model (base + adapter) saved to " + merged);
     }
 }

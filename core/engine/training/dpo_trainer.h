@@ -107,6 +107,7 @@ private:
     std::vector<size_t> epochOrder(int64_t epoch) const;
     std::vector<size_t> microBatchIndices(int64_t microBatch) const;
     void saveCheckpoint();
+    void saveChatTemplate(const std::string &dir) const;
     void restoreCheckpoint(const std::string &dir);
     void appendMetrics(const nlohmann::json &m);
     void truncateMetricsAfter(int64_t step);

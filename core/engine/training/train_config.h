@@ -80,6 +80,8 @@ struct TrainConfig {
     // Data
     int64_t maxLength = 1024; // 0 = no truncation
     std::string truncationMode = "keep_start"; // keep_start | keep_end
+    // Jinja chat template file for conversational rows (and generation); empty = the model's own.
+    std::string chatTemplate;
     // Longest dataset row (and text field) accepted, in bytes; 0 = the default (8 MiB per row, 4 MiB
     // per field, or DPO_MAX_ROW_BYTES / DPO_MAX_FIELD_BYTES). See PreferenceDataLimits.
     int64_t maxRowBytes = 0;
