@@ -28,7 +28,8 @@ def sequence(depth, key, leaf):
 
 
 def main():
-    for t in ("safetensors", "model_config", "tokenizer_json", "preference_row", "chat_template", "csv_import"):
+    for t in ("safetensors", "model_config", "tokenizer_json", "preference_row", "chat_template", "csv_import",
+              "jsonl_import"):
         shutil.rmtree(CORPUS / t, ignore_errors=True)
 
     # safetensors: the input is the header JSON.
@@ -133,6 +134,8 @@ def main():
         "raise": "{{ raise_exception('no system role') }}",
         "strftime": "{{ strftime_now('%Y-%m-%d %A %B %j %p %%') }}",
         "continue_drops_message": "{% for m in messages[:-1] %}{{ m.content }}{% endfor %}",
+        # found by fuzz_chat_template (SIGSEGV: a slice in a tuple subscript evaluated without its object)
+        "fuzz_slice_in_tuple": "{% for m in messages[:,1] %}{{ m.cont.nt }}{% endfor %}",
     }
     for name, text in hostile.items():
         put("chat_template", "hostile_" + name, text)
@@ -172,6 +175,36 @@ def main():
     put("csv_import", "many_fields", "prompt,completion_a,completion_b\n" + "," * 2000 + "\np,a,b\n")
     put("csv_import", "many_columns_header", ",".join(["prompt", "completion_a", "completion_b"] + ["c%d" % i for i in range(1100)])
         + "\n" + "p,a,b" + ",x" * 1100 + "\n")
+
+
+    # JSON Lines import: a first byte (even: TRL rows, odd: prompts-only rows), then the file (the target's
+    # row limit is 4096 bytes).
+    rows = [l for l in (DATA / "llama-gqa" / "pairs.jsonl").read_text().splitlines()[:3] if len(l) < 4000]
+    put("jsonl_import", "trl_fixture", "\x00" + "\n".join(rows) + "\n")
+    put("jsonl_import", "trl_mixed", "\x00" + "\n".join([
+        '{"prompt": "Write \\"hello\\"\\nin C:", "chosen": "printf()", "rejected": "print"}',
+        '{"chosen": "The sky is blue.", "rejected": "The sky is green."}',
+        '{"prompt": [{"role": "user", "content": "Hi!"}], "chosen": [{"role": "assistant", "content": "Hello"}],'
+        ' "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "Go"}]}]}',
+        '{"chosen": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],'
+        ' "rejected": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]}',
+        '', '   ', '[1, 2]', '{"prompt": "p", "chosen": 8, "rejected": "r"}', '{"prompt": "p", "chosen": "c"}',
+        '{"prompt": "p", "chosen": "   ", "rejected": "r"}', 'not json']) + "\r\n")
+    put("jsonl_import", "prompts", "\x01" + '{"prompt": "one"}\n{"prompt": [{"role": "user", "content": "two"}]}\n'
+        '{"text": "x"}\n')
+    put("jsonl_import", "bom", b"\x00\xef\xbb\xbf" + b'{"prompt": "p", "chosen": "c", "rejected": "r"}\n')
+    put("jsonl_import", "surrogates", "\x00" + '{"prompt": "\\ud800", "chosen": "a", "rejected": "b"}\n'
+        '{"prompt": "\\ud83d\\ude00", "chosen": "a", "rejected": "b"}\n{"\\udfff": 1, "chosen": "a", "rejected": "b"}\n')
+    put("jsonl_import", "invalid_utf8", b"\x00" + b'{"prompt": "\xff\xfe", "chosen": "c", "rejected": "r"}\n'
+        b'{"prompt": "\xed\xa0\x80", "chosen": "c", "rejected": "r"}\n')
+    # issue 17: nesting (100,000 levels, also in a key position and unclosed) and a row above the limit
+    put("jsonl_import", "issue17_nested_100k", "\x00" + '{"prompt": "p", "chosen": ' + nested(100000)
+        + ', "rejected": "r"}\n{"prompt": ' + "{" * 100000 + "\n")
+    put("jsonl_import", "nested_65", "\x00" + '{"prompt": "p", "chosen": "c", "rejected": "r", "m": ' + nested(64) + "}\n")
+    put("jsonl_import", "brackets_in_strings", "\x00" + '{"prompt": "[[{{\\"", "chosen": "' + "[" * 3000
+        + '", "rejected": "r"}\n')
+    put("jsonl_import", "row_above_limit", "\x00" + '{"prompt": "p", "chosen": "' + "x" * 5000 + '", "rejected": "r"}\n'
+        '{"prompt": "p", "chosen": "c", "rejected": "r"}')
 
 
 if __name__ == "__main__":
