@@ -228,6 +228,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
 
     struct ImportArgs {
         std::string project, input, format = "auto", onError = "skip";
+        int64_t maxRowBytes = 0;
     };
     auto ia = std::make_shared<ImportArgs>();
     auto *imp = project->add_subcommand("import", "Import pairs or prompts (creates the project if absent)");
@@ -237,6 +238,9 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         ->check(CLI::IsMember({ "auto", "trl", "csv", "prompts" }));
     imp->add_option("--on-error", ia->onError, "skip: import the good rows; abort: import nothing if a row is bad")
         ->check(CLI::IsMember({ "skip", "abort" }));
+    imp->add_option("--max-row-bytes", ia->maxRowBytes,
+           "Longest JSONL line or CSV record accepted (default: DPO_MAX_ROW_BYTES or 8 MiB, as training)")
+        ->check(CLI::PositiveNumber);
     imp->callback([ia] {
         auto app = ensureApp();
         auto store = dpo::ProjectStore::open(QString::fromStdString(ia->project));
@@ -246,6 +250,7 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
             : ia->format == "prompts"  ? dpo::ImportFormat::Prompts
                                        : dpo::ImportFormat::Auto;
         o.onError = ia->onError == "abort" ? dpo::OnError::Abort : dpo::OnError::Skip;
+        o.maxRowBytes = ia->maxRowBytes;
         const dpo::ImportResult r = dpo::importFile(*store, QString::fromStdString(ia->input), o);
         json errors = json::array();
         for (const auto &e : r.errors)

@@ -78,7 +78,7 @@ bool hasLoneSurrogate(const QString &s)
     return false;
 }
 
-// Every string and key of a parsed value (depth is bounded by Qt's JSON parser).
+// Every string and key of a parsed value (its depth was bounded before parsing: tooDeepAt).
 bool validUnicode(const QJsonValue &v)
 {
     if (v.isString())
@@ -270,9 +270,58 @@ bool cancelled(const ImportOptions &o)
     return o.cancel && o.cancel->load(std::memory_order_relaxed);
 }
 
+qint64 maxRowBytes(const ImportOptions &o)
+{
+    if (o.maxRowBytes > 0)
+        return o.maxRowBytes;
+    bool ok = false;
+    const qint64 env = qEnvironmentVariable("DPO_MAX_ROW_BYTES").toLongLong(&ok);
+    return ok && env > 0 ? env : qint64(8) << 20;
+}
+
+QString rowTooLong(qint64 bytes, qint64 limit)
+{
+    return QStringLiteral("row of %1 bytes is above the limit of %2 bytes (raise it with --max-row-bytes or "
+                          "DPO_MAX_ROW_BYTES)")
+        .arg(bytes)
+        .arg(limit);
+}
+
+// The 0-based offset where `s` nests arrays/objects deeper than maxDepth, or -1. One iterative pass over
+// the text (brackets in strings ignored), as the engine's checkJsonNesting: Qt's parser recurses, and
+// everything after it (validUnicode, the field readers) walks the value recursively too.
+qsizetype tooDeepAt(const char *s, qsizetype n, int maxDepth)
+{
+    int depth = 0;
+    bool inString = false;
+    for (qsizetype i = 0; i < n; ++i) {
+        const char c = s[i];
+        if (inString) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                inString = false;
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > maxDepth)
+                return i;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return -1;
+}
+
+QString tooDeep(qsizetype at, int maxDepth)
+{
+    return QStringLiteral("JSON nested deeper than %1 levels (at column %2)").arg(maxDepth).arg(at + 1);
+}
+
 // Good rows go to sink as they are parsed (nothing is held in memory but the current row).
 void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions &opt, Parsed &out, const RowSink &sink)
 {
+    const qint64 maxBytes = maxRowBytes(opt);
     qsizetype pos = data.startsWith("\xEF\xBB\xBF") ? 3 : 0;
     qint64 line = 0;
     while (pos < data.size()) {
@@ -298,8 +347,16 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
             blank = s[i] == ' ' || s[i] == '\t';
         if (blank)
             continue;
+        if (len > maxBytes) {
+            addError(out, line, rowTooLong(len, maxBytes), opt.maxReportedErrors);
+            continue;
+        }
         if (!validUtf8(s, len)) {
             addError(out, line, QStringLiteral("invalid UTF-8"), opt.maxReportedErrors);
+            continue;
+        }
+        if (const qsizetype at = tooDeepAt(s, len, opt.maxJsonDepth); at >= 0) {
+            addError(out, line, tooDeep(at, opt.maxJsonDepth), opt.maxReportedErrors);
             continue;
         }
         QJsonParseError perr;
@@ -354,13 +411,20 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
 }
 
 // RFC 4180: fields separated by commas, records by CRLF or LF, quoted fields may hold commas, newlines and
-// doubled quotes. Each record keeps the line it starts on; the first record is the header.
+// doubled quotes. Each record keeps the line it starts on; the first record is the header. A record longer
+// than the row limit is scanned to its end but not kept, and at most kMaxCsvFields fields of a record are
+// kept, so a huge field or a line of a million commas costs no memory.
 void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, const RowSink &sink)
 {
+    constexpr qsizetype kMaxCsvFields = 1024;
+    const qint64 maxBytes = maxRowBytes(opt);
     struct Record {
         qint64 line = 0;
-        QList<QByteArray> fields;
+        QList<QByteArray> fields; // the first kMaxCsvFields
+        qsizetype fieldCount = 0;
+        qsizetype bytes = 0; // from its first byte to its end, the record separator excluded
         bool unterminated = false;
+        bool tooLong = false;
     };
     // Header state.
     bool haveHeader = false, headerOk = false, judged = false, promptOnly = false;
@@ -368,6 +432,14 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
     QString aName = QStringLiteral("completion_a"), bName = QStringLiteral("completion_b");
 
     auto header = [&](const Record &rec) {
+        if (rec.tooLong || rec.fieldCount > kMaxCsvFields) {
+            addError(out, rec.line,
+                rec.tooLong
+                    ? QStringLiteral("CSV header: ") + rowTooLong(rec.bytes, maxBytes)
+                    : QStringLiteral("CSV header has %1 columns, more than %2").arg(rec.fieldCount).arg(kMaxCsvFields),
+                opt.maxReportedErrors);
+            return;
+        }
         QHash<QString, int> col;
         for (int c = 0; c < rec.fields.size(); ++c)
             col.insert(QString::fromUtf8(rec.fields[c]).trimmed().toLower(), c);
@@ -405,8 +477,12 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
             addError(out, rec.line, QStringLiteral("unterminated quoted field"), opt.maxReportedErrors);
             return;
         }
-        if (rec.fields.size() != width) {
-            addError(out, rec.line, QStringLiteral("expected %1 fields, found %2").arg(width).arg(rec.fields.size()),
+        if (rec.tooLong) {
+            addError(out, rec.line, rowTooLong(rec.bytes, maxBytes), opt.maxReportedErrors);
+            return;
+        }
+        if (rec.fieldCount != width) {
+            addError(out, rec.line, QStringLiteral("expected %1 fields, found %2").arg(width).arg(rec.fieldCount),
                 opt.maxReportedErrors);
             return;
         }
@@ -446,7 +522,13 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
     while (i < n) {
         Record rec;
         rec.line = line;
+        const qsizetype start = i;
         QByteArray field;
+        // Bytes past the row limit are scanned, not kept (the record is refused anyway).
+        const auto keep = [&](char c) {
+            if (field.size() < maxBytes)
+                field += c;
+        };
         bool recordDone = false;
         while (!recordDone) {
             field.clear();
@@ -457,7 +539,7 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
                     const char c = data[i];
                     if (c == '"') {
                         if (i + 1 < n && data[i + 1] == '"') {
-                            field += '"';
+                            keep('"');
                             i += 2;
                             continue;
                         }
@@ -467,19 +549,22 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
                     }
                     if (c == '\n')
                         ++line;
-                    field += c;
+                    keep(c);
                     ++i;
                 }
                 if (!closed)
                     rec.unterminated = true;
                 // Anything between the closing quote and the separator is kept (lenient).
                 while (i < n && data[i] != ',' && data[i] != '\n' && data[i] != '\r')
-                    field += data[i++];
+                    keep(data[i++]);
             } else {
                 while (i < n && data[i] != ',' && data[i] != '\n' && data[i] != '\r')
-                    field += data[i++];
+                    keep(data[i++]);
             }
-            rec.fields.push_back(field);
+            rec.bytes = i - start;
+            rec.tooLong = rec.tooLong || rec.bytes > maxBytes;
+            if (++rec.fieldCount <= kMaxCsvFields && !rec.tooLong)
+                rec.fields.push_back(field);
             if (i < n && data[i] == ',') {
                 ++i;
                 continue;
@@ -492,7 +577,8 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
             }
             recordDone = true;
         }
-        const bool empty = rec.fields.size() == 1 && rec.fields[0].trimmed().isEmpty() && !rec.unterminated;
+        const bool empty
+            = rec.fieldCount == 1 && rec.fields.size() == 1 && rec.fields[0].trimmed().isEmpty() && !rec.unterminated;
         if (empty)
             continue;
         if (!haveHeader) {
@@ -515,19 +601,25 @@ void parseCsv(const QByteArray &data, const ImportOptions &opt, Parsed &out, con
     return;
 }
 
-ImportFormat detectFormat(const QString &path, const QByteArray &data)
+ImportFormat detectFormat(const QString &path, const QByteArray &data, const ImportOptions &opt)
 {
     const QString suffix = QFileInfo(path).suffix().toLower();
     if (suffix == QLatin1String("csv"))
         return ImportFormat::Csv;
-    // JSON Lines: the first line that parses as an object decides.
+    // JSON Lines: the first line that parses as an object decides (lines above the limits are left to the
+    // parse, which reports them).
+    const qint64 maxBytes = maxRowBytes(opt);
     qsizetype pos = 0;
     for (int tries = 0; tries < 50 && pos < data.size(); ++tries) {
         qsizetype end = data.indexOf('\n', pos);
         if (end < 0)
             end = data.size();
-        const QJsonDocument doc = QJsonDocument::fromJson(data.mid(pos, end - pos));
+        const char *s = data.constData() + pos;
+        const qsizetype len = end - pos;
         pos = end + 1;
+        if (len > maxBytes || tooDeepAt(s, len, opt.maxJsonDepth) >= 0)
+            continue;
+        const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromRawData(s, len));
         if (!doc.isObject())
             continue;
         const QJsonObject o = doc.object();
@@ -538,6 +630,30 @@ ImportFormat detectFormat(const QString &path, const QByteArray &data)
         return ImportFormat::Trl;
     }
     return ImportFormat::Trl;
+}
+
+// Parses `data` into `sink` and fills everything of `result` but `imported` (the sink counts those);
+// returns false when nothing may be kept (cancelled, or OnError::Abort with a bad row).
+bool parseInto(
+    const QByteArray &data, const ImportOptions &opt, ImportResult &result, Parsed &parsed, const RowSink &sink)
+{
+    if (result.format == ImportFormat::Csv)
+        parseCsv(data, opt, parsed, sink);
+    else
+        parseJsonl(data, result.format, opt, parsed, sink);
+    result.errors = parsed.errors;
+    result.skipped = parsed.bad;
+    if (parsed.cancelled) {
+        result.cancelled = true;
+        result.imported = 0;
+        return false;
+    }
+    if (opt.onError == OnError::Abort && parsed.bad > 0) {
+        result.aborted = true;
+        result.imported = 0;
+        return false;
+    }
+    return true;
 }
 
 } // namespace
@@ -557,7 +673,7 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
     }
 
     ImportResult result;
-    result.format = opt.format == ImportFormat::Auto ? detectFormat(path, data) : opt.format;
+    result.format = opt.format == ImportFormat::Auto ? detectFormat(path, data, opt) : opt.format;
 
     // One transaction for the whole file, rows written as they are parsed. With OnError::Abort the first
     // bad row stops the writing (parsing goes on to report every bad line) and everything is rolled back.
@@ -580,25 +696,24 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
         }
         ++result.imported;
     };
-    if (result.format == ImportFormat::Csv)
-        parseCsv(data, opt, parsed, sink);
-    else
-        parseJsonl(data, result.format, opt, parsed, sink);
-    result.errors = parsed.errors;
-    result.skipped = parsed.bad;
-    if (parsed.cancelled) {
-        result.cancelled = true;
-        result.imported = 0;
+    if (!parseInto(data, opt, result, parsed, sink))
         return result; // rolled back
-    }
-    if (opt.onError == OnError::Abort && parsed.bad > 0) {
-        result.aborted = true;
-        result.imported = 0;
-        return result; // rolled back
-    }
     tx.commit();
     if (opt.progress)
         opt.progress(data.size(), data.size());
+    return result;
+}
+
+ImportResult parseImport(const QByteArray &data, const QString &path, const ImportOptions &opt)
+{
+    ImportResult result;
+    result.format = opt.format == ImportFormat::Auto ? detectFormat(path, data, opt) : opt.format;
+    Parsed parsed;
+    const RowSink sink = [&](Row &&) {
+        if (opt.onError == OnError::Skip || parsed.bad == 0)
+            ++result.imported;
+    };
+    parseInto(data, opt, result, parsed, sink);
     return result;
 }
 

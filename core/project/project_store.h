@@ -403,6 +403,12 @@ struct ImportOptions {
     std::function<void(qint64 done, qint64 total)> progress;
     const std::atomic<bool> *cancel = nullptr; // set to stop; nothing is imported then
     int maxReportedErrors = 1000;
+    // Checked before a row is parsed, so a hostile file costs neither time nor memory: a JSONL line or CSV
+    // record longer than maxRowBytes, or a JSON row nested deeper than maxJsonDepth, is a bad row whose error
+    // names its line. maxRowBytes 0 = the default: DPO_MAX_ROW_BYTES when set, else 8 MiB, the limit training
+    // puts on a row (`dpo-cli project import --max-row-bytes`). Real rows nest 4 levels (conversational).
+    qint64 maxRowBytes = 0;
+    int maxJsonDepth = 64;
 };
 
 struct ImportResult {
@@ -416,6 +422,10 @@ struct ImportResult {
 
 // Reads the whole file in one transaction. Throws ProjectError when the file cannot be read.
 ImportResult importFile(ProjectStore &store, const QString &path, const ImportOptions &options = {});
+// Parses `data` as importFile parses a file at `path` (its suffix picks the format under Auto) and reports
+// what importFile would do, writing nothing: `imported` counts the rows it would import. For previews and the
+// import fuzz target (tests/fuzz).
+ImportResult parseImport(const QByteArray &data, const QString &path, const ImportOptions &options = {});
 
 enum class ExportFormat { Trl, JudgmentsJsonl, JudgmentsCsv };
 

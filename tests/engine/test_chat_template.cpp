@@ -235,6 +235,9 @@ TEST(ChatTemplate, HostileTemplatesFailFast)
             n += "not ";
         expectFastError(n + "1 }}", "nested deeper");
     }
+    // a slice inside a tuple subscript (fuzz_chat_template: evaluated without its object, SIGSEGV)
+    expectFastError("{% for m in messages[:,1] %}{{ m.cont.nt }}{% endfor %}", "slice cannot be combined");
+    expectFastError("{{ x[1, 2:3] }}", "slice cannot be combined");
     // loops
     expectFastError("{% for i in range(10**9) %}x{% endfor %}", "limit");
     expectFastError("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "loop iterations");

@@ -51,6 +51,7 @@ private:
 private slots:
     void importSummary_data();
     void importSummary();
+    void importRowLimits();
     void exportRoundTripAndStats();
     void killDuringLabeling();
     void readCommandsLeaveForeignFiles();
@@ -97,6 +98,40 @@ void TestProjectCli::importSummary()
     QCOMPARE(stats.exitCode, 0);
     QCOMPARE(
         QJsonDocument::fromJson(stats.out).object()["counts"].toObject()["pairs"].toInt(), onError == "abort" ? 0 : 2);
+}
+
+void TestProjectCli::importRowLimits()
+{
+    // --max-row-bytes, and a row nested 100,000 levels: each error names the file and the line.
+    const QByteArray good = R"({"prompt": "p1", "chosen": "c1", "rejected": "r1"})";
+    const QByteArray longRow = R"({"prompt": "p2", "chosen": ")" + QByteArray(200, 'x') + R"(", "rejected": "r2"})";
+    const QByteArray deep = R"({"prompt": )" + QByteArray(100000, '[') + QByteArray(100000, ']') + "}";
+    write(path("limits.jsonl"), good + "\n" + longRow + "\n" + deep + "\n");
+    const Run r = cli({ "project", "import", "--project", path("limits.dpoproj"), "--input", path("limits.jsonl"),
+        "--max-row-bytes", "150" });
+    QCOMPARE(r.exitCode, 0);
+    const QJsonObject summary = QJsonDocument::fromJson(r.out).object();
+    QCOMPARE(summary["imported"].toInt(), 1);
+    const QJsonArray errors = summary["errors"].toArray();
+    QCOMPARE(errors.size(), 2);
+    QCOMPARE(errors[0].toObject()["file"].toString(), path("limits.jsonl"));
+    QCOMPARE(errors[0].toObject()["line"].toInt(), 2);
+    QVERIFY2(errors[0].toObject()["message"].toString().contains("above the limit of 150 bytes (raise it with "
+                                                                 "--max-row-bytes"),
+        r.out.constData());
+    // The default limit (8 MiB) lets the long row in; the nested one stays out.
+    const Run d = cli({ "project", "import", "--project", path("limits2.dpoproj"), "--input", path("limits.jsonl") });
+    QCOMPARE(d.exitCode, 0);
+    const QJsonObject s2 = QJsonDocument::fromJson(d.out).object();
+    QCOMPARE(s2["imported"].toInt(), 2);
+    QCOMPARE(s2["errors"].toArray().size(), 1);
+    QCOMPARE(s2["errors"][0].toObject()["line"].toInt(), 3);
+    QVERIFY2(s2["errors"][0].toObject()["message"].toString().contains("JSON nested deeper than 64 levels"),
+        d.out.constData());
+    const Run z = cli({ "project", "import", "--project", path("limits3.dpoproj"), "--input", path("limits.jsonl"),
+        "--max-row-bytes", "0" });
+    QVERIFY(z.exitCode != 0);
+    QVERIFY2(z.err.contains("--max-row-bytes"), z.err.constData());
 }
 
 void TestProjectCli::exportRoundTripAndStats()

@@ -1,10 +1,12 @@
 // Import and export: TRL JSONL (standard, implicit prompt, conversational) round trip, bad rows with line
 // numbers in skip and abort modes, CSV (RFC 4180 quoting, embedded newlines, judged and unjudged), prompts-only
 // JSONL, majority/minimum-agreement export, judgments export, cancel; hostile input (lone surrogate escapes,
-// invalid UTF-8 in CSV); atomic export (a cancel or a write error never leaves a partial file).
+// invalid UTF-8 in CSV; rows nested 100,000 levels deep or above the row limit, refused before parsing, the
+// good rows around them kept); atomic export (a cancel or a write error never leaves a partial file).
 #include "project/project_store.h"
 
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -56,6 +58,8 @@ private slots:
     void cancel();
     void rejectLoneSurrogates();
     void csvInvalidUtf8();
+    void rowLimits_data();
+    void rowLimits();
     void exportCancelKeepsOldFile();
     void exportWriteErrorLeavesNoPartialFile();
 
@@ -464,6 +468,100 @@ void TestProjectImport::csvInvalidUtf8()
         QCOMPARE(r.errors[i].line, qint64(i + 3));
         QVERIFY2(r.errors[i].message.contains("invalid UTF-8"), qPrintable(r.errors[i].message));
     }
+}
+
+void TestProjectImport::rowLimits_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QByteArray>("input");
+    QTest::addColumn<qint64>("maxRowBytes"); // 0: the default (8 MiB)
+    QTest::addColumn<qint64>("imported");
+    QTest::addColumn<qint64>("skipped");
+    QTest::addColumn<QList<qint64>>("lines"); // of the reported errors
+    QTest::addColumn<QStringList>("messages");
+
+    const auto nested = [](int depth) { return QByteArray(depth, '[') + QByteArray(depth, ']'); };
+    const QByteArray good1 = R"J({"prompt": "p1", "chosen": "c1", "rejected": "r1"})J";
+    const QByteArray good3 = R"J({"prompt": "p3", "chosen": "c3", "rejected": "r3", "meta": )J" + nested(60) + "}";
+    const QString deep = QStringLiteral("JSON nested deeper than 64 levels (at column %1)");
+    // The first line is hostile too: format detection skips it and the parse reports it. Column: the 65th
+    // opening bracket (the row's own '{' is level 1).
+    QTest::newRow("jsonl nested 100,000 levels")
+        << "nested.jsonl"
+        << R"J({"prompt": "p0", "chosen": )J" + nested(100000) + R"J(, "rejected": "r0"})J" + "\n" + good1 + "\n"
+            + R"J({"prompt": )J" + QByteArray(100000, '{') + "\n" + good3 + "\n"
+        << qint64(0) << qint64(2) << qint64(2) << QList<qint64> { 1, 3 }
+        << QStringList { deep.arg(28 + 63), deep.arg(12 + 63) };
+    // Brackets inside strings do not count.
+    QTest::newRow("jsonl brackets in strings")
+        << "strings.jsonl"
+        << good1 + "\n" + R"J({"prompt": "[[{{\"", "chosen": ")J" + QByteArray(100000, '[') + R"J(", "rejected": "r"})J"
+        << qint64(0) << qint64(2) << qint64(0) << QList<qint64> {} << QStringList {};
+    const QByteArray huge
+        = R"J({"prompt": "p2", "chosen": ")J" + QByteArray(9 << 20, 'x') + R"J(", "rejected": "r2"})J";
+    QTest::newRow("jsonl row above the 8 MiB default")
+        << "huge.jsonl" << good1 + "\n" + huge + "\n" + good3 << qint64(0) << qint64(2) << qint64(1)
+        << QList<qint64> { 2 }
+        << QStringList { QStringLiteral("row of %1 bytes is above the limit of 8388608 bytes (raise it with "
+                                        "--max-row-bytes or DPO_MAX_ROW_BYTES)")
+                             .arg(huge.size()) };
+    const QByteArray long3 = R"J({"prompt": "p3", "chosen": ")J" + QByteArray(200, 'x') + "\"}";
+    QTest::newRow("jsonl row above a set limit")
+        << "small.jsonl" << good1 + "\n\n" + long3 + "\n" + good1 << qint64(100) << qint64(2) << qint64(1)
+        << QList<qint64> { 3 }
+        << QStringList { QStringLiteral("row of %1 bytes is above the limit of 100 bytes").arg(long3.size()) };
+    // A quoted field spanning lines 3-5, too long: refused, and the lines after it still counted right.
+    const QByteArray record3 = "p2,\"" + QByteArray(300, 'x') + "\n\n" + QByteArray(300, 'y') + "\",b";
+    QTest::newRow("csv record above a set limit")
+        << "huge.csv"
+        << "prompt,completion_a,completion_b\np1,a,b\n" + record3 + "\np6,a,b\np7,a,\n"
+        << qint64(500) << qint64(2) << qint64(2) << QList<qint64> { 3, 7 }
+        << QStringList { QStringLiteral("row of %1 bytes is above the limit of 500 bytes").arg(record3.size()),
+               "field \"completion_b\" is empty" };
+    QTest::newRow("csv row of 100,000 fields")
+        << "wide.csv"
+        << "prompt,completion_a,completion_b\n" + QByteArray(99999, ',') + "\np,a,b\n"
+        << qint64(0) << qint64(1) << qint64(1) << QList<qint64> { 2 }
+        << QStringList { "expected 3 fields, found 100000" };
+    // A refused header is reported once; the rows under it count as bad.
+    const QByteArray header = "prompt,completion_a," + QByteArray(100, 'b');
+    QTest::newRow("csv header above a set limit")
+        << "header.csv" << header + "\np,a,b\n"
+        << qint64(50) << qint64(0) << qint64(2) << QList<qint64> { 1 }
+        << QStringList { QStringLiteral("CSV header: row of %1 bytes is above the limit of 50").arg(header.size()) };
+}
+
+void TestProjectImport::rowLimits()
+{
+    QFETCH(QString, file);
+    QFETCH(QByteArray, input);
+    QFETCH(qint64, maxRowBytes);
+    QFETCH(qint64, imported);
+    QFETCH(qint64, skipped);
+    QFETCH(QList<qint64>, lines);
+    QFETCH(QStringList, messages);
+    write(path(file), input);
+    auto s = ProjectStore::open(newProject());
+    ImportOptions o;
+    o.maxRowBytes = maxRowBytes;
+    QElapsedTimer t;
+    t.start();
+    const ImportResult r = importFile(*s, path(file), o);
+    QVERIFY2(t.elapsed() < 10000, "hostile rows must be refused quickly");
+    QCOMPARE(r.format, file.endsWith(".csv") ? ImportFormat::Csv : ImportFormat::Trl);
+    QCOMPARE(r.imported, imported);
+    QCOMPARE(s->counts().pairs, imported);
+    QCOMPARE(r.skipped, skipped);
+    QCOMPARE(r.errors.size(), lines.size());
+    for (int i = 0; i < lines.size(); ++i) {
+        QCOMPARE(r.errors[i].line, lines[i]);
+        QVERIFY2(r.errors[i].message.contains(messages[i]), qPrintable(r.errors[i].message));
+    }
+    // parseImport reports the same without a project.
+    const ImportResult dry = parseImport(input, path(file), o);
+    QCOMPARE(dry.imported, r.imported);
+    QCOMPARE(dry.skipped, r.skipped);
+    QCOMPARE(dry.errors.size(), r.errors.size());
 }
 
 QString TestProjectImport::bigProject(int n)

@@ -761,6 +761,12 @@ private:
         next();
         if (args.empty())
             fail(t, "expected a subscript");
+        // x[:, 1]: jinja2 emits Python that does not compile; here the slice would be evaluated without its
+        // object (found by fuzz_chat_template).
+        if (args.size() > 1)
+            for (const auto &a : args)
+                if (a->kind == Expr::Kind::Slice)
+                    fail(t, "a slice cannot be combined with other subscripts");
         if (args.size() == 1 && args[0]->kind == Expr::Kind::Slice) {
             args[0]->args[0] = std::move(node);
             return std::move(args[0]);
