@@ -12,6 +12,7 @@
 #include "engine/models/lora.h"
 #include "engine/training/dpo_loss.h"
 #include "engine/error.h"
+#include "engine/evaluation/pair_scoring.h"
 #include "engine/training/logprobs.h"
 #include "engine/chat/chat_template.h"
 #include "engine/data/preference_data.h"
@@ -80,41 +81,6 @@ std::vector<double> parseWeights(const std::string &text)
 }
 
 // Summed log-probs and completion token counts of every chosen and rejected sequence.
-struct ScoredPairs {
-    // Sums are LD-DPO weighted with --ld-alpha; chosenPlain is the plain sum (for sft), weights WPO's.
-    std::vector<torch::Tensor> chosenSum, rejectedSum, chosenCount, rejectedCount, chosenPlain, chosenWeight,
-        rejectedWeight;
-    dpo::CompletionLogps chosen() const { return { torch::cat(chosenSum), torch::cat(chosenCount) }; }
-    dpo::CompletionLogps rejected() const { return { torch::cat(rejectedSum), torch::cat(rejectedCount) }; }
-};
-
-ScoredPairs scoreAll(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId,
-    int64_t batchSize, torch::Device device, const dpo::LogpsOptions &options)
-{
-    ScoredPairs out;
-    for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
-        const size_t end = std::min(pairs.size(), start + size_t(batchSize));
-        const std::vector<dpo::TokenizedPair> slice(pairs.begin() + long(start), pairs.begin() + long(end));
-        const auto batch = dpo::collatePairs(slice, padId, device);
-        const auto lp
-            = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask, options);
-        const int64_t b = batch.numPairs;
-        const auto sum = lp.dpoSum().to(torch::kCPU, torch::kDouble);
-        out.chosenPlain.push_back(lp.sum.to(torch::kCPU, torch::kDouble).slice(0, 0, b));
-        if (options.stats) {
-            const auto w = lp.wpoWeight().to(torch::kCPU, torch::kDouble);
-            out.chosenWeight.push_back(w.slice(0, 0, b));
-            out.rejectedWeight.push_back(w.slice(0, b, 2 * b));
-        }
-        const auto count = lp.count.to(torch::kCPU, torch::kDouble);
-        out.chosenSum.push_back(sum.slice(0, 0, b));
-        out.rejectedSum.push_back(sum.slice(0, b, 2 * b));
-        out.chosenCount.push_back(count.slice(0, 0, b));
-        out.rejectedCount.push_back(count.slice(0, b, 2 * b));
-    }
-    return out;
-}
-
 std::vector<double> toVector(const torch::Tensor &t)
 {
     const auto c = t.to(torch::kCPU, torch::kDouble).contiguous();
@@ -194,25 +160,25 @@ void runScore(const ScoreOptions &o)
         std::fprintf(stderr, "%s: %s (train drops those rows; score keeps them)\n", o.dataset.c_str(),
             report.summary().c_str());
 
-    const ScoredPairs pol = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device, policyOptions);
-    ScoredPairs ref;
+    const dpo::ScoredPairs pol = *dpo::scorePairs(*policy, pairs, tok->padId(), o.batchSize, device, policyOptions);
+    dpo::ScoredPairs ref;
     if (refIsBase) {
         dpo::LoraDisabledScope adaptersOff(*policy);
-        ref = scoreAll(*policy, pairs, tok->padId(), o.batchSize, device, refOptions);
+        ref = *dpo::scorePairs(*policy, pairs, tok->padId(), o.batchSize, device, refOptions);
     }
     policy.reset(); // the reference need not share memory with the policy
     if (!refIsBase) {
         auto refModel = dpo::loadCausalLM(refDir, device, dtype);
         dpo::checkTokenizerFitsModel(*tok, refModel->config().vocabSize, refDir);
-        ref = scoreAll(*refModel, pairs, tok->padId(), o.batchSize, device, refOptions);
+        ref = *dpo::scorePairs(*refModel, pairs, tok->padId(), o.batchSize, device, refOptions);
     }
 
     const auto pc = pol.chosen(), pr = pol.rejected(), rc = ref.chosen(), rr = ref.rejected();
     dpo::DpoInputs inputs { pc.sum, pr.sum, rc.sum, rr.sum, pc.count, pr.count };
-    inputs.sftChosenSum = torch::cat(pol.chosenPlain);
+    inputs.sftChosenSum = pol.chosenPlain;
     if (loss.useWeighting) {
-        inputs.chosenWeight = torch::cat(pol.chosenWeight);
-        inputs.rejectedWeight = torch::cat(pol.rejectedWeight);
+        inputs.chosenWeight = pol.chosenWeight;
+        inputs.rejectedWeight = pol.rejectedWeight;
     }
     const auto result = dpo::computeDpoLoss(loss, inputs);
 

@@ -1,6 +1,7 @@
 // libtorch first: Qt's `slots` macro would otherwise break its headers.
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
+#include "engine/evaluation/pair_scoring.h"
 #include "engine/generation/generation.h"
 #include "engine/training/logprobs.h"
 #include "engine/chat/chat_prompt.h"
@@ -25,30 +26,27 @@ struct SideLogps {
     std::vector<double> rejected;
 };
 
-// Summed completion log-probs of every pair's chosen and rejected side, in batches; false when cancelled.
-bool scorePairs(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId, torch::Device device,
+std::vector<double> toVector(const torch::Tensor &t)
+{
+    const torch::Tensor c = t.to(torch::kCPU, torch::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// Summed completion log-probs of every pair's chosen and rejected side (engine/evaluation/pair_scoring.h);
+// false when cancelled.
+bool scoreSides(dpo::CausalLM &model, const std::vector<dpo::TokenizedPair> &pairs, int64_t padId, torch::Device device,
     int batchSize, const std::atomic<bool> &cancel, const std::function<void()> &batchDone, SideLogps &out)
 {
-    torch::NoGradGuard noGrad;
-    out.chosen.clear();
-    out.rejected.clear();
-    for (size_t start = 0; start < pairs.size(); start += size_t(batchSize)) {
-        if (cancel.load())
-            return false;
-        const size_t end = std::min(pairs.size(), start + size_t(batchSize));
-        const std::vector<dpo::TokenizedPair> chunk(pairs.begin() + long(start), pairs.begin() + long(end));
-        const dpo::PreferenceBatch batch = dpo::collatePairs(chunk, padId, device);
-        const dpo::CompletionLogps lp
-            = dpo::completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask);
-        const torch::Tensor sums = lp.sum.to(torch::kCPU, torch::kDouble).contiguous();
-        const auto a = sums.accessor<double, 1>();
-        const int64_t n = batch.numPairs;
-        for (int64_t i = 0; i < n; ++i) {
-            out.chosen.push_back(a[i]);
-            out.rejected.push_back(a[n + i]);
-        }
+    if (cancel.load())
+        return false;
+    const auto scored = dpo::scorePairs(model, pairs, padId, batchSize, device, {}, [&]() {
         batchDone();
-    }
+        return !cancel.load();
+    });
+    if (!scored)
+        return false;
+    out.chosen = toVector(scored->chosenSum);
+    out.rejected = toVector(scored->rejectedSum);
     return true;
 }
 
@@ -193,7 +191,7 @@ void EvaluationWorker::runScoring(const ScoringJob &job)
         SideLogps ref;
         {
             std::shared_ptr<dpo::CausalLM> model = dpo::loadCausalLM(refDir, device);
-            if (!scorePairs(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, ref)) {
+            if (!scoreSides(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, ref)) {
                 emit scoringFinished(true);
                 return;
             }
@@ -211,7 +209,7 @@ void EvaluationWorker::runScoring(const ScoringJob &job)
                 done += batches;
             } else {
                 std::shared_ptr<dpo::CausalLM> model = dpo::loadCausalLM(c.path.toStdString(), device);
-                if (!scorePairs(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, pol)) {
+                if (!scoreSides(*model, pairs, tok->padId(), device, batch, *m_cancel, tick, pol)) {
                     emit scoringFinished(true);
                     return;
                 }
