@@ -145,8 +145,25 @@ QString contentText(const QJsonValue &content, bool *ok)
     return {};
 }
 
+// An assistant message's tool calls as text lines, "tool call: name({...})" (arguments as given: an object,
+// or OpenAI's JSON string). Empty when there are none.
+QString toolCallsText(const QJsonObject &message)
+{
+    QStringList lines;
+    for (const QJsonValue &c : message.value(QLatin1String("tool_calls")).toArray()) {
+        const QJsonObject fn = c.toObject().value(QLatin1String("function")).toObject();
+        const QJsonValue args = fn.value(QLatin1String("arguments"));
+        const QString argText = args.isString() ? args.toString()
+            : args.isObject() ? QString::fromUtf8(QJsonDocument(args.toObject()).toJson(QJsonDocument::Compact))
+                              : QString();
+        lines << QStringLiteral("tool call: %1(%2)").arg(fn.value(QLatin1String("name")).toString(), argText);
+    }
+    return lines.join(QLatin1Char('\n'));
+}
+
 // Renders a list of {"role","content"} messages as text: a single message is its content; several are
-// "role:\ncontent" blocks separated by blank lines.
+// "role:\ncontent" blocks separated by blank lines. An assistant message that calls tools may have no content
+// (null or absent, as TRL's tool-use data has it); its calls are rendered after the content.
 bool renderMessages(const QJsonArray &messages, QString *text, QString *error)
 {
     if (messages.isEmpty()) {
@@ -157,7 +174,16 @@ bool renderMessages(const QJsonArray &messages, QString *text, QString *error)
     for (const QJsonValue &m : messages) {
         const QJsonObject o = m.toObject();
         bool ok = m.isObject() && o.value(QLatin1String("role")).isString();
-        const QString content = ok ? contentText(o.value(QLatin1String("content")), &ok) : QString();
+        const QString calls = ok ? toolCallsText(o) : QString();
+        const QJsonValue contentValue = o.value(QLatin1String("content"));
+        QString content;
+        if (ok && !calls.isEmpty() && (contentValue.isNull() || contentValue.isUndefined()))
+            content = calls;
+        else if (ok) {
+            content = contentText(contentValue, &ok);
+            if (ok && !calls.isEmpty())
+                content += QLatin1Char('\n') + calls;
+        }
         if (!ok) {
             *error = QStringLiteral("must be a list of {\"role\", \"content\"} messages");
             return false;
@@ -338,6 +364,13 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
             else
                 ok = splitImplicit(o, row, &err);
             row.preferred = QStringLiteral("a");
+        } else if (!o.contains(QLatin1String("chosen")) && !o.contains(QLatin1String("rejected"))
+            && (o.contains(QLatin1String("completion_a")) || o.contains(QLatin1String("completion_b")))) {
+            // A pair to label (the CSV importer's prompt,completion_a,completion_b as JSON, where each field may
+            // also be a message list): queued, no preferred side.
+            ok = readField(o, "prompt", &row.prompt, &row.promptMessages, &err)
+                && readField(o, "completion_a", &row.a, &row.aMessages, &err)
+                && readField(o, "completion_b", &row.b, &row.bMessages, &err);
         } else {
             ok = readField(o, "prompt", &row.prompt, &row.promptMessages, &err)
                 && readField(o, "chosen", &row.a, &row.aMessages, &err)
@@ -531,7 +564,8 @@ ImportFormat detectFormat(const QString &path, const QByteArray &data)
         if (!doc.isObject())
             continue;
         const QJsonObject o = doc.object();
-        if (o.contains(QLatin1String("chosen")) || o.contains(QLatin1String("rejected")))
+        if (o.contains(QLatin1String("chosen")) || o.contains(QLatin1String("rejected"))
+            || o.contains(QLatin1String("completion_a")) || o.contains(QLatin1String("completion_b")))
             return ImportFormat::Trl;
         if (o.contains(QLatin1String("prompt")))
             return ImportFormat::Prompts;

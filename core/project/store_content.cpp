@@ -229,12 +229,13 @@ qint64 ProjectStore::addPair(qint64 promptId, qint64 completionA, qint64 complet
 
 Prompt ProjectStore::prompt(qint64 id) const
 {
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT id, text, created_at FROM prompts WHERE id = ?"), { id });
+    QSqlQuery &q
+        = d->exec(QStringLiteral("SELECT id, text, created_at, messages_json FROM prompts WHERE id = ?"), { id });
     if (!q.next()) {
         q.finish();
         throw ProjectError(QStringLiteral("no prompt with id %1").arg(id).toStdString());
     }
-    Prompt p { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)) };
+    Prompt p { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)), q.value(3).toString() };
     q.finish();
     return p;
 }
@@ -243,7 +244,8 @@ QString completionColumns(int version)
 {
     return QStringLiteral("id, prompt_id, text, source, model_path, checkpoint, sampling_json, seed, parent_id, "
                           "created_at, ")
-        + (version >= 5 ? QStringLiteral("model_fingerprint") : QStringLiteral("''"));
+        + (version >= 5 ? QStringLiteral("model_fingerprint") : QStringLiteral("''"))
+        + QStringLiteral(", messages_json");
 }
 
 Completion completionFrom(QSqlQuery &q, int o)
@@ -261,6 +263,7 @@ Completion completionFrom(QSqlQuery &q, int o)
     c.provenance.parentCompletionId = q.value(o + 8).toLongLong();
     c.createdAt = fromMs(q.value(o + 9));
     c.provenance.modelFingerprint = q.value(o + 10).toString();
+    c.messagesJson = q.value(o + 11).toString();
     return c;
 }
 
@@ -292,12 +295,13 @@ QVector<Completion> ProjectStore::completionsOf(qint64 promptId) const
 QVector<Prompt> ProjectStore::promptsNeedingCompletions(int minCompletions, int limit) const
 {
     QVector<Prompt> out;
-    QSqlQuery &q = d->exec(QStringLiteral("SELECT p.id, p.text, p.created_at FROM prompts p WHERE "
+    QSqlQuery &q = d->exec(QStringLiteral("SELECT p.id, p.text, p.created_at, p.messages_json FROM prompts p WHERE "
                                           "(SELECT COUNT(*) FROM completions c WHERE c.prompt_id = p.id) < ? "
                                           "ORDER BY p.id LIMIT ?"),
         { minCompletions, limit });
     while (q.next())
-        out.push_back(Prompt { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)) });
+        out.push_back(
+            Prompt { q.value(0).toLongLong(), q.value(1).toString(), fromMs(q.value(2)), q.value(3).toString() });
     q.finish();
     return out;
 }
