@@ -135,21 +135,22 @@ QString toolCallsMarkdown(const QJsonArray &calls)
 QString roleLabel(const QJsonObject &m)
 {
     const QString role = m.value(QLatin1String("role")).toString();
-    QString label;
-    if (role == QLatin1String("system"))
-        label = QStringLiteral("System");
-    else if (role == QLatin1String("user"))
-        label = QStringLiteral("User");
-    else if (role == QLatin1String("assistant"))
-        label = QStringLiteral("Assistant");
-    else if (role == QLatin1String("tool"))
-        label = QStringLiteral("Tool");
-    else
-        label = escapeMarkdown(role.isEmpty() ? QStringLiteral("(no role)") : role);
+    QString label = escapeMarkdown(conversationRoleLabel(role));
     const QString name = m.value(QLatin1String("name")).toString();
     if (role == QLatin1String("tool") && !name.isEmpty())
         label += QStringLiteral(" · ") + escapeMarkdown(name);
-    return QStringLiteral("**%1**").arg(label);
+    return QStringLiteral("**%1:**").arg(label);
+}
+
+// Whether text starts with a plain paragraph that a label may lead (not a block element, and not a line that
+// the next one turns into a setext heading).
+bool opensWithParagraph(const QString &text)
+{
+    static const QRegularExpression block(
+        QStringLiteral("^( {0,3}(#{1,6}(\\s|$)|>|[*+-](\\s|$)|\\d{1,9}[.)](\\s|$)|```|~~~|\\||<)| {4,}|\\t|\\s*$)"));
+    static const QRegularExpression underline(QStringLiteral("^ {0,3}(=+|-+)\\s*$"));
+    const QStringList lines = text.split(QLatin1Char('\n'));
+    return !block.match(lines[0]).hasMatch() && (lines.size() < 2 || !underline.match(lines[1]).hasMatch());
 }
 
 bool foldable(const QString &role)
@@ -214,7 +215,9 @@ QString render(const QJsonArray &messages, bool expand, bool *folded)
             body += (body.trimmed().isEmpty() ? QString() : QStringLiteral("\n\n")) + toolCallsMarkdown(calls);
         if (body.trimmed().isEmpty())
             body = QStringLiteral("*(empty)*");
-        blocks << roleLabel(m) + QStringLiteral("\n\n") + body;
+        // "**User:** text" reads like a transcript and keeps a short turn on one line; a turn that opens with a
+        // block (list, code, heading, quote, table) starts below its label instead.
+        blocks << roleLabel(m) + (opensWithParagraph(body) ? QStringLiteral(" ") : QStringLiteral("\n\n")) + body;
     }
     return blocks.join(QStringLiteral("\n\n"));
 }
@@ -231,10 +234,28 @@ bool plainTurn(const QJsonArray &messages)
 
 } // namespace
 
+QString conversationRoleLabel(const QString &role)
+{
+    if (role == QLatin1String("system"))
+        return QStringLiteral("System");
+    if (role == QLatin1String("user"))
+        return QStringLiteral("User");
+    if (role == QLatin1String("assistant"))
+        return QStringLiteral("Assistant");
+    if (role == QLatin1String("tool"))
+        return QStringLiteral("Tool");
+    return role.isEmpty() ? QStringLiteral("(no role)") : role;
+}
+
 bool isConversation(const QString &messagesJson)
 {
+    return conversationTurns(messagesJson) > 0;
+}
+
+int conversationTurns(const QString &messagesJson)
+{
     const auto messages = parseMessages(messagesJson);
-    return messages && !plainTurn(*messages);
+    return messages && !plainTurn(*messages) ? int(messages->size()) : 0;
 }
 
 ConversationMarkdown conversationMarkdown(const QString &messagesJson, const QString &text)

@@ -2,9 +2,10 @@
 // [{"role","content"}, ...] as compact JSON) as Markdown for the Label and Data pages, and as a one-line
 // summary for table cells.
 //
-// What it does: one block per turn under its role (System / User / Assistant / Tool, other roles as given),
-// contents as Markdown (a code fence left open is closed inside its turn), content parts as their text
-// (other parts named, e.g. "[image]"), assistant tool calls as one compact line each, and a long system
+// What it does: each turn led by its role in bold ("**User:** ..."; System / User / Assistant / Tool, other
+// roles as given; a turn that opens with a list, code or heading starts below its label), contents as
+// Markdown (a code fence left open is closed inside its turn), content parts as their text (other parts
+// named, e.g. "[image]"), assistant tool calls as one compact line each, and a long system
 // message folded to its first lines plus a link (kExpandHref) to the full text.
 //
 // What it does not do: no widgets (MarkdownView follows the links), no chat templates (that is what a model
@@ -35,6 +36,12 @@ ConversationMarkdown conversationMarkdown(const QString &messagesJson, const QSt
 
 // Whether messagesJson is a conversation worth showing as one (more than a single plain turn).
 bool isConversation(const QString &messagesJson);
+// Its number of messages; 0 when it is not a conversation.
+int conversationTurns(const QString &messagesJson);
+
+// The label a turn is shown under (without Markdown): "System", "User", "Assistant", "Tool", other roles as
+// given.
+QString conversationRoleLabel(const QString &role);
 
 // One line: "3 turns · <last user message>" for a conversation, the text itself otherwise.
 QString conversationSummary(const QString &messagesJson, const QString &text);

@@ -63,8 +63,8 @@ void TestConversation::rendersTurns_data()
     QTest::newRow("multi-turn") << json(
         { msg("system", "Be brief."), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "And 3+3?") })
                                 << QStringLiteral("system:\nBe brief.\n\n...")
-                                << QStringLiteral("**System**\n\nBe brief.\n\n**User**\n\n2+2?\n\n**Assistant**\n\n4"
-                                                  "\n\n**User**\n\nAnd 3+3?");
+                                << QStringLiteral("**System:** Be brief.\n\n**User:** 2+2?\n\n**Assistant:** 4"
+                                                  "\n\n**User:** And 3+3?");
     QJsonObject call { { "type", "function" },
         { "function", QJsonObject { { "name", "get_weather" }, { "arguments", "{\"city\": \"Paris\"}" } } } };
     QJsonObject callObjectArgs { { "type", "function" },
@@ -74,30 +74,35 @@ void TestConversation::rendersTurns_data()
     QJsonObject tool = msg("tool", "18 °C");
     tool.insert("name", "get_weather");
     QTest::newRow("tool calls") << json({ msg("user", "Weather in Paris?"), assistantCalls, tool }) << QString()
-                                << QStringLiteral("**User**\n\nWeather in Paris?\n\n**Assistant**\n\n"
+                                << QStringLiteral("**User:** Weather in Paris?\n\n**Assistant:** "
                                                   "*Tool call:* `get_weather({\"city\":\"Paris\"})`  \n"
                                                   "*Tool call:* `get_time({\"tz\":\"CET\"})`\n\n"
-                                                  "**Tool · get\\_weather**\n\n18 °C");
+                                                  "**Tool · get\\_weather:** 18 °C");
     QJsonObject textAndCall = msg("assistant", "Let me check.");
     textAndCall.insert("tool_calls", QJsonArray { call });
     QTest::newRow("single assistant turn with a tool call")
         << json({ textAndCall }) << QStringLiteral("Let me check.")
-        << QStringLiteral("**Assistant**\n\nLet me check.\n\n*Tool call:* `get_weather({\"city\":\"Paris\"})`");
+        << QStringLiteral("**Assistant:** Let me check.\n\n*Tool call:* `get_weather({\"city\":\"Paris\"})`");
     QTest::newRow("content parts") << json(
         { msg("user",
               QJsonArray { QJsonObject { { "type", "text" }, { "text", "What is this?" } },
                   QJsonObject { { "type", "image" } } }),
             msg("assistant", "A cat.") })
                                    << QString()
-                                   << QStringLiteral(
-                                          "**User**\n\nWhat is this?\n\n*[image]*\n\n**Assistant**\n\nA cat.");
+                                   << QStringLiteral("**User:** What is this?\n\n*[image]*\n\n**Assistant:** A cat.");
     QTest::newRow("other role, escaped") << json({ msg("critic_*1*", "x"), msg("user", "y") }) << QString()
-                                         << QStringLiteral("**critic\\_\\*1\\***\n\nx\n\n**User**\n\ny");
+                                         << QStringLiteral("**critic\\_\\*1\\*:** x\n\n**User:** y");
     QTest::newRow("open fence closed in its turn")
         << json({ msg("user", "```py\nprint(1)"), msg("assistant", "ok") }) << QString()
-        << QStringLiteral("**User**\n\n```py\nprint(1)\n```\n\n**Assistant**\n\nok");
+        << QStringLiteral("**User:**\n\n```py\nprint(1)\n```\n\n**Assistant:** ok");
+    QTest::newRow("blocks start below the label")
+        << json({ msg("user", "- one\n- two"), msg("assistant", "Title\n===\nbody"), msg("user", "    code"),
+               msg("assistant", "13. thirteen") })
+        << QString()
+        << QStringLiteral("**User:**\n\n- one\n- two\n\n**Assistant:**\n\nTitle\n===\nbody\n\n**User:**\n\n    code\n\n"
+                          "**Assistant:**\n\n13. thirteen");
     QTest::newRow("empty turn") << json({ msg("user", "Say nothing."), msg("assistant", "") }) << QString()
-                                << QStringLiteral("**User**\n\nSay nothing.\n\n**Assistant**\n\n*(empty)*");
+                                << QStringLiteral("**User:** Say nothing.\n\n**Assistant:** *(empty)*");
 }
 
 void TestConversation::rendersTurns()
@@ -143,7 +148,7 @@ void TestConversation::foldsLongSystemMessage()
         : QStringLiteral("system");
     const QString messages = json({ msg(role, system), msg("user", "Hello?") });
     const ConversationMarkdown md = conversationMarkdown(messages, QString());
-    QVERIFY(md.markdown.endsWith(QLatin1String("**User**\n\nHello?")));
+    QVERIFY(md.markdown.endsWith(QLatin1String("**User:** Hello?")));
     if (!folded) {
         QVERIFY(md.expanded.isEmpty());
         QVERIFY(md.markdown.contains(system));
@@ -161,7 +166,7 @@ void TestConversation::foldsLongSystemMessage()
     QVERIFY(md.expanded.contains(system));
     QVERIFY(md.expanded.contains(QStringLiteral("](%1)").arg(QLatin1String(kCollapseHref))));
     QVERIFY(!md.expanded.contains(QLatin1String(kExpandHref)));
-    QVERIFY(md.expanded.endsWith(QLatin1String("**User**\n\nHello?")));
+    QVERIFY(md.expanded.endsWith(QLatin1String("**User:** Hello?")));
 }
 
 void TestConversation::summary_data()
@@ -169,13 +174,14 @@ void TestConversation::summary_data()
     QTest::addColumn<QString>("messages");
     QTest::addColumn<QString>("text");
     QTest::addColumn<QString>("summary");
-    QTest::newRow("plain") << QString() << QStringLiteral("What is 2+2?") << QStringLiteral("What is 2+2?");
-    QTest::newRow("single turn") << json({ msg("user", "Hi!") }) << QStringLiteral("Hi!") << QStringLiteral("Hi!");
+    QTest::addColumn<int>("turns");
+    QTest::newRow("plain") << QString() << QStringLiteral("What is 2+2?") << QStringLiteral("What is 2+2?") << 0;
+    QTest::newRow("single turn") << json({ msg("user", "Hi!") }) << QStringLiteral("Hi!") << QStringLiteral("Hi!") << 0;
     QTest::newRow("last user message") << json(
         { msg("system", lines(20)), msg("user", "2+2?"), msg("assistant", "4"), msg("user", "And\n3+3?") })
-                                       << QString() << QStringLiteral("4 turns · And 3+3?");
+                                       << QString() << QStringLiteral("4 turns · And 3+3?") << 4;
     QTest::newRow("no user message") << json({ msg("system", "Be brief."), msg("assistant", "Hello.") }) << QString()
-                                     << QStringLiteral("2 turns · Hello.");
+                                     << QStringLiteral("2 turns · Hello.") << 2;
 }
 
 void TestConversation::summary()
@@ -183,7 +189,9 @@ void TestConversation::summary()
     QFETCH(QString, messages);
     QFETCH(QString, text);
     QFETCH(QString, summary);
+    QFETCH(int, turns);
     QCOMPARE(conversationSummary(messages, text), summary);
+    QCOMPARE(conversationTurns(messages), turns);
 }
 
 QTEST_GUILESS_MAIN(TestConversation)

@@ -1,7 +1,7 @@
 // DataPage with a conversational pair imported from JSONL next to a plain one: in the Prompts, Pairs and
 // Judgments views the table's prompt cell is a one-line summary ("4 turns · <last user message>") while the
 // plain prompt stays as it is, and the detail pane shows the whole conversation with the long system message
-// folded until its link is clicked.
+// folded until its link is clicked. DPO_SCREENSHOT_DIR=DIR saves each view with the conversation selected.
 #include "markdown_test_util.h"
 #include "project/conversation.h"
 #include "project/project_store.h"
@@ -109,6 +109,10 @@ void TestDataPage::conversationInEveryView()
         QVERIFY2(text.contains(QLatin1String(s)), qPrintable(text));
     QVERIFY2(!text.contains(QLatin1String("Rule 20:")), qPrintable(text));
     QVERIFY(detail->isFoldable());
+    const QString shots = qEnvironmentVariable("DPO_SCREENSHOT_DIR");
+    if (!shots.isEmpty())
+        QVERIFY(
+            page.grab().save(QStringLiteral("%1/data_page_%2.png").arg(shots, QLatin1String(QTest::currentDataTag()))));
     QVERIFY(markdowntest::clickLink(detail, QLatin1String(kExpandHref)));
     QVERIFY(detail->toPlainText().contains(QLatin1String("Rule 20:")));
 

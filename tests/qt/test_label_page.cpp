@@ -20,6 +20,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -385,6 +386,15 @@ void TestLabelPage::conversationalPair()
         QVERIFY2(text.contains(QLatin1String(s)), qPrintable(text));
     QVERIFY2(!text.contains(QLatin1String("Rule 20:")), qPrintable(text));
     QVERIFY(text.indexOf(QLatin1String("What is 2+2?")) < text.indexOf(QLatin1String("And 3+3?")));
+    // The caption counts the turns, and the last user message (what the completions answer) is in view.
+    bool caption = false;
+    for (const QLabel *l : m_page->findChildren<QLabel *>())
+        caption = caption || l->text() == QStringLiteral("Prompt  ·  4 turns");
+    QVERIFY(caption);
+    QVERIFY(prompt->verticalScrollBar()->maximum() > 0);
+    QTextCursor last = prompt->document()->find(QStringLiteral("And 3+3?"));
+    QVERIFY(!last.isNull());
+    QVERIFY(prompt->viewport()->rect().contains(prompt->cursorRect(last).center()));
     QVERIFY(prompt->isFoldable());
     QVERIFY(markdowntest::clickLink(prompt, QLatin1String(kExpandHref)));
     QVERIFY(prompt->toPlainText().contains(QLatin1String("Rule 20:")));

@@ -613,6 +613,10 @@ void LabelPage::showPair(const std::optional<dpo::ShownPair> &pair)
     // A conversational prompt as its turns (a long system message folded); plain text as it is.
     const dpo::ConversationMarkdown prompt = dpo::conversationMarkdown(m_current->promptMessages, m_current->prompt);
     m_prompt->setFoldableMarkdown(prompt.markdown, prompt.expanded);
+    const int turns = dpo::conversationTurns(m_current->promptMessages);
+    // The completions answer the last user message: bring it into view; earlier turns are a scroll up.
+    if (turns > 0)
+        m_prompt->scrollToLast(dpo::conversationRoleLabel(QStringLiteral("user")) + QLatin1Char(':'));
     // A model that answers with EOS at once gave a real (empty) answer: say so instead of a blank pane.
     const auto shown = [this](const dpo::Completion &c) {
         if (c.text.isEmpty() && c.messagesJson.isEmpty())
@@ -623,7 +627,9 @@ void LabelPage::showPair(const std::optional<dpo::ShownPair> &pair)
     };
     m_left->setMarkdownText(shown(m_current->left));
     m_right->setMarkdownText(shown(m_current->right));
-    m_pairInfo->setText(tr("Prompt"));
+    m_pairInfo->setText(turns == 0 ? tr("Prompt")
+            : turns == 1           ? tr("Prompt  ·  1 turn")
+                                   : tr("Prompt  ·  %1 turns").arg(turns));
     m_pairInfo->setToolTip(tr("Pair #%1").arg(m_current->pairId));
     if (m_diffAction->isChecked())
         applyDiff();

@@ -2,6 +2,7 @@
 
 #include "project/conversation.h"
 
+#include <QAbstractTextDocumentLayout>
 #include <QDesktopServices>
 #include <QEvent>
 #include <QFontDatabase>
@@ -108,6 +109,21 @@ void MarkdownView::followLink(const QUrl &url)
     else if (url.scheme() == QLatin1String("http") || url.scheme() == QLatin1String("https")
         || url.scheme() == QLatin1String("mailto"))
         QDesktopServices::openUrl(url);
+}
+
+bool MarkdownView::scrollToLast(const QString &label)
+{
+    QTextDocument *doc = document();
+    for (QTextBlock b = doc->lastBlock(); b.isValid(); b = b.previous()) {
+        if (!b.text().startsWith(label) || b.begin().atEnd()
+            || b.begin().fragment().charFormat().fontWeight() < QFont::Bold)
+            continue;
+        // Lays the document out up to the block, so the scroll range is known.
+        const int y = int(doc->documentLayout()->blockBoundingRect(b).top());
+        verticalScrollBar()->setValue(y);
+        return true;
+    }
+    return false;
 }
 
 void MarkdownView::render()

@@ -26,6 +26,9 @@ public:
     void setExpanded(bool expanded);
     // The Markdown shown now (the folded or the expanded form).
     const QString &markdownText() const { return m_expanded ? m_expandedMarkdown : m_markdown; }
+    // Scrolls so the last paragraph that opens with text in bold (a conversation's role label, "User:") is at
+    // the top, as far as the document allows; false when there is none.
+    bool scrollToLast(const QString &label);
     // The text as given to the Markdown importer: lines that are only a list marker ("13.", "-")
     // escaped so they stay literal instead of rendering as empty list items.
     static QString escapeBareListMarkers(const QString &markdown);
