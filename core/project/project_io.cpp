@@ -695,6 +695,16 @@ QJsonArray parseArray(const QString &s)
     return QJsonDocument::fromJson(s.toUtf8()).array();
 }
 
+// A completion of a conversational prompt that has no message list of its own (generated candidates, repairs)
+// is one assistant turn: TRL wants prompt and completions both conversational or both strings.
+QString completionMessages(const QString &promptMessages, const QString &text, const QString &messages)
+{
+    if (promptMessages.isEmpty() || !messages.isEmpty())
+        return messages;
+    return compact(QJsonArray {
+        QJsonObject { { QStringLiteral("role"), QStringLiteral("assistant") }, { QStringLiteral("content"), text } } });
+}
+
 void appendCsvField(QByteArray &out, const QString &s)
 {
     const QByteArray u = s.toUtf8();
@@ -872,9 +882,9 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
                 o += "{\"prompt\":";
                 appendValue(o, promptText, promptMsgs);
                 o += ",\"chosen\":";
-                appendValue(o, chosen, chosenMsgs);
+                appendValue(o, chosen, completionMessages(promptMsgs, chosen, chosenMsgs));
                 o += ",\"rejected\":";
-                appendValue(o, rejected, rejectedMsgs);
+                appendValue(o, rejected, completionMessages(promptMsgs, rejected, rejectedMsgs));
                 o += "}\n";
             }
             ++result.rows;

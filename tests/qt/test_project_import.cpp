@@ -48,6 +48,7 @@ private slots:
     void trlRoundTrip();
     void pairsToLabel_data();
     void pairsToLabel();
+    void conversationalPromptPlainCompletions();
     void badRows_data();
     void badRows();
     void csvQuoting();
@@ -190,6 +191,45 @@ void TestProjectImport::pairsToLabel()
     QCOMPARE(out[0]["prompt"], in["prompt"]);
     QCOMPARE(out[0]["chosen"], leftIn);
     QCOMPARE(out[0]["rejected"], rightIn);
+}
+
+// Candidates generated for a conversational prompt, and repairs, are plain text: exported, each is one
+// assistant turn, so the row stays conversational throughout as TRL requires.
+void TestProjectImport::conversationalPromptPlainCompletions()
+{
+    const QByteArray prompt = R"J([{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"}])J";
+    write(path("conv_prompts.jsonl"), "{\"prompt\": " + prompt + "}\n");
+    auto s = ProjectStore::open(newProject());
+    QCOMPARE(importFile(*s, path("conv_prompts.jsonl")).imported, 1);
+    const QVector<Prompt> prompts = s->promptsNeedingCompletions(2);
+    QCOMPARE(prompts.size(), 1);
+    const QJsonArray promptArray = QJsonDocument::fromJson(prompt).array();
+    QCOMPARE(QJsonDocument::fromJson(prompts[0].messagesJson.toUtf8()).array(), promptArray);
+    Provenance generated;
+    generated.source = QStringLiteral("generated");
+    const qint64 a = s->addCompletion(prompts[0].id, QStringLiteral("4"), generated);
+    const qint64 b = s->addCompletion(prompts[0].id, QStringLiteral("5"), generated);
+    s->addPair(prompts[0].id, a, b, QStringLiteral("generated"));
+    const qint64 annotator = s->annotator(QStringLiteral("alice")).id;
+    const std::optional<ShownPair> shown = s->nextPairFor(annotator);
+    QVERIFY(shown);
+    QCOMPARE(QJsonDocument::fromJson(shown->promptMessages.toUtf8()).array(), promptArray);
+    QVERIFY(shown->left.messagesJson.isEmpty());
+    s->repair(annotator, *shown, true, QStringLiteral("Four."));
+    s->recordVerdict(annotator, *shown, Verdict::Left);
+
+    QCOMPARE(exportFile(*s, path("conv_out.jsonl")).rows, 2);
+    const auto out = readJsonl(path("conv_out.jsonl"));
+    const auto turn = [](const QString &text) {
+        return QJsonValue(QJsonArray { QJsonObject { { "role", "assistant" }, { "content", text } } });
+    };
+    const QJsonValue promptValue = promptArray;
+    QCOMPARE(out[0]["prompt"], promptValue);
+    QCOMPARE(out[0]["chosen"], turn(shown->left.text));
+    QCOMPARE(out[0]["rejected"], turn(shown->right.text));
+    QCOMPARE(out[1]["prompt"], promptValue);
+    QCOMPARE(out[1]["chosen"], turn(QStringLiteral("Four.")));
+    QCOMPARE(out[1]["rejected"], turn(shown->left.text));
 }
 
 void TestProjectImport::badRows_data()
