@@ -910,7 +910,8 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             "SELECT j.id, j.kind, j.pair_id, p.origin, a.name, j.left_is_a, j.verdict, j.winner, j.strength, "
             "j.rationale, j.shown_at, j.decided_at, pr.text, ca.id, ca.text, ca.source, ca.model_path, ca.checkpoint, "
             "ca.sampling_json, ca.seed, cb.id, cb.text, cb.source, cb.model_path, cb.checkpoint, cb.sampling_json, "
-            "cb.seed, j.slot_id FROM judgments j JOIN annotators a ON a.id = j.annotator_id JOIN pairs p ON p.id = "
+            "cb.seed, j.slot_id, pr.messages_json, ca.messages_json, cb.messages_json FROM judgments j JOIN annotators "
+            "a ON a.id = j.annotator_id JOIN pairs p ON p.id = "
             "j.pair_id JOIN prompts pr ON pr.id = p.prompt_id JOIN completions ca ON ca.id = p.completion_a JOIN "
             "completions cb ON cb.id = p.completion_b")
             + where + QStringLiteral(" ORDER BY j.id"),
@@ -981,6 +982,15 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
                     o.insert(columns[c], x.toDouble());
                 else
                     o.insert(columns[c], x.toLongLong());
+            }
+            // Conversational rows also carry their message lists (prompt, completion_a, completion_b are their
+            // text renderings); the CSV keeps its fixed columns.
+            static const char *const messageKeys[]
+                = { "prompt_messages", "completion_a_messages", "completion_b_messages" };
+            for (int m = 0; m < 3; ++m) {
+                const QString json = q.value(28 + m).toString();
+                if (!json.isEmpty())
+                    o.insert(QLatin1String(messageKeys[m]), parseArray(json));
             }
             w.buf += QJsonDocument(o).toJson(QJsonDocument::Compact) + '\n';
         }

@@ -185,6 +185,18 @@ void TestProjectImport::pairsToLabel()
     QCOMPARE(judgments.rows.size(), 1);
     QCOMPARE(judgments.rows[0].promptMessages, compact(in["prompt"]));
     QCOMPARE(judgments.rows[0].messagesA, compact(in["completion_a"]));
+    // The judgments export carries the message lists of conversational rows, and only of those.
+    ExportOptions jo;
+    jo.format = ExportFormat::JudgmentsJsonl;
+    QCOMPARE(exportFile(*s, path("judgments.jsonl"), jo).rows, 1);
+    const QJsonObject j = readJsonl(path("judgments.jsonl")).value(0);
+    QCOMPARE(j["prompt"].toString(), pairs.rows[0].prompt);
+    QCOMPARE(j.contains("prompt_messages"), in["prompt"].isArray());
+    if (in["prompt"].isArray()) {
+        QCOMPARE(j["prompt_messages"], in["prompt"]);
+        QCOMPARE(j["completion_a_messages"], in["completion_a"]);
+        QCOMPARE(j["completion_b_messages"], in["completion_b"]);
+    }
     QCOMPARE(exportFile(*s, path("labeled.jsonl")).rows, 1);
     const auto out = readJsonl(path("labeled.jsonl"));
     QCOMPARE(out.size(), 1);
