@@ -308,17 +308,20 @@ void TestLabelPage::shortcutSheetOnQuestionMark()
     sheet->close();
 }
 
+// Characters drawn with the word-diff highlight.
+static int countHighlighted(MarkdownView *v)
+{
+    int n = 0;
+    for (QTextBlock b = v->document()->begin(); b.isValid(); b = b.next())
+        for (auto it = b.begin(); !it.atEnd(); ++it)
+            if (it.fragment().charFormat().background().color() == MarkdownView::diffColor(v->palette()))
+                n += it.fragment().length();
+    return n;
+}
+
 void TestLabelPage::diffToggleHighlights()
 {
     auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
-    auto countHighlighted = [](MarkdownView *v) {
-        int n = 0;
-        for (QTextBlock b = v->document()->begin(); b.isValid(); b = b.next())
-            for (auto it = b.begin(); !it.atEnd(); ++it)
-                if (it.fragment().charFormat().background().color() == MarkdownView::diffColor(v->palette()))
-                    n += it.fragment().length();
-        return n;
-    };
     QVERIFY(!m_page->diffEnabled());
     QCOMPARE(countHighlighted(left), 0);
     QTest::keyClick(m_page.get(), Qt::Key_D);
@@ -361,7 +364,7 @@ void TestLabelPage::conversationalPair()
         { "prompt",
             QJsonArray { msg("system", rules.join(QLatin1Char('\n'))), msg("user", "What is 2+2?"),
                 msg("assistant", "4"), msg("user", "And 3+3?") } },
-        { "completion_a", QJsonArray { msg("assistant", "It is **6**.") } },
+        { "completion_a", QJsonArray { msg("assistant", "It is **six**.") } },
         { "completion_b", QJsonArray { call, msg("tool", "6"), msg("assistant", "It is 6, I think.") } },
     };
     const QString input = m_dir->filePath(QStringLiteral("conversation.jsonl"));
@@ -407,7 +410,12 @@ void TestLabelPage::conversationalPair()
     QVERIFY2(tools->toPlainText().contains(QLatin1String("Tool call: add({\"a\":3,\"b\":3})")),
         qPrintable(tools->toPlainText()));
     QVERIFY(tools->toPlainText().contains(QLatin1String("It is 6, I think.")));
-    QCOMPARE(plain->toPlainText(), QStringLiteral("It is 6."));
+    QCOMPARE(plain->toPlainText(), QStringLiteral("It is six."));
+    // The word diff works on the rendered turns: "It is" is shared, "six" and the tool call are not.
+    QTest::keyClick(m_page.get(), Qt::Key_D);
+    QVERIFY(m_page->diffEnabled());
+    QVERIFY(countHighlighted(tools) > 0);
+    QVERIFY(countHighlighted(plain) > 0);
 
     // The verdict is exported with the imported messages.
     QTest::keyClick(m_page.get(), Qt::Key_1);
