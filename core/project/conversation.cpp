@@ -153,6 +153,31 @@ bool opensWithParagraph(const QString &text)
     return !block.match(lines[0]).hasMatch() && (lines.size() < 2 || !underline.match(lines[1]).hasMatch());
 }
 
+// System prompts, user messages and tool results are typed or printed line by line, and the model reads
+// every line break: show them as breaks instead of joining lines into one paragraph as Markdown would.
+// Assistant turns are the model's own Markdown and stay as they are, like plain completions.
+QString keepLineBreaks(const QString &role, const QString &markdown)
+{
+    if (role == QLatin1String("assistant"))
+        return markdown;
+    static const QRegularExpression fenceLine(QStringLiteral("^ {0,3}(`{3,}|~{3,})"));
+    QStringList lines = markdown.split(QLatin1Char('\n'));
+    bool inFence = false;
+    for (qsizetype i = 0; i + 1 < lines.size(); ++i) {
+        if (fenceLine.match(lines[i]).hasMatch()) {
+            inFence = !inFence;
+            continue;
+        }
+        // Only a line followed by another in the same paragraph: blank lines, code and tables stay as they are.
+        if (inFence || lines[i].trimmed().isEmpty() || lines[i + 1].trimmed().isEmpty()
+            || lines[i].trimmed().startsWith(QLatin1Char('|')) || fenceLine.match(lines[i + 1]).hasMatch()
+            || lines[i].endsWith(QLatin1String("  ")) || lines[i].endsWith(QLatin1Char('\\')))
+            continue;
+        lines[i] += QLatin1String("  ");
+    }
+    return lines.join(QLatin1Char('\n'));
+}
+
 bool foldable(const QString &role)
 {
     // "developer" is the system message of newer OpenAI-style data.
@@ -201,14 +226,14 @@ QString render(const QJsonArray &messages, bool expand, bool *folded)
             const QString size = QStringLiteral("%1 lines, %2 characters")
                                      .arg(loc.toString(body.count(QLatin1Char('\n')) + 1), loc.toString(body.size()));
             if (expand)
-                body = closeFences(body)
+                body = keepLineBreaks(role, closeFences(body))
                     + QStringLiteral("\n\n[Fold the system message](%1)").arg(QLatin1String(kCollapseHref));
             else
-                body = head(body)
+                body = keepLineBreaks(role, head(body))
                     + QStringLiteral("\n\n[Show the whole system message (%1)](%2)")
                           .arg(size, QLatin1String(kExpandHref));
         } else {
-            body = closeFences(body);
+            body = keepLineBreaks(role, closeFences(body));
         }
         const QJsonArray calls = m.value(QLatin1String("tool_calls")).toArray();
         if (!calls.isEmpty())

@@ -401,6 +401,10 @@ void TestLabelPage::conversationalPair()
     QVERIFY(prompt->isFoldable());
     QVERIFY(markdowntest::clickLink(prompt, QLatin1String(kExpandHref)));
     QVERIFY(prompt->toPlainText().contains(QLatin1String("Rule 20:")));
+    // DPO_SCREENSHOT_DIR=DIR saves the page with the system message unfolded.
+    const QString shots = qEnvironmentVariable("DPO_SCREENSHOT_DIR");
+    if (!shots.isEmpty())
+        QVERIFY(m_page->grab().save(shots + QStringLiteral("/label_page_conversation_expanded.png")));
 
     // The tool-using completion shows its call compactly; the other is its plain text.
     auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
