@@ -145,8 +145,25 @@ QString contentText(const QJsonValue &content, bool *ok)
     return {};
 }
 
+// An assistant message's tool calls as text lines, "tool call: name({...})" (arguments as given: an object,
+// or OpenAI's JSON string). Empty when there are none.
+QString toolCallsText(const QJsonObject &message)
+{
+    QStringList lines;
+    for (const QJsonValue &c : message.value(QLatin1String("tool_calls")).toArray()) {
+        const QJsonObject fn = c.toObject().value(QLatin1String("function")).toObject();
+        const QJsonValue args = fn.value(QLatin1String("arguments"));
+        const QString argText = args.isString() ? args.toString()
+            : args.isObject() ? QString::fromUtf8(QJsonDocument(args.toObject()).toJson(QJsonDocument::Compact))
+                              : QString();
+        lines << QStringLiteral("tool call: %1(%2)").arg(fn.value(QLatin1String("name")).toString(), argText);
+    }
+    return lines.join(QLatin1Char('\n'));
+}
+
 // Renders a list of {"role","content"} messages as text: a single message is its content; several are
-// "role:\ncontent" blocks separated by blank lines.
+// "role:\ncontent" blocks separated by blank lines. An assistant message that calls tools may have no content
+// (null or absent, as TRL's tool-use data has it); its calls are rendered after the content.
 bool renderMessages(const QJsonArray &messages, QString *text, QString *error)
 {
     if (messages.isEmpty()) {
@@ -157,7 +174,16 @@ bool renderMessages(const QJsonArray &messages, QString *text, QString *error)
     for (const QJsonValue &m : messages) {
         const QJsonObject o = m.toObject();
         bool ok = m.isObject() && o.value(QLatin1String("role")).isString();
-        const QString content = ok ? contentText(o.value(QLatin1String("content")), &ok) : QString();
+        const QString calls = ok ? toolCallsText(o) : QString();
+        const QJsonValue contentValue = o.value(QLatin1String("content"));
+        QString content;
+        if (ok && !calls.isEmpty() && (contentValue.isNull() || contentValue.isUndefined()))
+            content = calls;
+        else if (ok) {
+            content = contentText(contentValue, &ok);
+            if (ok && !calls.isEmpty())
+                content += QLatin1Char('\n') + calls;
+        }
         if (!ok) {
             *error = QStringLiteral("must be a list of {\"role\", \"content\"} messages");
             return false;
@@ -395,6 +421,13 @@ void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions
             else
                 ok = splitImplicit(o, row, &err);
             row.preferred = QStringLiteral("a");
+        } else if (!o.contains(QLatin1String("chosen")) && !o.contains(QLatin1String("rejected"))
+            && (o.contains(QLatin1String("completion_a")) || o.contains(QLatin1String("completion_b")))) {
+            // A pair to label (the CSV importer's prompt,completion_a,completion_b as JSON, where each field may
+            // also be a message list): queued, no preferred side.
+            ok = readField(o, "prompt", &row.prompt, &row.promptMessages, &err)
+                && readField(o, "completion_a", &row.a, &row.aMessages, &err)
+                && readField(o, "completion_b", &row.b, &row.bMessages, &err);
         } else {
             ok = readField(o, "prompt", &row.prompt, &row.promptMessages, &err)
                 && readField(o, "chosen", &row.a, &row.aMessages, &err)
@@ -623,7 +656,8 @@ ImportFormat detectFormat(const QString &path, const QByteArray &data, const Imp
         if (!doc.isObject())
             continue;
         const QJsonObject o = doc.object();
-        if (o.contains(QLatin1String("chosen")) || o.contains(QLatin1String("rejected")))
+        if (o.contains(QLatin1String("chosen")) || o.contains(QLatin1String("rejected"))
+            || o.contains(QLatin1String("completion_a")) || o.contains(QLatin1String("completion_b")))
             return ImportFormat::Trl;
         if (o.contains(QLatin1String("prompt")))
             return ImportFormat::Prompts;
@@ -774,6 +808,16 @@ void appendValue(QByteArray &out, const QString &text, const QString &messages)
 QJsonArray parseArray(const QString &s)
 {
     return QJsonDocument::fromJson(s.toUtf8()).array();
+}
+
+// A completion of a conversational prompt that has no message list of its own (generated candidates, repairs)
+// is one assistant turn: TRL wants prompt and completions both conversational or both strings.
+QString completionMessages(const QString &promptMessages, const QString &text, const QString &messages)
+{
+    if (promptMessages.isEmpty() || !messages.isEmpty())
+        return messages;
+    return compact(QJsonArray {
+        QJsonObject { { QStringLiteral("role"), QStringLiteral("assistant") }, { QStringLiteral("content"), text } } });
 }
 
 void appendCsvField(QByteArray &out, const QString &s)
@@ -953,9 +997,9 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
                 o += "{\"prompt\":";
                 appendValue(o, promptText, promptMsgs);
                 o += ",\"chosen\":";
-                appendValue(o, chosen, chosenMsgs);
+                appendValue(o, chosen, completionMessages(promptMsgs, chosen, chosenMsgs));
                 o += ",\"rejected\":";
-                appendValue(o, rejected, rejectedMsgs);
+                appendValue(o, rejected, completionMessages(promptMsgs, rejected, rejectedMsgs));
                 o += "}\n";
             }
             ++result.rows;
@@ -981,7 +1025,8 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
             "SELECT j.id, j.kind, j.pair_id, p.origin, a.name, j.left_is_a, j.verdict, j.winner, j.strength, "
             "j.rationale, j.shown_at, j.decided_at, pr.text, ca.id, ca.text, ca.source, ca.model_path, ca.checkpoint, "
             "ca.sampling_json, ca.seed, cb.id, cb.text, cb.source, cb.model_path, cb.checkpoint, cb.sampling_json, "
-            "cb.seed, j.slot_id FROM judgments j JOIN annotators a ON a.id = j.annotator_id JOIN pairs p ON p.id = "
+            "cb.seed, j.slot_id, pr.messages_json, ca.messages_json, cb.messages_json FROM judgments j JOIN annotators "
+            "a ON a.id = j.annotator_id JOIN pairs p ON p.id = "
             "j.pair_id JOIN prompts pr ON pr.id = p.prompt_id JOIN completions ca ON ca.id = p.completion_a JOIN "
             "completions cb ON cb.id = p.completion_b")
             + where + QStringLiteral(" ORDER BY j.id"),
@@ -1052,6 +1097,15 @@ ExportResult exportFile(ProjectStore &store, const QString &path, const ExportOp
                     o.insert(columns[c], x.toDouble());
                 else
                     o.insert(columns[c], x.toLongLong());
+            }
+            // Conversational rows also carry their message lists (prompt, completion_a, completion_b are their
+            // text renderings); the CSV keeps its fixed columns.
+            static const char *const messageKeys[]
+                = { "prompt_messages", "completion_a_messages", "completion_b_messages" };
+            for (int m = 0; m < 3; ++m) {
+                const QString json = q.value(28 + m).toString();
+                if (!json.isEmpty())
+                    o.insert(QLatin1String(messageKeys[m]), parseArray(json));
             }
             w.buf += QJsonDocument(o).toJson(QJsonDocument::Compact) + '\n';
         }

@@ -70,6 +70,8 @@ struct Provenance {
     QString modelFingerprint; // generated: the model directory's files when it ran ("" = unknown)
 };
 
+// messagesJson fields hold a conversational row's message list as imported (compact JSON, "" for plain
+// text); text is then its rendering ("role:\ncontent" blocks). project/conversation.h shows them.
 struct Prompt {
     qint64 id = 0;
     QString text;
@@ -83,6 +85,7 @@ struct Completion {
     QString text;
     Provenance provenance;
     QDateTime createdAt;
+    QString messagesJson;
 };
 
 struct Annotator {
@@ -105,6 +108,7 @@ struct ShownPair {
     quint64 orderSeed = 0; // the seed that chose the order (annotator seed), recorded in the slot
     QDateTime shownAt;
     JudgmentKind kind = JudgmentKind::Label;
+    QString promptMessages; // the prompt's message list ("" for a plain prompt); left/right carry theirs
 };
 
 struct Judgment {
@@ -140,6 +144,7 @@ struct PromptRow {
     QString text;
     qint64 completions = 0;
     qint64 pairs = 0;
+    QString messagesJson;
 };
 
 struct PairRow {
@@ -157,6 +162,7 @@ struct PairRow {
     QString preferred;
     qint64 judgments = 0; // non-skip judgments of the pair's kind
     JudgmentKind kind = JudgmentKind::Label;
+    QString promptMessages, messagesA, messagesB; // message lists of conversational rows, else ""
 };
 
 struct JudgmentRow {
@@ -164,6 +170,7 @@ struct JudgmentRow {
     QString prompt;
     QString textA;
     QString textB;
+    QString promptMessages, messagesA, messagesB; // message lists of conversational rows, else ""
 };
 
 enum class JudgedFilter { Any, Judged, Unjudged };

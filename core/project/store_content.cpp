@@ -244,7 +244,8 @@ QString completionColumns(int version)
 {
     return QStringLiteral("id, prompt_id, text, source, model_path, checkpoint, sampling_json, seed, parent_id, "
                           "created_at, ")
-        + (version >= 5 ? QStringLiteral("model_fingerprint") : QStringLiteral("''"));
+        + (version >= 5 ? QStringLiteral("model_fingerprint") : QStringLiteral("''"))
+        + QStringLiteral(", messages_json");
 }
 
 Completion completionFrom(QSqlQuery &q, int o)
@@ -262,6 +263,7 @@ Completion completionFrom(QSqlQuery &q, int o)
     c.provenance.parentCompletionId = q.value(o + 8).toLongLong();
     c.createdAt = fromMs(q.value(o + 9));
     c.provenance.modelFingerprint = q.value(o + 10).toString();
+    c.messagesJson = q.value(o + 11).toString();
     return c;
 }
 

@@ -42,12 +42,13 @@ Page<PromptRow> ProjectStore::listPrompts(const ListQuery &q) const
     page.total = d->scalar(QStringLiteral("SELECT COUNT(*) FROM prompts p") + where, values).toLongLong();
     QSqlQuery &r
         = d->exec(QStringLiteral("SELECT p.id, p.text, (SELECT COUNT(*) FROM completions c WHERE c.prompt_id = "
-                                 "p.id), (SELECT COUNT(*) FROM pairs x WHERE x.prompt_id = p.id) FROM prompts p")
+                                 "p.id), (SELECT COUNT(*) FROM pairs x WHERE x.prompt_id = p.id), p.messages_json "
+                                 "FROM prompts p")
                 + where + QStringLiteral(" ORDER BY p.id LIMIT ? OFFSET ?"),
             values + QVariantList { q.limit, q.offset });
     while (r.next())
-        page.rows.push_back(PromptRow {
-            r.value(0).toLongLong(), r.value(1).toString(), r.value(2).toLongLong(), r.value(3).toLongLong() });
+        page.rows.push_back(PromptRow { r.value(0).toLongLong(), r.value(1).toString(), r.value(2).toLongLong(),
+            r.value(3).toLongLong(), r.value(4).toString() });
     r.finish();
     return page;
 }
@@ -119,7 +120,7 @@ Page<PairRow> ProjectStore::listPairs(const ListQuery &q) const
     QSqlQuery &r = d->exec(
         QStringLiteral("SELECT p.id, p.prompt_id, pr.text, p.completion_a, p.completion_b, ca.text, cb.text, p.origin, "
                        "p.preferred, (SELECT COUNT(*) FROM judgments j WHERE j.pair_id = p.id AND j.winner <> 'skip'), "
-                       "p.kind")
+                       "p.kind, pr.messages_json, ca.messages_json, cb.messages_json")
             + from + where + QStringLiteral(" ORDER BY p.id LIMIT ? OFFSET ?"),
         values + QVariantList { q.limit, q.offset });
     while (r.next()) {
@@ -135,6 +136,9 @@ Page<PairRow> ProjectStore::listPairs(const ListQuery &q) const
         row.preferred = r.value(8).toString();
         row.judgments = r.value(9).toLongLong();
         row.kind = kindFromName(r.value(10).toString());
+        row.promptMessages = r.value(11).toString();
+        row.messagesA = r.value(12).toString();
+        row.messagesB = r.value(13).toString();
         page.rows.push_back(row);
     }
     r.finish();
@@ -195,8 +199,10 @@ Page<JudgmentRow> ProjectStore::listJudgments(const ListQuery &q) const
         "p.completion_b");
     Page<JudgmentRow> page;
     page.total = d->scalar(QStringLiteral("SELECT COUNT(*)") + from + where, values).toLongLong();
-    QSqlQuery &r = d->exec(QStringLiteral("SELECT %1, pr.text, ca.text, cb.text").arg(kJudgmentColumns) + from + where
-            + QStringLiteral(" ORDER BY j.id LIMIT ? OFFSET ?"),
+    QSqlQuery &r = d->exec(QStringLiteral("SELECT %1, pr.text, ca.text, cb.text, pr.messages_json, ca.messages_json, "
+                                          "cb.messages_json")
+                               .arg(kJudgmentColumns)
+            + from + where + QStringLiteral(" ORDER BY j.id LIMIT ? OFFSET ?"),
         values + QVariantList { q.limit, q.offset });
     while (r.next()) {
         JudgmentRow row;
@@ -204,6 +210,9 @@ Page<JudgmentRow> ProjectStore::listJudgments(const ListQuery &q) const
         row.prompt = r.value(14).toString();
         row.textA = r.value(15).toString();
         row.textB = r.value(16).toString();
+        row.promptMessages = r.value(17).toString();
+        row.messagesA = r.value(18).toString();
+        row.messagesB = r.value(19).toString();
         page.rows.push_back(row);
     }
     r.finish();

@@ -78,7 +78,8 @@ private:
 
 static ShownPair loadShown(ProjectStore &store, ProjectStore::Impl &d, qint64 pairId, bool leftIsA)
 {
-    QSqlQuery &q = d.exec(QStringLiteral("SELECT p.prompt_id, pr.text, p.completion_a, p.completion_b, p.kind FROM "
+    QSqlQuery &q = d.exec(QStringLiteral("SELECT p.prompt_id, pr.text, p.completion_a, p.completion_b, p.kind, "
+                                         "pr.messages_json FROM "
                                          "pairs p JOIN prompts pr ON pr.id = p.prompt_id WHERE p.id = ?"),
         { pairId });
     if (!q.next()) {
@@ -91,6 +92,7 @@ static ShownPair loadShown(ProjectStore &store, ProjectStore::Impl &d, qint64 pa
     s.prompt = q.value(1).toString();
     const qint64 a = q.value(2).toLongLong(), b = q.value(3).toLongLong();
     s.kind = kindFromName(q.value(4).toString());
+    s.promptMessages = q.value(5).toString();
     q.finish();
     s.leftIsA = leftIsA;
     s.left = store.completion(leftIsA ? a : b);

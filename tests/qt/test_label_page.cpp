@@ -1,17 +1,26 @@
 // LabelPage on real widgets (offscreen) over a real SQLite project: keys drive verdicts with the right
 // winner for the recorded side order, undo, repair, randomized and recorded order, progress, the
-// shortcut sheet, typing in the rationale never triggers a verdict, and the diff toggle.
+// shortcut sheet, typing in the rationale never triggers a verdict, the diff toggle, and a conversational
+// pair imported from JSONL (turns under their roles, the long system message folded and opened by its
+// link, tool calls, the verdict exported with the messages).
+#include "markdown_test_util.h"
+#include "project/conversation.h"
 #include "project/project_store.h"
 #include "ui/label/labelpage.h"
-#include "ui/widgets/markdownview.h"
-#include "ui/shell/projectsession.h"
 #include "ui/label/repairdialog.h"
 #include "ui/label/shortcutsheet.h"
+#include "ui/shell/projectsession.h"
+#include "ui/widgets/markdownview.h"
 
 #include <QDialogButtonBox>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -39,6 +48,7 @@ private slots:
     void shortcutSheetOnQuestionMark();
     void diffToggleHighlights();
     void queueExhaustedShowsMessage();
+    void conversationalPair();
 
 private:
     void makeProject(int pairs);
@@ -298,17 +308,20 @@ void TestLabelPage::shortcutSheetOnQuestionMark()
     sheet->close();
 }
 
+// Characters drawn with the word-diff highlight.
+static int countHighlighted(MarkdownView *v)
+{
+    int n = 0;
+    for (QTextBlock b = v->document()->begin(); b.isValid(); b = b.next())
+        for (auto it = b.begin(); !it.atEnd(); ++it)
+            if (it.fragment().charFormat().background().color() == MarkdownView::diffColor(v->palette()))
+                n += it.fragment().length();
+    return n;
+}
+
 void TestLabelPage::diffToggleHighlights()
 {
     auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
-    auto countHighlighted = [](MarkdownView *v) {
-        int n = 0;
-        for (QTextBlock b = v->document()->begin(); b.isValid(); b = b.next())
-            for (auto it = b.begin(); !it.atEnd(); ++it)
-                if (it.fragment().charFormat().background().color() == MarkdownView::diffColor(v->palette()))
-                    n += it.fragment().length();
-        return n;
-    };
     QVERIFY(!m_page->diffEnabled());
     QCOMPARE(countHighlighted(left), 0);
     QTest::keyClick(m_page.get(), Qt::Key_D);
@@ -332,6 +345,93 @@ void TestLabelPage::queueExhaustedShowsMessage()
     // Undo brings the last pair back.
     QTest::keyClick(m_page.get(), Qt::Key_Z, Qt::ControlModifier);
     QVERIFY(m_page->currentPair().has_value());
+}
+
+void TestLabelPage::conversationalPair()
+{
+    const auto msg = [](const char *role, const QJsonValue &content) {
+        return QJsonObject { { "role", QLatin1String(role) }, { "content", content } };
+    };
+    QStringList rules;
+    for (int i = 1; i <= 20; ++i)
+        rules << QStringLiteral("Rule %1: keep answers short and exact.").arg(i);
+    QJsonObject call = msg("assistant", QJsonValue::Null);
+    call.insert("tool_calls",
+        QJsonArray { QJsonObject { { "type", "function" },
+            { "function",
+                QJsonObject { { "name", "add" }, { "arguments", QJsonObject { { "a", 3 }, { "b", 3 } } } } } } });
+    const QJsonObject row {
+        { "prompt",
+            QJsonArray { msg("system", rules.join(QLatin1Char('\n'))), msg("user", "What is 2+2?"),
+                msg("assistant", "4"), msg("user", "And 3+3?") } },
+        { "completion_a", QJsonArray { msg("assistant", "It is **six**.") } },
+        { "completion_b", QJsonArray { call, msg("tool", "6"), msg("assistant", "It is 6, I think.") } },
+    };
+    const QString input = m_dir->filePath(QStringLiteral("conversation.jsonl"));
+    {
+        QFile f(input);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QJsonDocument(row).toJson(QJsonDocument::Compact) + "\n");
+    }
+    auto store = ProjectStore::open(m_dir->filePath(QStringLiteral("conversation.dpo")));
+    QCOMPARE(importFile(*store, input).imported, 1);
+    auto session = std::make_unique<ProjectSession>(std::move(store));
+    m_page->setProject(session.get());
+    m_session = std::move(session);
+    QVERIFY(m_page->currentPair().has_value());
+    const ShownPair shown = *m_page->currentPair();
+    QVERIFY(!shown.promptMessages.isEmpty());
+
+    // The prompt as a conversation: roles as labels, the system message cut to its first lines.
+    auto *prompt = m_page->findChild<MarkdownView *>(QStringLiteral("promptView"));
+    QString text = prompt->toPlainText();
+    for (const char *s : { "System", "Rule 1:", "User", "What is 2+2?", "Assistant", "And 3+3?" })
+        QVERIFY2(text.contains(QLatin1String(s)), qPrintable(text));
+    QVERIFY2(!text.contains(QLatin1String("Rule 20:")), qPrintable(text));
+    QVERIFY(text.indexOf(QLatin1String("What is 2+2?")) < text.indexOf(QLatin1String("And 3+3?")));
+    // The caption counts the turns, and the last user message (what the completions answer) is in view.
+    bool caption = false;
+    for (const QLabel *l : m_page->findChildren<QLabel *>())
+        caption = caption || l->text() == QStringLiteral("Prompt  ·  4 turns");
+    QVERIFY(caption);
+    QVERIFY(prompt->verticalScrollBar()->maximum() > 0);
+    QTextCursor last = prompt->document()->find(QStringLiteral("And 3+3?"));
+    QVERIFY(!last.isNull());
+    QVERIFY(prompt->viewport()->rect().contains(prompt->cursorRect(last).center()));
+    QVERIFY(prompt->isFoldable());
+    QVERIFY(markdowntest::clickLink(prompt, QLatin1String(kExpandHref)));
+    QVERIFY(prompt->toPlainText().contains(QLatin1String("Rule 20:")));
+    // DPO_SCREENSHOT_DIR=DIR saves the page with the system message unfolded.
+    const QString shots = qEnvironmentVariable("DPO_SCREENSHOT_DIR");
+    if (!shots.isEmpty())
+        QVERIFY(m_page->grab().save(shots + QStringLiteral("/label_page_conversation_expanded.png")));
+
+    // The tool-using completion shows its call compactly; the other is its plain text.
+    auto *left = m_page->findChild<MarkdownView *>(QStringLiteral("leftView"));
+    auto *right = m_page->findChild<MarkdownView *>(QStringLiteral("rightView"));
+    MarkdownView *tools = shown.leftIsA ? right : left;
+    MarkdownView *plain = shown.leftIsA ? left : right;
+    QVERIFY2(tools->toPlainText().contains(QLatin1String("Tool call: add({\"a\":3,\"b\":3})")),
+        qPrintable(tools->toPlainText()));
+    QVERIFY(tools->toPlainText().contains(QLatin1String("It is 6, I think.")));
+    QCOMPARE(plain->toPlainText(), QStringLiteral("It is six."));
+    // The word diff works on the rendered turns: "It is" is shared, "six" and the tool call are not.
+    QTest::keyClick(m_page.get(), Qt::Key_D);
+    QVERIFY(m_page->diffEnabled());
+    QVERIFY(countHighlighted(tools) > 0);
+    QVERIFY(countHighlighted(plain) > 0);
+
+    // The verdict is exported with the imported messages.
+    QTest::keyClick(m_page.get(), Qt::Key_1);
+    QVERIFY(judgmentOf(shown.pairId).has_value());
+    const QString output = m_dir->filePath(QStringLiteral("labeled.jsonl"));
+    QCOMPARE(exportFile(m_session->store(), output).rows, 1);
+    QFile f(output);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QJsonObject out = QJsonDocument::fromJson(f.readAll()).object();
+    QCOMPARE(out["prompt"], row["prompt"]);
+    QCOMPARE(out["chosen"], row[shown.leftIsA ? "completion_a" : "completion_b"]);
+    QCOMPARE(out["rejected"], row[shown.leftIsA ? "completion_b" : "completion_a"]);
 }
 
 QTEST_MAIN(TestLabelPage)

@@ -1,8 +1,13 @@
 // MarkdownView: completions are shown as Markdown, but a line that is only a list marker ("13.", "2)",
 // "-") must stay visible text instead of turning into an empty list item; real lists and code blocks
-// keep their meaning.
+// keep their meaning. A folded text (a long system message) opens and closes again from its links, and a
+// relative link in a prompt leaves the view's text alone.
 #include "ui/widgets/markdownview.h"
 
+#include "markdown_test_util.h"
+#include "project/conversation.h"
+
+#include <QSignalSpy>
 #include <QTextBlock>
 #include <QTextDocument>
 #include <QTextList>
@@ -14,6 +19,8 @@ private slots:
     void rendersText_data();
     void rendersText();
     void escapeLeavesOtherLinesAlone();
+    void foldLinksSwitchText();
+    void relativeLinkStaysPut();
 };
 
 void TestMarkdownView::rendersText_data()
@@ -53,6 +60,65 @@ void TestMarkdownView::escapeLeavesOtherLinesAlone()
     QCOMPARE(MarkdownView::escapeBareListMarkers(QStringLiteral("1. x")), QStringLiteral("1. x"));
     QCOMPARE(MarkdownView::escapeBareListMarkers(QStringLiteral("---")), QStringLiteral("---"));
     QCOMPARE(MarkdownView::escapeBareListMarkers(QStringLiteral("~~~\n-\n~~~\n-")), QStringLiteral("~~~\n-\n~~~\n\\-"));
+}
+
+void TestMarkdownView::foldLinksSwitchText()
+{
+    QString system;
+    for (int i = 1; i <= 30; ++i)
+        system += QStringLiteral("Rule %1 of the house style.\n").arg(i);
+    const QString messages = QStringLiteral("[{\"role\":\"system\",\"content\":\"%1\"},{\"role\":\"user\",\"content\":"
+                                            "\"Write a haiku.\"}]")
+                                 .arg(system.trimmed().replace(QLatin1Char('\n'), QLatin1String("\\n")));
+    const dpo::ConversationMarkdown md = dpo::conversationMarkdown(messages, QString());
+    QVERIFY(!md.expanded.isEmpty());
+    MarkdownView view;
+    view.resize(600, 400);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QSignalSpy expanded(&view, &MarkdownView::expandedChanged);
+    QSignalSpy rerendered(&view, &MarkdownView::rerendered);
+    view.setFoldableMarkdown(md.markdown, md.expanded);
+    QVERIFY(view.isFoldable());
+    QVERIFY(!view.isExpanded());
+    QVERIFY(view.toPlainText().contains(QLatin1String("Rule 1 of")));
+    QVERIFY(!view.toPlainText().contains(QLatin1String("Rule 30 of")));
+    QVERIFY(view.toPlainText().contains(QLatin1String("Write a haiku.")));
+
+    QVERIFY(markdowntest::clickLink(&view, QLatin1String(dpo::kExpandHref)));
+    QCOMPARE(expanded.count(), 1);
+    QCOMPARE(expanded.last().at(0).toBool(), true);
+    QCOMPARE(rerendered.count(), 1); // the word diff hangs on this
+    QVERIFY(view.isExpanded());
+    QCOMPARE(view.markdownText(), md.expanded);
+    QVERIFY(view.toPlainText().contains(QLatin1String("Rule 30 of")));
+
+    QVERIFY(markdowntest::clickLink(&view, QLatin1String(dpo::kCollapseHref)));
+    QCOMPARE(expanded.count(), 2);
+    QCOMPARE(expanded.last().at(0).toBool(), false);
+    QVERIFY(!view.toPlainText().contains(QLatin1String("Rule 30 of")));
+
+    // A new text starts folded; a text without folds has no expanded form.
+    QVERIFY(markdowntest::clickLink(&view, QLatin1String(dpo::kExpandHref)));
+    view.setFoldableMarkdown(md.markdown, md.expanded);
+    QVERIFY(!view.isExpanded());
+    view.setMarkdownText(QStringLiteral("plain"));
+    QVERIFY(!view.isFoldable());
+    view.setExpanded(true);
+    QVERIFY(!view.isExpanded());
+    QCOMPARE(view.markdownText(), QStringLiteral("plain"));
+}
+
+void TestMarkdownView::relativeLinkStaysPut()
+{
+    MarkdownView view;
+    view.resize(400, 200);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    view.setMarkdownText(QStringLiteral("See [the notes](notes.md) first."));
+    QVERIFY(markdowntest::clickLink(&view, QStringLiteral("notes.md")));
+    QCOMPARE(view.toPlainText(), QStringLiteral("See the notes first."));
+    QVERIFY(view.source().isEmpty());
 }
 
 QTEST_MAIN(TestMarkdownView)

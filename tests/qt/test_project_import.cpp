@@ -1,5 +1,6 @@
 // Import and export: TRL JSONL (standard, implicit prompt, conversational) round trip, bad rows with line
-// numbers in skip and abort modes, CSV (RFC 4180 quoting, embedded newlines, judged and unjudged), prompts-only
+// numbers in skip and abort modes, JSONL pairs to label (completion_a/completion_b, message lists kept through
+// labeling and export), CSV (RFC 4180 quoting, embedded newlines, judged and unjudged), prompts-only
 // JSONL, majority/minimum-agreement export, judgments export, cancel; hostile input (lone surrogate escapes,
 // invalid UTF-8 in CSV; rows nested 100,000 levels deep or above the row limit, refused before parsing, the
 // good rows around them kept); atomic export (a cancel or a write error never leaves a partial file).
@@ -47,6 +48,9 @@ private:
 
 private slots:
     void trlRoundTrip();
+    void pairsToLabel_data();
+    void pairsToLabel();
+    void conversationalPromptPlainCompletions();
     void badRows_data();
     void badRows();
     void csvQuoting();
@@ -124,6 +128,124 @@ void TestProjectImport::trlRoundTrip()
     const auto flipped = readJsonl(path("out2.jsonl"));
     QCOMPARE(flipped[0]["chosen"], in[0]["rejected"]);
     QCOMPARE(flipped[0]["rejected"], in[0]["chosen"]);
+}
+
+void TestProjectImport::pairsToLabel_data()
+{
+    QTest::addColumn<QByteArray>("row");
+    QTest::addColumn<QString>("textB"); // the stored text of completion_b
+    QTest::newRow("conversational")
+        << QByteArray(
+               R"J({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, )J"
+               R"J({"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"}], )J"
+               R"J("completion_a": [{"role": "assistant", "content": "6"}], )J"
+               R"J("completion_b": [{"role": "assistant", "content": null, "tool_calls": [{"type": "function", )J"
+               R"J("function": {"name": "add", "arguments": {"a": 3, "b": 3}}}]}, {"role": "tool", "content": "6"}, )J"
+               R"J({"role": "assistant", "content": "It is 6."}]})J")
+        << QStringLiteral("assistant:\ntool call: add({\"a\":3,\"b\":3})\n\ntool:\n6\n\nassistant:\nIt is 6.");
+    QTest::newRow("strings") << QByteArray(R"J({"prompt": "2+2?", "completion_a": "4", "completion_b": "5"})J")
+                             << QStringLiteral("5");
+}
+
+// JSONL rows with completion_a/completion_b (CSV's unjudged columns) are queued for labeling; the Label page
+// gets the message lists, and once judged the export gives the rows back as TRL rows with the same messages.
+void TestProjectImport::pairsToLabel()
+{
+    QFETCH(QByteArray, row);
+    QFETCH(QString, textB);
+    write(path("label.jsonl"), row + "\n");
+    auto s = ProjectStore::open(newProject());
+    s->setOverlap(2);
+    const ImportResult r = importFile(*s, path("label.jsonl"));
+    QCOMPARE(r.format, ImportFormat::Trl);
+    QCOMPARE(r.skipped, 0);
+    QCOMPARE(r.imported, 1);
+    QCOMPARE(s->counts().prejudgedPairs, 0);
+    QCOMPARE(s->counts().labelSlots, 2);
+    const QJsonObject in = QJsonDocument::fromJson(row).object();
+    const auto compact = [](const QJsonValue &v) {
+        return v.isArray() ? QString::fromUtf8(QJsonDocument(v.toArray()).toJson(QJsonDocument::Compact)) : QString();
+    };
+
+    const qint64 annotator = s->annotator(QStringLiteral("alice")).id;
+    const std::optional<ShownPair> shown = s->nextPairFor(annotator);
+    QVERIFY(shown);
+    QCOMPARE(shown->promptMessages, compact(in["prompt"]));
+    const QJsonValue leftIn = in[shown->leftIsA ? "completion_a" : "completion_b"];
+    const QJsonValue rightIn = in[shown->leftIsA ? "completion_b" : "completion_a"];
+    QCOMPARE(shown->left.messagesJson, compact(leftIn));
+    QCOMPARE(shown->right.messagesJson, compact(rightIn));
+    QCOMPARE(s->prompt(shown->promptId).messagesJson, compact(in["prompt"]));
+    const auto pairs = s->listPairs(ListQuery {});
+    QCOMPARE(pairs.rows.size(), 1);
+    QCOMPARE(pairs.rows[0].promptMessages, compact(in["prompt"]));
+    QCOMPARE(pairs.rows[0].messagesA, compact(in["completion_a"]));
+    QCOMPARE(pairs.rows[0].messagesB, compact(in["completion_b"]));
+    QCOMPARE(pairs.rows[0].textB, textB);
+    QCOMPARE(s->listPrompts(ListQuery {}).rows[0].messagesJson, compact(in["prompt"]));
+
+    s->recordVerdict(annotator, *shown, Verdict::Left);
+    const auto judgments = s->listJudgments(ListQuery {});
+    QCOMPARE(judgments.rows.size(), 1);
+    QCOMPARE(judgments.rows[0].promptMessages, compact(in["prompt"]));
+    QCOMPARE(judgments.rows[0].messagesA, compact(in["completion_a"]));
+    // The judgments export carries the message lists of conversational rows, and only of those.
+    ExportOptions jo;
+    jo.format = ExportFormat::JudgmentsJsonl;
+    QCOMPARE(exportFile(*s, path("judgments.jsonl"), jo).rows, 1);
+    const QJsonObject j = readJsonl(path("judgments.jsonl")).value(0);
+    QCOMPARE(j["prompt"].toString(), pairs.rows[0].prompt);
+    QCOMPARE(j.contains("prompt_messages"), in["prompt"].isArray());
+    if (in["prompt"].isArray()) {
+        QCOMPARE(j["prompt_messages"], in["prompt"]);
+        QCOMPARE(j["completion_a_messages"], in["completion_a"]);
+        QCOMPARE(j["completion_b_messages"], in["completion_b"]);
+    }
+    QCOMPARE(exportFile(*s, path("labeled.jsonl")).rows, 1);
+    const auto out = readJsonl(path("labeled.jsonl"));
+    QCOMPARE(out.size(), 1);
+    QCOMPARE(out[0]["prompt"], in["prompt"]);
+    QCOMPARE(out[0]["chosen"], leftIn);
+    QCOMPARE(out[0]["rejected"], rightIn);
+}
+
+// Candidates generated for a conversational prompt, and repairs, are plain text: exported, each is one
+// assistant turn, so the row stays conversational throughout as TRL requires.
+void TestProjectImport::conversationalPromptPlainCompletions()
+{
+    const QByteArray prompt = R"J([{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"}])J";
+    write(path("conv_prompts.jsonl"), "{\"prompt\": " + prompt + "}\n");
+    auto s = ProjectStore::open(newProject());
+    QCOMPARE(importFile(*s, path("conv_prompts.jsonl")).imported, 1);
+    const QVector<Prompt> prompts = s->promptsNeedingCompletions(2);
+    QCOMPARE(prompts.size(), 1);
+    const QJsonArray promptArray = QJsonDocument::fromJson(prompt).array();
+    QCOMPARE(QJsonDocument::fromJson(prompts[0].messagesJson.toUtf8()).array(), promptArray);
+    Provenance generated;
+    generated.source = QStringLiteral("generated");
+    const qint64 a = s->addCompletion(prompts[0].id, QStringLiteral("4"), generated);
+    const qint64 b = s->addCompletion(prompts[0].id, QStringLiteral("5"), generated);
+    s->addPair(prompts[0].id, a, b, QStringLiteral("generated"));
+    const qint64 annotator = s->annotator(QStringLiteral("alice")).id;
+    const std::optional<ShownPair> shown = s->nextPairFor(annotator);
+    QVERIFY(shown);
+    QCOMPARE(QJsonDocument::fromJson(shown->promptMessages.toUtf8()).array(), promptArray);
+    QVERIFY(shown->left.messagesJson.isEmpty());
+    s->repair(annotator, *shown, true, QStringLiteral("Four."));
+    s->recordVerdict(annotator, *shown, Verdict::Left);
+
+    QCOMPARE(exportFile(*s, path("conv_out.jsonl")).rows, 2);
+    const auto out = readJsonl(path("conv_out.jsonl"));
+    const auto turn = [](const QString &text) {
+        return QJsonValue(QJsonArray { QJsonObject { { "role", "assistant" }, { "content", text } } });
+    };
+    const QJsonValue promptValue = promptArray;
+    QCOMPARE(out[0]["prompt"], promptValue);
+    QCOMPARE(out[0]["chosen"], turn(shown->left.text));
+    QCOMPARE(out[0]["rejected"], turn(shown->right.text));
+    QCOMPARE(out[1]["prompt"], promptValue);
+    QCOMPARE(out[1]["chosen"], turn(QStringLiteral("Four.")));
+    QCOMPARE(out[1]["rejected"], turn(shown->left.text));
 }
 
 void TestProjectImport::badRows_data()

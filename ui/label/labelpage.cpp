@@ -1,5 +1,7 @@
 #include "ui/label/labelpage.h"
 
+#include "project/conversation.h"
+
 #include "ui/shell/icons.h"
 #include "ui/widgets/markdownview.h"
 #include "ui/label/repairdialog.h"
@@ -608,14 +610,26 @@ void LabelPage::showPair(const std::optional<dpo::ShownPair> &pair)
     }
     m_stack->setCurrentIndex(0);
     m_undoAction->setEnabled(true);
-    m_prompt->setMarkdownText(m_current->prompt);
+    // A conversational prompt as its turns (a long system message folded); plain text as it is.
+    const dpo::ConversationMarkdown prompt = dpo::conversationMarkdown(m_current->promptMessages, m_current->prompt);
+    m_prompt->setFoldableMarkdown(prompt.markdown, prompt.expanded);
+    const int turns = dpo::conversationTurns(m_current->promptMessages);
+    // The completions answer the last user message: bring it into view; earlier turns are a scroll up.
+    if (turns > 0)
+        m_prompt->scrollToLast(dpo::conversationRoleLabel(QStringLiteral("user")) + QLatin1Char(':'));
     // A model that answers with EOS at once gave a real (empty) answer: say so instead of a blank pane.
-    const auto shown = [this](const QString &text) {
-        return text.isEmpty() ? QStringLiteral("*") + tr("(empty answer)") + QStringLiteral("*") : text;
+    const auto shown = [this](const dpo::Completion &c) {
+        if (c.text.isEmpty() && c.messagesJson.isEmpty())
+            return QStringLiteral("*") + tr("(empty answer)") + QStringLiteral("*");
+        // Completions are one assistant turn (shown as its text) or, with tool calls, a short conversation.
+        const dpo::ConversationMarkdown md = dpo::conversationMarkdown(c.messagesJson, c.text);
+        return md.expanded.isEmpty() ? md.markdown : md.expanded;
     };
-    m_left->setMarkdownText(shown(m_current->left.text));
-    m_right->setMarkdownText(shown(m_current->right.text));
-    m_pairInfo->setText(tr("Prompt"));
+    m_left->setMarkdownText(shown(m_current->left));
+    m_right->setMarkdownText(shown(m_current->right));
+    m_pairInfo->setText(turns == 0 ? tr("Prompt")
+            : turns == 1           ? tr("Prompt  ·  1 turn")
+                                   : tr("Prompt  ·  %1 turns").arg(turns));
     m_pairInfo->setToolTip(tr("Pair #%1").arg(m_current->pairId));
     if (m_diffAction->isChecked())
         applyDiff();

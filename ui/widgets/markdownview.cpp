@@ -1,8 +1,13 @@
 #include "ui/widgets/markdownview.h"
 
+#include "project/conversation.h"
+
+#include <QAbstractTextDocumentLayout>
+#include <QDesktopServices>
 #include <QEvent>
 #include <QFontDatabase>
 #include <QRegularExpression>
+#include <QScrollBar>
 #include <QTextBlock>
 #include <QTextCursor>
 #include <QTextDocument>
@@ -16,7 +21,10 @@ static QColor blend(const QColor &a, const QColor &b, double t)
 MarkdownView::MarkdownView(QWidget *parent)
     : QTextBrowser(parent)
 {
-    setOpenExternalLinks(true);
+    // Links are followed here: fold links switch the text, web links open in the browser, and anything
+    // else (a relative link in a prompt) does nothing instead of navigating the view away from the text.
+    setOpenLinks(false);
+    connect(this, &QTextBrowser::anchorClicked, this, &MarkdownView::followLink);
     setReadOnly(true);
     // Keys belong to the Label page (1/2/←/→ ...): the view is read with the mouse and scrolled by
     // wheel; text stays selectable for copying.
@@ -62,15 +70,71 @@ QString MarkdownView::escapeBareListMarkers(const QString &markdown)
 
 void MarkdownView::setMarkdownText(const QString &markdown)
 {
-    m_markdown = markdown;
-    setMarkdown(escapeBareListMarkers(markdown));
+    setFoldableMarkdown(markdown, QString());
+}
+
+void MarkdownView::setFoldableMarkdown(const QString &folded, const QString &expanded)
+{
+    m_markdown = folded;
+    m_expandedMarkdown = expanded;
+    const bool was = m_expanded;
+    m_expanded = false;
+    render();
+    if (was)
+        emit expandedChanged(false);
+}
+
+void MarkdownView::setExpanded(bool expanded)
+{
+    expanded = expanded && isFoldable();
+    if (expanded == m_expanded)
+        return;
+    // Keep the reader where they were: the fold sits above what they read next.
+    const int scroll = verticalScrollBar()->value();
+    m_expanded = expanded;
+    render();
+    verticalScrollBar()->setValue(scroll);
+    emit expandedChanged(m_expanded);
+    // The document was rebuilt: highlights (word diff) are gone.
+    emit rerendered();
+}
+
+void MarkdownView::followLink(const QUrl &url)
+{
+    const QString u = url.toString();
+    if (u == QLatin1String(dpo::kExpandHref))
+        setExpanded(true);
+    else if (u == QLatin1String(dpo::kCollapseHref))
+        setExpanded(false);
+    else if (url.scheme() == QLatin1String("http") || url.scheme() == QLatin1String("https")
+        || url.scheme() == QLatin1String("mailto"))
+        QDesktopServices::openUrl(url);
+}
+
+bool MarkdownView::scrollToLast(const QString &label)
+{
+    QTextDocument *doc = document();
+    for (QTextBlock b = doc->lastBlock(); b.isValid(); b = b.previous()) {
+        if (!b.text().startsWith(label) || b.begin().atEnd()
+            || b.begin().fragment().charFormat().fontWeight() < QFont::Bold)
+            continue;
+        // Lays the document out up to the block, so the scroll range is known.
+        const int y = int(doc->documentLayout()->blockBoundingRect(b).top());
+        verticalScrollBar()->setValue(y);
+        return true;
+    }
+    return false;
+}
+
+void MarkdownView::render()
+{
+    setMarkdown(escapeBareListMarkers(markdownText()));
     polishDocument();
 }
 
 void MarkdownView::clearHighlights()
 {
-    setMarkdown(escapeBareListMarkers(m_markdown));
-    polishDocument();
+    render();
 }
 
 void MarkdownView::polishDocument()
@@ -169,7 +233,7 @@ void MarkdownView::changeEvent(QEvent *event)
 {
     QTextBrowser::changeEvent(event);
     // A theme switch at run time: formats hold concrete colours, so render again from the source.
-    if (event->type() == QEvent::PaletteChange && !m_markdown.isEmpty()) {
+    if (event->type() == QEvent::PaletteChange && !markdownText().isEmpty()) {
         clearHighlights();
         emit rerendered();
     }

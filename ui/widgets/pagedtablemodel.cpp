@@ -14,6 +14,7 @@ void PagedTableModel::setQuery(ProjectSession *session, const QStringList &heade
     m_cells.clear();
     m_ids.clear();
     m_details.clear();
+    m_expandedDetails.clear();
     m_total = 0;
     m_loading = false;
     ++m_generation;
@@ -53,6 +54,9 @@ void PagedTableModel::request(int offset)
                 m_cells += c.cells;
                 m_ids += c.ids;
                 m_details += c.details;
+                // A fetcher that folds nothing leaves expandedDetails empty: keep the two lists aligned.
+                c.expandedDetails.resize(c.details.size());
+                m_expandedDetails += c.expandedDetails;
                 endInsertRows();
             }
             emit chunkLoaded();
@@ -73,6 +77,11 @@ qint64 PagedTableModel::idAt(int row) const
 QString PagedTableModel::detailAt(int row) const
 {
     return row >= 0 && row < m_details.size() ? m_details[row] : QString();
+}
+
+QString PagedTableModel::expandedDetailAt(int row) const
+{
+    return row >= 0 && row < m_expandedDetails.size() ? m_expandedDetails[row] : QString();
 }
 
 int PagedTableModel::rowCount(const QModelIndex &parent) const

@@ -19,6 +19,8 @@ public:
         QVector<QVector<QVariant>> cells;
         QVector<qint64> ids;
         QVector<QString> details; // Markdown
+        // The same with its folds open (MarkdownView::setFoldableMarkdown); "" or missing: nothing folded.
+        QVector<QString> expandedDetails;
         qint64 total = 0;
     };
     // Runs in the worker thread.
@@ -34,6 +36,7 @@ public:
     bool isLoading() const { return m_loading; }
     qint64 idAt(int row) const;
     QString detailAt(int row) const;
+    QString expandedDetailAt(int row) const;
     int pageSize() const { return m_pageSize; }
     void setPageSize(int n) { m_pageSize = n; }
 
@@ -57,6 +60,7 @@ private:
     QVector<QVector<QVariant>> m_cells;
     QVector<qint64> m_ids;
     QVector<QString> m_details;
+    QVector<QString> m_expandedDetails;
     qint64 m_total = 0;
     bool m_loading = false;
     int m_generation = 0;
