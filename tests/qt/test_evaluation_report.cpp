@@ -173,6 +173,8 @@ void TestEvaluationReport::resultsEqualComputeRatings()
     const EvaluationResults res = loadEvaluationResults(*m_store, m_session, 0, 500, 3);
     QVERIFY2(res.hasRatings, qPrintable(res.ratingsError));
     QCOMPARE(int(res.battles.size()), 36);
+    for (const EvalBattleRow &row : res.rows) // plain prompts: the table shows the text itself
+        QCOMPARE(row.promptSummary, m_store->prompt(row.promptId).text);
 
     // The same battles rebuilt independently: every eval judgment, models by provenance path.
     std::vector<IndexedBattle> battles;

@@ -1118,7 +1118,9 @@ void EvaluatePage::showResults()
             verdict = tr("tie");
         }
         m_promptTable->setItem(row, 0, cell(QString::number(b.promptId), true));
-        m_promptTable->setItem(row, 1, cell(b.prompt));
+        QTableWidgetItem *promptCell = cell(b.promptSummary);
+        promptCell->setToolTip(b.prompt);
+        m_promptTable->setItem(row, 1, promptCell);
         m_promptTable->setItem(row, 2, cell(r.models.value(b.modelA)));
         m_promptTable->setItem(row, 3, cell(r.models.value(b.modelB)));
         m_promptTable->setItem(row, 4, cell(verdict));

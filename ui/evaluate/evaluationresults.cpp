@@ -1,5 +1,7 @@
 #include "ui/evaluate/evaluationresults.h"
 
+#include "project/conversation.h"
+
 #include <QRegularExpression>
 
 #include <algorithm>
@@ -99,6 +101,7 @@ EvaluationResults computeEvaluationResults(const QStringList &models, const QVec
         row.pairId = b.pairId;
         row.promptId = b.promptId;
         row.prompt = promptTexts.value(b.promptId);
+        row.promptSummary = row.prompt;
         row.modelA = b.modelA;
         row.modelB = b.modelB;
         row.textA = textOf.value(b.completionA);
@@ -157,15 +160,23 @@ EvaluationResults loadEvaluationResults(
     const QVector<dpo::EvalBattle> battles = dpo::evalBattles(store, session.models, session.sampling);
     // The session's prompts, and those of earlier judgments between the same models and settings.
     QVector<qint64> promptIds = session.promptIds;
-    QHash<qint64, QString> prompts;
+    QHash<qint64, QString> prompts, summaries;
+    auto remember = [&](qint64 id) {
+        const dpo::Prompt p = store.prompt(id);
+        prompts.insert(id, p.text);
+        summaries.insert(id, dpo::conversationSummary(p.messagesJson, p.text));
+    };
     for (qint64 id : session.promptIds)
-        prompts.insert(id, store.prompt(id).text);
+        remember(id);
     for (const dpo::EvalBattle &b : battles) {
         if (!prompts.contains(b.promptId)) {
-            prompts.insert(b.promptId, store.prompt(b.promptId).text);
+            remember(b.promptId);
             promptIds << b.promptId;
         }
     }
     const QVector<dpo::EvalOutput> outputs = dpo::evalOutputs(store, session.models, promptIds, session.sampling);
-    return computeEvaluationResults(names, battles, outputs, prompts, baseline, bootstrap, seed);
+    EvaluationResults r = computeEvaluationResults(names, battles, outputs, prompts, baseline, bootstrap, seed);
+    for (EvalBattleRow &row : r.rows)
+        row.promptSummary = summaries.value(row.promptId, row.prompt);
+    return r;
 }

@@ -29,6 +29,7 @@ struct EvalBattleRow {
     qint64 pairId = 0;
     qint64 promptId = 0;
     QString prompt;
+    QString promptSummary; // one line for tables: "3 turns · <last user message>" for a conversation, else the text
     int modelA = 0;
     int modelB = 0;
     QString textA;
