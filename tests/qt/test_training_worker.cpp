@@ -157,7 +157,7 @@ void TestTrainingWorker::stopsWithinOneSecondAndResumes()
     QCOMPARE(finished.first().at(0).toString(), QStringLiteral("stopped"));
     const QString checkpoint = finished.first().at(1).toString();
     QVERIFY(QFileInfo::exists(checkpoint + QStringLiteral("/trainer_state.json")));
-    QCOMPARE(QString::fromStdString(dpo::DpoTrainer::latestCheckpoint(out.toStdString())), checkpoint);
+    QCOMPARE(QString::fromStdString(dpo::latestCheckpoint(out.toStdString())), checkpoint);
     const int stoppedAt = readMetrics(out).last().value(QStringLiteral("step")).toInt();
     QVERIFY2(stoppedAt < 30, qPrintable(QString::number(stoppedAt)));
 

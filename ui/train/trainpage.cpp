@@ -1,4 +1,4 @@
-#include "engine/training/dpo_trainer.h"
+#include "engine/training/run_folder.h"
 
 #include "ui/train/trainpage.h"
 
@@ -147,7 +147,7 @@ bool TrainPage::start()
         m_options->setMessage(tr("option 'model': %1").arg(model.error), true);
         return false;
     }
-    if (!dpo::DpoTrainer::latestCheckpoint(config.outputDir).empty()) {
+    if (!dpo::latestCheckpoint(config.outputDir).empty()) {
         m_options->setMessage(
             tr("option 'output_dir': %1 already holds checkpoints of a run. Resume it (Runs tab) or pick "
                "another directory (New).")

@@ -1,4 +1,4 @@
-#include "engine/training/dpo_trainer.h"
+#include "engine/training/run_folder.h"
 
 #include "ui/train/trainruncontrol.h"
 
@@ -119,7 +119,7 @@ bool TrainRunControl::isTraining() const
 
 bool TrainRunControl::canResumeLast() const
 {
-    return m_haveLastJob && !dpo::DpoTrainer::latestCheckpoint(m_lastJob.config.outputDir).empty() &&
+    return m_haveLastJob && !dpo::latestCheckpoint(m_lastJob.config.outputDir).empty() &&
            m_lastStatus != QLatin1String("completed");
 }
 
@@ -296,7 +296,7 @@ void TrainRunControl::onFailed(const QString &error)
     m_dashboard->redrawNow();
     updateProgress();
     m_lastStatus = QStringLiteral("failed");
-    m_lastCheckpoint = QString::fromStdString(dpo::DpoTrainer::latestCheckpoint(m_lastJob.config.outputDir));
+    m_lastCheckpoint = QString::fromStdString(dpo::latestCheckpoint(m_lastJob.config.outputDir));
     emit message(tr("Training failed: %1").arg(error), true);
     appendLog(tr("failed: %1").arg(error));
     emit buttonsStale();

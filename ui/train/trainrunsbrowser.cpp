@@ -1,4 +1,4 @@
-#include "engine/training/dpo_trainer.h"
+#include "engine/training/run_folder.h"
 
 #include "ui/train/trainrunsbrowser.h"
 
@@ -101,7 +101,7 @@ bool TrainRunsBrowser::isResumable(const dpo::Run &run) const
     if (run.status != QLatin1String("stopped") && run.status != QLatin1String("interrupted") &&
         run.status != QLatin1String("failed"))
         return false;
-    return !dpo::DpoTrainer::latestCheckpoint(run.outputDir.toStdString()).empty();
+    return !dpo::latestCheckpoint(run.outputDir.toStdString()).empty();
 }
 
 bool TrainRunsBrowser::selectionResumable() const

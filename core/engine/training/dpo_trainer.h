@@ -34,6 +34,7 @@
 #include "engine/training/dpo_loss.h"
 #include "engine/data/preference_data.h"
 #include "engine/tokenizers/tokenizer.h"
+#include "engine/training/run_folder.h" // latestCheckpoint, removeStaleCheckpointTemps
 #include "engine/training/train_config.h"
 
 #include <nlohmann/json.hpp>
@@ -92,8 +93,6 @@ public:
     int64_t globalStep() const { return m_globalStep; }
     std::shared_ptr<CausalLM> model() const { return m_policy; }
 
-    // Newest complete checkpoint-N directory in outputDir, or "" (incomplete *.tmp ones are ignored).
-    static std::string latestCheckpoint(const std::string &outputDir);
 
 private:
     struct Example;   // tokenized sequences + cached reference log-probs
@@ -144,11 +143,5 @@ private:
     int64_t m_numTokens = 0;
     std::string m_lastCheckpoint;
 };
-
-// Removes the temporary folders a kill during checkpointing left in `outputDir` (checkpoint-N.tmp,
-// .checkpoint-N.tmp.tmp-PID-K, .checkpoint-N.tmp.old-PID-K, .final.tmp-PID-K: only these names, and
-// not while the PID is a live process other than this one); returns the paths removed. train() calls
-// it before starting or resuming.
-std::vector<std::string> removeStaleCheckpointTemps(const std::string &outputDir);
 
 } // namespace dpo
