@@ -419,31 +419,24 @@ void requireChatTemplate(const std::vector<PreferenceRow> &rows, const ModelChat
                 + "chat_template.json); give one with --chat-template FILE (TrainConfig chat_template)");
 }
 
-PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device)
+PreferenceBatch collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t padId, torch::Device device)
 {
-    if (pairs.empty())
-        throw Error("cannot collate an empty list of preference pairs");
-    const int64_t b = int64_t(pairs.size());
-    std::vector<const ModelSequence *> seqs;
-    seqs.reserve(size_t(2 * b));
-    for (const auto &p : pairs)
-        seqs.push_back(&p.chosen);
-    for (const auto &p : pairs)
-        seqs.push_back(&p.rejected);
-
+    if (seqs.empty())
+        throw Error("cannot collate an empty list of sequences");
+    const int64_t n = int64_t(seqs.size());
     int64_t t = 1;
     for (const auto *s : seqs)
         t = std::max<int64_t>(t, int64_t(s->ids.size()));
 
     const int64_t pad = padId >= 0 ? padId : 0;
-    auto ids = torch::full({ 2 * b, t }, pad, torch::kLong);
-    auto attention = torch::zeros({ 2 * b, t }, torch::kLong);
-    auto completion = torch::zeros({ 2 * b, t }, torch::kLong);
+    auto ids = torch::full({ n, t }, pad, torch::kLong);
+    auto attention = torch::zeros({ n, t }, torch::kLong);
+    auto completion = torch::zeros({ n, t }, torch::kLong);
     auto idsA = ids.accessor<int64_t, 2>();
     auto attA = attention.accessor<int64_t, 2>();
     auto compA = completion.accessor<int64_t, 2>();
     int64_t numTokens = 0;
-    for (int64_t r = 0; r < 2 * b; ++r) {
+    for (int64_t r = 0; r < n; ++r) {
         const ModelSequence &s = *seqs[size_t(r)];
         const int64_t len = int64_t(s.ids.size());
         numTokens += len;
@@ -459,8 +452,23 @@ PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t pa
     batch.inputIds = ids.to(device);
     batch.attentionMask = attention.to(device);
     batch.completionMask = completion.to(device);
-    batch.numPairs = b;
     batch.numTokens = numTokens;
+    return batch;
+}
+
+PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device)
+{
+    if (pairs.empty())
+        throw Error("cannot collate an empty list of preference pairs");
+    const int64_t b = int64_t(pairs.size());
+    std::vector<const ModelSequence *> seqs;
+    seqs.reserve(size_t(2 * b));
+    for (const auto &p : pairs)
+        seqs.push_back(&p.chosen);
+    for (const auto &p : pairs)
+        seqs.push_back(&p.rejected);
+    PreferenceBatch batch = collateSequences(seqs, padId, device);
+    batch.numPairs = b;
     return batch;
 }
 

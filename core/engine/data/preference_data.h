@@ -179,6 +179,11 @@ struct PreferenceBatch {
     int64_t numTokens = 0; // real (unpadded) tokens in the batch
 };
 
+// Right-pads single sequences into an [N, T] batch on `device` (numPairs stays 0): what SFT trains on,
+// and what collatePairs lays out for chosen then rejected. Throws dpo::Error when `seqs` is empty.
+PreferenceBatch collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t padId,
+    torch::Device device = torch::kCPU);
+
 // Collates pairs into one batch on `device`. A negative padId (tokenizers without a pad token) pads
 // with 0; padded positions are masked anyway. Throws dpo::Error when `pairs` is empty.
 PreferenceBatch collatePairs(

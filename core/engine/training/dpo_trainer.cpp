@@ -150,33 +150,6 @@ std::vector<PreferenceRow> readSftJsonl(const std::string &path, const Preferenc
     return rows;
 }
 
-// [N, T] right-padded batch of single sequences (SFT).
-void collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t padId, torch::Device device,
-                      torch::Tensor &ids, torch::Tensor &attention, torch::Tensor &completion)
-{
-    int64_t T = 1;
-    for (auto *s : seqs)
-        T = std::max<int64_t>(T, int64_t(s->ids.size()));
-    const int64_t N = int64_t(seqs.size());
-    ids = torch::full({N, T}, padId < 0 ? 0 : padId, torch::kLong);
-    attention = torch::zeros({N, T}, torch::kLong);
-    completion = torch::zeros({N, T}, torch::kLong);
-    auto idsA = ids.accessor<int64_t, 2>();
-    auto attA = attention.accessor<int64_t, 2>();
-    auto compA = completion.accessor<int64_t, 2>();
-    for (int64_t i = 0; i < N; ++i) {
-        const auto &s = *seqs[i];
-        for (int64_t t = 0; t < int64_t(s.ids.size()); ++t) {
-            idsA[i][t] = s.ids[t];
-            attA[i][t] = 1;
-            compA[i][t] = (t >= s.promptLength && t > 0) ? 1 : 0;
-        }
-    }
-    ids = ids.to(device);
-    attention = attention.to(device);
-    completion = completion.to(device);
-}
-
 double totalGradNorm(const std::vector<std::pair<std::string, torch::Tensor>> &params)
 {
     std::vector<torch::Tensor> norms;
@@ -472,10 +445,9 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
         std::vector<const ModelSequence *> seqs;
         for (size_t i : indices)
             seqs.push_back(&examples[i].pair.chosen);
-        torch::Tensor ids, att, comp;
-        collateSequences(seqs, padId, m_device, ids, att, comp);
-        r.tokens = att.sum().item<int64_t>();
-        auto lp = completionLogps(*m_policy, ids, att, comp);
+        const PreferenceBatch batch = collateSequences(seqs, padId, m_device);
+        r.tokens = batch.numTokens;
+        auto lp = completionLogps(*m_policy, batch.inputIds, batch.attentionMask, batch.completionMask);
         torch::Tensor loss = sftLoss(lp.sum, lp.count).mean();
         r.loss = loss.item<double>();
         if (!std::isfinite(r.loss))
