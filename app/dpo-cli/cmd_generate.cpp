@@ -88,16 +88,17 @@ dpocli::CommandRegistrar reg([](CLI::App &app) {
         dpo::GenerationPrompt prompt;
         prompt.text = o->prompt;
         if (!o->messagesFile.empty()) {
-            const auto j = dpo::readJsonFileLimited(o->messagesFile);
+            // Key order kept: templates print messages and tools with tojson / items() in file order.
+            auto j = dpo::readOrderedJsonFileLimited(o->messagesFile);
             if (!j.is_array() || j.empty())
                 throw dpo::Error(o->messagesFile + ": must hold a non-empty JSON list of messages");
             for (size_t i = 0; i < j.size(); ++i)
                 if (!j[i].is_object() || !j[i].contains("role") || !j[i]["role"].is_string())
                     throw dpo::Error(o->messagesFile + ": message " + std::to_string(i) + " needs a string \"role\"");
-            prompt.messages = dpo::parseOrderedJsonLimited(j.dump(), o->messagesFile);
+            prompt.messages = std::move(j);
         }
         if (!o->toolsFile.empty()) {
-            prompt.tools = dpo::parseOrderedJsonLimited(dpo::readJsonFileLimited(o->toolsFile).dump(), o->toolsFile);
+            prompt.tools = dpo::readOrderedJsonFileLimited(o->toolsFile);
             if (!prompt.tools.is_array())
                 throw dpo::Error(o->toolsFile + ": must hold a JSON list of tools");
         }

@@ -102,7 +102,8 @@ json parseJsonLimited(std::string_view text, const std::string &source, const Js
     return doParse<json>(text, source, limits, &callback);
 }
 
-json readJsonFileLimited(const std::string &path, const JsonLimits &limits)
+// The bytes of a JSON file, refusing folders and files above limits.maxFileBytes.
+static std::string readJsonText(const std::string &path, const JsonLimits &limits)
 {
     struct stat st { };
     if (::stat(path.c_str(), &st) != 0)
@@ -127,7 +128,17 @@ json readJsonFileLimited(const std::string &path, const JsonLimits &limits)
     }
     if (in.bad())
         throw Error(path + ": read error");
-    return parseJsonLimited(text, path, limits);
+    return text;
+}
+
+json readJsonFileLimited(const std::string &path, const JsonLimits &limits)
+{
+    return parseJsonLimited(readJsonText(path, limits), path, limits);
+}
+
+nlohmann::ordered_json readOrderedJsonFileLimited(const std::string &path, const JsonLimits &limits)
+{
+    return parseOrderedJsonLimited(readJsonText(path, limits), path, limits);
 }
 
 bool readLineLimited(std::istream &in, std::string &out, uint64_t maxBytes, bool *tooLong)

@@ -53,6 +53,8 @@ nlohmann::ordered_json parseOrderedJsonLimited(std::string_view text, const std:
 // Reads `path` (refusing files above limits.maxFileBytes) and parses it with parseJsonLimited.
 // Errors name the path.
 nlohmann::json readJsonFileLimited(const std::string &path, const JsonLimits &limits = {});
+// The same keeping object key order.
+nlohmann::ordered_json readOrderedJsonFileLimited(const std::string &path, const JsonLimits &limits = {});
 
 // At most about maxChars characters of `value` as compact JSON, "..." appended when cut. Never
 // recurses (safe on any value) and never throws (invalid UTF-8 in strings is replaced).
