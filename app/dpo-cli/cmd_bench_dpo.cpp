@@ -256,6 +256,11 @@ nlohmann::json benchOne(
 
     std::vector<double> wall, cpu, flops;
     double lastCpu = 0;
+    // CUDA: device memory in use after each step (the caching allocator keeps a step's peak reserved),
+    // over what was in use before the trainer moved the model there (the CUDA context): an upper bound of
+    // PyTorch's max_memory_allocated, which the GPU baseline reports.
+    int64_t cudaBefore = 0, cudaPeak = 0;
+    const bool onCuda = dpo::parseDevice(o.device).is_cuda() && dpo::cudaMemoryInUse(&cudaBefore, nullptr);
     dpo::DpoTrainer trainer(mut.model, mut.tokenizer, c, rows);
     dpo::TrainerCallbacks cb;
     cb.onMetrics = [&](const nlohmann::json &m) {
@@ -263,6 +268,9 @@ nlohmann::json benchOne(
             return;
         const int64_t step = m.at("step").get<int64_t>();
         const double now = cpuSeconds();
+        int64_t used = 0;
+        if (onCuda && dpo::cudaMemoryInUse(&used, nullptr))
+            cudaPeak = std::max(cudaPeak, used);
         if (step >= 2) { // step 1 warms up (allocator, kernels, first-touch pages)
             wall.push_back(m.at("step_seconds").get<double>());
             cpu.push_back(now - lastCpu);
@@ -305,6 +313,11 @@ nlohmann::json benchOne(
     r["flops_per_step"] = flopSum / wall.size();
     r["gflops"] = gflops;
     r["ratio_to_matmul"] = gflops / mm.best();
+    // The GPU baseline's figure of merit (tools/bench/baseline_dpo_gpu.py): 8 x params FLOPs per token
+    // against an H100/H200's 989 dense bf16 TFLOP/s.
+    r["mfu_8n_989tf"] = 8.0 * double(params) * tokensPerStep * wall.size() / wallSum / 989e12 * 100.0;
+    if (onCuda)
+        r["cuda_used_peak_gib"] = double(cudaPeak - cudaBefore) / double(int64_t(1) << 30);
     if (dpo::parseDevice(o.device).is_cpu()) {
         const double gflopsCpu = flopSum / cpuSum / 1e9;
         r["per_cpu_second"] = { { "gflops", gflopsCpu }, { "ratio_to_matmul", gflopsCpu / mm.bestCpu() } };

@@ -10,7 +10,9 @@
 
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
+#include "engine/data/preference_data.h"
 #include "engine/io/json_limits.h"
+#include "engine/io/jsonl_reader.h"
 #include "engine/generation/generation.h"
 #include "engine/runtime.h"
 #include "engine/tokenizers/tokenizer.h"
@@ -58,21 +60,11 @@ std::vector<std::string> stringList(const nlohmann::json &j, const char *key, co
 
 std::vector<EvalRow> readEvalRows(const std::string &path)
 {
-    std::ifstream f(path, std::ios::binary);
-    if (!f)
-        throw dpo::Error(path + ": cannot open the prompts file");
+    dpo::JsonlReader lines(path, dpo::PreferenceDataLimits::defaults().maxRowBytes, "prompts file");
     std::vector<EvalRow> rows;
-    std::string text;
-    int64_t line = 0;
-    while (std::getline(f, text)) {
-        ++line;
-        if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-            continue;
-        const std::string where = path + ":" + std::to_string(line);
-        dpo::requireUtf8(text, where);
-        const nlohmann::json j = dpo::parseJsonLimited(text, where); // nesting bounded
-        if (!j.is_object())
-            throw dpo::Error(where + ": a row must be a JSON object");
+    while (lines.next()) {
+        const std::string where = lines.where();
+        const nlohmann::json j = lines.object();
         if (!j.contains("prompt") || !j["prompt"].is_string() || j["prompt"].get<std::string>().empty())
             throw dpo::Error(where + ": field 'prompt' must be a non-empty string");
         EvalRow row;

@@ -63,8 +63,13 @@ const std::map<std::string, std::string> &optionHelp()
                      "(default: off)"},
         {"lr_scheduler", "linear, cosine, constant (no warmup) or constant_with_warmup"},
         {"weight_decay", "AdamW decoupled weight decay; biases and norm weights are exempt (HF Trainer's rule)"},
-        {"dtype", "float32, bfloat16 or float16: the weights' dtype in memory (with LoRA the frozen base's; "
-                  "adapters stay float32)"},
+        {"dtype", "auto (bfloat16 on a CUDA GPU that has it, else float32), float32, bfloat16 or float16 (CUDA "
+                  "only, with loss scaling): the weights' dtype in memory (with LoRA the frozen base's; adapters "
+                  "stay float32)"},
+        {"loss_scaling", "auto (dynamic for float16, else none), dynamic or none: torch.amp.GradScaler's rule"},
+        {"loss_scale_init", "initial loss scale of dynamic loss scaling (default 65536)"},
+        {"loss_scale_growth_interval", "finite steps in a row before the loss scale doubles (default 2000)"},
+        {"tf32", "true/false: TF32 tensor cores for float32 matmuls on CUDA (default true)"},
     };
     return help;
 }
@@ -85,7 +90,8 @@ const std::map<std::string, char> &optionKinds()
         {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"chat_template", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
         {"method", 's'},        {"lora_r", 'i'},          {"lora_alpha", 'd'},    {"lora_dropout", 'd'},
-        {"lora_target_modules", 'l'}, {"base_model", 's'},
+        {"lora_target_modules", 'l'}, {"base_model", 's'}, {"loss_scaling", 's'}, {"loss_scale_init", 'd'},
+        {"loss_scale_growth_interval", 'i'}, {"tf32", 'b'},
     };
     return kinds;
 }
@@ -107,6 +113,12 @@ nlohmann::json toJsonValue(const std::string &key, char kind, const std::string 
                 break;
             return v;
         }
+        case 'b':
+            if (text == "true" || text == "1" || text == "on")
+                return true;
+            if (text == "false" || text == "0" || text == "off")
+                return false;
+            break;
         default:
             return text;
         }
@@ -116,7 +128,8 @@ nlohmann::json toJsonValue(const std::string &key, char kind, const std::string 
     for (auto &c : flag)
         if (c == '_')
             c = '-';
-    throw dpo::Error("option --" + flag + ": '" + text + "' is not a valid number");
+    throw dpo::Error("option --" + flag + ": '" + text + "' is not a valid "
+        + (kind == 'b' ? "switch (use true or false)" : "number"));
 }
 
 // Tells the extensions' hooks how the run ended, "failed" when training throws.

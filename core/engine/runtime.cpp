@@ -3,6 +3,8 @@
 #include "engine/error.h"
 #include "engine/torch_api.h"
 
+#include <dlfcn.h>
+
 #include <thread>
 
 namespace dpo {
@@ -41,6 +43,45 @@ torch::ScalarType parseDtype(const std::string &name)
     if (name == "float16" || name == "fp16" || name == "half")
         return torch::kFloat16;
     throw Error("dtype '" + name + "' is not supported (use float32, bfloat16 or float16)");
+}
+
+torch::ScalarType resolveDtype(const std::string &name, const torch::Device &device)
+{
+    if (name != "auto")
+        return parseDtype(name);
+    if (!device.is_cuda())
+        return torch::kFloat32;
+    try {
+        const auto x = torch::ones({ 8, 8 }, torch::TensorOptions().dtype(torch::kBFloat16).device(device));
+        const bool ok = x.matmul(x).to(torch::kFloat32).sum().item<float>() == 512.0f;
+        return ok ? torch::kBFloat16 : torch::kFloat32;
+    } catch (const std::exception &) {
+        return torch::kFloat32;
+    }
+}
+
+void setAllowTf32(bool allow)
+{
+    at::globalContext().setAllowTF32CuBLAS(allow);
+    at::globalContext().setAllowTF32CuDNN(allow);
+}
+
+bool cudaMemoryInUse(int64_t *used, int64_t *total)
+{
+    using MemGetInfo = int (*)(size_t *, size_t *);
+    // The CUDA runtime is already loaded by a CUDA libtorch (a dependency of libc10_cuda); a CPU build
+    // has none and this returns false without touching anything.
+    static const MemGetInfo fn = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+    if (!fn)
+        return false;
+    size_t freeBytes = 0, totalBytes = 0;
+    if (fn(&freeBytes, &totalBytes) != 0)
+        return false;
+    if (used)
+        *used = int64_t(totalBytes - freeBytes);
+    if (total)
+        *total = int64_t(totalBytes);
+    return true;
 }
 
 std::string dtypeName(torch::ScalarType t)

@@ -2,6 +2,8 @@
 
 #include "project/project_store_p.h"
 
+#include "engine/io/jsonl_lines.h"
+
 #include <QCryptographicHash>
 #include <QDateTime>
 #include <QDir>
@@ -349,14 +351,28 @@ QStringList readPromptsJsonl(const QString &path, int *skipped)
     QFile f(path);
     if (!f.open(QIODevice::ReadOnly))
         throw ProjectError(QStringLiteral("cannot open prompts file %1: %2").arg(path, f.errorString()).toStdString());
+    QByteArray data;
+    if (f.size() > 0) {
+        if (uchar *p = f.map(0, f.size()))
+            data = QByteArray::fromRawData(reinterpret_cast<const char *>(p), f.size());
+        else
+            data = f.readAll();
+    }
+    const qint64 limit = defaultRowLimit();
     QStringList out;
     int skip = 0;
-    qint64 lineNo = 0;
-    while (!f.atEnd()) {
-        const QByteArray line = f.readLine();
-        ++lineNo;
-        if (line.trimmed().isEmpty())
-            continue;
+    jsonl::LineSplitter lines(std::string_view(data.constData(), size_t(data.size())));
+    while (lines.next()) {
+        const qint64 lineNo = lines.number();
+        const QByteArray line = QByteArray::fromRawData(lines.text().data(), qsizetype(lines.text().size()));
+        if (line.size() > limit)
+            throw ProjectError(QStringLiteral("%1:%2: row of %3 bytes is above the limit of %4 bytes (raise it with "
+                                              "DPO_MAX_ROW_BYTES)")
+                                   .arg(path)
+                                   .arg(lineNo)
+                                   .arg(line.size())
+                                   .arg(limit)
+                                   .toStdString());
         QJsonParseError err;
         const QJsonDocument doc = QJsonDocument::fromJson(line, &err);
         if (!doc.isObject())

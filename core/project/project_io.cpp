@@ -5,6 +5,8 @@
 #include "project/project_store.h"
 #include "project/project_store_p.h"
 
+#include "engine/io/jsonl_lines.h"
+
 #include <QFile>
 #include <cstdio>
 #include <memory>
@@ -22,6 +24,13 @@
 #include <map>
 
 namespace dpo {
+
+qint64 defaultRowLimit()
+{
+    bool ok = false;
+    const qint64 env = qEnvironmentVariable("DPO_MAX_ROW_BYTES").toLongLong(&ok);
+    return ok && env > 0 ? env : qint64(8) << 20;
+}
 
 namespace {
 
@@ -298,11 +307,7 @@ bool cancelled(const ImportOptions &o)
 
 qint64 maxRowBytes(const ImportOptions &o)
 {
-    if (o.maxRowBytes > 0)
-        return o.maxRowBytes;
-    bool ok = false;
-    const qint64 env = qEnvironmentVariable("DPO_MAX_ROW_BYTES").toLongLong(&ok);
-    return ok && env > 0 ? env : qint64(8) << 20;
+    return o.maxRowBytes > 0 ? o.maxRowBytes : defaultRowLimit();
 }
 
 QString rowTooLong(qint64 bytes, qint64 limit)
@@ -348,31 +353,20 @@ QString tooDeep(qsizetype at, int maxDepth)
 void parseJsonl(const QByteArray &data, ImportFormat format, const ImportOptions &opt, Parsed &out, const RowSink &sink)
 {
     const qint64 maxBytes = maxRowBytes(opt);
-    qsizetype pos = data.startsWith("\xEF\xBB\xBF") ? 3 : 0;
-    qint64 line = 0;
-    while (pos < data.size()) {
-        qsizetype end = data.indexOf('\n', pos);
-        if (end < 0)
-            end = data.size();
-        ++line;
-        qsizetype len = end - pos;
-        if (len > 0 && data[pos + len - 1] == '\r')
-            --len;
-        const char *s = data.constData() + pos;
-        pos = end + 1;
-        if ((line & 1023) == 0) {
+    jsonl::LineSplitter lines(std::string_view(data.constData(), size_t(data.size())));
+    qint64 rows = 0;
+    while (lines.next()) {
+        const qint64 line = lines.number();
+        const char *s = lines.text().data();
+        const qsizetype len = qsizetype(lines.text().size());
+        if ((++rows & 1023) == 0) {
             if (cancelled(opt)) {
                 out.cancelled = true;
                 return;
             }
             if (opt.progress)
-                opt.progress(pos, data.size());
+                opt.progress(qint64(lines.offset()), data.size());
         }
-        bool blank = true;
-        for (qsizetype i = 0; i < len && blank; ++i)
-            blank = s[i] == ' ' || s[i] == '\t';
-        if (blank)
-            continue;
         if (len > maxBytes) {
             addError(out, line, rowTooLong(len, maxBytes), opt.maxReportedErrors);
             continue;
@@ -642,14 +636,10 @@ ImportFormat detectFormat(const QString &path, const QByteArray &data, const Imp
     // JSON Lines: the first line that parses as an object decides (lines above the limits are left to the
     // parse, which reports them).
     const qint64 maxBytes = maxRowBytes(opt);
-    qsizetype pos = 0;
-    for (int tries = 0; tries < 50 && pos < data.size(); ++tries) {
-        qsizetype end = data.indexOf('\n', pos);
-        if (end < 0)
-            end = data.size();
-        const char *s = data.constData() + pos;
-        const qsizetype len = end - pos;
-        pos = end + 1;
+    jsonl::LineSplitter lines(std::string_view(data.constData(), size_t(data.size())));
+    for (int tries = 0; tries < 50 && lines.next(); ++tries) {
+        const char *s = lines.text().data();
+        const qsizetype len = qsizetype(lines.text().size());
         if (len > maxBytes || tooDeepAt(s, len, opt.maxJsonDepth) >= 0)
             continue;
         const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromRawData(s, len));

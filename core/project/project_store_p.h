@@ -159,4 +159,8 @@ PairState pairState(ProjectStore::Impl &d, qint64 pairId);
 // Adds the change of a pair's free-slot state and touchers between before and after to the counter deltas.
 void applyPairChange(ProjectStore::Impl &d, const PairState &before, const PairState &after);
 
+// The byte limit of one imported row or JSONL line: DPO_MAX_ROW_BYTES when set, else 8 MiB (the limit
+// training applies to the same rows).
+qint64 defaultRowLimit();
+
 } // namespace dpo

@@ -154,6 +154,55 @@ TEST(LlamaModel, CompletionLogpsEqualFullLogSoftmaxAndAreDifferentiable)
     }
 }
 
+// Training keeps no [tokens, V] logits for backward: each chunk's head and log-softmax are recomputed in
+// backward (logprobs.cpp). The gradients must be those of the plain graph through the full logits,
+// head weights (untied and tied to the embeddings) included, with and without the stats pass.
+TEST(LlamaModel, RecomputedHeadGradientsEqualTheFullLogitsGraph)
+{
+    for (const bool tied : { false, true }) {
+        for (const bool stats : { false, true }) {
+            SCOPED_TRACE(std::string(tied ? "tied" : "untied") + (stats ? " stats" : ""));
+            torch::manual_seed(3);
+            auto config = qwenStyleConfig();
+            config.tieWordEmbeddings = tied;
+            auto model = createCausalLM(config);
+            auto ids = torch::randint(0, config.vocabSize, { 3, 11 }, torch::kInt64);
+            auto mask = torch::ones({ 3, 11 }, torch::kInt64);
+            mask[2].slice(0, 8).fill_(0); // right padding on one row
+            auto completion = torch::zeros({ 3, 11 }, torch::kInt64);
+            completion.slice(1, 4).fill_(1);
+            completion.mul_(mask);
+            const auto weights = torch::tensor({ 0.7, -1.3, 2.0 }, torch::kFloat32);
+
+            auto direct = [&] {
+                model->zero_grad();
+                auto logp = torch::log_softmax(model->forward(ids, mask), -1, torch::kFloat32);
+                auto tok = logp.slice(1, 0, -1).gather(2, ids.slice(1, 1).unsqueeze(2)).squeeze(2);
+                auto sum = (tok * completion.slice(1, 1).to(torch::kFloat32)).sum(1);
+                (sum * weights).sum().backward();
+                std::map<std::string, torch::Tensor> g;
+                for (const auto &p : model->named_parameters())
+                    g[p.key()] = p.value().grad().clone();
+                return std::make_pair(sum.detach(), g);
+            }();
+
+            model->zero_grad();
+            LogpsOptions options;
+            options.stats = stats;
+            options.chunkRows = 5; // 18 scored positions: four chunks, the last one short
+            auto lp = completionLogps(*model, ids, mask, completion, options);
+            EXPECT_LT(maxAbsDiff(lp.sum.detach(), direct.first), 1e-4);
+            (lp.sum * weights).sum().backward();
+            for (const auto &p : model->named_parameters()) {
+                ASSERT_TRUE(p.value().grad().defined()) << p.key();
+                const auto &want = direct.second.at(p.key());
+                const double scale = std::max(1e-3, want.abs().max().item<double>());
+                EXPECT_LT(maxAbsDiff(p.value().grad(), want) / scale, 1e-5) << p.key();
+            }
+        }
+    }
+}
+
 TEST(LlamaModel, LeftPaddingGivesTheUnpaddedResult)
 {
     auto model = loadCausalLM(dpotest::fixture("llama-gqa/ref"));

@@ -7,6 +7,8 @@
 #include "engine/chat/chat_template.h"
 #include "engine/error.h"
 #include "engine/data/preference_data.h"
+#include "engine/io/jsonl_lines.h"
+#include "engine/io/jsonl_reader.h"
 #include "engine/tokenizers/tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -265,6 +267,88 @@ TEST(PreferenceData, BadRowsNameFileAndLine)
         ":1: field 'rejected' must be a list of messages");
     expectError("", "no preference rows");
     expectError("\n  \n", "no preference rows");
+}
+
+// One set of JSONL line rules (engine/io/jsonl_lines.h) for the file reader and the in-memory splitter the
+// project import uses: BOM, CRLF, blank lines counted but skipped, a last line without '\n'.
+TEST(JsonlReader, LineRulesAgreeForFileAndMemory)
+{
+    const std::string text = "\xEF\xBB\xBF{\"a\": 1}\r\n"
+                             "\r\n"
+                             "  \t\n"
+                             "{\"a\": 2}\n"
+                             "\n"
+                             "{\"a\": 3}"; // no final newline
+    const std::vector<std::pair<int64_t, int>> expected { { 1, 1 }, { 4, 2 }, { 6, 3 } };
+
+    TempFile f(text);
+    dpo::JsonlReader reader(f.path(), 100);
+    std::vector<std::pair<int64_t, int>> fromFile;
+    while (reader.next())
+        fromFile.emplace_back(reader.line(), reader.object().at("a").get<int>());
+    EXPECT_EQ(fromFile, expected);
+
+    dpo::jsonl::LineSplitter lines(text);
+    std::vector<std::pair<int64_t, std::string>> fromMemory;
+    while (lines.next())
+        fromMemory.emplace_back(lines.number(), std::string(lines.text()));
+    ASSERT_EQ(fromMemory.size(), 3u);
+    EXPECT_EQ(fromMemory[0], std::make_pair(int64_t(1), std::string("{\"a\": 1}")));
+    EXPECT_EQ(fromMemory[1], std::make_pair(int64_t(4), std::string("{\"a\": 2}")));
+    EXPECT_EQ(fromMemory[2], std::make_pair(int64_t(6), std::string("{\"a\": 3}")));
+    EXPECT_EQ(lines.offset(), text.size());
+
+    // A BOM is stripped on line 1 only: elsewhere it is the row's text (and then not valid JSON).
+    dpo::jsonl::LineSplitter late("{}\n\xEF\xBB\xBF{}\n");
+    ASSERT_TRUE(late.next());
+    ASSERT_TRUE(late.next());
+    EXPECT_EQ(late.text(), "\xEF\xBB\xBF{}");
+}
+
+TEST(JsonlReader, BadRowsNameFileAndLine)
+{
+    struct Case {
+        std::string text;
+        int64_t limit;
+        std::string error;
+    };
+    const std::vector<Case> cases {
+        { "{}\n" + std::string(200, ' ') + "{}\n", 100, ":2: row is longer than the limit of 100 bytes" },
+        { "{}\n{\"a\": \"" + std::string(5000, 'x') + "\"}\n", 100, ":2: row is longer than the limit of 100 bytes" },
+        { "{}\n\n{\"a\": \"\xC3\"}\n", 100, ":3: invalid UTF-8" },
+        { "{}\n[1]\n", 100, ":2: a row must be a JSON object" },
+        { "{}\n{\"a\": \n", 100, ":2: invalid JSON" },
+        { "{}\n" + std::string(100, '[') + std::string(100, ']') + "\n", 1000, ":2: JSON nested deeper than" },
+    };
+    for (const Case &c : cases) {
+        TempFile f(c.text);
+        try {
+            dpo::JsonlReader reader(f.path(), c.limit);
+            while (reader.next())
+                reader.object();
+            ADD_FAILURE() << "no error for: " << c.error;
+        } catch (const dpo::Error &e) {
+            const std::string msg = e.what();
+            EXPECT_NE(msg.find(f.path() + c.error), std::string::npos) << msg;
+        }
+    }
+    // Exactly at the limit (the '\r' of CRLF and a BOM do not count): accepted.
+    const std::string row = "{\"a\": \"" + std::string(90, 'x') + "\"}";
+    TempFile atLimit("\xEF\xBB\xBF" + row + "\r\n" + row + "\r\n");
+    dpo::JsonlReader reader(atLimit.path(), int64_t(row.size()));
+    int n = 0;
+    while (reader.next()) {
+        EXPECT_EQ(reader.text(), row);
+        ++n;
+    }
+    EXPECT_EQ(n, 2);
+    try {
+        dpo::JsonlReader missing("/nonexistent/x.jsonl", 100, "prompts file");
+        ADD_FAILURE() << "no error";
+    } catch (const dpo::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/x.jsonl: cannot open the prompts file"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(PreferenceData, MissingFileIsAnError)

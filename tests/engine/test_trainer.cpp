@@ -4,6 +4,7 @@
 
 #include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
+#include "engine/training/grad_scaler.h"
 #include "engine/training/lr_schedule.h"
 #include "engine/io/safetensors.h"
 #include "engine/training/train_config.h"
@@ -420,6 +421,128 @@ TEST(Trainer, BFloat16WithFloat32MasterWeights)
     expectSameTrajectory(b, readMetrics(part), 1e-6);
     for (const auto &d : {f32, full, part})
         fs::remove_all(d);
+}
+
+// Dynamic loss scaling (what float16 needs; float16 itself has no CPU matmul) in float32: scaling by a
+// power of two and unscaling inside the update is exact, so the trajectory is the unscaled one, clipping
+// included, and the scaler's state survives a resume.
+TEST(Trainer, LossScalingKeepsTheFloat32Trajectory)
+{
+    auto config = [](const std::string &out, const std::string &scaling) {
+        auto c = fixtureConfig("llama-gqa", out);
+        c.batchSize = 4;
+        c.maxSteps = 4;
+        c.saveSteps = 2;
+        c.maxGradNorm = 0.05; // clipping active on these steps
+        c.lossScaling = scaling;
+        c.lossScaleGrowthInterval = 3;
+        return c;
+    };
+    const std::string plain = tempDir("ls_none"), scaled = tempDir("ls_dyn"), part = tempDir("ls_part");
+    dpo::DpoTrainer(config(plain, "none")).train();
+    dpo::DpoTrainer(config(scaled, "dynamic")).train();
+    const auto a = readMetrics(plain), b = readMetrics(scaled);
+    expectSameTrajectory(a, b, 1e-6);
+    ASSERT_EQ(b.size(), 4u);
+    EXPECT_FALSE(a[0].contains("loss_scale"));
+    // 65536, then doubled after 3 finite steps in a row.
+    EXPECT_EQ(b[0].at("loss_scale").get<double>(), 65536.0);
+    EXPECT_EQ(b[2].at("loss_scale").get<double>(), 65536.0);
+    EXPECT_EQ(b[3].at("loss_scale").get<double>(), 131072.0);
+    const json state = dpotest::readJson((fs::path(scaled) / "checkpoint-2" / "trainer_state.json").string());
+    EXPECT_EQ(state.at("grad_scaler").at("scale").get<double>(), 65536.0);
+    EXPECT_EQ(state.at("grad_scaler").at("growth_tracker").get<int64_t>(), 2);
+    {
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(config(part, "dynamic"));
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == 2)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        EXPECT_EQ(t.train(&stop).status, "stopped");
+    }
+    {
+        auto c = config(part, "dynamic");
+        c.resume = true;
+        dpo::DpoTrainer(c).train();
+    }
+    const auto resumed = readMetrics(part);
+    expectSameTrajectory(b, resumed, 1e-6);
+    EXPECT_EQ(resumed.back().at("loss_scale").get<double>(), 131072.0) << "growth tracker restored";
+    for (const auto &d : {plain, scaled, part})
+        fs::remove_all(d);
+}
+
+// A scale so large that the scaled loss overflows float32: those updates are skipped (weights unchanged,
+// no grad_norm logged), the scale halves each time, and training goes on once it fits.
+TEST(Trainer, LossScaleOverflowSkipsTheUpdateAndBacksOff)
+{
+    auto c = fixtureConfig("llama-gqa", tempDir("ls_overflow"));
+    c.batchSize = 4;
+    c.maxSteps = 1;
+    c.lossScaling = "dynamic";
+    c.lossScaleInit = std::ldexp(1.0, 140); // above float32's range
+    dpo::DpoTrainer(c).train();
+    {
+        // One step, skipped: the saved model is the initial one.
+        auto before = dpo::SafetensorsFile::open(dpotest::fixture("llama-gqa/ref/model.safetensors"));
+        auto after = dpo::SafetensorsFile::open((fs::path(c.outputDir) / "final" / "model.safetensors").string());
+        const auto names = before.names();
+        int compared = 0;
+        for (const auto &name : after.names()) {
+            if (std::find(names.begin(), names.end(), name) == names.end())
+                continue;
+            EXPECT_TRUE(torch::equal(before.tensor(name), after.tensor(name).to(before.tensor(name).scalar_type())))
+                << name;
+            ++compared;
+        }
+        EXPECT_GT(compared, 5);
+        const auto m = readMetrics(c.outputDir);
+        ASSERT_EQ(m.size(), 1u);
+        EXPECT_FALSE(m[0].contains("grad_norm"));
+        EXPECT_EQ(m[0].at("loss_scale").get<double>(), std::ldexp(1.0, 140));
+    }
+    fs::remove_all(c.outputDir);
+    c.maxSteps = 20;
+    c.lossScaleGrowthInterval = 1000;
+    dpo::DpoTrainer(c).train();
+    const auto m = readMetrics(c.outputDir);
+    ASSERT_EQ(m.size(), 20u);
+    int skipped = 0;
+    for (size_t i = 0; i < m.size(); ++i) {
+        EXPECT_EQ(m[i].at("loss_scale").get<double>(), std::ldexp(1.0, 140 - skipped)) << "step " << i + 1;
+        if (!m[i].contains("grad_norm"))
+            ++skipped;
+        else
+            EXPECT_TRUE(std::isfinite(m[i].at("grad_norm").get<double>()));
+    }
+    EXPECT_GE(skipped, 13) << "2^127 and above overflow float32";
+    EXPECT_LT(skipped, 20) << "training resumed once the scaled loss fit";
+    EXPECT_TRUE(m.back().contains("grad_norm"));
+    fs::remove_all(c.outputDir);
+}
+
+TEST(GradScaler, TorchUpdateRule)
+{
+    dpo::GradScalerOptions o;
+    o.initScale = 8;
+    o.growthInterval = 2;
+    dpo::GradScaler s(true, o);
+    // (found inf, scale after, tracker after), as torch._amp_update_scale_ steps them.
+    const std::vector<std::tuple<bool, double, int64_t>> steps {
+        { false, 8, 1 }, { false, 16, 0 }, { true, 8, 0 }, { false, 8, 1 }, { true, 4, 0 }, { false, 4, 1 },
+        { false, 8, 0 }, { false, 8, 1 },
+    };
+    for (const auto &[inf, scale, tracker] : steps) {
+        s.update(inf);
+        EXPECT_EQ(s.scale(), scale);
+        EXPECT_EQ(s.growthTracker(), tracker);
+    }
+    dpo::GradScaler off(false, o);
+    off.update(true);
+    EXPECT_EQ(off.scale(), 1.0);
 }
 
 // The prompt computed once per pair (the default on CPU) trains the same trajectory as the

@@ -4,6 +4,7 @@
 // JSONL, majority/minimum-agreement export, judgments export, cancel; hostile input (lone surrogate escapes,
 // invalid UTF-8 in CSV; rows nested 100,000 levels deep or above the row limit, refused before parsing, the
 // good rows around them kept); atomic export (a cancel or a write error never leaves a partial file).
+#include "project/evaluation.h"
 #include "project/project_store.h"
 
 #include <QDir>
@@ -56,6 +57,7 @@ private slots:
     void csvQuoting();
     void csvBadRows();
     void promptsOnly();
+    void promptsFileLineRules();
     void exportMajority_data();
     void exportMajority();
     void judgmentsExport();
@@ -403,6 +405,49 @@ void TestProjectImport::promptsOnly()
     QCOMPARE(back.provenance.source, QStringLiteral("generated"));
     QCOMPARE(back.provenance.seed, std::optional<qint64>(42));
     QCOMPARE(back.provenance.samplingJson, p.samplingJson);
+}
+
+// The Evaluate page's prompts file (readPromptsJsonl) and the prompts import read lines by the same rules
+// (engine/io/jsonl_lines.h): a BOM, CRLF, blank lines counted in the line numbers, no final newline.
+void TestProjectImport::promptsFileLineRules()
+{
+    const QByteArray text = "\xEF\xBB\xBF{\"prompt\": \"first\"}\r\n"
+                            "\r\n"
+                            " \t\n"
+                            "{\"prompt\": \"\"}\n"
+                            "{\"prompt\": [{\"role\": \"user\", \"content\": \"second\"}]}";
+    write(path("bom.jsonl"), text);
+    int skipped = -1;
+    QCOMPARE(readPromptsJsonl(path("bom.jsonl"), &skipped), (QStringList { QStringLiteral("first"), QStringLiteral("second") }));
+    QCOMPARE(skipped, 1);
+    auto s = ProjectStore::open(newProject());
+    ImportOptions opt;
+    opt.format = ImportFormat::Prompts;
+    const ImportResult r = importFile(*s, path("bom.jsonl"), opt);
+    QCOMPARE(r.imported, 2);
+    QCOMPARE(r.skipped, 1);
+    QCOMPARE(r.errors[0].line, 4); // blank lines 2 and 3 counted
+    QCOMPARE(s->counts().prompts, 2);
+
+    // Errors name the file and the line; a line above the row limit is refused before parsing.
+    write(path("bad.jsonl"), "{\"prompt\": \"a\"}\n\n[1]\n");
+    try {
+        readPromptsJsonl(path("bad.jsonl"));
+        QFAIL("no error");
+    } catch (const std::exception &e) {
+        QVERIFY2(QString::fromUtf8(e.what()).contains(path("bad.jsonl") + QStringLiteral(":3: invalid JSON")), e.what());
+    }
+    qputenv("DPO_MAX_ROW_BYTES", "64");
+    write(path("long.jsonl"), "{\"prompt\": \"a\"}\n{\"prompt\": \"" + QByteArray(100, 'x') + "\"}\n");
+    try {
+        readPromptsJsonl(path("long.jsonl"));
+        qunsetenv("DPO_MAX_ROW_BYTES");
+        QFAIL("no error");
+    } catch (const std::exception &e) {
+        qunsetenv("DPO_MAX_ROW_BYTES");
+        QVERIFY2(QString::fromUtf8(e.what()).contains(QStringLiteral(":2: row of 114 bytes is above the limit of 64 bytes")),
+            e.what());
+    }
 }
 
 void TestProjectImport::exportMajority_data()

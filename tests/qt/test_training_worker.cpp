@@ -95,7 +95,7 @@ void TestTrainingWorker::runsInItsThreadAndEmitsMetrics()
     QVERIFY(QFileInfo::exists(finished.first().at(2).toString() + QStringLiteral("/model.safetensors")));
     QVERIFY(!runner.isRunning());
     QCOMPARE(emitter, QThread::currentThread()); // delivered (queued) in the receiver's thread
-    QVERIFY(runner.thread() != QThread::currentThread());
+    QVERIFY(runner.workerThread() != QThread::currentThread());
     QVERIFY(!logs.isEmpty());
 
     // Every metrics.jsonl line arrived as a signal, with the same values.

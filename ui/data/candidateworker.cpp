@@ -64,14 +64,10 @@ void CandidateWorker::run(const CandidateJob &job)
 }
 
 CandidateRunner::CandidateRunner(QObject *parent)
-    : QObject(parent)
-    , m_thread(new QThread(this))
-    , m_worker(new CandidateWorker(&m_cancel))
+    : JobRunner(QStringLiteral("candidates"), parent)
+    , m_worker(new CandidateWorker(cancelFlag()))
 {
     qRegisterMetaType<dpo::CandidateSummary>();
-    m_thread->setObjectName(QStringLiteral("candidates"));
-    m_worker->moveToThread(m_thread);
-    connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
     connect(m_worker, &CandidateWorker::progress, this, &CandidateRunner::progress);
     connect(m_worker, &CandidateWorker::finished, this, [this](const dpo::CandidateSummary &s) {
         end();
@@ -81,30 +77,13 @@ CandidateRunner::CandidateRunner(QObject *parent)
         end();
         emit failed(m);
     });
-    m_thread->start();
-}
-
-CandidateRunner::~CandidateRunner()
-{
-    m_cancel.store(true);
-    m_thread->quit();
-    m_thread->wait();
-}
-
-void CandidateRunner::end()
-{
-    m_running = false;
-    emit runningChanged(false);
+    adoptWorker(m_worker);
 }
 
 bool CandidateRunner::start(const CandidateJob &job)
 {
-    if (m_running)
+    if (!begin())
         return false;
-    m_cancel.store(false);
-    m_running = true;
-    emit runningChanged(true);
-    QMetaObject::invokeMethod(
-        m_worker, [w = m_worker, job]() { w->run(job); }, Qt::QueuedConnection);
+    post([w = m_worker, job]() { w->run(job); });
     return true;
 }

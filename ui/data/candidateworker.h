@@ -1,6 +1,6 @@
 // CandidateWorker / CandidateRunner: candidate generation for prompts without (enough) completions, off
-// the GUI thread. The runner owns a QThread and the worker moved to it; a job is posted as a queued
-// call, progress and the result come back as queued signals (the EvaluationRunner's pattern).
+// the GUI thread, through JobRunner (a worker moved to its own QThread, jobs posted as queued calls,
+// progress and the result back as queued signals).
 //
 // The worker opens its own ProjectStore on the project's location in its thread, loads the model and
 // tokenizer once (lazily: a project with nothing to generate does not load the model) and hands
@@ -12,11 +12,11 @@
 #pragma once
 
 #include "project/candidates.h"
+#include "ui/shell/jobrunner.h"
 
 #include <QMetaType>
 #include <QObject>
 #include <QString>
-#include <QThread>
 
 #include <atomic>
 
@@ -47,29 +47,19 @@ private:
     std::atomic<bool> *m_cancel;
 };
 
-class CandidateRunner : public QObject {
+class CandidateRunner : public JobRunner {
     Q_OBJECT
 public:
     explicit CandidateRunner(QObject *parent = nullptr);
-    // Cancels a running job and waits for the thread.
-    ~CandidateRunner() override;
 
     // Returns false (and does nothing) while a job runs.
     bool start(const CandidateJob &job);
-    void cancel() { m_cancel.store(true); }
-    bool isRunning() const { return m_running; }
 
 signals:
     void progress(qint64 done, qint64 total, const QString &text);
     void finished(const dpo::CandidateSummary &summary);
     void failed(const QString &message);
-    void runningChanged(bool running);
 
 private:
-    void end();
-
-    QThread *m_thread;
     CandidateWorker *m_worker;
-    std::atomic<bool> m_cancel { false };
-    bool m_running = false;
 };

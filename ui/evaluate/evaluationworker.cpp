@@ -242,15 +242,11 @@ void EvaluationWorker::runScoring(const ScoringJob &job)
 }
 
 EvaluationRunner::EvaluationRunner(QObject *parent)
-    : QObject(parent)
-    , m_thread(new QThread(this))
-    , m_worker(new EvaluationWorker(&m_cancel))
+    : JobRunner(QStringLiteral("evaluation"), parent)
+    , m_worker(new EvaluationWorker(cancelFlag()))
 {
     qRegisterMetaType<GenerationSummary>();
     qRegisterMetaType<CheckpointScore>();
-    m_thread->setObjectName(QStringLiteral("evaluation"));
-    m_worker->moveToThread(m_thread);
-    connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
     connect(m_worker, &EvaluationWorker::progress, this, &EvaluationRunner::progress);
     connect(m_worker, &EvaluationWorker::checkpointScored, this, &EvaluationRunner::checkpointScored);
     connect(m_worker, &EvaluationWorker::generationFinished, this, [this](const GenerationSummary &s) {
@@ -265,38 +261,14 @@ EvaluationRunner::EvaluationRunner(QObject *parent)
         end();
         emit failed(m);
     });
-    m_thread->start();
-}
-
-EvaluationRunner::~EvaluationRunner()
-{
-    m_cancel.store(true);
-    m_thread->quit();
-    m_thread->wait();
-}
-
-bool EvaluationRunner::begin()
-{
-    if (m_running)
-        return false;
-    m_cancel.store(false);
-    m_running = true;
-    emit runningChanged(true);
-    return true;
-}
-
-void EvaluationRunner::end()
-{
-    m_running = false;
-    emit runningChanged(false);
+    adoptWorker(m_worker);
 }
 
 bool EvaluationRunner::startGeneration(const GenerationJob &job)
 {
     if (!begin())
         return false;
-    QMetaObject::invokeMethod(
-        m_worker, [w = m_worker, job]() { w->runGeneration(job); }, Qt::QueuedConnection);
+    post([w = m_worker, job]() { w->runGeneration(job); });
     return true;
 }
 
@@ -304,7 +276,6 @@ bool EvaluationRunner::startScoring(const ScoringJob &job)
 {
     if (!begin())
         return false;
-    QMetaObject::invokeMethod(
-        m_worker, [w = m_worker, job]() { w->runScoring(job); }, Qt::QueuedConnection);
+    post([w = m_worker, job]() { w->runScoring(job); });
     return true;
 }

@@ -1,6 +1,5 @@
 // EvaluationWorker / EvaluationRunner: the Evaluate page's background work, off the GUI thread (a QObject
-// moved to its own QThread, jobs posted as queued calls, results back as queued signals, as the
-// TrainingWorker does).
+// moved to its own QThread by JobRunner, jobs posted as queued calls, results back as queued signals).
 //
 // Two jobs:
 //   generation  for every model and prompt, the completion under the shared sampling settings and the
@@ -18,12 +17,12 @@
 #pragma once
 
 #include "project/evaluation.h"
+#include "ui/shell/jobrunner.h"
 
 #include <QMetaType>
 #include <QObject>
 #include <QString>
 #include <QStringList>
-#include <QThread>
 #include <QVector>
 
 #include <atomic>
@@ -99,18 +98,14 @@ private:
     std::atomic<bool> *m_cancel;
 };
 
-class EvaluationRunner : public QObject {
+class EvaluationRunner : public JobRunner {
     Q_OBJECT
 public:
     explicit EvaluationRunner(QObject *parent = nullptr);
-    // Cancels a running job and waits for the thread.
-    ~EvaluationRunner() override;
 
     // Return false (and do nothing) while a job runs.
     bool startGeneration(const GenerationJob &job);
     bool startScoring(const ScoringJob &job);
-    void cancel() { m_cancel.store(true); }
-    bool isRunning() const { return m_running; }
 
 signals:
     void progress(qint64 done, qint64 total, const QString &text);
@@ -118,14 +113,7 @@ signals:
     void checkpointScored(const CheckpointScore &score);
     void scoringFinished(bool cancelled);
     void failed(const QString &message);
-    void runningChanged(bool running);
 
 private:
-    bool begin();
-    void end();
-
-    QThread *m_thread;
     EvaluationWorker *m_worker;
-    std::atomic<bool> m_cancel { false };
-    bool m_running = false;
 };

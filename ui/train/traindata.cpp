@@ -27,7 +27,6 @@
 #include <optional>
 #include <set>
 
-#include <dlfcn.h>
 #include <unistd.h>
 
 static QString tr(const char *s)
@@ -303,22 +302,4 @@ qint64 processRssBytes()
     if (parts.size() < 2)
         return 0;
     return parts[1].toLongLong() * qint64(sysconf(_SC_PAGESIZE));
-}
-
-bool cudaMemoryInUse(qint64 *used, qint64 *total)
-{
-    using MemGetInfo = int (*)(size_t *, size_t *);
-    // The CUDA runtime is already loaded by a CUDA libtorch (a dependency of libc10_cuda); a CPU build
-    // has none and this returns false without touching anything.
-    static MemGetInfo fn = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
-    if (!fn)
-        return false;
-    size_t freeBytes = 0, totalBytes = 0;
-    if (fn(&freeBytes, &totalBytes) != 0)
-        return false;
-    if (used)
-        *used = qint64(totalBytes - freeBytes);
-    if (total)
-        *total = qint64(totalBytes);
-    return true;
 }

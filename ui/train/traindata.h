@@ -6,7 +6,7 @@
 //   summarizeDataset  the sanity summary shown before a run: pairs, lengths (tokens with the model's
 //                     tokenizer, else characters), length skew between chosen and rejected, rows over
 //                     max_length.
-//   processRssBytes / cudaMemoryInUse  memory read-outs for the progress line.
+//   processRssBytes  memory read-out for the progress line (CUDA: dpo::cudaMemoryInUse).
 // Not here: training (TrainingWorker), widgets (TrainPage), the eval split (core/project/training_export.h).
 #pragma once
 
@@ -73,6 +73,3 @@ int cudaDeviceCount();
 
 // Resident set size of this process (Linux /proc; 0 elsewhere).
 qint64 processRssBytes();
-// Memory in use on the current CUDA device (total - free, as nvidia-smi counts it), found at run time in
-// the CUDA runtime that a CUDA libtorch loads: no link-time CUDA dependency, false on CPU-only builds.
-bool cudaMemoryInUse(qint64 *used, qint64 *total);

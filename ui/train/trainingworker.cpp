@@ -111,10 +111,10 @@ void TrainingWorker::run(const TrainingJob &jobIn)
                     map.insert(QString::fromStdString(it.key()), toVariant(it.value()));
                 record.addMetrics(QJsonObject::fromVariantMap(map));
                 map.insert(QStringLiteral("_rss_bytes"), processRssBytes());
-                qint64 used = 0, total = 0;
-                if (onCuda && cudaMemoryInUse(&used, &total)) {
-                    map.insert(QStringLiteral("_gpu_used_bytes"), used);
-                    map.insert(QStringLiteral("_gpu_total_bytes"), total);
+                int64_t used = 0, total = 0;
+                if (onCuda && dpo::cudaMemoryInUse(&used, &total)) {
+                    map.insert(QStringLiteral("_gpu_used_bytes"), qint64(used));
+                    map.insert(QStringLiteral("_gpu_total_bytes"), qint64(total));
                 }
                 emit metrics(map);
                 if (sinceRecord.elapsed() > 3000) {
@@ -141,13 +141,9 @@ void TrainingWorker::run(const TrainingJob &jobIn)
 // ---------------------------------------------------------------- TrainingRunner
 
 TrainingRunner::TrainingRunner(QObject *parent)
-    : QObject(parent)
-    , m_thread(new QThread(this))
-    , m_worker(new TrainingWorker(&m_stop))
+    : JobRunner(QStringLiteral("training"), parent)
+    , m_worker(new TrainingWorker(cancelFlag()))
 {
-    m_thread->setObjectName(QStringLiteral("training"));
-    m_worker->moveToThread(m_thread);
-    connect(m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
     // Cross-thread connections: queued, delivered in this (GUI) thread.
     connect(m_worker, &TrainingWorker::runRecorded, this, &TrainingRunner::runRecorded);
     connect(m_worker, &TrainingWorker::started, this, &TrainingRunner::started);
@@ -155,34 +151,22 @@ TrainingRunner::TrainingRunner(QObject *parent)
     connect(m_worker, &TrainingWorker::logLine, this, &TrainingRunner::logLine);
     connect(m_worker, &TrainingWorker::finished, this,
             [this](const QString &status, const QString &checkpoint, const QString &finalDir) {
-                m_running = false;
-                emit runningChanged(false);
+                end();
                 emit finished(status, checkpoint, finalDir);
             });
     connect(m_worker, &TrainingWorker::failed, this, [this](const QString &message) {
-        m_running = false;
-        emit runningChanged(false);
+        end();
         emit failed(message);
     });
-    m_thread->start();
-}
-
-TrainingRunner::~TrainingRunner()
-{
-    m_stop.store(true);
-    m_thread->quit(); // handled once the job in progress has returned (after its checkpoint)
-    m_thread->wait();
+    adoptWorker(m_worker);
 }
 
 bool TrainingRunner::start(const TrainingJob &job)
 {
-    if (m_running)
+    if (isRunning())
         return false;
-    m_stop.store(false);
-    m_running = true;
-    m_job = job;
-    TrainingWorker *worker = m_worker;
-    QMetaObject::invokeMethod(worker, [worker, job]() { worker->run(job); }, Qt::QueuedConnection);
-    emit runningChanged(true);
+    m_job = job; // before runningChanged(true): its receivers read currentJob()
+    begin();
+    post([worker = m_worker, job]() { worker->run(job); });
     return true;
 }

@@ -1,7 +1,7 @@
 // TrainingWorker: drives dpo::DpoTrainer off the GUI thread (the gpt4all pattern: a QObject moved to
 // its own QThread; work is posted to it as a queued call) and turns the trainer's callbacks into
-// signals, which Qt queues to the receivers in the GUI thread. TrainingRunner is the GUI-side owner:
-// it creates the thread and the worker, starts jobs, and forwards the signals.
+// signals, which Qt queues to the receivers in the GUI thread. TrainingRunner is the GUI-side owner (a
+// JobRunner): it creates the thread and the worker, starts jobs, and forwards the signals.
 //
 // A job, in the worker thread:
 //   1. records the run in the project (its own ProjectStore connection on the project's location, so
@@ -15,7 +15,7 @@
 //   4. trains; every metrics line is emitted with the process RSS ("_rss_bytes") and, on CUDA, the
 //      device memory in use ("_gpu_used_bytes", "_gpu_total_bytes") added; the project's run record gets
 //      its last metrics every few seconds and at the end.
-// Stop: requestStop() sets an std::atomic<bool> the trainer polls between optimizer steps; it then
+// Stop: requestStop() sets the runner's cancel flag (an std::atomic<bool>), which the trainer polls between optimizer steps; it then
 // saves a checkpoint and returns status "stopped". No blocking call crosses threads.
 #pragma once
 
@@ -25,10 +25,10 @@
 
 #include "project/run_record.h"
 #include "project/training_export.h"
+#include "ui/shell/jobrunner.h"
 
 #include <QObject>
 #include <QString>
-#include <QThread>
 #include <QVariantMap>
 
 #include <atomic>
@@ -75,20 +75,17 @@ private:
     std::atomic<bool> *m_stop;
 };
 
-class TrainingRunner : public QObject {
+class TrainingRunner : public JobRunner {
     Q_OBJECT
 public:
     explicit TrainingRunner(QObject *parent = nullptr);
-    // Asks a running job to stop and waits for the thread (the trainer checkpoints first).
-    ~TrainingRunner() override;
 
     // Returns false (and does nothing) while a job runs.
     bool start(const TrainingJob &job);
-    void requestStop() { m_stop.store(true); }
-    bool stopRequested() const { return m_stop.load(); }
-    bool isRunning() const { return m_running; }
+    // The trainer checkpoints, then the job finishes with status "stopped".
+    void requestStop() { cancel(); }
+    bool stopRequested() const { return cancelRequested(); }
     const TrainingJob &currentJob() const { return m_job; }
-    QThread *thread() const { return m_thread; }
 
     // True when OUTPUT/.dpo-studio.lock names a live process on this host (a run still training,
     // possibly in another window); false for a run that died with the app. See dpo::RunRecord.
@@ -102,12 +99,8 @@ signals:
     void logLine(const QString &line);
     void finished(const QString &status, const QString &checkpoint, const QString &finalModelDir);
     void failed(const QString &message);
-    void runningChanged(bool running);
 
 private:
-    QThread *m_thread;
     TrainingWorker *m_worker;
-    std::atomic<bool> m_stop{false};
-    bool m_running = false;
     TrainingJob m_job;
 };

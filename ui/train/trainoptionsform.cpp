@@ -396,9 +396,9 @@ QWidget *TrainOptionsForm::buildOptions()
     addCombo(hf, QStringLiteral("device"), tr("Device"),
              tr("auto = CUDA when available, else CPU."), {QStringLiteral("auto"), QStringLiteral("cpu")});
     addCombo(hf, QStringLiteral("dtype"), tr("Dtype"),
-             tr("Weights and compute dtype: float32 (exact, CPU), bfloat16 (halves memory on recent GPUs), "
-                "float16."),
-             {QStringLiteral("float32"), QStringLiteral("bfloat16"), QStringLiteral("float16")});
+             tr("Weights and compute dtype: auto = bfloat16 on a GPU that has it, else float32; float32 (exact); "
+                "bfloat16 (halves memory); float16 (CUDA only, with dynamic loss scaling)."),
+             {QStringLiteral("auto"), QStringLiteral("float32"), QStringLiteral("bfloat16"), QStringLiteral("float16")});
     addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores). The page's default leaves one core to the "
                 "window; dpo-cli's default is all cores."),
            0, 1024);
@@ -777,6 +777,10 @@ QString TrainOptionsForm::cliCommand(QString *error) const
         QString flag = QStringLiteral("--") + QString::fromStdString(key).replace(QLatin1Char('_'), QLatin1Char('-'));
         const nlohmann::json &v = it.value();
         if (v.is_boolean()) {
+            if (key == "tf32") { // on by default: a value flag, not a switch
+                parts << flag << QString::fromLatin1(v.get<bool>() ? "true" : "false");
+                continue;
+            }
             if (key == "shuffle" || key == "share_prompt") {
                 if (!v.get<bool>())
                     parts << QStringLiteral("--no-") + QString::fromStdString(key).replace(QLatin1Char('_'), QLatin1Char('-'));

@@ -3,6 +3,7 @@
 #include "engine/chat/chat_template.h"
 #include "engine/error.h"
 #include "engine/io/json_limits.h"
+#include "engine/io/jsonl_reader.h"
 #include "engine/tokenizers/utf8.h"
 
 #include <nlohmann/json.hpp>
@@ -39,12 +40,6 @@ void checkFieldSize(const std::string &text, const char *field, const std::strin
     if (int64_t(text.size()) > l.maxFieldBytes)
         throw Error(at + ": field '" + field + "' is " + std::to_string(text.size()) + " bytes, above the limit of "
             + std::to_string(l.maxFieldBytes) + " (raise it with --max-row-bytes or DPO_MAX_FIELD_BYTES)");
-}
-
-bool isBlank(const std::string &s)
-{
-    return std::all_of(
-        s.begin(), s.end(), [](unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
 }
 
 bool isContinuationByte(char c)
@@ -256,35 +251,16 @@ PreferenceRow parsePreferenceLine(
 
 std::vector<PreferenceRow> readPreferenceJsonl(const std::string &path, const PreferenceDataLimits &limits)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(path + ": cannot open preference data file");
+    JsonlReader lines(path, limits.maxRowBytes, "preference data file");
     std::vector<PreferenceRow> rows;
-    std::string text;
-    int64_t line = 0;
-    bool tooLong = false;
-    // +4: a BOM (3 bytes) and a '\r' are stripped below; what is left is checked by parsePreferenceLine.
-    while (readLineLimited(in, text, uint64_t(limits.maxRowBytes) + 4, &tooLong)) {
-        ++line;
-        if (tooLong)
-            throw Error(path + ":" + std::to_string(line) + ": row is longer than the limit of "
-                + std::to_string(limits.maxRowBytes) + " bytes (raise it with --max-row-bytes or DPO_MAX_ROW_BYTES)");
-        if (line == 1 && text.rfind("\xEF\xBB\xBF", 0) == 0)
-            text.erase(0, 3); // UTF-8 byte-order mark left by some editors
-        if (!text.empty() && text.back() == '\r')
-            text.pop_back();
-        if (isBlank(text))
-            continue;
-        rows.push_back(parsePreferenceLine(text, path, line, limits));
+    while (lines.next()) {
+        rows.push_back(parsePreferenceLine(lines.text(), path, lines.line(), limits));
         if (rows.back().isConversational() != rows.front().isConversational()) {
             auto kind = [](const PreferenceRow &r) { return r.isConversational() ? "conversational" : "standard"; };
-            throw Error(path + ":" + std::to_string(line) + ": a " + kind(rows.back()) + " row after "
-                + kind(rows.front()) + " rows (line " + std::to_string(rows.front().line)
-                + "); a data file holds one format");
+            throw Error(lines.where() + ": a " + kind(rows.back()) + " row after " + kind(rows.front())
+                + " rows (line " + std::to_string(rows.front().line) + "); a data file holds one format");
         }
     }
-    if (in.bad())
-        throw Error(path + ": read error after line " + std::to_string(line));
     if (rows.empty())
         throw Error(path + ": no preference rows (the file is empty)");
     return rows;

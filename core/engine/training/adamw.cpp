@@ -46,7 +46,7 @@ void AdamW::zeroGrad()
     }
 }
 
-void AdamW::step(double lr)
+void AdamW::step(double lr, double gradScale)
 {
     torch::NoGradGuard noGrad;
     ++m_step;
@@ -59,6 +59,8 @@ void AdamW::step(double lr)
         if (!grad.defined())
             continue;
         torch::Tensor g = grad.scalar_type() == torch::kFloat32 ? grad : grad.to(torch::kFloat32);
+        if (gradScale != 1.0)
+            g = g * gradScale;
         torch::Tensor w = s.master.defined() ? s.master : s.param;
         if (m_options.weightDecay != 0.0 && s.decay)
             w.mul_(1.0 - lr * m_options.weightDecay);

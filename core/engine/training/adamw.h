@@ -30,8 +30,10 @@ public:
     // `params`: name -> parameter (HF names; names key the saved state).
     AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options);
 
-    // One update with learning rate `lr` (the schedule's value for this step).
-    void step(double lr);
+    // One update with learning rate `lr` (the schedule's value for this step). The gradients are
+    // multiplied by gradScale in float32 first (loss-scale removal and clipping for float16 gradients,
+    // which would underflow if scaled in place).
+    void step(double lr, double gradScale = 1.0);
     void zeroGrad();
 
     int64_t stepCount() const { return m_step; }

@@ -8,6 +8,7 @@
 #include "engine/training/lr_schedule.h"
 #include "engine/runtime.h"
 #include "engine/io/json_limits.h"
+#include "engine/io/jsonl_reader.h"
 #include "engine/io/safetensors.h"
 #include "engine/models/adapter_io.h"
 #include "engine/models/lora.h"
@@ -98,31 +99,19 @@ std::string readWholeFile(const std::string &path)
 // row (its chosen completion is used).
 std::vector<PreferenceRow> readSftJsonl(const std::string &path, const PreferenceDataLimits &limits)
 {
-    std::ifstream f(path, std::ios::binary);
-    if (!f)
-        throw Error(path + ": cannot open the dataset file");
+    JsonlReader lines(path, limits.maxRowBytes, "dataset file");
     std::vector<PreferenceRow> rows;
-    std::string text;
-    int64_t line = 0;
-    bool tooLong = false;
-    while (readLineLimited(f, text, uint64_t(limits.maxRowBytes) + 1, &tooLong)) {
-        ++line;
-        if (tooLong || int64_t(text.size()) > limits.maxRowBytes + (text.empty() || text.back() != '\r' ? 0 : 1))
-            throw Error(path + ":" + std::to_string(line) + ": row is longer than the limit of "
-                + std::to_string(limits.maxRowBytes) + " bytes (raise it with --max-row-bytes or DPO_MAX_ROW_BYTES)");
-        if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-            continue;
-        const nlohmann::json j = parseJsonLimited(text, path + ":" + std::to_string(line)); // nesting bounded
-        if (!j.is_object())
-            throw Error(path + ":" + std::to_string(line) + ": a row must be a JSON object");
+    while (lines.next()) {
+        const nlohmann::json j = lines.object();
+        const std::string at = lines.where();
         auto str = [&](const char *key) -> std::string {
             const auto &v = j.at(key);
             if (!v.is_string())
-                throw Error(path + ":" + std::to_string(line) + ": field '" + key + "' must be a string");
+                throw Error(at + ": field '" + key + "' must be a string");
             return v.get<std::string>();
         };
         PreferenceRow row;
-        row.line = line;
+        row.line = lines.line();
         if (j.contains("text")) {
             row.chosen = str("text");
         } else if (j.contains("completion")) {
@@ -132,16 +121,14 @@ std::vector<PreferenceRow> readSftJsonl(const std::string &path, const Preferenc
             row.prompt = j.contains("prompt") ? str("prompt") : std::string();
             row.chosen = str("chosen");
         } else {
-            throw Error(path + ":" + std::to_string(line) +
-                        ": an SFT row needs \"text\", or \"prompt\" and \"completion\", or \"chosen\"");
+            throw Error(at + ": an SFT row needs \"text\", or \"prompt\" and \"completion\", or \"chosen\"");
         }
         if (row.chosen.empty())
-            throw Error(path + ":" + std::to_string(line) + ": the completion text is empty");
+            throw Error(at + ": the completion text is empty");
         for (const std::string *t : {&row.prompt, &row.chosen})
             if (int64_t(t->size()) > limits.maxFieldBytes)
-                throw Error(path + ":" + std::to_string(line) + ": a text of " + std::to_string(t->size()) +
-                            " bytes is above the limit of " + std::to_string(limits.maxFieldBytes) +
-                            " (raise it with --max-row-bytes or DPO_MAX_FIELD_BYTES)");
+                throw Error(at + ": a text of " + std::to_string(t->size()) + " bytes is above the limit of "
+                    + std::to_string(limits.maxFieldBytes) + " (raise it with --max-row-bytes or DPO_MAX_FIELD_BYTES)");
         row.rejected = row.chosen;
         rows.push_back(std::move(row));
     }
@@ -150,12 +137,15 @@ std::vector<PreferenceRow> readSftJsonl(const std::string &path, const Preferenc
     return rows;
 }
 
-double totalGradNorm(const std::vector<std::pair<std::string, torch::Tensor>> &params)
+// unscale: 1 / the loss scale, applied per tensor in float32 before the norm (scaled gradients would
+// overflow float32 squares long before they overflow themselves).
+double totalGradNorm(const std::vector<std::pair<std::string, torch::Tensor>> &params, double unscale = 1.0)
 {
     std::vector<torch::Tensor> norms;
     for (auto &[name, p] : params)
         if (p.grad().defined())
-            norms.push_back(p.grad().to(torch::kFloat32).norm());
+            norms.push_back(unscale == 1.0 ? p.grad().to(torch::kFloat32).norm()
+                                           : (p.grad().to(torch::kFloat32) * unscale).norm());
     if (norms.empty())
         return 0.0;
     return torch::stack(norms).norm().item<double>();
@@ -222,7 +212,24 @@ void DpoTrainer::setup()
                     "which TR-DPO cannot move; give a separate ref_model (a full copy) to synchronise");
     initRuntime(m_config.threads);
     m_device = parseDevice(m_config.device);
-    m_dtype = parseDtype(m_config.dtype);
+    m_dtype = resolveDtype(m_config.dtype, m_device);
+    if (m_dtype == torch::kFloat16 && !m_device.is_cuda())
+        throw Error("option 'dtype': float16 trains only on CUDA (libtorch has no float16 matmul on the CPU); use "
+                    "bfloat16 or float32 on " + m_device.str());
+    if (m_config.dtype == "auto")
+        log("dtype auto: " + dtypeName(m_dtype) + " on " + m_device.str());
+    if (m_device.is_cuda())
+        setAllowTf32(m_config.tf32);
+    {
+        GradScalerOptions so;
+        so.initScale = m_config.lossScaleInit;
+        so.growthInterval = m_config.lossScaleGrowthInterval;
+        const bool scaling = m_config.lossScaling == "dynamic"
+            || (m_config.lossScaling == "auto" && m_dtype == torch::kFloat16);
+        m_scaler = GradScaler(scaling, so);
+        if (scaling)
+            log("dynamic loss scaling from " + std::to_string(so.initScale));
+    }
 
     if (!m_policy) {
         log("loading model " + m_config.model);
@@ -557,7 +564,7 @@ void DpoTrainer::precomputeReference()
             h = fnv1a(h, c.data_ptr(), size_t(c.numel()) * c.element_size());
         }
     }
-    h = fnv1a(h, m_config.dtype);
+    h = fnv1a(h, dtypeName(m_dtype));
     // LD-DPO changes the reference sums (ld_alpha weighs the tokens beyond the shorter completion).
     LogpsOptions refOptions;
     refOptions.ldAlpha = m_loss.ldAlpha;
@@ -759,6 +766,8 @@ void DpoTrainer::saveCheckpoint()
         {"mode", m_mode == TrainingMode::Sft ? "sft" : "dpo"},
         {"config", m_config.toJson()},
     };
+    if (m_scaler.enabled())
+        state["grad_scaler"] = { { "scale", m_scaler.scale() }, { "growth_tracker", m_scaler.growthTracker() } };
     // Written last: a checkpoint directory without it is incomplete by definition.
     writeFileAtomically((tmp / "trainer_state.json").string(), state.dump(1));
     fs::remove_all(dir, ec);
@@ -817,6 +826,14 @@ void DpoTrainer::restoreCheckpoint(const std::string &dir)
         for (const auto &name : rf.names())
             w[name] = rf.tensor(name);
         m_ref->loadStateDict(w, rf.path());
+    }
+    if (m_scaler.enabled() && state.contains("grad_scaler")) {
+        try {
+            m_scaler.restore(state.at("grad_scaler").at("scale").get<double>(),
+                state.at("grad_scaler").at("growth_tracker").get<int64_t>());
+        } catch (const nlohmann::json::exception &e) {
+            throw Error(statePath + ": grad_scaler: " + jsonErrorMessage(e));
+        }
     }
     m_globalStep = globalStep;
     m_numTokens = numTokens;
@@ -881,31 +898,46 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             torch::manual_seed(m_config.seed * 1000003ull + uint64_t(m_globalStep) + 1);
         std::map<std::string, double> sums;
         int64_t stepTokens = 0;
+        const double lossScale = m_scaler.scale(); // 1 without loss scaling
         for (const auto &idx : micro) {
             // HF Trainer: each micro-batch's mean loss is divided by the number of micro-batches of this
             // update (fewer in a short last window of the epoch), whatever its number of pairs.
             const double share = 1.0 / double(micro.size());
-            auto r = runMicroBatch(idx, m_train, true, share);
+            auto r = runMicroBatch(idx, m_train, true, share * lossScale);
             for (const auto &[k, v] : r.metrics)
                 sums[k] += v * share;
             stepTokens += r.tokens;
         }
-        const double gradNorm = totalGradNorm(m_trainable);
-        if (!std::isfinite(gradNorm))
+        const double gradNorm = totalGradNorm(m_trainable, 1.0 / lossScale);
+        const double lr = m_config.learningRate * schedule.factor(m_globalStep);
+        const bool overflow = !std::isfinite(gradNorm);
+        if (overflow && !m_scaler.enabled())
             throw Error("step " + std::to_string(m_globalStep + 1) + ": the gradient norm is " +
                         std::to_string(gradNorm) + " (NaN/Inf); training stopped, the last good checkpoint is kept" +
                         (m_lastCheckpoint.empty() ? std::string() : " (" + m_lastCheckpoint + ")"));
-        if (m_config.maxGradNorm > 0) {
-            const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
-            if (coef < 1.0) {
-                torch::NoGradGuard noGrad;
-                for (auto &[name, p] : m_trainable)
-                    if (p.grad().defined())
-                        p.mutable_grad().mul_(coef);
+        if (overflow) {
+            // GradScaler: the update is skipped, the step still counts (as in the HF Trainer).
+            log("step " + std::to_string(m_globalStep + 1) + ": gradients overflowed at loss scale "
+                + std::to_string(lossScale) + "; update skipped");
+        } else if (m_scaler.enabled()) {
+            // Unscaling and clipping in one float32 factor, applied inside the update.
+            double factor = 1.0 / lossScale;
+            if (m_config.maxGradNorm > 0)
+                factor *= std::min(1.0, m_config.maxGradNorm / (gradNorm + 1e-6));
+            m_optimizer->step(lr, factor);
+        } else {
+            if (m_config.maxGradNorm > 0) {
+                const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
+                if (coef < 1.0) {
+                    torch::NoGradGuard noGrad;
+                    for (auto &[name, p] : m_trainable)
+                        if (p.grad().defined())
+                            p.mutable_grad().mul_(coef);
+                }
             }
+            m_optimizer->step(lr);
         }
-        const double lr = m_config.learningRate * schedule.factor(m_globalStep);
-        m_optimizer->step(lr);
+        m_scaler.update(overflow);
         ++m_globalStep;
         m_numTokens += stepTokens;
         savedAtThisStep = false;
@@ -918,7 +950,10 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
         m["epoch"] = double(m_globalStep) / double(m_stepsPerEpoch);
         for (const auto &[k, v] : sums)
             m[k] = v;
-        m["grad_norm"] = gradNorm;
+        if (!overflow)
+            m["grad_norm"] = gradNorm;
+        if (m_scaler.enabled())
+            m["loss_scale"] = lossScale;
         m["learning_rate"] = lr;
         m["num_tokens"] = m_numTokens;
         m["tokens_per_second"] = seconds > 0 ? double(stepTokens) / seconds : 0.0;

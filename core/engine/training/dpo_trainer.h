@@ -32,6 +32,7 @@
 #include "engine/training/adamw.h"
 #include "engine/models/causal_lm.h"
 #include "engine/training/dpo_loss.h"
+#include "engine/training/grad_scaler.h"
 #include "engine/data/preference_data.h"
 #include "engine/tokenizers/tokenizer.h"
 #include "engine/training/run_folder.h" // latestCheckpoint, removeStaleCheckpointTemps
@@ -131,6 +132,7 @@ private:
     std::vector<Example> m_train, m_eval;
     LossConfig m_loss;
     std::unique_ptr<AdamW> m_optimizer;
+    GradScaler m_scaler; // enabled for float16 (loss_scaling auto) or loss_scaling dynamic
     // What the optimizer trains: every policy parameter, or (LoRA) only the adapter tensors.
     std::vector<std::pair<std::string, torch::Tensor>> m_trainable;
     bool m_refIsBase = false; // LoRA: the reference is m_policy with its adapters off

@@ -2,6 +2,9 @@
 
 #include "engine/error.h"
 
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
 #include <algorithm>
 #include <functional>
 
@@ -13,10 +16,66 @@ namespace {
 // vocabulary (32k vocab -> 1024 rows, 152k -> 220).
 constexpr int64_t kLogitElementBudget = int64_t(32) << 20;
 
+// log p(target) of m rows through the model's head ([m, H] -> [m, V] logits -> float32 log-softmax; no
+// model: the rows are logits already), and with stats the per-token statistics of the same logits (no
+// gradient): {logp, entropy, logit mean, argmax correct, WPO aligned log-prob}.
+std::vector<torch::Tensor> headLogps(CausalLM *model, const torch::Tensor &rows, const torch::Tensor &targets,
+    bool stats)
+{
+    auto logits = model ? model->lmHead(rows) : rows; // [m, V] model dtype
+    auto logp = torch::log_softmax(logits, -1, torch::kFloat32); // [m, V] float32
+    auto tokenLogp = logp.gather(1, targets.unsqueeze(1)).squeeze(1); // [m]
+    if (!stats)
+        return { tokenLogp };
+    torch::NoGradGuard noGrad;
+    const auto lp = logp.detach();
+    return { tokenLogp, -(lp.exp() * lp).sum(-1), logits.detach().to(torch::kFloat32).mean(-1),
+        logits.detach().argmax(-1).eq(targets).to(torch::kFloat32),
+        // log Σ_v p(v)² = logsumexp(2 log p)
+        tokenLogp.detach() - torch::logsumexp(2.0 * lp, -1) };
+}
+
+// headLogps for training without keeping anything [m, V]-sized for backward: autograd would keep each
+// chunk's logits and float32 log-softmax (tokens × vocabulary × 6-8 bytes, most of a step's memory
+// with a 152k vocabulary). Backward recomputes the chunk's logits from the saved rows, back-propagates
+// through them (head weights get their .grad as from an ordinary backward) and returns the rows'
+// gradient. Costs one more head forward per chunk.
+struct RecomputedHeadLogps : torch::autograd::Function<RecomputedHeadLogps> {
+    static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &rows,
+        const torch::Tensor &targets, CausalLM *model, bool stats)
+    {
+        ctx->save_for_backward({ rows, targets });
+        // The model outlives the graph (the trainer owns it); a pointer is all backward needs.
+        ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
+        auto out = headLogps(model, rows, targets, stats);
+        for (size_t i = 1; i < out.size(); ++i)
+            ctx->mark_non_differentiable({ out[i] });
+        return out;
+    }
+
+    static torch::autograd::variable_list backward(
+        torch::autograd::AutogradContext *ctx, torch::autograd::variable_list grads)
+    {
+        const auto saved = ctx->get_saved_variables();
+        auto *model = reinterpret_cast<CausalLM *>(static_cast<intptr_t>(ctx->saved_data["model"].toInt()));
+        auto rows = saved[0].detach().requires_grad_(saved[0].requires_grad());
+        torch::Tensor tokenLogp;
+        {
+            torch::AutoGradMode enable(true);
+            tokenLogp = headLogps(model, rows, saved[1], false)[0];
+        }
+        if (tokenLogp.requires_grad())
+            torch::autograd::backward({ tokenLogp }, { grads[0] });
+        return { rows.requires_grad() ? rows.grad() : torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor() };
+    }
+};
+
 // Scores the flagged positions of an [N, W] grid: flags [N*W] bool (row of position i is i / W),
-// targets [N*W] the tokens they predict, logitsOf(flatIdx) the [m, V] logits of those positions.
-// Fills out.sum (and ldSum, stats as options ask); out.count is set by the caller.
-void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &logitsOf, int64_t V,
+// targets [N*W] the tokens they predict, rowsOf(flatIdx) the [m, H] rows of those positions (hidden
+// states for model's head; logits when model is null). Fills out.sum (and ldSum, stats as options ask);
+// out.count is set by the caller.
+void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rowsOf, CausalLM *model, int64_t V,
     const torch::Tensor &targets, const torch::Tensor &flags, int64_t W, int64_t N, const LogpsOptions &options,
     CompletionLogps &out)
 {
@@ -36,23 +95,22 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &logi
         return;
     auto rowOf = torch::div(flatIdx, W, "floor"); // [M]
     auto tgt = targets.index_select(0, flatIdx); // [M]
-    const int64_t chunk = std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
+    const int64_t chunk = options.chunkRows > 0 ? options.chunkRows
+                                                : std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
     std::vector<torch::Tensor> parts, entropy, logitMean, correct, aligned;
     for (int64_t start = 0; start < M; start += chunk) {
         const int64_t end = std::min(M, start + chunk);
-        auto logits = logitsOf(flatIdx.slice(0, start, end)); // [m, V] model dtype
-        auto logp = torch::log_softmax(logits, -1, torch::kFloat32); // [m, V] float32
+        const auto rows = rowsOf(flatIdx.slice(0, start, end)); // [m, H]
         const auto t = tgt.slice(0, start, end);
-        auto tokenLogp = logp.gather(1, t.unsqueeze(1)).squeeze(1); // [m]
-        parts.push_back(tokenLogp);
+        const auto r = torch::GradMode::is_enabled() && rows.requires_grad()
+            ? RecomputedHeadLogps::apply(rows, t, model, options.stats)
+            : headLogps(model, rows, t, options.stats);
+        parts.push_back(r[0]);
         if (options.stats) {
-            torch::NoGradGuard noGrad;
-            const auto lp = logp.detach();
-            entropy.push_back(-(lp.exp() * lp).sum(-1));
-            logitMean.push_back(logits.detach().to(torch::kFloat32).mean(-1));
-            correct.push_back(logits.detach().argmax(-1).eq(t).to(torch::kFloat32));
-            // log Σ_v p(v)² = logsumexp(2 log p)
-            aligned.push_back(tokenLogp.detach() - torch::logsumexp(2.0 * lp, -1));
+            entropy.push_back(r[1]);
+            logitMean.push_back(r[2]);
+            correct.push_back(r[3]);
+            aligned.push_back(r[4]);
         }
     }
     auto cat = [](std::vector<torch::Tensor> &v) { return v.size() == 1 ? v[0] : torch::cat(v); };
@@ -109,7 +167,8 @@ CompletionLogps completionLogpsFromLogits(const torch::Tensor &logits, const tor
     const auto scoredGrid = completionMask.slice(1, 1).to(torch::kBool);
     out.count = scoredGrid.sum(1).to(torch::kFloat32);
     const auto flatLogits = logits.slice(1, 0, T - 1).reshape({ -1, V });
-    scoreTokens([&](const torch::Tensor &idx) { return flatLogits.index_select(0, idx); }, V,
+    scoreTokens([&](const torch::Tensor &idx) { return flatLogits.index_select(0, idx); },
+        nullptr, V,
         inputIds.slice(1, 1).reshape({ -1 }), scoredGrid.reshape({ -1 }), T - 1, N, options, out);
     return out;
 }
@@ -141,8 +200,8 @@ CompletionLogps completionLogps(CausalLM &model, const torch::Tensor &inputIds, 
     auto scored = completionMask.to(device).slice(1, 1).to(torch::kBool).reshape({ -1 }); // [N*(T-1)]
     out.count = completionMask.to(device).slice(1, 1).to(torch::kBool).sum(1).to(torch::kFloat32);
     const auto flatHidden = hidden.slice(1, 0, T - 1).reshape({ -1, Hd });
-    scoreTokens([&](const torch::Tensor &idx) { return model.lmHead(flatHidden.index_select(0, idx)); },
-        model.config().vocabSize, inputIds.slice(1, 1).reshape({ -1 }), scored, T - 1, N, options, out);
+    scoreTokens([&](const torch::Tensor &idx) { return flatHidden.index_select(0, idx); },
+        &model, model.config().vocabSize, inputIds.slice(1, 1).reshape({ -1 }), scored, T - 1, N, options, out);
     return out;
 }
 
@@ -179,8 +238,8 @@ CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batc
     auto scored = batch.completionMask.to(device).to(torch::kBool);
     out.count = scored.sum(1).to(torch::kFloat32);
     const auto flatPredictors = predictors.reshape({ -1, Hd });
-    scoreTokens([&](const torch::Tensor &idx) { return model.lmHead(flatPredictors.index_select(0, idx)); },
-        model.config().vocabSize, batch.completionIds.reshape({ -1 }), scored.reshape({ -1 }), Tc, 2 * B, options, out);
+    scoreTokens([&](const torch::Tensor &idx) { return flatPredictors.index_select(0, idx); },
+        &model, model.config().vocabSize, batch.completionIds.reshape({ -1 }), scored.reshape({ -1 }), Tc, 2 * B, options, out);
     return out;
 }
 

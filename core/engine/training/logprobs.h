@@ -20,6 +20,9 @@ struct LogpsOptions {
     // LD-DPO: rows are [chosen 0..B-1, rejected B..2B-1]; ldSum weighs the completion tokens of a row
     // beyond min(chosen length, rejected length) of its pair by this α.
     std::optional<double> ldAlpha;
+    // Positions per head chunk (0: as many as keep a chunk's float32 logits near 128 MiB). In training
+    // each chunk's logits are recomputed in backward, so a chunk is all the logit memory a step holds.
+    int64_t chunkRows = 0;
 };
 
 struct CompletionLogps {

@@ -178,6 +178,10 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"resume", [&](auto &v, auto &k) { resume = get<bool>(v, k, source); }},
         {"device", [&](auto &v, auto &k) { device = get<std::string>(v, k, source); }},
         {"dtype", [&](auto &v, auto &k) { dtype = get<std::string>(v, k, source); }},
+        {"loss_scaling", [&](auto &v, auto &k) { lossScaling = get<std::string>(v, k, source); }},
+        {"loss_scale_init", [&](auto &v, auto &k) { lossScaleInit = get<double>(v, k, source); }},
+        {"loss_scale_growth_interval", [&](auto &v, auto &k) { lossScaleGrowthInterval = get<int64_t>(v, k, source); }},
+        {"tf32", [&](auto &v, auto &k) { tf32 = get<bool>(v, k, source); }},
         {"threads", [&](auto &v, auto &k) { threads = get<int>(v, k, source); }},
     };
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -262,6 +266,10 @@ nlohmann::json TrainConfig::toJson() const
         {"resume", resume},
         {"device", device},
         {"dtype", dtype},
+        {"loss_scaling", lossScaling},
+        {"loss_scale_init", lossScaleInit},
+        {"loss_scale_growth_interval", lossScaleGrowthInterval},
+        {"tf32", tf32},
         {"threads", threads},
     };
 }
@@ -359,8 +367,20 @@ void TrainConfig::validate(bool requireDataset) const
         fail("ref_model_sync_steps", "must be >= 1");
     if (precomputeRef && referenceFree)
         fail("precompute_ref", "cannot be combined with reference_free");
-    if (dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
-        fail("dtype", "must be float32, bfloat16 or float16");
+    if (dtype != "auto" && dtype != "float32" && dtype != "bfloat16" && dtype != "float16")
+        fail("dtype", "must be auto, float32, bfloat16 or float16");
+    if (dtype == "float16" && device == "cpu")
+        fail("dtype", "float16 trains only on CUDA (libtorch has no float16 matmul on the CPU); use bfloat16 or "
+                      "float32 on the CPU");
+    if (lossScaling != "auto" && lossScaling != "dynamic" && lossScaling != "none")
+        fail("loss_scaling", "must be auto, dynamic or none");
+    if (dtype == "float16" && lossScaling == "none")
+        fail("loss_scaling", "none with dtype float16: float16 gradients underflow without loss scaling (use auto "
+                             "or dynamic, or bfloat16)");
+    if (!(lossScaleInit > 0) || !std::isfinite(lossScaleInit))
+        fail("loss_scale_init", "must be a positive number");
+    if (lossScaleGrowthInterval < 1)
+        fail("loss_scale_growth_interval", "must be >= 1");
     if (method != "full" && method != "lora")
         fail("method", "must be full or lora");
     if (useLora()) {

@@ -95,7 +95,15 @@ struct TrainConfig {
 
     // Hardware
     std::string device = "auto"; // cpu | cuda | cuda:N | auto
-    std::string dtype = "float32"; // float32 | bfloat16
+    // auto: bfloat16 on a CUDA device that computes in it, else float32. float16 trains only on CUDA,
+    // with dynamic loss scaling (CPU libtorch has no float16 matmul).
+    std::string dtype = "auto"; // auto | float32 | bfloat16 | float16
+    // Loss scaling (torch.amp.GradScaler's rule, see grad_scaler.h): auto = dynamic for float16, none
+    // otherwise; dynamic forces it on (any dtype; exact in float32, where it changes nothing).
+    std::string lossScaling = "auto"; // auto | dynamic | none
+    double lossScaleInit = 65536.0;
+    int64_t lossScaleGrowthInterval = 2000;
+    bool tf32 = true; // CUDA: TF32 tensor cores for float32 matmuls (torch's "high" matmul precision)
     int threads = 0; // 0 = all cores
 
     // JSON with the keys above (snake_case). Unknown keys are an error naming the key, so a typo in
