@@ -34,13 +34,8 @@ if(DPO_PRECOMPILED_HEADERS)
   target_precompile_headers(dpo_pch_engine PRIVATE
     ${CMAKE_SOURCE_DIR}/core/engine/torch_api.h <nlohmann/json.hpp>
     <algorithm> <functional> <map> <memory> <optional> <string> <unordered_map> <vector>)
-  # CLI11 is header-only and takes ~7 s to parse: every one of dpo-cli's ~25 files includes it (through
-  # commands.h). In the shared PCH it is parsed once; engine files never use it (the engine does not
-  # depend on it: it is only visible to them).
-  find_path(DPO_CLI11_HEADER CLI/CLI.hpp)
-  if(DPO_CLI11_HEADER)
-    target_precompile_headers(dpo_pch_engine PRIVATE <CLI/CLI.hpp>)
-  endif()
+  # Not CLI11 (dpo-cli's parser): its headers define validator objects at namespace scope, which every
+  # file including the PCH would then compile; measured, engine files got ~8 s slower each.
 
   if(DPO_WITH_QT)
     # Exactly the Qt modules of the GUI library (their QT_*_LIB macros are tested by Qt's headers, so

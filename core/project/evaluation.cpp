@@ -351,13 +351,7 @@ QStringList readPromptsJsonl(const QString &path, int *skipped)
     QFile f(path);
     if (!f.open(QIODevice::ReadOnly))
         throw ProjectError(QStringLiteral("cannot open prompts file %1: %2").arg(path, f.errorString()).toStdString());
-    QByteArray data;
-    if (f.size() > 0) {
-        if (uchar *p = f.map(0, f.size()))
-            data = QByteArray::fromRawData(reinterpret_cast<const char *>(p), f.size());
-        else
-            data = f.readAll();
-    }
+    const QByteArray data = mappedContents(f);
     const qint64 limit = defaultRowLimit();
     QStringList out;
     int skip = 0;

@@ -25,6 +25,15 @@
 
 namespace dpo {
 
+QByteArray mappedContents(QFile &file)
+{
+    if (file.size() <= 0)
+        return {};
+    if (uchar *p = file.map(0, file.size()))
+        return QByteArray::fromRawData(reinterpret_cast<const char *>(p), file.size());
+    return file.readAll();
+}
+
 qint64 defaultRowLimit()
 {
     bool ok = false;
@@ -687,14 +696,7 @@ ImportResult importFile(ProjectStore &store, const QString &path, const ImportOp
     QFile file(path);
     if (!file.open(QIODevice::ReadOnly))
         throw ProjectError(QStringLiteral("%1: cannot read: %2").arg(path, file.errorString()).toStdString());
-    // Mapped, not read: the file's pages stay in the page cache instead of a private copy on the heap.
-    QByteArray data;
-    if (file.size() > 0) {
-        if (uchar *p = file.map(0, file.size()))
-            data = QByteArray::fromRawData(reinterpret_cast<const char *>(p), file.size());
-        else
-            data = file.readAll();
-    }
+    const QByteArray data = mappedContents(file);
 
     ImportResult result;
     result.format = opt.format == ImportFormat::Auto ? detectFormat(path, data, opt) : opt.format;

@@ -5,6 +5,7 @@
 
 #include "project/project_store.h"
 
+#include <QFile>
 #include <QHash>
 #include <QSqlDatabase>
 #include <QSqlQuery>
@@ -158,6 +159,10 @@ void lockPair(ProjectStore::Impl &d, qint64 pairId);
 PairState pairState(ProjectStore::Impl &d, qint64 pairId);
 // Adds the change of a pair's free-slot state and touchers between before and after to the counter deltas.
 void applyPairChange(ProjectStore::Impl &d, const PairState &before, const PairState &after);
+
+// An open file's bytes, mapped rather than read (its pages stay in the page cache instead of a private
+// copy on the heap); read when it cannot be mapped. Valid while `file` stays open.
+QByteArray mappedContents(QFile &file);
 
 // The byte limit of one imported row or JSONL line: DPO_MAX_ROW_BYTES when set, else 8 MiB (the limit
 // training applies to the same rows).

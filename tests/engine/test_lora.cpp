@@ -147,6 +147,44 @@ TEST(LoraAdapter, InitialisationIsPeftsAndBZeroKeepsTheBase)
     EXPECT_TRUE(torch::equal(before, after));
 }
 
+// Activation checkpointing recomputes each layer in backward; with LoRA dropout the recomputation must
+// draw the same masks (the forward's random state is restored), or the adapters' gradients would be
+// those of another mask. Gradients with and without checkpointing are equal.
+TEST(LoraAdapter, GradientCheckpointingKeepsDropoutMasksAndGradients)
+{
+    auto grads = [](bool checkpoint) {
+        auto model = dpo::loadCausalLM(dpotest::fixture("llama-gqa/ref"));
+        dpo::LoraConfig cfg;
+        cfg.r = 4;
+        cfg.dropout = 0.3;
+        torch::manual_seed(5);
+        auto adapter = dpo::LoraAdapter::attach(*model, cfg);
+        {
+            torch::NoGradGuard g; // B = 0 would make A's gradient 0: give B values
+            for (auto &[name, t] : adapter->namedParameters())
+                if (name.find("lora_B") != std::string::npos)
+                    t.normal_(0, 0.1);
+        }
+        model->train();
+        model->gradientCheckpointing = checkpoint;
+        torch::manual_seed(9); // the dropout masks of this forward
+        auto ids = torch::randint(0, model->config().vocabSize, { 2, 12 }, torch::kInt64);
+        auto logp = torch::log_softmax(model->forward(ids), -1);
+        logp.slice(1, 0, -1).gather(2, ids.slice(1, 1).unsqueeze(2)).sum().backward();
+        std::map<std::string, torch::Tensor> out;
+        for (const auto &[name, t] : adapter->namedParameters())
+            out[name] = t.grad().clone();
+        return out;
+    };
+    const auto plain = grads(false), recomputed = grads(true);
+    ASSERT_FALSE(plain.empty());
+    for (const auto &[name, g] : plain) {
+        const double scale = std::max(1e-6, g.abs().max().item<double>());
+        EXPECT_GT(g.abs().max().item<double>(), 0.0) << name;
+        EXPECT_LT((recomputed.at(name) - g).abs().max().item<double>() / scale, 1e-5) << name;
+    }
+}
+
 TEST(LoraAdapter, TargetsAllLinearAndRefusesUnknownNames)
 {
     auto model = dpo::loadCausalLM(dpotest::fixture("phi3/ref"));

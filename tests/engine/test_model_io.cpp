@@ -89,6 +89,37 @@ TEST(ModelIO, LlamaFixtureLoadsTensorForTensor)
     EXPECT_LT(err, 2e-4);
 }
 
+// Loading builds the parameters in place: in the requested dtype from the start and without the random
+// init the checkpoint would overwrite (no draw from the generator), for both model classes; the loaded
+// weights are the file's, converted once.
+TEST(ModelIO, LoadsInPlaceWithoutRandomInit)
+{
+    for (const char *name : { "llama-gqa/ref", "gpt2/ref" }) {
+        SCOPED_TRACE(name);
+        const std::string dir = dpotest::fixture(name);
+        for (const auto dtype : { torch::kFloat32, torch::kBFloat16 }) {
+            torch::manual_seed(11);
+            const auto expectedDraw = torch::randn({ 4 });
+            torch::manual_seed(11);
+            auto model = dpo::loadCausalLM(dir, torch::kCPU, dtype);
+            EXPECT_TRUE(torch::equal(torch::randn({ 4 }), expectedDraw)) << "loading drew random numbers";
+            const auto file = dpo::loadSafetensorsWeights(dir);
+            for (const auto &kv : model->stateDict()) {
+                EXPECT_EQ(kv.second.scalar_type(), dtype) << kv.first;
+                ASSERT_TRUE(file.count(kv.first)) << kv.first;
+                EXPECT_TRUE(torch::equal(kv.second, file.at(kv.first).to(dtype))) << kv.first;
+            }
+        }
+    }
+    // A model built to be trained from scratch still gets its family's init.
+    auto config = dpo::ModelConfig::fromDirectory(dpotest::fixture("llama-gqa/ref"));
+    torch::manual_seed(11);
+    auto fresh = dpo::createCausalLM(config);
+    for (const auto &kv : fresh->stateDict())
+        if (kv.first.find("proj") != std::string::npos)
+            EXPECT_GT(kv.second.std().item<double>(), 0.0) << kv.first;
+}
+
 TEST(ModelIO, SavePretrainedRoundTrip)
 {
     const std::string src = dpotest::fixture("llama-gqa/ref");

@@ -524,6 +524,29 @@ TEST(Trainer, LossScaleOverflowSkipsTheUpdateAndBacksOff)
     fs::remove_all(c.outputDir);
 }
 
+// Gradient checkpointing (each decoder layer recomputed in backward) trains the same trajectory, for
+// both model classes.
+TEST(Trainer, GradientCheckpointingTrainsTheSameTrajectory)
+{
+    for (const char *fixture : { "llama-gqa", "gpt2" }) {
+        SCOPED_TRACE(fixture);
+        auto config = [&](const std::string &out, bool checkpoint) {
+            auto c = fixtureConfig(fixture, out);
+            c.batchSize = 4;
+            c.maxSteps = 3;
+            c.sharePrompt = false; // the concatenated batch: the path checkpointing applies to
+            c.gradientCheckpointing = checkpoint;
+            return c;
+        };
+        const std::string plain = tempDir("gc_off"), ckpt = tempDir("gc_on");
+        dpo::DpoTrainer(config(plain, false)).train();
+        dpo::DpoTrainer(config(ckpt, true)).train();
+        expectSameTrajectory(readMetrics(plain), readMetrics(ckpt), 1e-6);
+        fs::remove_all(plain);
+        fs::remove_all(ckpt);
+    }
+}
+
 TEST(GradScaler, TorchUpdateRule)
 {
     dpo::GradScalerOptions o;

@@ -402,6 +402,14 @@ QWidget *TrainOptionsForm::buildOptions()
     addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores). The page's default leaves one core to the "
                 "window; dpo-cli's default is all cores."),
            0, 1024);
+    auto *checkpointing = new QCheckBox(tr("Gradient checkpointing"));
+    checkpointing->setObjectName(QStringLiteral("opt_gradient_checkpointing"));
+    checkpointing->setToolTip(tr("Recompute each layer's activations during backward instead of keeping them: "
+                                 "much less memory for long sequences and big models, about a third more compute, "
+                                 "the same gradients. Not used while the prompt is shared."));
+    hf->addRow(QString(), checkpointing);
+    m_fields.insert(QStringLiteral("gradient_checkpointing"), checkpointing);
+    connect(checkpointing, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
     v->addWidget(hwBox);
     v->addStretch(1);
 

@@ -365,9 +365,12 @@ std::string safetensorsDtypeName(torch::ScalarType dtype)
 void saveSafetensors(const std::string &path, const std::map<std::string, torch::Tensor> &tensors,
     const std::map<std::string, std::string> &metadata)
 {
+    // Streamed: the header needs only shapes and dtypes; each tensor is brought to host memory (a no-op
+    // for contiguous CPU tensors) when its bytes are written, so a checkpoint of GPU tensors holds one
+    // tensor on the host at a time, not the whole state.
     struct Item {
         std::string name;
-        torch::Tensor t;
+        const torch::Tensor *t;
         uint64_t itemSize;
         uint64_t nbytes;
     };
@@ -381,8 +384,7 @@ void saveSafetensors(const std::string &path, const std::map<std::string, torch:
         if (!d)
             throw Error(path + ": tensor '" + kv.first + "' has dtype " + c10::toString(kv.second.scalar_type())
                 + ", which safetensors cannot hold here");
-        torch::Tensor t = kv.second.detach().to(torch::kCPU).contiguous();
-        items.push_back({ kv.first, t, d->itemSize, uint64_t(t.numel()) * d->itemSize });
+        items.push_back({ kv.first, &kv.second, d->itemSize, uint64_t(kv.second.numel()) * d->itemSize });
     }
     // Widest dtypes first so every tensor starts aligned for its type (the reference writer's order).
     std::stable_sort(items.begin(), items.end(), [](const Item &a, const Item &b) {
@@ -393,8 +395,8 @@ void saveSafetensors(const std::string &path, const std::map<std::string, torch:
     uint64_t offset = 0;
     for (const auto &it : items) {
         nlohmann::json e;
-        e["dtype"] = safetensorsDtypeName(it.t.scalar_type());
-        e["shape"] = it.t.sizes().vec();
+        e["dtype"] = safetensorsDtypeName(it.t->scalar_type());
+        e["shape"] = it.t->sizes().vec();
         e["data_offsets"] = { offset, offset + it.nbytes };
         header[it.name] = std::move(e);
         offset += it.nbytes;
@@ -414,9 +416,12 @@ void saveSafetensors(const std::string &path, const std::map<std::string, torch:
     try {
         writeAll(fd, lenBytes, 8, tmp);
         writeAll(fd, headerText.data(), headerText.size(), tmp);
-        for (const auto &it : items)
-            if (it.nbytes)
-                writeAll(fd, it.t.data_ptr(), it.nbytes, tmp);
+        for (const auto &it : items) {
+            if (!it.nbytes)
+                continue;
+            const torch::Tensor host = it.t->detach().to(torch::kCPU).contiguous();
+            writeAll(fd, host.data_ptr(), it.nbytes, tmp);
+        }
         if (::fsync(fd) != 0)
             throw Error(sysError("cannot sync", tmp));
         const int rc = ::close(fd);

@@ -71,13 +71,25 @@ public:
     CheckpointLayout checkpointLayout = CheckpointLayout::Plain;
     std::map<std::string, torch::Tensor> passthroughTensors;
 
+    // Activation checkpointing per decoder layer while training (activation_checkpoint.h): less memory
+    // for one more forward per step; the gradients are unchanged.
+    bool gradientCheckpointing = false;
+
     // The LoRA adapter on this model's linear layers (lora.h), or null. Its tensors are not module
     // parameters: stateDict(), loadStateDict() and parameters() see the base weights only.
     std::shared_ptr<LoraAdapter> lora;
 };
 
+// How createCausalLM allocates the parameters (param_alloc.h): on `device`, in `dtype`, with the
+// family's random init or, for a model whose weights are loaded next, uninitialised.
+struct ModelBuild {
+    torch::Device device = torch::kCPU;
+    torch::ScalarType dtype = torch::kFloat32;
+    bool initialize = true;
+};
+
 // Builds the model the config describes (no weights loaded).
-std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config);
+std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config, const ModelBuild &build = {});
 
 // Reads DIR/config.json and the weights (model.safetensors or a sharded index), returns the model
 // on `device` in `dtype`, in eval mode, dropout off. DIR may also be a PEFT LoRA adapter folder

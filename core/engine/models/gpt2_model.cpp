@@ -1,4 +1,6 @@
 #include "engine/models/gpt2_model.h"
+#include "engine/models/param_alloc.h"
+#include "engine/models/activation_checkpoint.h"
 
 #include "engine/error.h"
 
@@ -26,8 +28,8 @@ torch::Tensor geluNew(const torch::Tensor &x)
 
 Conv1DImpl::Conv1DImpl(int64_t in, int64_t out)
 {
-    weight = register_parameter("weight", torch::empty({ in, out }));
-    bias = register_parameter("bias", torch::zeros({ out }));
+    weight = register_parameter("weight", torch::empty({ in, out }, paramOptions()));
+    bias = register_parameter("bias", torch::zeros({ out }, paramOptions()));
 }
 
 torch::Tensor Conv1DImpl::forward(const torch::Tensor &x)
@@ -42,8 +44,8 @@ torch::Tensor Conv1DImpl::forward(const torch::Tensor &x)
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_)
     : eps(eps_)
 {
-    weight = register_parameter("weight", torch::ones({ dim }));
-    bias = register_parameter("bias", torch::zeros({ dim }));
+    weight = register_parameter("weight", torch::ones({ dim }, paramOptions()));
+    bias = register_parameter("bias", torch::zeros({ dim }, paramOptions()));
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor &x)
@@ -53,7 +55,7 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor &x)
 
 EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim)
 {
-    weight = register_parameter("weight", torch::empty({ count, dim }));
+    weight = register_parameter("weight", torch::empty({ count, dim }, paramOptions()));
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
@@ -198,6 +200,8 @@ Gpt2Model::Gpt2Model(ModelConfig config)
     if (!m_config.tieWordEmbeddings)
         m_lmHead = register_module("lm_head", gpt2::Embedding(m_config.vocabSize, m_config.hiddenSize));
 
+    if (!paramInitEnabled())
+        return; // weights come from a checkpoint next (loadCausalLM)
     torch::NoGradGuard noGrad;
     const double std = initializerRange(m_config);
     const double projStd = std / std::sqrt(2.0 * double(m_config.numLayers));
@@ -238,8 +242,16 @@ torch::Tensor Gpt2Model::forwardHidden(
 
     auto &blocks = m_transformer->blocks;
     prepareCache(cache, blocks.size());
-    for (size_t i = 0; i < blocks.size(); ++i)
-        x = blocks[i]->forward(x, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+    const bool checkpoint = gradientCheckpointing && is_training() && !cache;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        if (checkpoint)
+            x = checkpointed(
+                [block = blocks[i], mask = am](const torch::Tensor &h) mutable {
+                    return block->forward(h, mask, nullptr, nullptr);
+                }, x);
+        else
+            x = blocks[i]->forward(x, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+    }
     return m_transformer->ln_f->forward(x); // [B, T, n]
 }
 

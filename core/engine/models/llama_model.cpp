@@ -1,4 +1,6 @@
 #include "engine/models/llama_model.h"
+#include "engine/models/param_alloc.h"
+#include "engine/models/activation_checkpoint.h"
 
 #include "engine/error.h"
 
@@ -26,9 +28,9 @@ torch::Tensor rotateHalf(const torch::Tensor &x)
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool hasBias)
 {
-    weight = register_parameter("weight", torch::empty({ out, in }));
+    weight = register_parameter("weight", torch::empty({ out, in }, paramOptions()));
     if (hasBias)
-        bias = register_parameter("bias", torch::zeros({ out }));
+        bias = register_parameter("bias", torch::zeros({ out }, paramOptions()));
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor &x)
@@ -39,7 +41,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor &x)
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim)
 {
-    weight = register_parameter("weight", torch::empty({ vocab, dim }));
+    weight = register_parameter("weight", torch::empty({ vocab, dim }, paramOptions()));
 }
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
@@ -51,7 +53,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, NormKind kind_)
     : eps(eps_)
     , kind(kind_)
 {
-    weight = register_parameter("weight", kind == NormKind::RMSNormOnePlus ? torch::zeros({ dim }) : torch::ones({ dim }));
+    weight = register_parameter("weight", kind == NormKind::RMSNormOnePlus ? torch::zeros({ dim }, paramOptions()) : torch::ones({ dim }, paramOptions()));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor &x)
@@ -360,6 +362,8 @@ LlamaModel::LlamaModel(ModelConfig config)
     if (!m_config.tieWordEmbeddings)
         m_lmHead = register_module("lm_head", llama::Linear(m_config.hiddenSize, m_config.vocabSize, false));
 
+    if (!paramInitEnabled())
+        return; // weights come from a checkpoint next (loadCausalLM)
     torch::NoGradGuard noGrad;
     const double std = initializerRange(m_config);
     const double normInit = m_config.arch->norm == NormKind::RMSNormOnePlus ? 0.0 : 1.0;
@@ -402,8 +406,16 @@ torch::Tensor LlamaModel::forwardHidden(
 
     auto &layers = m_model->layerList;
     prepareCache(cache, layers.size());
+    const bool checkpoint = gradientCheckpointing && is_training() && !cache;
     for (size_t i = 0; i < layers.size(); ++i) {
         const bool sliding = isSliding(m_config, i);
+        if (checkpoint) {
+            x = checkpointed([layer = layers[i], rope = sliding ? local : global,
+                                 mask = sliding ? slidingMask : mp.mask](const torch::Tensor &h) mutable {
+                return layer->forward(h, rope, mask, nullptr, nullptr);
+            }, x);
+            continue;
+        }
         x = layers[i]->forward(x, sliding ? local : global, sliding ? slidingMask : mp.mask,
             cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
     }

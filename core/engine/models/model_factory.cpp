@@ -5,11 +5,13 @@
 #include "engine/models/gpt2_model.h"
 #include "engine/models/llama_model.h"
 #include "engine/models/model_arch.h"
+#include "engine/models/param_alloc.h"
 
 namespace dpo {
 
-std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config)
+std::shared_ptr<CausalLM> createCausalLM(const ModelConfig &config, const ModelBuild &build)
 {
+    const ParamAllocScope scope(torch::TensorOptions().device(build.device).dtype(build.dtype), build.initialize);
     // The architecture table (model_arch.h) names the implementation of every supported model_type.
     const ArchInfo *arch = findModelArch(config.modelType);
     if (arch && arch->impl == ArchImpl::Llama)

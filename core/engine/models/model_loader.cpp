@@ -311,18 +311,20 @@ std::shared_ptr<CausalLM> loadCausalLM(
     checkConfigAgainstWeights(config, weights, dir); // before allocating what config.json claims
     std::shared_ptr<CausalLM> model;
     try {
-        model = createCausalLM(config);
+        // In place: parameters allocated on the device in the target dtype, no random init; each
+        // weight is then copied once from the file's mapping into its tensor (converted on the way).
+        ModelBuild build;
+        build.device = device;
+        build.dtype = dtype;
+        build.initialize = false;
+        model = createCausalLM(config, build);
     } catch (const c10::Error &e) { // never libtorch's raw message without the file
         throw Error((fs::path(dir) / "config.json").string() + ": cannot build the model: " + e.what_without_backtrace());
     } catch (const std::bad_alloc &) {
         throw Error((fs::path(dir) / "config.json").string() + ": not enough memory for the model it describes");
     }
     torch::NoGradGuard noGrad;
-    model->to(device);
-    // Module::to(dtype) would also cast integer and float32 helper buffers; only weights change dtype.
-    for (auto &p : model->parameters(/*recurse=*/true))
-        if (at::isFloatingType(p.scalar_type()) && p.scalar_type() != dtype)
-            p.set_data(p.to(dtype));
+    model->to(device); // helper buffers (RoPE tables) keep their dtype
     model->loadStateDict(weights, weightSource(dir));
     model->eval();
     return model;

@@ -243,6 +243,7 @@ void DpoTrainer::setup()
                 t.set_data(t.data().to(m_device));
     }
     checkTokenizerFitsModel(*m_tokenizer, m_policy->config().vocabSize, m_config.model);
+    m_policy->gradientCheckpointing = m_config.gradientCheckpointing;
     m_policy->train();
     m_trainable.clear();
     if (m_policy->lora) {
@@ -301,9 +302,14 @@ void DpoTrainer::setup()
                             " is a LoRA adapter; TR-DPO needs a full reference model (merge it first: dpo-cli "
                             "merge-adapter)");
         } else {
-            m_ref = createCausalLM(m_policy->config());
+            // A copy of the policy, built in place (on the device, in the run's dtype, no random init).
+            ModelBuild build;
+            build.device = m_device;
+            build.dtype = m_dtype;
+            build.initialize = false;
+            m_ref = createCausalLM(m_policy->config(), build);
+            m_ref->to(m_device);
             m_ref->loadStateDict(m_policy->stateDict(), "policy");
-            m_ref->to(m_device, m_dtype);
         }
         if (m_ref->config().vocabSize != m_policy->config().vocabSize)
             throw Error("option 'ref_model': its vocabulary (" + std::to_string(m_ref->config().vocabSize) +

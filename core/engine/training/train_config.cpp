@@ -182,6 +182,7 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"loss_scale_init", [&](auto &v, auto &k) { lossScaleInit = get<double>(v, k, source); }},
         {"loss_scale_growth_interval", [&](auto &v, auto &k) { lossScaleGrowthInterval = get<int64_t>(v, k, source); }},
         {"tf32", [&](auto &v, auto &k) { tf32 = get<bool>(v, k, source); }},
+        {"gradient_checkpointing", [&](auto &v, auto &k) { gradientCheckpointing = get<bool>(v, k, source); }},
         {"threads", [&](auto &v, auto &k) { threads = get<int>(v, k, source); }},
     };
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -270,6 +271,7 @@ nlohmann::json TrainConfig::toJson() const
         {"loss_scale_init", lossScaleInit},
         {"loss_scale_growth_interval", lossScaleGrowthInterval},
         {"tf32", tf32},
+        {"gradient_checkpointing", gradientCheckpointing},
         {"threads", threads},
     };
 }

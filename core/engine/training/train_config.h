@@ -104,6 +104,10 @@ struct TrainConfig {
     double lossScaleInit = 65536.0;
     int64_t lossScaleGrowthInterval = 2000;
     bool tf32 = true; // CUDA: TF32 tensor cores for float32 matmuls (torch's "high" matmul precision)
+    // Recompute each decoder layer's activations in backward instead of keeping them (HF's
+    // gradient_checkpointing): less memory, one more forward per step, the same gradients. Applies to
+    // the concatenated batch; the shared-prompt path keeps its prompt cache and is not checkpointed.
+    bool gradientCheckpointing = false;
     int threads = 0; // 0 = all cores
 
     // JSON with the keys above (snake_case). Unknown keys are an error naming the key, so a typo in
