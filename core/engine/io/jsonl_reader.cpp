@@ -44,12 +44,4 @@ nlohmann::json JsonlReader::object() const
     return j;
 }
 
-nlohmann::ordered_json JsonlReader::orderedObject() const
-{
-    nlohmann::ordered_json j = parseOrderedJsonLimited(m_text, where());
-    if (!j.is_object())
-        throw Error(where() + ": a row must be a JSON object");
-    return j;
-}
-
 } // namespace dpo

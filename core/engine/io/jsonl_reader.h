@@ -31,8 +31,6 @@ public:
 
     // The row parsed (nesting bounded); dpo::Error when it is not valid JSON or not an object.
     nlohmann::json object() const;
-    // The same keeping key order (what chat templates see).
-    nlohmann::ordered_json orderedObject() const;
 
 private:
     std::string m_path;
