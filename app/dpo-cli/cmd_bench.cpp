@@ -142,7 +142,7 @@ void runBench(const BenchOptions &o)
     std::cerr << line << std::endl;
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regBench([](CLI::App &app) {
     auto o = std::make_shared<BenchOptions>();
     CLI::App *cmd = app.add_subcommand("bench", "Measure matmul GFLOP/s and a ~25M-parameter model's fwd+bwd rate");
     cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");

@@ -68,7 +68,7 @@ std::pair<std::string, std::string> makeRow(std::mt19937 &rng, int64_t i)
     return { conv.dump(), standard.dump() };
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regBenchChat([](CLI::App &app) {
     auto o = std::make_shared<BenchChatOptions>();
     CLI::App *cmd = app.add_subcommand("bench-chat",
         "Conversational rows: parse + chat-template render + tokenize rows/s on one thread, vs standard rows");

@@ -407,7 +407,7 @@ void runBenchDpo(const BenchDpoOptions &o)
     dpocli::printJson(out);
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regBenchDpo([](CLI::App &app) {
     auto o = std::make_shared<BenchDpoOptions>();
     CLI::App *cmd = app.add_subcommand(
         "bench-dpo", "Measure whole DPO training steps (policy fwd+bwd, reference fwd, AdamW) against the matmul rate");

@@ -17,7 +17,7 @@
 
 namespace {
 
-struct BenchOptions {
+struct TokenizerBenchOptions {
     std::vector<std::string> models;
     double mb = 4.0;
     int passes = 2;
@@ -91,8 +91,8 @@ std::vector<std::string> chunksOf(const std::string &text, size_t chunk)
     return out;
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
-    auto opts = std::make_shared<BenchOptions>();
+dpocli::CommandRegistrar regBenchTokenizer([](CLI::App &app) {
+    auto opts = std::make_shared<TokenizerBenchOptions>();
     CLI::App *cmd = app.add_subcommand("bench-tokenizer", "Measure tokenizer encode throughput (MB/s) on mixed text");
     cmd->add_option("--model", opts->models, "Model folder whose tokenizer to measure (repeatable)")->required();
     cmd->add_option("--mb", opts->mb, "Megabytes of text to encode per pass")->check(CLI::Range(0.01, 1024.0));

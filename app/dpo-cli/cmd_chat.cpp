@@ -102,7 +102,7 @@ void runCases(const dpo::ChatTemplate &tpl, const ChatRenderCliOptions &o)
     std::cout.flush();
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regChat([](CLI::App &app) {
     auto o = std::make_shared<ChatRenderCliOptions>();
     CLI::App *chat = nullptr; // shared with other `chat ...` commands, whichever registers first
     for (CLI::App *sub : app.get_subcommands([](CLI::App *a) { return a->get_name() == "chat"; }))

@@ -110,7 +110,7 @@ struct Tally {
     }
 };
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regDemoEval([](CLI::App &app) {
     auto o = std::make_shared<DemoEvalOptions>();
     CLI::App *cmd = app.add_subcommand("demo-eval",
         "Share of prompts whose greedy answer has the preferred "

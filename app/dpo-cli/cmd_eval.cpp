@@ -222,7 +222,7 @@ void runRatings(const RatingsArgs &args)
     dpocli::printJson(out);
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regEval([](CLI::App &app) {
     CLI::App *eval = app.add_subcommand("eval", "Statistics of blind evaluations");
     eval->require_subcommand(1);
     auto args = std::make_shared<RatingsArgs>();

@@ -43,7 +43,7 @@ struct GenerateOptions {
     std::string dtype = "float32";
 };
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regGenerate([](CLI::App &app) {
     auto o = std::make_shared<GenerateOptions>();
     CLI::App *cmd = app.add_subcommand("generate", "Continue a prompt with a model (greedy or sampling), print JSON");
     cmd->add_option("--model", o->model, "Model folder (Hugging Face layout) or PEFT LoRA adapter folder")->required();

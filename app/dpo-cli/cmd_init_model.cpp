@@ -48,7 +48,7 @@ void initialiseWeights(dpo::CausalLM &model, double std, uint64_t seed)
     }
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regInitModel([](CLI::App &app) {
     auto o = std::make_shared<InitModelOptions>();
     CLI::App *cmd = app.add_subcommand("init-model",
         "Create a randomly initialised model from a config.json, "

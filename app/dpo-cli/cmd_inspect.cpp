@@ -275,7 +275,7 @@ void printHuman(const json &j)
     std::cout << o.str() << std::flush;
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regInspect([](CLI::App &app) {
     auto model = std::make_shared<std::string>();
     auto asJson = std::make_shared<bool>(false);
     CLI::App *cmd = app.add_subcommand("inspect",

@@ -46,7 +46,7 @@ void runMerge(const MergeOptions &o, CLI::App &app)
         { "dtype", dpo::dtypeName(dtype) }, { "merged_layers", model->lora->modulePaths().size() } });
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regMergeAdapter([](CLI::App &app) {
     auto o = std::make_shared<MergeOptions>();
     CLI::App *cmd = app.add_subcommand(
         "merge-adapter", "Merge a PEFT LoRA adapter into its base model (W + scale*B*A) and save it in HF layout");

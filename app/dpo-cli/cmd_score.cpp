@@ -204,7 +204,7 @@ void runScore(const ScoreOptions &o)
     dpocli::printJson(out);
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regScore([](CLI::App &app) {
     auto o = std::make_shared<ScoreOptions>();
     CLI::App *cmd = app.add_subcommand(
         "score", "Score preference pairs: token ids, policy/reference log-probs, DPO loss and metrics as JSON");

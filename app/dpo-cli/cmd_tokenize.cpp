@@ -15,7 +15,7 @@ struct TokenizeOptions {
     bool decode = false;
 };
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regTokenize([](CLI::App &app) {
     auto opts = std::make_shared<TokenizeOptions>();
     CLI::App *cmd = app.add_subcommand("tokenize", "Encode text with a model's tokenizer and print the ids as JSON");
     cmd->add_option("--model", opts->model, "Model folder (tokenizer.model or tokenizer.json)")->required();

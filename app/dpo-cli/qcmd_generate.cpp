@@ -103,7 +103,7 @@ void run(const GenerateArgs &a, int threads)
             { "duplicates", s.duplicates }, { "skipped", s.skipped }, { "notes", notes }, { "seconds", s.seconds } });
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regProjectGenerate([](CLI::App &app) {
     auto a = std::make_shared<GenerateArgs>();
     auto *cmd = projectCommand(app)->add_subcommand(
         "generate", "Sample candidate completions for prompts with fewer than N and queue label pairs (JSON)");

@@ -216,7 +216,7 @@ void bench(const std::string &dirArg, int rows, int labels)
     dpocli::printJson(out);
 }
 
-dpocli::CommandRegistrar reg([](CLI::App &app) {
+dpocli::CommandRegistrar regProject([](CLI::App &app) {
     // qcmd_generate.cpp adds "project generate": whichever file registers first creates the subcommand.
     CLI::App *project = nullptr;
     try {

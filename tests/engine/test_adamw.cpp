@@ -9,6 +9,8 @@
 #include <cmath>
 #include <vector>
 
+namespace test_adamw { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 // torch.optim.AdamW (amsgrad=False, maximize=False) on one scalar, in double.
@@ -163,3 +165,5 @@ TEST(AdamW, StateRoundTripAndErrors)
     wrongShape["exp_avg.w"] = torch::zeros({ 3 });
     EXPECT_THROW(restored.loadStateTensors(wrongShape, 1), dpo::Error);
 }
+
+} // namespace test_adamw

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <random>
 
+namespace test_bpe_tokenizer { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -441,3 +443,5 @@ TEST(BpeTokenizer, DpoCliTokenizeWorksOnGpt2)
     EXPECT_EQ(out["ids"], c["ids"]);
     EXPECT_EQ(out["text"], c["text"]);
 }
+
+} // namespace test_bpe_tokenizer

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <unistd.h>
 
+namespace test_chat_template { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
@@ -456,3 +458,5 @@ TEST(ChatTemplate, CliRendersCasesAndContexts)
     EXPECT_EQ(m.out, "<s>hey>T");
     fs::remove_all(tmp);
 }
+
+} // namespace test_chat_template

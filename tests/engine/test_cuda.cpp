@@ -15,6 +15,8 @@
 #include <cmath>
 #include <filesystem>
 
+namespace test_cuda { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -129,3 +131,5 @@ TEST_P(CudaFixture, HalfPrecisionTracksFloat32)
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFixture, ::testing::Values("llama-gqa", "gpt2"));
+
+} // namespace test_cuda

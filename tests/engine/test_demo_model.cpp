@@ -21,6 +21,8 @@
 
 #include <unistd.h>
 
+namespace test_demo_model { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -239,3 +241,5 @@ TEST(InitModel, IsSeededAndInitialisesLikeHuggingFace)
 }
 
 } // namespace
+
+} // namespace test_demo_model

@@ -14,6 +14,8 @@
 #include <functional>
 #include <random>
 
+namespace test_dpo_loss { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 using nlohmann::json;
@@ -597,3 +599,5 @@ TEST(DpoLossTrl1, InvalidCombinationsNameTheOption)
     ok.fDivergenceType = "alpha_divergence";
     EXPECT_NO_THROW(ok.validate());
 }
+
+} // namespace test_dpo_loss

@@ -12,6 +12,8 @@
 #include <string>
 #include <unistd.h>
 
+namespace test_eval_cli { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -202,3 +204,5 @@ TEST_F(EvalCli, BadInputIsOneLineNamingTheLine)
     expectOneLineError(ratings("--battles " + ok + " --seed -1"), { "--seed" });
     expectOneLineError(ratings(""), { "--battles" });
 }
+
+} // namespace test_eval_cli

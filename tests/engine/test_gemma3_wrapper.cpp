@@ -16,6 +16,8 @@
 #include <set>
 #include <unistd.h>
 
+namespace test_gemma3_wrapper { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -136,3 +138,5 @@ TEST(Gemma3WrapperConfig, TextConfigDefaultsAndRefusals)
 }
 
 } // namespace
+
+} // namespace test_gemma3_wrapper

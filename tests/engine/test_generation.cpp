@@ -14,6 +14,8 @@
 #include <sstream>
 #include <unistd.h>
 
+namespace test_generation { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 using namespace dpo;
 
 namespace {
@@ -329,3 +331,5 @@ TEST(Generation, CliGenerateEndToEnd)
     EXPECT_NE(missing.exitCode, 0);
     EXPECT_EQ(lineCount(missing.err), 1) << missing.err;
 }
+
+} // namespace test_generation

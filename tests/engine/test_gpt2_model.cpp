@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <unistd.h>
 
+namespace test_gpt2_model { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -287,3 +289,5 @@ TEST(Gpt2Model, DpoCliGenerateMatchesGreedyReference)
     auto tok = dpo::loadTokenizer(dpotest::fixture(kRef));
     EXPECT_EQ(out["text"], tok->decode(idsOf(e["greedy"][0]["new_ids"])));
 }
+
+} // namespace test_gpt2_model

@@ -26,6 +26,8 @@
 #include <functional>
 #include <sstream>
 
+namespace test_hostile_inputs { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -528,3 +530,5 @@ TEST(HostileChatCli, DeeplyNestedContextIsRefused)
     EXPECT_NE(r.err.find("cases.jsonl:2"), std::string::npos) << r.err;
     fs::remove_all(dir);
 }
+
+} // namespace test_hostile_inputs

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <unistd.h>
 
+namespace test_inspect_cli { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -106,3 +108,5 @@ TEST(InspectCli, RefusedFamilyIsOneLine)
 }
 
 } // namespace
+
+} // namespace test_inspect_cli

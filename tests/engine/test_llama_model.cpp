@@ -12,6 +12,8 @@
 
 #include <set>
 
+namespace test_llama_model { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 using namespace dpo;
 
 namespace {
@@ -306,3 +308,5 @@ TEST(LlamaModel, UnknownModelTypeIsAnErrorNamingIt)
         EXPECT_NE(std::string(e.what()).find("falcon"), std::string::npos) << e.what();
     }
 }
+
+} // namespace test_llama_model

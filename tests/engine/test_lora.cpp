@@ -25,6 +25,8 @@
 #include <functional>
 #include <set>
 
+namespace test_lora { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -712,3 +714,5 @@ TEST(TrainConfig, LoraKeysRoundTripThroughJson)
     EXPECT_EQ(back.toJson(), c.toJson());
     EXPECT_DOUBLE_EQ(back.loraConfig().scaling(), 32.0 / std::sqrt(16.0)); // rsLoRA
 }
+
+} // namespace test_lora

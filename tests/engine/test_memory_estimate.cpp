@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+namespace test_memory_estimate { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 dpo::ModelShape shapeOf(const dpo::ModelConfig &c, int64_t parameters)
@@ -84,3 +86,5 @@ TEST(MemoryEstimate, TrainingStateFollowsTheReadmeFormula)
     EXPECT_EQ(dpo::formatBytes(3.5 * (int64_t(1) << 30)), "3.5 GiB");
     EXPECT_EQ(dpo::formatBytes(512.0 * (1 << 20)), "512 MiB");
 }
+
+} // namespace test_memory_estimate

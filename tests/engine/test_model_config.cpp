@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+namespace test_model_config { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -370,3 +372,5 @@ TEST(ModelConfig, WrongValuesAreQuotedBriefly)
         }
     }
 }
+
+} // namespace test_model_config

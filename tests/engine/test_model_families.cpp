@@ -22,6 +22,8 @@
 #include <iostream>
 #include <set>
 
+namespace test_model_families { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -466,3 +468,5 @@ TEST(SmolLM3, GreedyThroughTheCacheMatchesReferenceAndSavesBack)
     EXPECT_TRUE(torch::equal(again->forward(ids), model->forward(ids)));
     fs::remove_all(out);
 }
+
+} // namespace test_model_families

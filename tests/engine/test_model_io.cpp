@@ -15,6 +15,8 @@
 #include <functional>
 #include <set>
 
+namespace test_model_io { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -315,3 +317,5 @@ TEST(ModelIO, MismatchedCheckpointsNameTensorAndFile)
     std::ofstream(tmp.path / "afile") << "x";
     EXPECT_THROW(dpo::savePretrained(*model, (tmp.path / "afile" / "out").string()), dpo::Error);
 }
+
+} // namespace test_model_io

@@ -18,6 +18,8 @@
 #include <fstream>
 #include <unistd.h>
 
+namespace test_preference_data { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -625,3 +627,5 @@ TEST(ConversationalRowsErrors, NeedAChatTemplate)
 }
 
 } // namespace
+
+} // namespace test_preference_data

@@ -12,6 +12,8 @@
 
 #include <cmath>
 
+namespace test_rope { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 using nlohmann::json;
 
 namespace {
@@ -125,3 +127,5 @@ TEST(Rope, UnsupportedOrMalformedVariantsAreRefusedNamingTheField)
         EXPECT_NE(std::string(e.what()).find("rope_parameters.sliding_attention"), std::string::npos) << e.what();
     }
 }
+
+} // namespace test_rope

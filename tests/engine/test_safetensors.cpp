@@ -15,6 +15,8 @@
 #include <fstream>
 #include <sys/resource.h>
 
+namespace test_safetensors { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -354,3 +356,5 @@ TEST(Safetensors, FailedWriteLeavesNoFile)
     EXPECT_THROW(dpo::saveSafetensors(path, complexT), dpo::Error);
     EXPECT_FALSE(fs::exists(path));
 }
+
+} // namespace test_safetensors

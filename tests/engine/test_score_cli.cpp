@@ -11,6 +11,8 @@
 #include <fstream>
 #include <unistd.h>
 
+namespace test_score_cli { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -229,3 +231,5 @@ TEST(ScoreCli, ConversationalRowsUseTheChatTemplate)
 }
 
 } // namespace
+
+} // namespace test_score_cli

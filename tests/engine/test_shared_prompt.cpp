@@ -14,6 +14,8 @@
 
 #include <set>
 
+namespace test_shared_prompt { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace {
 
 std::vector<dpo::TokenizedPair> fixturePairs(const std::string &fixture, const dpo::TruncationOptions &trunc = {})
@@ -110,3 +112,5 @@ TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)
     one[0].chosen.promptLength = one[0].rejected.promptLength = 0;
     EXPECT_FALSE(dpo::collateSharedPrompt(one, 0).has_value());
 }
+
+} // namespace test_shared_prompt

@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+namespace test_statistics { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 using namespace dpo;
 
 namespace {
@@ -375,3 +377,5 @@ TEST(Ratings, BadInput)
     EXPECT_THROW(parseBattleOutcome("draw"), Error);
     EXPECT_EQ(parseBattleOutcome("both_bad"), BattleOutcome::BothBad);
 }
+
+} // namespace test_statistics

@@ -14,6 +14,8 @@
 #include <random>
 #include <thread>
 
+namespace test_tokenizer { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -411,3 +413,5 @@ TEST(TokenizeCli, BadInputExitsWithOneLine)
     oneErrorLine(r);
     EXPECT_NE(r.err.find("DPO_SPM_SHIM"), std::string::npos) << r.err;
 }
+
+} // namespace test_tokenizer

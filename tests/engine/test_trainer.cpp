@@ -19,6 +19,8 @@
 #include <fstream>
 #include <thread>
 
+namespace test_trainer { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -851,3 +853,5 @@ TEST(AdamW, WeightDecaySkipsBiasesAndNormsAsHfTrainer)
              "model.layers.0.mlp.down_proj.lora_B.weight", "model.normalizer.weight" })
         EXPECT_TRUE(dpo::hfDecaysParameter(name)) << name;
 }
+
+} // namespace test_trainer

@@ -8,9 +8,13 @@
 #include "project/project_store.h"
 
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
 
 #include <cmath>
+
+namespace test_agreement { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -172,5 +176,8 @@ void TestAgreement::storeReport()
     QCOMPARE(s->agreement(JudgmentKind::Eval).judgments, 1);
 }
 
-QTEST_GUILESS_MAIN(TestAgreement)
+DPO_TEST_MAIN(TestAgreement)
+
+} // namespace test_agreement
+
 #include "test_agreement.moc"

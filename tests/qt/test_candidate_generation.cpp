@@ -30,9 +30,13 @@
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
 
 #include <memory>
+
+namespace test_candidate_generation { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -544,5 +548,8 @@ void TestCandidateGeneration::cliGenerate()
     QVERIFY2(err5.contains("no project at"), err5.constData());
 }
 
-QTEST_MAIN(TestCandidateGeneration)
+DPO_TEST_MAIN(TestCandidateGeneration)
+
+} // namespace test_candidate_generation
+
 #include "test_candidate_generation.moc"

@@ -9,7 +9,11 @@
 #include <QJsonObject>
 #include <QLocale>
 #include <QRegularExpression>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_conversation { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -204,5 +208,8 @@ void TestConversation::summary()
     QCOMPARE(conversationTurns(messages), turns);
 }
 
-QTEST_GUILESS_MAIN(TestConversation)
+DPO_TEST_MAIN(TestConversation)
+
+} // namespace test_conversation
+
 #include "test_conversation.moc"

@@ -18,7 +18,11 @@
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_data_page { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -123,5 +127,8 @@ void TestDataPage::conversationInEveryView()
     page.setProject(nullptr);
 }
 
-QTEST_MAIN(TestDataPage)
+DPO_TEST_MAIN(TestDataPage)
+
+} // namespace test_data_page
+
 #include "test_data_page.moc"

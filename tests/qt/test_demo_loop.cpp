@@ -27,7 +27,11 @@
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_demo_loop { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -208,5 +212,8 @@ void TestDemoLoop::trainThenEvaluateBlind()
     }
 }
 
-QTEST_MAIN(TestDemoLoop)
+DPO_TEST_MAIN(TestDemoLoop)
+
+} // namespace test_demo_loop
+
 #include "test_demo_loop.moc"

@@ -17,7 +17,11 @@
 #include <QRandomGenerator>
 #include <QRegularExpression>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
+
+namespace test_durability { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -281,5 +285,8 @@ void TestDurability::exportIsAtomic()
     QVERIFY2(midWrite >= trials / 4, "too few kills landed while the export was writing: the trials did not test it");
 }
 
-QTEST_GUILESS_MAIN(TestDurability)
+DPO_TEST_MAIN(TestDurability)
+
+} // namespace test_durability
+
 #include "test_durability.moc"

@@ -32,9 +32,13 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTextEdit>
+#include "qt_test_main.h"
+
 #include <QtTest>
 
 #include <cmath>
+
+namespace test_evaluate_page { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -606,5 +610,8 @@ void TestEvaluatePage::loraRunAdaptersAreListedAndScored()
     QVERIFY(std::abs(c.shiftRejected - meanDiff("policy_rejected", "ref_rejected")) < 2e-3);
 }
 
-QTEST_MAIN(TestEvaluatePage)
+DPO_TEST_MAIN(TestEvaluatePage)
+
+} // namespace test_evaluate_page
+
 #include "test_evaluate_page.moc"

@@ -12,10 +12,14 @@
 #include <QImage>
 #include <QRegularExpression>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QtTest>
 
 #include <cmath>
 #include <random>
+
+namespace test_evaluation_report { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -443,5 +447,8 @@ void TestEvaluationReport::hiddenOutsideSessionModels()
     QCOMPARE(g1.toJson(), g2.toJson());
 }
 
-QTEST_MAIN(TestEvaluationReport)
+DPO_TEST_MAIN(TestEvaluationReport)
+
+} // namespace test_evaluation_report
+
 #include "test_evaluation_report.moc"

@@ -5,9 +5,13 @@
 #include "ui/shell/jobrunner.h"
 
 #include <QSignalSpy>
+#include "qt_test_main.h"
+
 #include <QTest>
 
 #include <atomic>
+
+namespace test_job_runner { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 namespace {
 
@@ -141,5 +145,8 @@ void TestJobRunner::destructorCancelsAndWaits()
     QCOMPARE(SpinWorker::m_finishedJobs.load(), before + 1);
 }
 
-QTEST_MAIN(TestJobRunner)
+DPO_TEST_MAIN(TestJobRunner)
+
+} // namespace test_job_runner
+
 #include "test_job_runner.moc"

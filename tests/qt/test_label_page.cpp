@@ -25,11 +25,15 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTextBlock>
+#include "qt_test_main.h"
+
 #include <QtTest>
 
-using namespace dpo;
-
 Q_DECLARE_METATYPE(dpo::Verdict)
+
+namespace test_label_page { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
+
+using namespace dpo;
 
 class TestLabelPage : public QObject {
     Q_OBJECT
@@ -434,5 +438,8 @@ void TestLabelPage::conversationalPair()
     QCOMPARE(out["rejected"], row[shown.leftIsA ? "completion_b" : "completion_a"]);
 }
 
-QTEST_MAIN(TestLabelPage)
+DPO_TEST_MAIN(TestLabelPage)
+
+} // namespace test_label_page
+
 #include "test_label_page.moc"

@@ -14,7 +14,11 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTimer>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_main_window { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -262,5 +266,8 @@ void TestMainWindow::dataPageListsAndSearches()
     QTRY_COMPARE(d->model()->total(), 11);
 }
 
-QTEST_MAIN(TestMainWindow)
+DPO_TEST_MAIN(TestMainWindow)
+
+} // namespace test_main_window
+
 #include "test_main_window.moc"

@@ -11,7 +11,11 @@
 #include <QTextBlock>
 #include <QTextDocument>
 #include <QTextList>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_markdown_view { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestMarkdownView : public QObject {
     Q_OBJECT
@@ -121,5 +125,8 @@ void TestMarkdownView::relativeLinkStaysPut()
     QVERIFY(view.source().isEmpty());
 }
 
-QTEST_MAIN(TestMarkdownView)
+DPO_TEST_MAIN(TestMarkdownView)
+
+} // namespace test_markdown_view
+
 #include "test_markdown_view.moc"

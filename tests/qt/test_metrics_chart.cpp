@@ -8,9 +8,13 @@
 #include <QJsonDocument>
 #include <QTemporaryDir>
 #include <QToolTip>
+#include "qt_test_main.h"
+
 #include <QtTest>
 
 #include <cmath>
+
+namespace test_metrics_chart { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestMetricsChart : public QObject {
     Q_OBJECT
@@ -244,5 +248,8 @@ void TestMetricsChart::hoverShowsValues()
     QVERIFY2(QToolTip::text().contains(QStringLiteral("0.54")), qPrintable(QToolTip::text()));
 }
 
-QTEST_MAIN(TestMetricsChart)
+DPO_TEST_MAIN(TestMetricsChart)
+
+} // namespace test_metrics_chart
+
 #include "test_metrics_chart.moc"

@@ -10,12 +10,16 @@
 #include <QSettings>
 #include <QStandardPaths>
 #include <QTimer>
+#include "qt_test_main.h"
+
 #include <QtTest>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+namespace test_open_team_project { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestOpenTeamProject : public QObject {
     Q_OBJECT
@@ -109,5 +113,8 @@ void TestOpenTeamProject::cancelWhileConnecting()
     QVERIFY2(err.contains(QStringLiteral("cancelled")), qPrintable(err));
 }
 
-QTEST_MAIN(TestOpenTeamProject)
+DPO_TEST_MAIN(TestOpenTeamProject)
+
+} // namespace test_open_team_project
+
 #include "test_open_team_project.moc"

@@ -12,7 +12,11 @@
 #include <QProcess>
 #include <QRandomGenerator>
 #include <QSet>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_pg_kill { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -149,5 +153,8 @@ void TestPgKill::killLoopLosesNothing()
     QCOMPARE(c.labelSlotsDone, qint64(pairs * overlap));
 }
 
-QTEST_GUILESS_MAIN(TestPgKill)
+DPO_TEST_MAIN(TestPgKill)
+
+} // namespace test_pg_kill
+
 #include "test_pg_kill.moc"

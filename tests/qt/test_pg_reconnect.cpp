@@ -13,7 +13,11 @@
 #include <QProcess>
 #include <QSettings>
 #include <QStandardPaths>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_pg_reconnect { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -193,5 +197,8 @@ void TestPgReconnect::labelPageReconnectsAndLosesNothing()
     QCOMPARE(judgments[0].verdict, Verdict::Left); // the key pressed while the server was down
 }
 
-QTEST_MAIN(TestPgReconnect)
+DPO_TEST_MAIN(TestPgReconnect)
+
+} // namespace test_pg_reconnect
+
 #include "test_pg_reconnect.moc"

@@ -15,7 +15,11 @@
 #include <QSqlDatabase>
 #include <QSqlQuery>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
+
+namespace test_project_cli { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -344,5 +348,8 @@ void TestProjectCli::trainFromProject()
     QCOMPARE(config.value("dataset").toString(), out + "/data/train.jsonl");
 }
 
-QTEST_GUILESS_MAIN(TestProjectCli)
+DPO_TEST_MAIN(TestProjectCli)
+
+} // namespace test_project_cli
+
 #include "test_project_cli.moc"

@@ -14,10 +14,14 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
 
 #include <signal.h>
 #include <sys/resource.h>
+
+namespace test_project_import { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -814,5 +818,8 @@ void TestProjectImport::exportWriteErrorLeavesNoPartialFile()
     QCOMPARE(exportFile(*s, dir.filePath("new.jsonl")).rows, 5000);
 }
 
-QTEST_GUILESS_MAIN(TestProjectImport)
+DPO_TEST_MAIN(TestProjectImport)
+
+} // namespace test_project_import
+
 #include "test_project_import.moc"

@@ -13,6 +13,8 @@
 #include <QSqlDatabase>
 #include <QSqlQuery>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
 
 #include <mutex>
@@ -20,6 +22,8 @@
 #include <thread>
 
 #include <unistd.h>
+
+namespace test_project_store { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 using namespace dpo;
 
@@ -1108,5 +1112,8 @@ void TestProjectStore::preferredMajority()
     QCOMPARE(preferred[importedAgain], QString("a"));
 }
 
-QTEST_GUILESS_MAIN(TestProjectStore)
+DPO_TEST_MAIN(TestProjectStore)
+
+} // namespace test_project_store
+
 #include "test_project_store.moc"

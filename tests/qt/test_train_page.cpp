@@ -28,7 +28,11 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QThread>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_train_page { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestTrainPage : public QObject {
     Q_OBJECT
@@ -508,5 +512,8 @@ void TestTrainPage::closingAsksAndStops()
     QVERIFY(page->canClose());
 }
 
-QTEST_MAIN(TestTrainPage)
+DPO_TEST_MAIN(TestTrainPage)
+
+} // namespace test_train_page
+
 #include "test_train_page.moc"

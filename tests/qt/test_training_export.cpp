@@ -13,7 +13,11 @@
 #include <QJsonObject>
 #include <QSet>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QTest>
+
+namespace test_training_export { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestTrainingExport : public QObject {
     Q_OBJECT
@@ -224,5 +228,8 @@ void TestTrainingExport::lockTellsLiveFromReleased()
     QVERIFY(!QFile::exists(QDir(out).filePath(dpo::RunRecord::lockFileName()))); // the destructor releases
 }
 
-QTEST_GUILESS_MAIN(TestTrainingExport)
+DPO_TEST_MAIN(TestTrainingExport)
+
+} // namespace test_training_export
+
 #include "test_training_export.moc"

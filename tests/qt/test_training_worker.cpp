@@ -17,7 +17,11 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_training_worker { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestTrainingWorker : public QObject {
     Q_OBJECT
@@ -279,5 +283,8 @@ void TestTrainingWorker::lockFileTellsLiveFromDead()
     QVERIFY(TrainingRunner::isRunLocked(dir.path())); // cannot tell: not called interrupted
 }
 
-QTEST_MAIN(TestTrainingWorker)
+DPO_TEST_MAIN(TestTrainingWorker)
+
+} // namespace test_training_worker
+
 #include "test_training_worker.moc"

@@ -1,7 +1,11 @@
 // WordDiff: tokenization and the LCS word diff behind the Label page's "highlight differences".
 #include "ui/widgets/worddiff.h"
 
+#include "qt_test_main.h"
+
 #include <QtTest>
+
+namespace test_word_diff { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
 class TestWordDiff : public QObject {
     Q_OBJECT
@@ -129,5 +133,8 @@ void TestWordDiff::longInputFallsBack()
     QCOMPARE(r.changedRight(), 2500);
 }
 
-QTEST_APPLESS_MAIN(TestWordDiff)
+DPO_TEST_MAIN(TestWordDiff)
+
+} // namespace test_word_diff
+
 #include "test_word_diff.moc"

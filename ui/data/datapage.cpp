@@ -28,7 +28,7 @@ using namespace dpo;
 
 namespace {
 
-QString num(double v, int decimals = 3)
+QString dataNum(double v, int decimals = 3)
 {
     return std::isnan(v) ? QStringLiteral("n/a") : QString::number(v, 'f', decimals);
 }
@@ -146,27 +146,27 @@ QString statsHtml(const Stats &s)
         QStringLiteral("%1 / %2").arg(loc.toString(a.items), loc.toString(a.multiRated)));
     row(QObject::tr("Annotators"), loc.toString(a.raters));
     if (a.raters == 2)
-        row(QObject::tr("Cohen's κ"), num(a.cohenKappa));
-    row(QObject::tr("Fleiss' κ"), num(a.fleissKappa));
-    row(QObject::tr("Krippendorff's α"), num(a.krippendorffAlpha));
+        row(QObject::tr("Cohen's κ"), dataNum(a.cohenKappa));
+    row(QObject::tr("Fleiss' κ"), dataNum(a.fleissKappa));
+    row(QObject::tr("Krippendorff's α"), dataNum(a.krippendorffAlpha));
     h += QStringLiteral("</table>");
     if (!a.annotators.isEmpty()) {
         h += QStringLiteral("<p><b>%1</b></p><table cellpadding='2'>")
                  .arg(QObject::tr("Each annotator vs. the others' majority"));
         for (const AnnotatorAgreement &x : a.annotators)
             row(x.name,
-                x.items ? QStringLiteral("%1% of %2").arg(num(100 * x.agreementWithMajority, 0)).arg(x.items)
+                x.items ? QStringLiteral("%1% of %2").arg(dataNum(100 * x.agreementWithMajority, 0)).arg(x.items)
                         : QObject::tr("n/a"));
         h += QStringLiteral("</table>");
     }
     h += QStringLiteral("<h3>%1</h3><table cellpadding='2'>").arg(QObject::tr("Bias"));
     const qint64 lr = a.leftWins + a.rightWins;
     row(QObject::tr("Left side won"),
-        lr ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.leftWinShare, 1)).arg(a.leftWins).arg(lr)
+        lr ? QStringLiteral("%1% (%2 of %3)").arg(dataNum(100 * a.leftWinShare, 1)).arg(a.leftWins).arg(lr)
            : QObject::tr("n/a"));
     const qint64 ls = a.longerWins + a.shorterWins;
     row(QObject::tr("Longer completion won"),
-        ls ? QStringLiteral("%1% (%2 of %3)").arg(num(100 * a.longerWinShare, 1)).arg(a.longerWins).arg(ls)
+        ls ? QStringLiteral("%1% (%2 of %3)").arg(dataNum(100 * a.longerWinShare, 1)).arg(a.longerWins).arg(ls)
            : QObject::tr("n/a"));
     h += QStringLiteral("</table>");
     if (lr >= 20 && std::abs(a.leftWinShare - 0.5) > 0.1)

@@ -19,12 +19,12 @@ const QColor kOrange(0xff, 0x7f, 0x0e);
 const QColor kGreen(0x2c, 0xa0, 0x2c);
 const QColor kRed(0xd6, 0x27, 0x28);
 
-QString num(double v, int decimals)
+QString reportNum(double v, int decimals)
 {
     return std::isfinite(v) ? QString::number(v, 'f', decimals) : QString();
 }
 
-QString pct(double v)
+QString reportPct(double v)
 {
     return std::isfinite(v) ? QString::number(100.0 * v, 'f', 1) + QLatin1Char('%') : QStringLiteral("–");
 }
@@ -328,12 +328,12 @@ bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVec
         out << "<tr><td>" << esc(r.models[i]) << (i == r.baseline ? " (baseline)" : "") << "</td>";
         if (r.hasRatings) {
             const dpo::ModelRating &m = r.ratings.models[size_t(i)];
-            out << "<td class=\"n\">" << num(m.rating, 0) << "</td><td class=\"n\">" << num(r.ratingLow(i), 0) << " – "
-                << num(r.ratingHigh(i), 0) << "</td>";
+            out << "<td class=\"n\">" << reportNum(m.rating, 0) << "</td><td class=\"n\">" << reportNum(r.ratingLow(i), 0) << " – "
+                << reportNum(r.ratingHigh(i), 0) << "</td>";
             if (i != r.baseline && m.n > 0)
-                out << "<td class=\"n\">" << pct(m.winRate) << "</td><td class=\"n\">" << pct(m.wilson.low) << " – "
-                    << pct(m.wilson.high) << "</td><td class=\"n\">" << pct(m.winBootstrap.low) << " – "
-                    << pct(m.winBootstrap.high) << "</td><td class=\"n\">" << m.wins << " / " << m.losses << " / "
+                out << "<td class=\"n\">" << reportPct(m.winRate) << "</td><td class=\"n\">" << reportPct(m.wilson.low) << " – "
+                    << reportPct(m.wilson.high) << "</td><td class=\"n\">" << reportPct(m.winBootstrap.low) << " – "
+                    << reportPct(m.winBootstrap.high) << "</td><td class=\"n\">" << m.wins << " / " << m.losses << " / "
                     << m.ties << " / " << m.bothBad << "</td><td class=\"n\">" << m.n << "</td><td class=\"n\">"
                     << (m.judgmentsToSeparate < 0 ? QStringLiteral("never at this rate")
                                                   : QString::number(m.judgmentsToSeparate))
@@ -344,8 +344,8 @@ bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVec
             out << "<td>–</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td>";
         }
         const ModelLengthStats &l = r.lengths.value(i);
-        out << "<td class=\"n\">" << l.outputs << "</td><td class=\"n\">" << num(l.meanChars, 1)
-            << "</td><td class=\"n\">" << num(l.medianChars, 1) << "</td><td class=\"n\">" << num(l.meanWords, 1)
+        out << "<td class=\"n\">" << l.outputs << "</td><td class=\"n\">" << reportNum(l.meanChars, 1)
+            << "</td><td class=\"n\">" << reportNum(l.medianChars, 1) << "</td><td class=\"n\">" << reportNum(l.meanWords, 1)
             << "</td></tr>\n";
     }
     out << "</table>\n";
@@ -355,8 +355,8 @@ bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVec
                "<th>Head-to-head games</th><th>Score</th><th>Wilson 95%</th><th>More judgments to separate</th></tr>\n";
         for (const SeparationRow &s : r.separation)
             out << "<tr><td>" << esc(r.models[s.a]) << "</td><td>" << esc(r.models[s.b]) << "</td><td class=\"n\">"
-                << s.games << "</td><td class=\"n\">" << num(s.score, 1) << "</td><td class=\"n\">" << pct(s.wilson.low)
-                << " – " << pct(s.wilson.high) << "</td><td class=\"n\">"
+                << s.games << "</td><td class=\"n\">" << reportNum(s.score, 1) << "</td><td class=\"n\">" << reportPct(s.wilson.low)
+                << " – " << reportPct(s.wilson.high) << "</td><td class=\"n\">"
                 << (s.moreJudgments < 0 ? QStringLiteral("never at this rate") : QString::number(s.moreJudgments))
                 << "</td></tr>\n";
         out << "</table>\n";
@@ -373,9 +373,9 @@ bool writeHtmlReport(const QString &path, const EvaluationResults &r, const QVec
                "<th>Mean margin</th><th>Δ log p chosen</th><th>Δ log p rejected</th></tr>\n";
         for (const CheckpointScore &s : scores)
             out << "<tr><td>" << esc(s.name) << "</td><td class=\"n\">" << s.step << "</td><td class=\"n\">" << s.pairs
-                << "</td><td class=\"n\">" << pct(s.accuracy) << "</td><td class=\"n\">" << num(s.meanMargin, 4)
-                << "</td><td class=\"n\">" << num(s.shiftChosen, 3) << "</td><td class=\"n\">"
-                << num(s.shiftRejected, 3) << "</td></tr>\n";
+                << "</td><td class=\"n\">" << reportPct(s.accuracy) << "</td><td class=\"n\">" << reportNum(s.meanMargin, 4)
+                << "</td><td class=\"n\">" << reportNum(s.shiftChosen, 3) << "</td><td class=\"n\">"
+                << reportNum(s.shiftRejected, 3) << "</td></tr>\n";
         out << "</table>\n";
     }
 
@@ -402,10 +402,10 @@ bool writeCsvReport(const QString &path, const EvaluationResults &r, QString *er
         if (r.hasRatings) {
             const dpo::ModelRating &m = r.ratings.models[size_t(i)];
             const bool vs = i != r.baseline && m.n > 0;
-            f << num(m.rating, 3) << num(r.ratingLow(i), 3) << num(r.ratingHigh(i), 3) << num(m.standardError, 3)
-              << (vs ? num(m.winRate, 6) : QString()) << (vs ? num(m.wilson.low, 6) : QString())
-              << (vs ? num(m.wilson.high, 6) : QString()) << (vs ? num(m.winBootstrap.low, 6) : QString())
-              << (vs ? num(m.winBootstrap.high, 6) : QString()) << QString::number(m.n) << QString::number(m.wins)
+            f << reportNum(m.rating, 3) << reportNum(r.ratingLow(i), 3) << reportNum(r.ratingHigh(i), 3) << reportNum(m.standardError, 3)
+              << (vs ? reportNum(m.winRate, 6) : QString()) << (vs ? reportNum(m.wilson.low, 6) : QString())
+              << (vs ? reportNum(m.wilson.high, 6) : QString()) << (vs ? reportNum(m.winBootstrap.low, 6) : QString())
+              << (vs ? reportNum(m.winBootstrap.high, 6) : QString()) << QString::number(m.n) << QString::number(m.wins)
               << QString::number(m.losses) << QString::number(m.ties) << QString::number(m.bothBad)
               << (vs && m.judgmentsToSeparate >= 0 ? QString::number(m.judgmentsToSeparate) : QString())
               << QString::number(m.battles);
@@ -414,8 +414,8 @@ bool writeCsvReport(const QString &path, const EvaluationResults &r, QString *er
                 f << QString();
         }
         const ModelLengthStats &l = r.lengths.value(i);
-        f << QString::number(l.outputs) << num(l.meanChars, 3) << num(l.medianChars, 3) << num(l.meanWords, 3)
-          << num(l.medianWords, 3);
+        f << QString::number(l.outputs) << reportNum(l.meanChars, 3) << reportNum(l.medianChars, 3) << reportNum(l.meanWords, 3)
+          << reportNum(l.medianWords, 3);
         s += f.join(QLatin1Char(',')) + QStringLiteral("\r\n");
     }
     return writeText(path, s, error);
@@ -439,8 +439,8 @@ bool writeCheckpointsCsv(const QString &path, const QVector<CheckpointScore> &sc
 {
     QString s = QStringLiteral("checkpoint,step,pairs,accuracy,mean_margin,logp_shift_chosen,logp_shift_rejected\r\n");
     for (const CheckpointScore &c : scores)
-        s += QStringList { csvField(c.name), QString::number(c.step), QString::number(c.pairs), num(c.accuracy, 6),
-            num(c.meanMargin, 6), num(c.shiftChosen, 6), num(c.shiftRejected, 6) }
+        s += QStringList { csvField(c.name), QString::number(c.step), QString::number(c.pairs), reportNum(c.accuracy, 6),
+            reportNum(c.meanMargin, 6), reportNum(c.shiftChosen, 6), reportNum(c.shiftRejected, 6) }
                  .join(QLatin1Char(','))
             + QStringLiteral("\r\n");
     return writeText(path, s, error);

@@ -16,7 +16,7 @@ namespace dpo {
 
 namespace {
 
-using json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 std::string where(const std::string &source, int64_t line)
 {
@@ -48,12 +48,12 @@ bool isContinuationByte(char c)
 }
 
 // A message list: objects with a string "role"; everything else is the template's business.
-void checkMessages(const json &value, const std::string &field, const std::string &at)
+void checkMessages(const OrderedJson &value, const std::string &field, const std::string &at)
 {
     if (!value.is_array())
         throw Error(at + ": field '" + field + "' must be a list of messages like 'chosen'");
     for (size_t i = 0; i < value.size(); ++i) {
-        const json &m = value[i];
+        const OrderedJson &m = value[i];
         const std::string name = "'" + field + "[" + std::to_string(i) + "]'";
         if (!m.is_object())
             throw Error(at + ": " + name + " must be an object with \"role\" and \"content\"");
@@ -63,7 +63,7 @@ void checkMessages(const json &value, const std::string &field, const std::strin
     }
 }
 
-std::string contentText(const json &message)
+std::string contentText(const OrderedJson &message)
 {
     const auto c = message.find("content");
     if (c == message.end() || c->is_null())
@@ -71,7 +71,7 @@ std::string contentText(const json &message)
     return c->is_string() ? c->get<std::string>() : c->dump();
 }
 
-std::string joinContents(const json &messages, size_t begin, size_t end)
+std::string joinContents(const OrderedJson &messages, size_t begin, size_t end)
 {
     std::string text;
     for (size_t i = begin; i < end; ++i) {
@@ -83,23 +83,23 @@ std::string joinContents(const json &messages, size_t begin, size_t end)
 }
 
 // Python's dict equality, which TRL's extract_prompt uses: key order does not matter.
-bool sameMessage(const json &a, const json &b)
+bool sameMessage(const OrderedJson &a, const OrderedJson &b)
 {
     return nlohmann::json(a) == nlohmann::json(b);
 }
 
-json sliceMessages(const json &messages, size_t begin, size_t end)
+OrderedJson sliceMessages(const OrderedJson &messages, size_t begin, size_t end)
 {
-    json out = json::array();
+    OrderedJson out = OrderedJson::array();
     for (size_t i = begin; i < end; ++i)
         out.push_back(messages[i]);
     return out;
 }
 
-PreferenceRow parseConversational(const json &j, const std::string &at)
+PreferenceRow parseConversational(const OrderedJson &j, const std::string &at)
 {
-    const json &chosen = j.at("chosen");
-    const json &rejected = j.at("rejected");
+    const OrderedJson &chosen = j.at("chosen");
+    const OrderedJson &rejected = j.at("rejected");
     checkMessages(chosen, "chosen", at);
     checkMessages(rejected, "rejected", at);
     if (chosen.empty())
@@ -128,7 +128,7 @@ PreferenceRow parseConversational(const json &j, const std::string &at)
 
     // TRL: tools = json.loads(tools) if it is a string.
     if (const auto t = j.find("tools"); t != j.end() && !t->is_null()) {
-        json tools = *t;
+        OrderedJson tools = *t;
         if (tools.is_string()) {
             try {
                 tools = parseOrderedJsonLimited(tools.get<std::string>(), at + ": field 'tools'");
@@ -209,7 +209,7 @@ PreferenceRow parsePreferenceLine(
         throw Error(at + ": row of " + std::to_string(text.size()) + " bytes is above the limit of "
             + std::to_string(limits.maxRowBytes) + " (raise it with --max-row-bytes or DPO_MAX_ROW_BYTES)");
     requireUtf8(text, at);
-    const json j = parseOrderedJsonLimited(text, at); // "<at>: invalid JSON: ..." / nesting bounded
+    const OrderedJson j = parseOrderedJsonLimited(text, at); // "<at>: invalid JSON: ..." / nesting bounded
     if (!j.is_object())
         throw Error(at + ": a preference row must be a JSON object");
 
@@ -312,7 +312,7 @@ TokenizedPair tokenizePair(
             throw Error("a conversational row needs a chat template, and none was given");
         const Conversation &c = *row.conversation;
         const bool withTools = c.tools.is_array();
-        auto render = [&](const json &completion) {
+        auto render = [&](const OrderedJson &completion) {
             ChatRequest req;
             req.messages = c.prompt;
             for (const auto &m : completion)
@@ -327,7 +327,7 @@ TokenizedPair tokenizePair(
                 throw Error("chat template (" + chat->origin + "): " + e.what());
             }
         };
-        pair.promptIds = tok.encode(render(json()));
+        pair.promptIds = tok.encode(render(OrderedJson()));
         fullChosen = tok.encode(render(c.chosen));
         fullRejected = tok.encode(render(c.rejected));
     } else {

@@ -166,7 +166,7 @@ TransformerImpl::TransformerImpl(const ModelConfig &c)
 
 namespace {
 
-void validate(const ModelConfig &c)
+void validateGpt2Config(const ModelConfig &c)
 {
     auto need = [](bool ok, const std::string &what) {
         if (!ok)
@@ -194,7 +194,7 @@ void validate(const ModelConfig &c)
 } // namespace
 
 Gpt2Model::Gpt2Model(ModelConfig config)
-    : m_config((validate(config), std::move(config)))
+    : m_config((validateGpt2Config(config), std::move(config)))
 {
     m_transformer = register_module("transformer", gpt2::Transformer(m_config));
     if (!m_config.tieWordEmbeddings)

@@ -312,7 +312,7 @@ BackboneImpl::BackboneImpl(const ModelConfig &c, const std::vector<int64_t> &rot
 
 namespace {
 
-void validate(const ModelConfig &c)
+void validateLlamaConfig(const ModelConfig &c)
 {
     auto need = [](bool ok, const std::string &what) {
         if (!ok)
@@ -348,7 +348,7 @@ bool isSliding(const ModelConfig &c, size_t layer)
 } // namespace
 
 LlamaModel::LlamaModel(ModelConfig config)
-    : m_config((validate(config), std::move(config)))
+    : m_config((validateLlamaConfig(config), std::move(config)))
     , m_rotary(m_config.rope, m_config.headDim)
     , m_rotaryLocal(m_config.ropeLocal, m_config.headDim)
     , m_localDiffers(!(m_config.rope == m_config.ropeLocal))
