@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git
       qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite libqt6sql6-psql libqcustomplot-dev
       libtorch-dev libsentencepiece-dev sentencepiece nlohmann-json3-dev libopenblas0-openmp
-      libpcre2-dev libcli11-dev libgtest-dev postgresql xvfb xauth
+      libpcre2-dev libcli11-dev libgtest-dev libgloo-dev postgresql xvfb xauth
       dpkg-dev file)  # dpkg-dev + file: cpack -G DEB (dpkg-shlibdeps), the package test
 missing=()
 for p in "${PKGS[@]}"; do

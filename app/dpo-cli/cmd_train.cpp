@@ -4,6 +4,9 @@
 // metrics.jsonl is always written in the output directory.
 #include "commands.h"
 
+#include "local_launch.h"
+
+#include "engine/distributed/communicator.h"
 #include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
 
@@ -22,6 +25,7 @@ void onSignal(int) { g_stop.store(true); }
 
 struct TrainArgs {
     std::string config;
+    int nproc = 1;
     std::map<std::string, std::string> values; // snake_case key -> raw text
     std::map<std::string, bool> flags;
 };
@@ -69,6 +73,9 @@ const std::map<std::string, std::string> &optionHelp()
         {"loss_scaling", "auto (dynamic for float16, else none), dynamic or none: torch.amp.GradScaler's rule"},
         {"loss_scale_init", "initial loss scale of dynamic loss scaling (default 65536)"},
         {"loss_scale_growth_interval", "finite steps in a row before the loss scale doubles (default 2000)"},
+        {"zero_stage", "distributed runs: 1 shards the AdamW state across the ranks (ZeRO stage 1), 0 keeps it "
+                       "whole on every rank (default 0)"},
+        {"ddp_timeout", "distributed runs: seconds a rank waits for the others before the run fails (default 1800)"},
         {"tf32", "true/false: TF32 tensor cores for float32 matmuls on CUDA (default true)"},
     };
     return help;
@@ -91,7 +98,7 @@ const std::map<std::string, char> &optionKinds()
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
         {"method", 's'},        {"lora_r", 'i'},          {"lora_alpha", 'd'},    {"lora_dropout", 'd'},
         {"lora_target_modules", 'l'}, {"base_model", 's'}, {"loss_scaling", 's'}, {"loss_scale_init", 'd'},
-        {"loss_scale_growth_interval", 'i'}, {"tf32", 'b'},
+        {"loss_scale_growth_interval", 'i'}, {"tf32", 'b'}, {"ddp_timeout", 'i'}, {"zero_stage", 'i'},
     };
     return kinds;
 }
@@ -151,6 +158,11 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
                                              ? "Fine-tune a model with DPO on preference pairs (JSONL)"
                                              : "Supervised fine-tuning on prompt/completion or text rows (JSONL)");
     cmd->add_option("--config", args->config, "JSON file with the same keys as the options (flags override it)");
+    if (mode == dpo::TrainingMode::Dpo)
+        cmd->add_option("--nproc", args->nproc,
+                        "Data-parallel ranks to start on this machine (torchrun's --nproc-per-node; default 1). "
+                        "Under torchrun or Slurm leave it out: RANK, WORLD_SIZE, MASTER_ADDR... are read")
+            ->check(CLI::Range(1, 1024));
     for (const auto &[key, kind] : optionKinds()) {
         std::string flag = "--" + key;
         for (auto &c : flag)
@@ -208,6 +220,24 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
             for (const auto &ext : dpocli::trainExtensions())
                 hooks.push_back(ext.prepare(config));
         config.validate();
+        const dpo::DistributedEnv dist = dpo::distributedEnvFromEnvironment();
+        bool fromProject = false; // --project: its hooks export the pairs and record the run
+        for (const auto &h : hooks)
+            fromProject = fromProject || h.beforeTraining || h.afterTraining;
+        if (args->nproc > 1) {
+            if (dist.distributed())
+                throw dpo::Error("--nproc: this process is already rank " + std::to_string(dist.rank) + " of " +
+                                 std::to_string(dist.worldSize) + " (RANK/WORLD_SIZE are set); leave --nproc out");
+            if (fromProject)
+                throw dpo::Error("--nproc with --project: export the project's pairs first (dpo-cli project "
+                                 "export) and train on that file");
+            std::fflush(stdout);
+            std::exit(dpocli::launchLocalRanks(args->nproc, dpocli::withoutOption(dpocli::commandLine(), "--nproc"),
+                                               int(std::min<int64_t>(config.ddpTimeout, 60))));
+        }
+        if (dist.distributed() && fromProject)
+            throw dpo::Error("--project in a distributed run: export the project's pairs first (dpo-cli project "
+                             "export) and train on that file");
         HooksEnd end{hooks};
         for (const auto &h : hooks)
             if (h.beforeTraining)
@@ -246,7 +276,8 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
         std::signal(SIGTERM, onSignal);
         dpo::TrainResult r = trainer.train(&g_stop);
         end.status = r.status;
-        dpocli::printJson({{"status", r.status},
+        if (dist.isMain())
+            dpocli::printJson({{"status", r.status},
                            {"global_step", r.globalStep},
                            {"total_steps", r.totalSteps},
                            {"last_checkpoint", r.lastCheckpoint},

@@ -1,6 +1,7 @@
 // dpo-cli: thin command-line user of the engine. Every failure is one line on stderr
 // ("dpo-cli: error: ...") and a non-zero exit; results go to stdout as JSON.
 #include "commands.h"
+#include "local_launch.h"
 
 #include "engine/error.h"
 #include "engine/runtime.h"
@@ -23,6 +24,7 @@ std::vector<TrainExtension> &trainExtensions()
 
 int main(int argc, char **argv)
 {
+    dpocli::setCommandLine(argc, argv);
     CLI::App app{"dpo-cli: Direct Preference Optimization from the command line (DPO Studio)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("dpo-cli ") + DPO_STUDIO_VERSION);

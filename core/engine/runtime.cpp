@@ -5,14 +5,22 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <thread>
 
 namespace dpo {
 
 void initRuntime(int threads)
 {
-    if (threads <= 0)
+    if (threads <= 0) {
+        // All cores, shared between the ranks of a distributed run on this machine; OMP_NUM_THREADS
+        // (which torchrun and `dpo-cli train --nproc` set) wins.
         threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        if (const char *local = std::getenv("LOCAL_WORLD_SIZE"); local && std::atoi(local) > 1)
+            threads = std::max(1, threads / std::atoi(local));
+        if (const char *omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0)
+            threads = std::atoi(omp);
+    }
     at::set_num_threads(threads);
 }
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace {
 
@@ -43,28 +45,36 @@ int main(int argc, char **argv)
     if (source.empty())
         return RUN_ALL_TESTS();
 
-    // A negative filter of every test defined elsewhere, appended to the user's filter, so both apply.
+    // The file's tests as a filter: "Suite.*" for a suite wholly in the file, names otherwise (a suite's
+    // name may be shared by files). A user's --gtest_filter is kept, minus the other files' tests.
     const ::testing::UnitTest &unit = *::testing::UnitTest::GetInstance();
-    std::string others;
-    int mine = 0;
+    std::string mine, others;
+    auto add = [](std::string &list, const std::string &pattern) { list += (list.empty() ? "" : ":") + pattern; };
     for (int s = 0; s < unit.total_test_suite_count(); ++s) {
         const ::testing::TestSuite &suite = *unit.GetTestSuite(s);
+        std::vector<std::string> in, out;
         for (int t = 0; t < suite.total_test_count(); ++t) {
             const ::testing::TestInfo &info = *suite.GetTestInfo(t);
-            if (baseName(info.file()) == source) {
-                ++mine;
-            } else {
-                others += others.empty() ? "" : ":";
-                others += std::string(info.test_suite_name()) + "." + info.name();
-            }
+            (baseName(info.file()) == source ? in : out).push_back(std::string(suite.name()) + "." + info.name());
+        }
+        for (auto [names, other, list] : { std::tuple(&in, &out, &mine), std::tuple(&out, &in, &others) }) {
+            if (names->empty())
+                continue;
+            if (other->empty())
+                add(*list, std::string(suite.name()) + ".*");
+            else
+                for (const auto &name : *names)
+                    add(*list, name);
         }
     }
-    if (mine == 0) {
+    if (mine.empty()) {
         std::cerr << "dpo_engine_tests: no test is defined in " << source << '\n';
         return 2;
     }
     std::string filter = ::testing::GTEST_FLAG(filter);
-    if (!others.empty())
+    if (filter == "*")
+        filter = mine;
+    else if (!others.empty())
         filter += (filter.find('-') == std::string::npos ? "-" : ":") + others;
     ::testing::GTEST_FLAG(filter) = filter;
     return RUN_ALL_TESTS();

@@ -1,4 +1,6 @@
 #include "engine/training/dpo_trainer.h"
+
+#include "engine/distributed/communicator.h"
 #include "engine/training/run_folder.h"
 
 #include "engine/chat/chat_template.h"
@@ -184,8 +186,82 @@ DpoTrainer::~DpoTrainer() = default;
 
 void DpoTrainer::log(const std::string &message)
 {
+    if (!isMainRank())
+        return; // rank 0 speaks for the run; the others' failures surface as errors
     if (m_callbacks.onLog)
         m_callbacks.onLog(message);
+}
+
+int DpoTrainer::worldSize() const { return m_comm ? m_comm->worldSize() : 1; }
+int DpoTrainer::rank() const { return m_comm ? m_comm->rank() : 0; }
+
+// DDP's rule: gradients averaged over the ranks (each rank's loss is the mean over its own pairs, so
+// the average is the gradient of the mean over the global batch), then clipped and applied by each
+// rank alike. Metrics are averaged as TRL's gather + mean does; tokens are summed.
+void DpoTrainer::averageAcrossRanks(std::map<std::string, double> &metrics, int64_t &tokens)
+{
+    std::vector<torch::Tensor> grads;
+    std::vector<double> values; // which parameters got a gradient here, then the metrics and tokens
+    grads.reserve(m_trainable.size());
+    for (auto &[name, p] : m_trainable) {
+        values.push_back(p.grad().defined() ? 1.0 : 0.0);
+        if (!p.grad().defined()) // no gradient here may still be one elsewhere
+            p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+    }
+    m_comm->averageInPlace(grads);
+    for (const auto &[k, v] : metrics)
+        values.push_back(v);
+    values.push_back(double(tokens));
+    values.push_back(double(metrics.size())); // every rank must report the same metrics
+    const std::vector<double> total = m_comm->sum(values);
+    if (total.back() != double(metrics.size() * size_t(worldSize())))
+        throw Error("distributed run: the ranks computed different metrics at step " + std::to_string(m_globalStep + 1));
+    size_t i = 0;
+    for (auto &[name, p] : m_trainable)
+        if (total[i++] == 0) // no rank computed one: AdamW skips it, as it does in a single process
+            p.mutable_grad() = torch::Tensor();
+    for (auto &[k, v] : metrics)
+        v = total[i++] / double(worldSize());
+    tokens = int64_t(total[i]);
+}
+
+void DpoTrainer::broadcastShardedParameters()
+{
+    for (int owner = 0; owner < worldSize(); ++owner) {
+        std::vector<torch::Tensor> params;
+        for (size_t i = 0; i < m_trainable.size(); ++i)
+            if (m_owner[i] == owner)
+                params.push_back(m_trainable[i].second);
+        m_comm->broadcastInPlace(params, owner);
+    }
+}
+
+std::map<std::string, torch::Tensor> DpoTrainer::gatherOptimizerState()
+{
+    // AdamW's names: exp_avg.<name>, exp_avg_sq.<name> (float32, the parameter's shape) and, for
+    // parameters that are not float32, master.<name>.
+    const std::map<std::string, torch::Tensor> mine = m_optimizer->stateTensors();
+    std::map<std::string, torch::Tensor> all;
+    for (int owner = 0; owner < worldSize(); ++owner) {
+        std::vector<torch::Tensor> list;
+        for (size_t i = 0; i < m_trainable.size(); ++i) {
+            if (m_owner[i] != owner)
+                continue;
+            const auto &[name, p] = m_trainable[i];
+            std::vector<std::string> keys{ "exp_avg." + name, "exp_avg_sq." + name };
+            if (p.scalar_type() != torch::kFloat32)
+                keys.push_back("master." + name);
+            for (const auto &key : keys) {
+                torch::Tensor t = owner == rank() ? mine.at(key).clone()
+                                                  : torch::empty(p.sizes(), p.options().dtype(torch::kFloat32));
+                all[key] = t;
+                list.push_back(t);
+            }
+        }
+        m_comm->broadcastInPlace(list, owner);
+    }
+    return all;
 }
 
 void DpoTrainer::setup()
@@ -212,6 +288,16 @@ void DpoTrainer::setup()
                     "which TR-DPO cannot move; give a separate ref_model (a full copy) to synchronise");
     initRuntime(m_config.threads);
     m_device = parseDevice(m_config.device);
+    if (const DistributedEnv env = distributedEnvFromEnvironment(); env.distributed()) {
+        // One GPU per local rank, as torchrun intends (an explicit cuda:N is kept).
+        if (m_device.is_cuda() && !m_device.has_index())
+            m_device = torch::Device(torch::kCUDA, int8_t(env.localRank));
+        m_comm = Communicator::connect(env, m_device, std::chrono::seconds(m_config.ddpTimeout));
+        log("distributed: " + std::to_string(env.worldSize) + " ranks (" + std::to_string(env.localWorldSize) +
+            " on this node), rendezvous at " + env.masterAddr + ":" + std::to_string(env.masterPort) +
+            "; global batch " + std::to_string(m_config.batchSize * env.worldSize * m_config.gradAccum) +
+            " pairs per step");
+    }
     m_dtype = resolveDtype(m_config.dtype, m_device);
     if (m_dtype == torch::kFloat16 && !m_device.is_cuda())
         throw Error("option 'dtype': float16 trains only on CUDA (libtorch has no float16 matmul on the CPU); use "
@@ -324,7 +410,27 @@ void DpoTrainer::setup()
     loadData();
     computeSchedule();
 
-    const auto &named = m_trainable;
+    std::vector<std::pair<std::string, torch::Tensor>> named = m_trainable;
+    if (m_config.zeroStage == 1 && worldSize() > 1) {
+        // Contiguous shards of about equal size in parameter order (each parameter whole).
+        int64_t total = 0, before = 0, mine = 0;
+        for (const auto &[name, p] : m_trainable)
+            total += p.numel();
+        named.clear();
+        for (const auto &[name, p] : m_trainable) {
+            const int owner = int(std::min<int64_t>(worldSize() - 1, (2 * before + p.numel()) * worldSize() / (2 * total)));
+            m_owner.push_back(owner);
+            before += p.numel();
+            if (owner == rank()) {
+                named.emplace_back(name, p);
+                mine += p.numel();
+            }
+        }
+        log("ZeRO-1: the AdamW state is sharded across " + std::to_string(worldSize()) + " ranks (rank 0 holds " +
+            std::to_string(mine) + " of " + std::to_string(total) + " parameters)");
+    } else if (m_config.zeroStage == 1) {
+        log("zero_stage 1: one rank, nothing to shard");
+    }
     AdamWOptions opt;
     opt.lr = m_config.learningRate;
     opt.beta1 = m_config.adamBeta1;
@@ -409,8 +515,10 @@ void DpoTrainer::loadData()
 
 void DpoTrainer::computeSchedule()
 {
+    // A micro-batch is global: batch_size pairs on each of the world's ranks (TRL counts the same).
     const int64_t n = int64_t(m_train.size());
-    m_microBatchesPerEpoch = (n + m_config.batchSize - 1) / m_config.batchSize;
+    const int64_t global = m_config.batchSize * worldSize();
+    m_microBatchesPerEpoch = (n + global - 1) / global;
     m_stepsPerEpoch = std::max<int64_t>(1, (m_microBatchesPerEpoch + m_config.gradAccum - 1) / m_config.gradAccum);
     m_totalSteps = m_config.maxSteps > 0 ? m_config.maxSteps
                                          : std::max<int64_t>(1, int64_t(std::ceil(m_config.epochs * m_stepsPerEpoch)));
@@ -435,12 +543,21 @@ std::vector<size_t> DpoTrainer::epochOrder(int64_t epoch) const
 }
 
 // Micro-batches of optimizer step s: step s of epoch s / stepsPerEpoch covers micro-batches
-// [k*accum, min(mbPerEpoch, (k+1)*accum)) of that epoch's order.
+// [k*accum, min(mbPerEpoch, (k+1)*accum)) of that epoch's order. With W ranks a micro-batch is W
+// consecutive batches of the order and rank r takes the r-th (accelerate's batch sharding); every rank
+// gets a full batch, the last ones wrapping to the epoch's start (accelerate's even_batches).
 std::vector<size_t> DpoTrainer::microBatchIndices(int64_t microBatch) const
 {
     const int64_t epoch = microBatch / m_microBatchesPerEpoch;
     const int64_t pos = microBatch % m_microBatchesPerEpoch;
     const auto order = epochOrder(epoch);
+    if (worldSize() > 1) {
+        std::vector<size_t> out;
+        const size_t first = size_t((pos * worldSize() + rank()) * m_config.batchSize);
+        for (size_t k = 0; k < size_t(m_config.batchSize); ++k)
+            out.push_back(order[(first + k) % order.size()]);
+        return out;
+    }
     const size_t begin = size_t(pos * m_config.batchSize);
     const size_t end = std::min(order.size(), size_t((pos + 1) * m_config.batchSize));
     return std::vector<size_t>(order.begin() + begin, order.begin() + end);
@@ -635,10 +752,12 @@ void DpoTrainer::precomputeReference()
             chosen.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, 0, B));
             rejected.slice(0, int64_t(begin), int64_t(end)).copy_(lp.slice(0, B, 2 * B));
         }
-        fs::create_directories(cacheDir);
-        saveSafetensors(cacheFile.string(), {{"chosen", chosen}, {"rejected", rejected}},
-                        {{"ref_model", refDir}, {"key", key}});
-        log("reference log-probs cached in " + cacheFile.string());
+        if (isMainRank()) { // the other ranks computed the same numbers
+            fs::create_directories(cacheDir);
+            saveSafetensors(cacheFile.string(), {{"chosen", chosen}, {"rejected", rejected}},
+                            {{"ref_model", refDir}, {"key", key}});
+            log("reference log-probs cached in " + cacheFile.string());
+        }
     }
     auto c = chosen.accessor<float, 1>();
     auto r = rejected.accessor<float, 1>();
@@ -683,6 +802,8 @@ nlohmann::json DpoTrainer::evaluate()
 
 void DpoTrainer::appendMetrics(const nlohmann::json &m)
 {
+    if (!isMainRank())
+        return;
     const fs::path path = fs::path(m_config.outputDir) / "metrics.jsonl";
     FILE *f = std::fopen(path.c_str(), "ab");
     if (!f)
@@ -699,6 +820,8 @@ void DpoTrainer::appendMetrics(const nlohmann::json &m)
 
 void DpoTrainer::truncateMetricsAfter(int64_t step)
 {
+    if (!isMainRank())
+        return;
     const fs::path path = fs::path(m_config.outputDir) / "metrics.jsonl";
     if (!fs::exists(path))
         return;
@@ -749,6 +872,13 @@ void DpoTrainer::syncReference()
 void DpoTrainer::saveCheckpoint()
 {
     const fs::path dir = fs::path(m_config.outputDir) / ("checkpoint-" + std::to_string(m_globalStep));
+    // A checkpoint holds the whole optimizer state whatever the sharding, so it resumes on any world size.
+    const std::map<std::string, torch::Tensor> optimizerState =
+        m_owner.empty() ? m_optimizer->stateTensors() : gatherOptimizerState();
+    if (!isMainRank()) { // the ranks hold the same weights and optimizer state: rank 0 writes them
+        m_lastCheckpoint = dir.string();
+        return;
+    }
     const fs::path tmp = dir.string() + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -757,7 +887,7 @@ void DpoTrainer::saveCheckpoint()
     else
         dpo::savePretrained(*m_policy, tmp.string(), m_tokenizerDir);
     saveChatTemplate(tmp.string());
-    saveSafetensors((tmp / "optimizer.safetensors").string(), m_optimizer->stateTensors(), {{"format", "pt"}});
+    saveSafetensors((tmp / "optimizer.safetensors").string(), optimizerState, {{"format", "pt"}});
     if (m_config.syncRefModel && m_ref)
         saveSafetensors((tmp / "ref_model.safetensors").string(), m_ref->stateDict(), {{"format", "pt"}});
     nlohmann::json state = {
@@ -854,8 +984,9 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
 {
     setup();
     fs::create_directories(m_config.outputDir);
-    for (const std::string &path : removeStaleCheckpointTemps(m_config.outputDir))
-        log("removed " + path + " (left by an interrupted checkpoint)");
+    if (isMainRank())
+        for (const std::string &path : removeStaleCheckpointTemps(m_config.outputDir))
+            log("removed " + path + " (left by an interrupted checkpoint)");
     TrainResult result;
     result.totalSteps = m_totalSteps;
 
@@ -874,14 +1005,19 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
     } else {
         truncateMetricsAfter(-1);
     }
-    writeFileAtomically((fs::path(m_config.outputDir) / "train_config.json").string(), m_config.toJson().dump(1));
+    if (isMainRank())
+        writeFileAtomically((fs::path(m_config.outputDir) / "train_config.json").string(), m_config.toJson().dump(1));
 
     const LrSchedule schedule(m_config.lrScheduler, m_warmupSteps, m_totalSteps);
     log("training: " + std::to_string(m_totalSteps) + " steps, " + std::to_string(m_stepsPerEpoch) +
         " per epoch, device " + m_device.str() + ", " + dtypeName(m_dtype));
     bool savedAtThisStep = false;
     while (m_globalStep < m_totalSteps) {
-        if (stop && stop->load()) {
+        // Every rank stops at the same step (a signal may reach only one of them).
+        bool stopNow = stop && stop->load();
+        if (m_comm)
+            stopNow = m_comm->any(stopNow);
+        if (stopNow) {
             if (!savedAtThisStep)
                 saveCheckpoint();
             result.status = "stopped";
@@ -891,6 +1027,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             return result;
         }
         const auto t0 = std::chrono::steady_clock::now();
+        const double commSeconds0 = m_comm ? m_comm->secondsWaiting() : 0.0;
+        const int64_t commBytes0 = m_comm ? m_comm->bytesReduced() : 0;
         const int64_t stepInEpoch = m_globalStep % m_stepsPerEpoch;
         const int64_t epoch = m_globalStep / m_stepsPerEpoch;
         const int64_t firstMb = stepInEpoch * m_config.gradAccum;
@@ -900,6 +1038,10 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             micro.push_back(microBatchIndices(epoch * m_microBatchesPerEpoch + mb));
         }
         m_optimizer->zeroGrad();
+        if (!m_owner.empty()) // the optimizer clears only its shard's gradients
+            for (auto &[name, p] : m_trainable)
+                if (p.grad().defined())
+                    p.mutable_grad() = torch::Tensor();
         if (m_policy->lora && m_config.loraDropout > 0) // LoRA dropout masks drawn per step: a resume replays them
             torch::manual_seed(m_config.seed * 1000003ull + uint64_t(m_globalStep) + 1);
         std::map<std::string, double> sums;
@@ -914,6 +1056,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
                 sums[k] += v * share;
             stepTokens += r.tokens;
         }
+        if (m_comm)
+            averageAcrossRanks(sums, stepTokens);
         const double gradNorm = totalGradNorm(m_trainable, 1.0 / lossScale);
         const double lr = m_config.learningRate * schedule.factor(m_globalStep);
         const bool overflow = !std::isfinite(gradNorm);
@@ -943,6 +1087,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             }
             m_optimizer->step(lr);
         }
+        if (!m_owner.empty() && !overflow)
+            broadcastShardedParameters();
         m_scaler.update(overflow);
         ++m_globalStep;
         m_numTokens += stepTokens;
@@ -964,6 +1110,10 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
         m["num_tokens"] = m_numTokens;
         m["tokens_per_second"] = seconds > 0 ? double(stepTokens) / seconds : 0.0;
         m["step_seconds"] = seconds;
+        if (m_comm) { // rank 0's view: time inside collectives (waiting for the slowest rank included)
+            m["dist/allreduce_seconds"] = m_comm->secondsWaiting() - commSeconds0;
+            m["dist/allreduce_mb"] = double(m_comm->bytesReduced() - commBytes0) / 1e6;
+        }
         m["total_steps"] = m_totalSteps;
         if (m_globalStep % m_config.loggingSteps == 0 || m_globalStep == m_totalSteps)
             appendMetrics(m);
@@ -984,7 +1134,8 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
                                                  ("checkpoint-" + std::to_string(m_globalStep))).string())
         saveCheckpoint();
     const std::string finalDir = (fs::path(m_config.outputDir) / "final").string();
-    savePretrained(finalDir);
+    if (isMainRank())
+        savePretrained(finalDir);
     result.status = "completed";
     result.globalStep = m_globalStep;
     result.lastCheckpoint = m_lastCheckpoint;

@@ -66,6 +66,8 @@ struct TrainResult {
     std::string finalModelDir;  // set when completed
 };
 
+class Communicator;
+
 class DpoTrainer {
 public:
     // Recipe form: everything (models, tokenizer, data) is loaded from the paths in `config` by setup().
@@ -114,6 +116,15 @@ private:
     void syncReference();
     bool useSharedPrompt() const;
     void log(const std::string &message);
+    // Distributed runs: ranks and files. Rank 0 alone writes (metrics, checkpoints, the final model).
+    int worldSize() const;
+    int rank() const;
+    bool isMainRank() const { return rank() == 0; }
+    void averageAcrossRanks(std::map<std::string, double> &metrics, int64_t &tokens);
+    // ZeRO-1: the parameters each rank updated, sent to the others; the whole optimizer state,
+    // gathered for a checkpoint (every rank takes part).
+    void broadcastShardedParameters();
+    std::map<std::string, torch::Tensor> gatherOptimizerState();
 
     TrainConfig m_config;
     TrainingMode m_mode;
@@ -144,6 +155,10 @@ private:
     int64_t m_globalStep = 0;
     int64_t m_numTokens = 0;
     std::string m_lastCheckpoint;
+    // torchrun's variables found by setup(); null with one process.
+    std::unique_ptr<Communicator> m_comm;
+    // ZeRO-1: the rank whose AdamW updates m_trainable[i]; empty when the state is not sharded.
+    std::vector<int> m_owner;
 };
 
 } // namespace dpo

@@ -181,6 +181,8 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"loss_scaling", [&](auto &v, auto &k) { lossScaling = get<std::string>(v, k, source); }},
         {"loss_scale_init", [&](auto &v, auto &k) { lossScaleInit = get<double>(v, k, source); }},
         {"loss_scale_growth_interval", [&](auto &v, auto &k) { lossScaleGrowthInterval = get<int64_t>(v, k, source); }},
+        {"ddp_timeout", [&](auto &v, auto &k) { ddpTimeout = get<int64_t>(v, k, source); }},
+        {"zero_stage", [&](auto &v, auto &k) { zeroStage = get<int64_t>(v, k, source); }},
         {"tf32", [&](auto &v, auto &k) { tf32 = get<bool>(v, k, source); }},
         {"gradient_checkpointing", [&](auto &v, auto &k) { gradientCheckpointing = get<bool>(v, k, source); }},
         {"threads", [&](auto &v, auto &k) { threads = get<int>(v, k, source); }},
@@ -270,6 +272,8 @@ nlohmann::json TrainConfig::toJson() const
         {"loss_scaling", lossScaling},
         {"loss_scale_init", lossScaleInit},
         {"loss_scale_growth_interval", lossScaleGrowthInterval},
+        {"ddp_timeout", ddpTimeout},
+        {"zero_stage", zeroStage},
         {"tf32", tf32},
         {"gradient_checkpointing", gradientCheckpointing},
         {"threads", threads},
@@ -383,6 +387,11 @@ void TrainConfig::validate(bool requireDataset) const
         fail("loss_scale_init", "must be a positive number");
     if (lossScaleGrowthInterval < 1)
         fail("loss_scale_growth_interval", "must be >= 1");
+    if (ddpTimeout < 1)
+        fail("ddp_timeout", "must be >= 1 (seconds)");
+    if (zeroStage != 0 && zeroStage != 1)
+        fail("zero_stage", "must be 0 (off) or 1 (optimizer state sharded across ranks); stages 2 and 3 are not "
+                           "implemented");
     if (method != "full" && method != "lora")
         fail("method", "must be full or lora");
     if (useLora()) {

@@ -109,6 +109,12 @@ struct TrainConfig {
     // the concatenated batch; the shared-prompt path keeps its prompt cache and is not checkpointed.
     bool gradientCheckpointing = false;
     int threads = 0; // 0 = all cores
+    // Distributed runs (torchrun's variables or `dpo-cli train --nproc`, see distributed/communicator.h):
+    // seconds a rank waits for the others at a collective before the run fails (HF's ddp_timeout).
+    int64_t ddpTimeout = 1800;
+    // 1: ZeRO stage 1, each rank keeps the AdamW state (moments, float32 master weights) of its shard of
+    // the parameters only and sends the parameters it updated to the others; 0: every rank keeps all.
+    int64_t zeroStage = 0;
 
     // JSON with the keys above (snake_case). Unknown keys are an error naming the key, so a typo in
     // a preset never silently falls back to a default.
