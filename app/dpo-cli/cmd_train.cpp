@@ -221,23 +221,18 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
                 hooks.push_back(ext.prepare(config));
         config.validate();
         const dpo::DistributedEnv dist = dpo::distributedEnvFromEnvironment();
-        bool fromProject = false; // --project: its hooks export the pairs and record the run
-        for (const auto &h : hooks)
-            fromProject = fromProject || h.beforeTraining || h.afterTraining;
         if (args->nproc > 1) {
             if (dist.distributed())
                 throw dpo::Error("--nproc: this process is already rank " + std::to_string(dist.rank) + " of " +
                                  std::to_string(dist.worldSize) + " (RANK/WORLD_SIZE are set); leave --nproc out");
-            if (fromProject)
-                throw dpo::Error("--nproc with --project: export the project's pairs first (dpo-cli project "
-                                 "export) and train on that file");
             std::fflush(stdout);
             std::exit(dpocli::launchLocalRanks(args->nproc, dpocli::withoutOption(dpocli::commandLine(), "--nproc"),
                                                int(std::min<int64_t>(config.ddpTimeout, 60))));
         }
-        if (dist.distributed() && fromProject)
-            throw dpo::Error("--project in a distributed run: export the project's pairs first (dpo-cli project "
-                             "export) and train on that file");
+        // --project in a distributed run: rank 0 exports the pairs (before it joins the group, so the other
+        // ranks, which wait for it there, read complete files), records the run and its metrics.
+        if (dist.distributed() && !dist.isMain())
+            hooks.clear();
         HooksEnd end{hooks};
         for (const auto &h : hooks)
             if (h.beforeTraining)

@@ -295,27 +295,33 @@ void TestProjectCli::readCommandsLeaveForeignFiles()
 
 void TestProjectCli::trainFromProject_data()
 {
+    QTest::addColumn<QString>("name");
     QTest::addColumn<QString>("evalSplit");
     QTest::addColumn<int>("trainRows");
     QTest::addColumn<int>("evalRows");
-    QTest::newRow("no split") << "0" << 8 << 0;
-    QTest::newRow("eval split") << "0.25" << 6 << 2;
+    QTest::addColumn<QStringList>("extra");
+    QTest::newRow("no split") << "nosplit" << "0" << 8 << 0 << QStringList();
+    QTest::newRow("eval split") << "split" << "0.25" << 6 << 2 << QStringList();
+    // Rank 0 exports and records; rank 1 trains on the files rank 0 wrote (issue 16).
+    QTest::newRow("two ranks") << "ranks" << "0.25" << 6 << 2 << QStringList { "--nproc", "2" };
 }
 
 // dpo-cli train --project: the project's judged pairs exported as the Train page exports them, and the run
 // recorded in the project like a GUI run.
 void TestProjectCli::trainFromProject()
 {
+    QFETCH(QString, name);
     QFETCH(QString, evalSplit);
     QFETCH(int, trainRows);
     QFETCH(int, evalRows);
+    QFETCH(QStringList, extra);
     const QString data = QStringLiteral(DPO_TEST_DATA_DIR);
-    const QString project = path(QStringLiteral("train_%1.dpoproj").arg(evalSplit));
+    const QString project = path(QStringLiteral("train_%1.dpoproj").arg(name));
     QCOMPARE(cli({ "project", "import", "--project", project, "--input", data + "/llama-gqa/pairs.jsonl", "--format",
                  "trl" })
                  .exitCode,
         0);
-    const QString out = path(QStringLiteral("train_out_%1").arg(evalSplit));
+    const QString out = path(QStringLiteral("train_out_%1").arg(name));
     const QStringList common { "train", "--project", project, "--model", data + "/llama-gqa/ref", "--output-dir", out,
         "--max-steps", "2", "--batch-size", "2", "--save-steps", "0", "--threads", "1" };
     const Run both = cli(QStringList(common) << "--dataset" << data + "/llama-gqa/pairs.jsonl");
@@ -323,7 +329,7 @@ void TestProjectCli::trainFromProject()
     QVERIFY2(both.err.contains("--project"), both.err.constData());
     QVERIFY(!QFile::exists(out)); // refused before anything was written
 
-    const Run r = cli(QStringList(common) << "--eval-split" << evalSplit);
+    const Run r = cli(QStringList(common) << "--eval-split" << evalSplit << extra);
     QVERIFY2(r.exitCode == 0, r.err.constData());
     QCOMPARE(QJsonDocument::fromJson(r.out).object().value("status").toString(), QStringLiteral("completed"));
     auto lines = [](const QString &file) {
