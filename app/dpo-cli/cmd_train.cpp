@@ -158,8 +158,7 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
                                              ? "Fine-tune a model with DPO on preference pairs (JSONL)"
                                              : "Supervised fine-tuning on prompt/completion or text rows (JSONL)");
     cmd->add_option("--config", args->config, "JSON file with the same keys as the options (flags override it)");
-    if (mode == dpo::TrainingMode::Dpo)
-        cmd->add_option("--nproc", args->nproc,
+    cmd->add_option("--nproc", args->nproc,
                         "Data-parallel ranks to start on this machine (torchrun's --nproc-per-node; default 1). "
                         "Under torchrun or Slurm leave it out: RANK, WORLD_SIZE, MASTER_ADDR... are read")
             ->check(CLI::Range(1, 1024));

@@ -7,6 +7,7 @@
 // and stops with a checkpoint.
 #include "engine/training/dpo_trainer.h"
 
+#include "ui/train/trainoptionsform.h"
 #include "ui/train/trainpage.h"
 
 #include "project/project_store.h"
@@ -14,6 +15,7 @@
 #include <QAbstractButton>
 #include <QApplication>
 #include <QClipboard>
+#include <QComboBox>
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
@@ -43,6 +45,7 @@ private slots:
     void invalidOptionsRefused();
     void methodChoiceShowsMemoryOfBoth();
     void trl1OptionsReachConfigAndCommand();
+    void devicesOfferedWithSeveralGpus();
     void presetsRoundTrip();
     void startsWithTheDemoPreset();
     void trainStopResumeFromPage();
@@ -140,6 +143,28 @@ void TestTrainPage::trl1OptionsReachConfigAndCommand()
     QVERIFY(page.setOption(QStringLiteral("ld_alpha"), QString()));
     QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
     QVERIFY(!c.ldAlpha.has_value());
+}
+
+// "Devices" appears only when more than one CUDA device is visible (the count comes from libtorch off the
+// GUI thread; given here), and reaches "Copy as dpo-cli" as --nproc.
+void TestTrainPage::devicesOfferedWithSeveralGpus()
+{
+    TrainPage page;
+    auto *form = page.findChild<TrainOptionsForm *>();
+    QVERIFY(form);
+    auto *devices = page.findChild<QSpinBox *>(QStringLiteral("opt_devices"));
+    QVERIFY(devices);
+    QCOMPARE(form->devices(), 1); // no GPU here
+    form->addCudaDevices(1);
+    QCOMPARE(form->devices(), 1);
+    QVERIFY(!page.cliCommand().contains(QLatin1String("--nproc")));
+    form->addCudaDevices(4);
+    QCOMPARE(devices->maximum(), 4);
+    devices->setValue(4);
+    QCOMPARE(form->devices(), 4);
+    QVERIFY2(page.cliCommand().contains(QLatin1String("--nproc 4")), qPrintable(page.cliCommand()));
+    auto *device = page.findChild<QComboBox *>(QStringLiteral("opt_device"));
+    QVERIFY(device && device->findText(QStringLiteral("cuda:3")) >= 0);
 }
 
 void TestTrainPage::configureFixtureRun(TrainPage &page, const QString &out, int maxSteps)

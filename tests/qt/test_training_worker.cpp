@@ -32,6 +32,7 @@ private slots:
     void failureComesBackAsMessage();
     void recordsRunAndPreparesProjectData();
     void lockFileTellsLiveFromDead();
+    void severalProcessesFollowRankZero();
 
 private:
     dpo::TrainConfig baseConfig(const QString &out, int64_t maxSteps) const;
@@ -281,6 +282,64 @@ void TestTrainingWorker::lockFileTellsLiveFromDead()
     QVERIFY(!TrainingRunner::isRunLocked(dir.path()));
     write(12345, QStringLiteral("another-host-%1").arg(QCoreApplication::applicationPid()));
     QVERIFY(TrainingRunner::isRunLocked(dir.path())); // cannot tell: not called interrupted
+}
+
+// "Devices: N" (issue 16): the job runs as N dpo-cli ranks; rank 0's metrics.jsonl feeds the same
+// signals; Stop stops every rank with one checkpoint; resume continues; a failing rank's error comes back.
+// On the CPU here (Gloo on loopback); on a GPU machine each rank takes its own device.
+void TestTrainingWorker::severalProcessesFollowRankZero()
+{
+    const QString out = m_dir.filePath(QStringLiteral("ranks"));
+    TrainingRunner runner;
+    QSignalSpy metrics(&runner, &TrainingRunner::metrics);
+    QSignalSpy finished(&runner, &TrainingRunner::finished);
+    QSignalSpy failed(&runner, &TrainingRunner::failed);
+    QSignalSpy logs(&runner, &TrainingRunner::logLine);
+    TrainingJob job;
+    job.config = baseConfig(out, 40);
+    job.processes = 2;
+    int seen = 0;
+    connect(&runner, &TrainingRunner::metrics, this, [&]() {
+        if (++seen == 3)
+            runner.requestStop();
+    });
+    QVERIFY(runner.start(job));
+    QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty() || !failed.isEmpty(), 120000);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().first().toString()));
+    QCOMPARE(finished.first().at(0).toString(), QStringLiteral("stopped"));
+    const int stoppedAt = readMetrics(out).last().value(QStringLiteral("step")).toInt();
+    QVERIFY2(stoppedAt >= 3 && stoppedAt < 40, qPrintable(QString::number(stoppedAt)));
+    QCOMPARE(finished.first().at(1).toString(), QDir(out).filePath(QStringLiteral("checkpoint-%1").arg(stoppedAt)));
+    QVERIFY(QFileInfo::exists(finished.first().at(1).toString() + QStringLiteral("/trainer_state.json")));
+    bool sawRanks = false;
+    for (const auto &l : logs)
+        sawRanks = sawRanks || l.first().toString().contains(QStringLiteral("distributed: 2 ranks"));
+    QVERIFY(sawRanks);
+
+    // Resume (as the Runs tab does): the signals continue from the next step to the end.
+    metrics.clear();
+    finished.clear();
+    job.config.resume = true;
+    QVERIFY(runner.start(job));
+    QTRY_VERIFY_WITH_TIMEOUT(!finished.isEmpty() || !failed.isEmpty(), 240000);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().first().toString()));
+    QCOMPARE(finished.first().at(0).toString(), QStringLiteral("completed"));
+    QCOMPARE(metrics.first().first().toMap().value(QStringLiteral("step")).toInt(), stoppedAt + 1);
+    QCOMPARE(metrics.last().first().toMap().value(QStringLiteral("step")).toInt(), 40);
+    const QList<QJsonObject> lines = readMetrics(out);
+    QCOMPARE(lines.size(), 40);
+    QCOMPARE(metrics.last().first().toMap().value(QStringLiteral("loss")).toDouble(),
+             lines.last().value(QStringLiteral("loss")).toDouble());
+    QVERIFY(QFileInfo::exists(finished.first().at(2).toString() + QStringLiteral("/model.safetensors")));
+
+    // A rank that fails: its message, not only an exit code.
+    failed.clear();
+    job.config = baseConfig(m_dir.filePath(QStringLiteral("ranks-failing")), 2);
+    job.config.dataset = m_dir.filePath(QStringLiteral("no-such-file.jsonl")).toStdString();
+    QVERIFY(runner.start(job));
+    QTRY_VERIFY_WITH_TIMEOUT(!failed.isEmpty(), 120000);
+    QVERIFY2(failed.first().first().toString().contains(QStringLiteral("no-such-file.jsonl")),
+             qPrintable(failed.first().first().toString()));
 }
 
 DPO_TEST_MAIN(TestTrainingWorker)

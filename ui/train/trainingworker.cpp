@@ -13,8 +13,12 @@
 #include <QCoreApplication>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
+#include <QFileInfo>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QProcess>
+#include <QThread>
 
 #include <memory>
 
@@ -100,17 +104,13 @@ void TrainingWorker::run(const TrainingJob &jobIn)
                 // the trainer reports a bad device name itself
             }
 
-            dpo::DpoTrainer trainer(job.config, job.sft ? dpo::TrainingMode::Sft : dpo::TrainingMode::Dpo);
             QElapsedTimer sinceRecord;
             sinceRecord.start();
-            dpo::TrainerCallbacks cb;
-            cb.onLog = [this](const std::string &message) { emit logLine(QString::fromStdString(message)); };
-            cb.onMetrics = [&](const nlohmann::json &m) {
-                QVariantMap map;
-                for (auto it = m.begin(); it != m.end(); ++it)
-                    map.insert(QString::fromStdString(it.key()), toVariant(it.value()));
+            // A metrics line of the trainer (or of rank 0's metrics.jsonl) to the record and the charts.
+            auto onMetrics = [&](QVariantMap map, bool inProcess) {
                 record.addMetrics(QJsonObject::fromVariantMap(map));
-                map.insert(QStringLiteral("_rss_bytes"), processRssBytes());
+                if (inProcess) // the ranks' memory is theirs, not this process's
+                    map.insert(QStringLiteral("_rss_bytes"), processRssBytes());
                 int64_t used = 0, total = 0;
                 if (onCuda && dpo::cudaMemoryInUse(&used, &total)) {
                     map.insert(QStringLiteral("_gpu_used_bytes"), qint64(used));
@@ -122,12 +122,31 @@ void TrainingWorker::run(const TrainingJob &jobIn)
                     sinceRecord.restart();
                 }
             };
-            trainer.setCallbacks(cb);
-            const dpo::TrainResult r = trainer.train(m_stop);
-            const QString status = QString::fromStdString(r.status);
+            QString status, lastCheckpoint, finalModelDir;
+            if (job.processes > 1) {
+                const QJsonObject r = processRun(job, [&](const QVariantMap &m) { onMetrics(m, false); });
+                status = r.value(QStringLiteral("status")).toString();
+                lastCheckpoint = r.value(QStringLiteral("last_checkpoint")).toString();
+                finalModelDir = r.value(QStringLiteral("final_model")).toString();
+            } else {
+                dpo::DpoTrainer trainer(job.config, job.sft ? dpo::TrainingMode::Sft : dpo::TrainingMode::Dpo);
+                dpo::TrainerCallbacks cb;
+                cb.onLog = [this](const std::string &message) { emit logLine(QString::fromStdString(message)); };
+                cb.onMetrics = [&](const nlohmann::json &m) {
+                    QVariantMap map;
+                    for (auto it = m.begin(); it != m.end(); ++it)
+                        map.insert(QString::fromStdString(it.key()), toVariant(it.value()));
+                    onMetrics(map, true);
+                };
+                trainer.setCallbacks(cb);
+                const dpo::TrainResult r = trainer.train(m_stop);
+                status = QString::fromStdString(r.status);
+                lastCheckpoint = QString::fromStdString(r.lastCheckpoint);
+                finalModelDir = QString::fromStdString(r.finalModelDir);
+            }
             record.finish(status == QLatin1String("completed") ? QStringLiteral("finished") : QStringLiteral("stopped"));
             record.release();
-            emit finished(status, QString::fromStdString(r.lastCheckpoint), QString::fromStdString(r.finalModelDir));
+            emit finished(status, lastCheckpoint, finalModelDir);
         } catch (const std::exception &e) {
             const QString message = QString::fromUtf8(e.what());
             record.finish(QStringLiteral("failed"));
@@ -136,6 +155,91 @@ void TrainingWorker::run(const TrainingJob &jobIn)
         }
     }
     store.reset(); // its connection belongs to this thread: closed here
+}
+
+QJsonObject TrainingWorker::processRun(const TrainingJob &job, const std::function<void(const QVariantMap &)> &onMetrics)
+{
+    const QString out = QString::fromStdString(job.config.outputDir);
+    // The effective options as a config file (what "Copy as dpo-cli" spells as flags).
+    const QString configPath = QDir(out).filePath(QStringLiteral(".dpo-studio-ranks.json"));
+    {
+        QFile f(configPath);
+        const std::string text = job.config.toJson().dump(1);
+        if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(text.data(), qint64(text.size())) != qint64(text.size()))
+            throw dpo::Error(configPath.toStdString() + ": cannot write the run's options");
+    }
+    const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath(QStringLiteral("dpo-cli"));
+    if (!QFileInfo(cli).isExecutable())
+        throw dpo::Error("several devices: " + cli.toStdString() + " (dpo-cli, next to this program) is missing");
+
+    // Rank 0 truncates metrics.jsonl to the resumed step, then appends: follow from the current end,
+    // and from the new end when the file shrinks.
+    const QString metricsPath = QDir(out).filePath(QStringLiteral("metrics.jsonl"));
+    qint64 offset = QFileInfo(metricsPath).size();
+    QByteArray pending;
+    auto followMetrics = [&]() {
+        QFile f(metricsPath);
+        if (!f.open(QIODevice::ReadOnly))
+            return;
+        if (f.size() < offset) {
+            offset = 0;
+            pending.clear();
+        }
+        f.seek(offset);
+        pending += f.readAll();
+        offset = f.pos();
+        for (qsizetype nl; (nl = pending.indexOf('\n')) >= 0;) {
+            const QJsonObject m = QJsonDocument::fromJson(pending.left(nl)).object();
+            pending.remove(0, nl + 1);
+            if (!m.isEmpty())
+                onMetrics(m.toVariantMap());
+        }
+    };
+
+    QProcess ranks;
+    ranks.setProgram(cli);
+    ranks.setArguments({ job.sft ? QStringLiteral("sft") : QStringLiteral("train"), QStringLiteral("--config"), configPath,
+                         QStringLiteral("--nproc"), QString::number(job.processes) });
+    ranks.start();
+    if (!ranks.waitForStarted(30000))
+        throw dpo::Error("cannot start " + cli.toStdString() + ": " + ranks.errorString().toStdString());
+    emit logLine(tr("training as %1 processes: %2 %3").arg(job.processes).arg(cli, ranks.arguments().join(QLatin1Char(' '))));
+    QByteArray errText;
+    QString firstError; // "dpo-cli: error: ..." of the rank that failed first, or of the launcher
+    bool stopSent = false;
+    auto drainLog = [&]() {
+        errText += ranks.readAllStandardError();
+        for (qsizetype nl; (nl = errText.indexOf('\n')) >= 0;) {
+            const QString line = QString::fromUtf8(errText.left(nl)).trimmed();
+            errText.remove(0, nl + 1);
+            if (line.startsWith(QLatin1String("dpo-cli: error: ")) && firstError.isEmpty())
+                firstError = line.mid(16);
+            if (!line.isEmpty())
+                emit logLine(line);
+        }
+    };
+    while (!ranks.waitForFinished(200)) {
+        if (m_stop->load() && !stopSent) {
+            ranks.terminate(); // SIGTERM: the launcher passes it on; the ranks stop together and checkpoint
+            stopSent = true;
+        }
+        drainLog();
+        followMetrics();
+    }
+    drainLog();
+    followMetrics();
+    if (ranks.exitStatus() != QProcess::NormalExit || ranks.exitCode() != 0) {
+        if (!errText.trimmed().isEmpty())
+            emit logLine(QString::fromUtf8(errText).trimmed());
+        throw dpo::Error(firstError.isEmpty()
+                ? "the training processes failed (exit code " + std::to_string(ranks.exitCode()) + ")"
+                : firstError.toStdString());
+    }
+    const QJsonObject summary = QJsonDocument::fromJson(ranks.readAllStandardOutput().trimmed()).object();
+    if (summary.isEmpty())
+        throw dpo::Error("the training processes ended without a summary");
+    QFile::remove(configPath);
+    return summary;
 }
 
 // ---------------------------------------------------------------- TrainingRunner

@@ -12,7 +12,7 @@
 //      splits off the eval rows, writing the files the config names (OUTPUT/data/...);
 //   3. writes OUTPUT/.dpo-studio.lock (pid + host) so that a run left "running" by a crash can be told
 //      apart from one still training (isRunLocked);
-//   4. trains; every metrics line is emitted with the process RSS ("_rss_bytes") and, on CUDA, the
+//   4. trains (in this thread, or as job.processes dpo-cli ranks: see TrainingJob::processes); every metrics line is emitted with the process RSS ("_rss_bytes") and, on CUDA, the
 //      device memory in use ("_gpu_used_bytes", "_gpu_total_bytes") added; the project's run record gets
 //      its last metrics every few seconds and at the end.
 // Stop: requestStop() sets the runner's cancel flag (an std::atomic<bool>), which the trainer polls between optimizer steps; it then
@@ -31,7 +31,10 @@
 #include <QString>
 #include <QVariantMap>
 
+#include <QJsonObject>
+
 #include <atomic>
+#include <functional>
 
 struct TrainingJob {
     dpo::TrainConfig config; // effective: dataset / eval_dataset name the prepared files when preparing
@@ -45,6 +48,11 @@ struct TrainingJob {
     int minVotes = 1;             // Project: export filters
     double minAgreement = 0.0;
     double evalRatio = 0.0; // > 0: config.dataset / config.evalDataset receive the split
+
+    // Data-parallel ranks on this machine (the Train page's "Devices" when several GPUs are visible):
+    // > 1 runs `dpo-cli train --config FILE --nproc N` as a child process (processRun), whose rank 0
+    // writes metrics.jsonl, which the job follows for the live charts. 1: the trainer runs in-process.
+    int processes = 1;
 
     // Run bookkeeping: the project (empty = none) and the record to resume (0 = create one).
     QString projectLocation;
@@ -72,6 +80,10 @@ signals:
     void failed(const QString &message);
 
 private:
+    // processes > 1: trains through dpo-cli ranks; returns the launcher's summary (status,
+    // last_checkpoint, final_model), throws dpo::Error with its last error line when it fails.
+    QJsonObject processRun(const TrainingJob &job, const std::function<void(const QVariantMap &)> &onMetrics);
+
     std::atomic<bool> *m_stop;
 };
 

@@ -92,6 +92,15 @@ void TrainOptionsForm::addCudaDevices(int count)
     }
     device->setToolTip(device->toolTip() + (count > 0 ? tr("\nCUDA devices found: %1.").arg(count)
                                                       : tr("\nNo CUDA device in this build / machine.")));
+    if (count > 1) {
+        m_devices->setRange(1, count);
+        m_hardwareForm->setRowVisible(m_devices, true);
+    }
+}
+
+int TrainOptionsForm::devices() const
+{
+    return m_hardwareForm->isRowVisible(m_devices) ? m_devices->value() : 1;
 }
 
 QLineEdit *TrainOptionsForm::addDouble(QFormLayout *form, const QString &key, const QString &label, const QString &tip)
@@ -393,8 +402,18 @@ QWidget *TrainOptionsForm::buildOptions()
 
     auto *hwBox = new QGroupBox(tr("Hardware"));
     auto *hf = newForm(hwBox);
+    m_hardwareForm = hf;
     addCombo(hf, QStringLiteral("device"), tr("Device"),
              tr("auto = CUDA when available, else CPU."), {QStringLiteral("auto"), QStringLiteral("cpu")});
+    m_devices = new QSpinBox;
+    m_devices->setObjectName(QStringLiteral("opt_devices"));
+    m_devices->setRange(1, 1);
+    m_devices->setToolTip(tr("GPUs to train on, one process each (data parallel: each takes batch size pairs per "
+                             "micro-batch, gradients are averaged; dpo-cli train --nproc N). Shown when more "
+                             "than one CUDA device is visible."));
+    hf->addRow(tr("Devices"), m_devices);
+    hf->setRowVisible(m_devices, false);
+    connect(m_devices, qOverload<int>(&QSpinBox::valueChanged), this, &TrainOptionsForm::scheduleValidation);
     addCombo(hf, QStringLiteral("dtype"), tr("Dtype"),
              tr("Weights and compute dtype: auto = bfloat16 on a GPU that has it, else float32; float32 (exact); "
                 "bfloat16 (halves memory); float16 (CUDA only, with dynamic loss scaling)."),
@@ -814,6 +833,8 @@ QString TrainOptionsForm::cliCommand(QString *error) const
             continue;
         parts << flag << shellQuote(value);
     }
+    if (devices() > 1)
+        parts << QStringLiteral("--nproc") << QString::number(devices());
     QString text = parts.join(QLatin1Char(' '));
     if (job.source != TrainingJob::Source::None)
         text = tr("# the data files under %1/data are written by DPO Studio when the run starts\n")

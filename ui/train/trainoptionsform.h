@@ -40,6 +40,11 @@ public:
     void loadRunConfig(const dpo::Run &run);
     // The dpo-cli command line reproducing the form (options that differ from the defaults).
     QString cliCommand(QString *error = nullptr) const;
+    // Data-parallel processes, one per GPU ("Devices", offered when more than one CUDA device is
+    // visible); 1 otherwise.
+    int devices() const;
+    // Called with the number of CUDA devices once it is known (off the GUI thread at start-up).
+    void addCudaDevices(int count);
     void copyCliCommand();
     // Sets one option by its TrainConfig key ("beta", "max_steps", "loss_type" as "sigmoid,hinge",
     // "shuffle" as "true"/"false", ...). Returns false for an unknown key.
@@ -67,7 +72,6 @@ private:
                      int max);
     QComboBox *addCombo(QFormLayout *form, const QString &key, const QString &label, const QString &tip,
                         const QStringList &items);
-    void addCudaDevices(int count);
     void scheduleValidation();
     void validateForm();
     void updateReferenceWidgets();
@@ -86,6 +90,8 @@ private:
     QLineEdit *m_lossWeights;
     QLineEdit *m_loraTargets; // lora_target_modules, comma-separated (empty = attention and MLP projections)
     QLabel *m_memoryLabel;
+    QFormLayout *m_hardwareForm = nullptr;
+    QSpinBox *m_devices = nullptr;
     QComboBox *m_refMode;
     QLineEdit *m_refModelEdit;
     QLineEdit *m_outputEdit;

@@ -156,7 +156,9 @@ bool TrainPage::start()
         return false;
     }
     // A previous attempt in this directory that never checkpointed may have left its metrics.
-    return m_run->launch(m_data->planJob(config));
+    TrainingJob job = m_data->planJob(config);
+    job.processes = m_options->devices();
+    return m_run->launch(job);
 }
 
 bool TrainPage::resume()
@@ -190,6 +192,7 @@ bool TrainPage::resumeRun(const dpo::Run &run)
     job.runName = run.name;
     job.runId = run.id;
     job.projectLocation = m_data->session() ? m_data->session()->location() : QString();
+    job.processes = m_options->devices();
     return m_run->launch(job);
 }
 
