@@ -21,8 +21,11 @@ namespace dpocli {
 namespace {
 
 std::vector<std::string> g_commandLine;
-std::atomic<int> g_signal{0};
-void onLauncherSignal(int sig) { g_signal.store(sig); }
+std::atomic<int> g_signal { 0 };
+void onLauncherSignal(int sig)
+{
+    g_signal.store(sig);
+}
 
 // A port the kernel considers free on loopback right now (torchrun --standalone does the same).
 int freeLoopbackPort()
@@ -30,7 +33,7 @@ int freeLoopbackPort()
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         throw dpo::Error("--nproc: cannot open a socket to find a free port");
-    sockaddr_in addr{};
+    sockaddr_in addr {};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
@@ -47,17 +50,26 @@ int freeLoopbackPort()
 std::string describe(int status)
 {
     if (WIFSIGNALED(status))
-        return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-               strsignal(WTERMSIG(status)) + ")";
+        return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " ("
+            + strsignal(WTERMSIG(status)) + ")";
     return "exited with code " + std::to_string(WEXITSTATUS(status));
 }
 
-int exitCodeOf(int status) { return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status); }
+int exitCodeOf(int status)
+{
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
 
 } // namespace
 
-void setCommandLine(int argc, char **argv) { g_commandLine.assign(argv, argv + argc); }
-const std::vector<std::string> &commandLine() { return g_commandLine; }
+void setCommandLine(int argc, char **argv)
+{
+    g_commandLine.assign(argv, argv + argc);
+}
+const std::vector<std::string> &commandLine()
+{
+    return g_commandLine;
+}
 
 std::vector<std::string> withoutOption(const std::vector<std::string> &args, const std::string &option)
 {
@@ -103,10 +115,11 @@ int launchLocalRanks(int nproc, const std::vector<std::string> &args, int graceS
         pids[size_t(r)] = pid;
     }
 
-    struct sigaction sa {};
+    struct sigaction sa { };
     sa.sa_handler = onLauncherSignal;
     ::sigemptyset(&sa.sa_mask);
-    struct sigaction oldInt {}, oldTerm {};
+    struct sigaction oldInt {
+    }, oldTerm {};
     ::sigaction(SIGINT, &sa, &oldInt);
     ::sigaction(SIGTERM, &sa, &oldTerm);
 
@@ -135,14 +148,13 @@ int launchLocalRanks(int nproc, const std::vector<std::string> &args, int graceS
                     firstFailure = exitCodeOf(status);
                     failedAt = std::chrono::steady_clock::now();
                     std::fprintf(stderr, "dpo-cli: error: rank %zu of %d %s; stopping the other ranks\n", r, nproc,
-                                 describe(status).c_str());
+                        describe(status).c_str());
                 }
             }
             continue;
         }
         if (firstFailure != 0 && running > 0) {
-            const double waited =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - failedAt).count();
+            const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - failedAt).count();
             const int want = waited > graceSeconds + 10 ? 2 : waited > graceSeconds ? 1 : 0;
             if (want > escalation) {
                 escalation = want;

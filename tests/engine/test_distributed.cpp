@@ -34,7 +34,8 @@ class ScopedEnv {
 public:
     ScopedEnv(std::map<std::string, const char *> values)
     {
-        for (const char *name : { "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT" }) {
+        for (const char *name :
+            { "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT" }) {
             const char *old = std::getenv(name);
             m_saved[name] = old ? std::optional<std::string>(old) : std::nullopt;
             ::unsetenv(name);
@@ -78,9 +79,9 @@ void expectSameTrajectory(const std::vector<json> &a, const std::vector<json> &b
         EXPECT_EQ(a[i].at("step"), b[i].at("step"));
         EXPECT_EQ(a[i].at("num_tokens"), b[i].at("num_tokens")) << "step " << i + 1;
         for (const char *k : { "loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins",
-                               "rewards/accuracies", "logps/chosen", "logps/rejected", "learning_rate" })
+                 "rewards/accuracies", "logps/chosen", "logps/rejected", "learning_rate" })
             EXPECT_NEAR(a[i].at(k).get<double>(), b[i].at(k).get<double>(),
-                        tol * std::max(1.0, std::abs(a[i].at(k).get<double>())))
+                tol * std::max(1.0, std::abs(a[i].at(k).get<double>())))
                 << "step " << a[i].at("step") << " " << k;
     }
 }
@@ -101,15 +102,15 @@ void expectSameWeights(const std::string &dirA, const std::string &dirB, double 
 // lr 1e-4 keeps such coordinates within the 1e-5 the weights are compared at.
 std::string trainCommand(const std::string &out, const std::string &extra)
 {
-    return dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") + " --dataset " +
-           dpotest::fixture("llama-gqa/pairs.jsonl") + " --output-dir " + out +
-           " --learning-rate 1e-4 --lr-scheduler constant --max-length 0 --seed 11 --device cpu --threads 1 " + extra;
+    return dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") + " --dataset "
+        + dpotest::fixture("llama-gqa/pairs.jsonl") + " --output-dir " + out
+        + " --learning-rate 1e-4 --lr-scheduler constant --max-length 0 --seed 11 --device cpu --threads 1 " + extra;
 }
 
 int freePort()
 {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
+    sockaddr_in addr {};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
@@ -131,7 +132,7 @@ TEST(DistributedEnv, ReadsTorchrunVariablesAndNamesBadOnes)
     }
     {
         ScopedEnv env({ { "RANK", "3" }, { "WORLD_SIZE", "8" }, { "LOCAL_RANK", "1" }, { "LOCAL_WORLD_SIZE", "2" },
-                        { "MASTER_ADDR", "node7" }, { "MASTER_PORT", "29400" } });
+            { "MASTER_ADDR", "node7" }, { "MASTER_PORT", "29400" } });
         const dpo::DistributedEnv e = dpo::distributedEnvFromEnvironment();
         EXPECT_EQ(e.rank, 3);
         EXPECT_EQ(e.worldSize, 8);
@@ -215,16 +216,19 @@ TEST(DistributedTraining, ResumesAcrossWorldSizes)
 TEST(DistributedTraining, ZeroStageOneEqualsPlainDataParallel)
 {
     const std::string plain = tempDir("plain"), zero = tempDir("zero1");
-    auto r = dpotest::runCommand(trainCommand(plain, "--batch-size 2 --max-steps 4 --save-steps 2 --nproc 2 "
-                                                     "--weight-decay 0.1"));
+    auto r = dpotest::runCommand(trainCommand(plain,
+        "--batch-size 2 --max-steps 4 --save-steps 2 --nproc 2 "
+        "--weight-decay 0.1"));
     ASSERT_EQ(r.exitCode, 0) << r.err;
-    r = dpotest::runCommand(trainCommand(zero, "--batch-size 2 --max-steps 2 --save-steps 2 --nproc 2 "
-                                               "--weight-decay 0.1 --zero-stage 1"));
+    r = dpotest::runCommand(trainCommand(zero,
+        "--batch-size 2 --max-steps 2 --save-steps 2 --nproc 2 "
+        "--weight-decay 0.1 --zero-stage 1"));
     ASSERT_EQ(r.exitCode, 0) << r.err;
     EXPECT_NE(r.err.find("ZeRO-1: the AdamW state is sharded across 2 ranks"), std::string::npos) << r.err;
     // The sharded run's checkpoint, continued on one rank with the same global batch.
-    r = dpotest::runCommand(trainCommand(zero, "--batch-size 4 --max-steps 4 --save-steps 2 --weight-decay 0.1 "
-                                               "--resume"));
+    r = dpotest::runCommand(trainCommand(zero,
+        "--batch-size 4 --max-steps 4 --save-steps 2 --weight-decay 0.1 "
+        "--resume"));
     ASSERT_EQ(r.exitCode, 0) << r.err;
     expectSameTrajectory(trainMetrics(plain), trainMetrics(zero), 1e-5);
     expectSameWeights(plain + "/final", zero + "/final", 1e-5);
@@ -268,8 +272,8 @@ TEST(DistributedTraining, KilledRankEndsTheRunCleanly)
 
     const auto killedAt = std::chrono::steady_clock::now();
     int status = 0;
-    while (::waitpid(pids[0], &status, WNOHANG) == 0 &&
-           std::chrono::steady_clock::now() - killedAt < std::chrono::seconds(60))
+    while (::waitpid(pids[0], &status, WNOHANG) == 0
+        && std::chrono::steady_clock::now() - killedAt < std::chrono::seconds(60))
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killedAt).count();
     if (seconds >= 60) {

@@ -3,6 +3,8 @@
 // CTest still runs each file as its own test: `dpo_engine_tests --source=test_lora.cpp` keeps only the
 // tests defined in test_lora.cpp. Without --source every test runs; --gtest_filter works as usual and
 // narrows --source further.
+#include "../test_source_flag.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,36 +13,11 @@
 #include <tuple>
 #include <vector>
 
-namespace {
-
-std::string baseName(const char *path)
-{
-    const char *slash = std::strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
-// Removes --source=NAME from argv; returns NAME ("" when absent).
-std::string takeSourceFlag(int &argc, char **argv)
-{
-    static const char flag[] = "--source=";
-    std::string source;
-    int out = 1;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strncmp(argv[i], flag, sizeof flag - 1) == 0)
-            source = argv[i] + sizeof flag - 1;
-        else
-            argv[out++] = argv[i];
-    }
-    argc = out;
-    argv[argc] = nullptr;
-    return source;
-}
-
-} // namespace
+using dpotest::baseName;
 
 int main(int argc, char **argv)
 {
-    const std::string source = takeSourceFlag(argc, argv);
+    const std::string source = dpotest::takeSourceFlag(argc, argv);
     ::testing::InitGoogleTest(&argc, argv);
     if (source.empty())
         return RUN_ALL_TESTS();

@@ -1,6 +1,8 @@
 // main() of dpo_gui_tests and dpo_project_tests (see qt_test_main.h). DPO_TEST_GUI selects QApplication.
 #include "qt_test_main.h"
 
+#include "../test_source_flag.h"
+
 #include <QtTest>
 #ifdef DPO_TEST_GUI
 #include <QApplication>
@@ -19,34 +21,18 @@ std::map<std::string, dpotest::QtTestFactory> &registry()
     return tests;
 }
 
-std::string baseName(const char *path)
-{
-    const char *slash = std::strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 } // namespace
 
 int dpotest::registerQtTest(const char *sourceFile, QtTestFactory factory)
 {
-    registry()[baseName(sourceFile)] = std::move(factory);
+    registry()[dpotest::baseName(sourceFile)] = std::move(factory);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     // --source=NAME.cpp picks the class; everything else goes to QTest::qExec.
-    static const char flag[] = "--source=";
-    std::string source;
-    int kept = 1;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strncmp(argv[i], flag, sizeof flag - 1) == 0)
-            source = argv[i] + sizeof flag - 1;
-        else
-            argv[kept++] = argv[i];
-    }
-    argc = kept;
-    argv[argc] = nullptr;
+    const std::string source = dpotest::takeSourceFlag(argc, argv);
     const auto found = registry().find(source);
     if (found == registry().end()) {
         std::fprintf(stderr, "usage: %s --source=FILE.cpp [qtest arguments]\nFILE.cpp is one of:\n", argv[0]);

@@ -18,6 +18,6 @@ int registerQtTest(const char *sourceFile, QtTestFactory factory);
 
 } // namespace dpotest
 
-#define DPO_TEST_MAIN(TestObject)                                                                      \
-    static const int dpoQtTestRegistered_##TestObject = dpotest::registerQtTest(                       \
-        __FILE__, [] { return std::unique_ptr<QObject>(new TestObject); });
+#define DPO_TEST_MAIN(TestObject)                                                                                      \
+    static const int dpoQtTestRegistered_##TestObject                                                                  \
+        = dpotest::registerQtTest(__FILE__, [] { return std::unique_ptr<QObject>(new TestObject); });

@@ -30,8 +30,8 @@ int envInt(const char *name, int fallback, int lo, int hi)
     char *end = nullptr;
     const long v = std::strtol(text, &end, 10);
     if (errno || *end || v < lo || v > hi)
-        throw Error(std::string("environment variable ") + name + "=" + text + ": expected an integer in [" +
-                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        throw Error(std::string("environment variable ") + name + "=" + text + ": expected an integer in ["
+            + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return int(v);
 }
 
@@ -48,9 +48,8 @@ DistributedEnv distributedEnvFromEnvironment()
     DistributedEnv env;
     const bool hasRank = std::getenv("RANK") != nullptr, hasWorld = std::getenv("WORLD_SIZE") != nullptr;
     if (hasRank != hasWorld)
-        throw Error(std::string("environment variable ") + (hasRank ? "WORLD_SIZE" : "RANK") +
-                    " is not set while " + (hasRank ? "RANK" : "WORLD_SIZE") +
-                    " is (a distributed run needs both, as torchrun sets them)");
+        throw Error(std::string("environment variable ") + (hasRank ? "WORLD_SIZE" : "RANK") + " is not set while "
+            + (hasRank ? "RANK" : "WORLD_SIZE") + " is (a distributed run needs both, as torchrun sets them)");
     env.worldSize = envInt("WORLD_SIZE", 1, 1, 1 << 16);
     env.rank = envInt("RANK", 0, 0, env.worldSize - 1);
     env.localWorldSize = envInt("LOCAL_WORLD_SIZE", env.worldSize, 1, env.worldSize);
@@ -65,7 +64,7 @@ DistributedEnv distributedEnvFromEnvironment()
 
 struct Communicator::Impl {
     DistributedEnv env;
-    torch::Device device{torch::kCPU};
+    torch::Device device { torch::kCPU };
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #ifdef USE_C10D_NCCL
@@ -92,8 +91,8 @@ struct Communicator::Impl {
 #endif
                 (root < 0 ? gloo->allreduce(tensors, reduce) : gloo->broadcast(tensors, broadcast))->wait();
         } catch (const std::exception &e) {
-            throw Error("distributed run, rank " + std::to_string(env.rank) + " of " + std::to_string(env.worldSize) +
-                        ": a collective failed (another rank stopped, crashed or timed out): " + firstLine(e.what()));
+            throw Error("distributed run, rank " + std::to_string(env.rank) + " of " + std::to_string(env.worldSize)
+                + ": a collective failed (another rank stopped, crashed or timed out): " + firstLine(e.what()));
         }
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         for (const auto &t : tensors)
@@ -113,8 +112,7 @@ struct Communicator::Impl {
     // bucketBytes each (at least one tensor), then copies the bucket's values back into the tensors.
     // Gloo gets float32 buckets (it has no bfloat16 kernels; bf16/f16 -> f32 -> back is exact);
     // NCCL gets the tensors' own dtype.
-    template <class Fn>
-    void forEachBucket(const std::vector<torch::Tensor> &tensors, int64_t bucketBytes, Fn fn)
+    template <class Fn> void forEachBucket(const std::vector<torch::Tensor> &tensors, int64_t bucketBytes, Fn fn)
     {
         torch::NoGradGuard noGrad;
         const torch::Device wireDevice = commDevice();
@@ -125,14 +123,13 @@ struct Communicator::Impl {
             size_t j = i;
             int64_t size = 0;
             std::vector<torch::Tensor> flat;
-            while (j < tensors.size() && tensors[j].scalar_type() == dtype && tensors[j].device() == where &&
-                   (j == i || size + tensors[j].numel() * tensors[j].element_size() <= bucketBytes)) {
+            while (j < tensors.size() && tensors[j].scalar_type() == dtype && tensors[j].device() == where
+                && (j == i || size + tensors[j].numel() * tensors[j].element_size() <= bucketBytes)) {
                 size += tensors[j].numel() * tensors[j].element_size();
                 flat.push_back(tensors[j].reshape({ -1 }));
                 ++j;
             }
-            const torch::ScalarType wire =
-                wireDevice.is_cuda() || dtype == torch::kFloat64 ? dtype : torch::kFloat32;
+            const torch::ScalarType wire = wireDevice.is_cuda() || dtype == torch::kFloat64 ? dtype : torch::kFloat32;
             torch::Tensor bucket = torch::cat(flat).to(wireDevice, wire);
             fn(bucket);
             int64_t offset = 0;
@@ -150,7 +147,7 @@ struct Communicator::Impl {
         if (values.empty())
             return {};
         torch::Tensor t = torch::tensor(values, torch::kFloat64).to(commDevice());
-        std::vector<at::Tensor> list{ t };
+        std::vector<at::Tensor> list { t };
         collective(list, op);
         t = t.cpu();
         return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
@@ -164,8 +161,8 @@ Communicator::Communicator(std::unique_ptr<Impl> impl)
 
 Communicator::~Communicator() = default;
 
-std::unique_ptr<Communicator> Communicator::connect(const DistributedEnv &env, torch::Device device,
-                                                    std::chrono::milliseconds timeout)
+std::unique_ptr<Communicator> Communicator::connect(
+    const DistributedEnv &env, torch::Device device, std::chrono::milliseconds timeout)
 {
     auto impl = std::make_unique<Impl>();
     impl->env = env;
@@ -180,9 +177,9 @@ std::unique_ptr<Communicator> Communicator::connect(const DistributedEnv &env, t
         opts.timeout = timeout;
         impl->store = c10::make_intrusive<c10d::TCPStore>(env.masterAddr, opts);
     } catch (const std::exception &e) {
-        throw Error("distributed run, rank " + std::to_string(env.rank) + ": no rendezvous at " + where +
-                    " (MASTER_ADDR:MASTER_PORT) within " + std::to_string(timeout.count() / 1000) +
-                    " s: " + firstLine(e.what()));
+        throw Error("distributed run, rank " + std::to_string(env.rank) + ": no rendezvous at " + where
+            + " (MASTER_ADDR:MASTER_PORT) within " + std::to_string(timeout.count() / 1000)
+            + " s: " + firstLine(e.what()));
     }
     try {
 #ifdef USE_C10D_NCCL
@@ -207,21 +204,33 @@ std::unique_ptr<Communicator> Communicator::connect(const DistributedEnv &env, t
             impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.worldSize, opts);
         }
     } catch (const std::exception &e) {
-        throw Error("distributed run, rank " + std::to_string(env.rank) + " of " + std::to_string(env.worldSize) +
-                    ": cannot join the process group at " + where + ": " + firstLine(e.what()));
+        throw Error("distributed run, rank " + std::to_string(env.rank) + " of " + std::to_string(env.worldSize)
+            + ": cannot join the process group at " + where + ": " + firstLine(e.what()));
     }
     return std::unique_ptr<Communicator>(new Communicator(std::move(impl)));
 }
 
-int Communicator::rank() const { return d->env.rank; }
-int Communicator::worldSize() const { return d->env.worldSize; }
-int64_t Communicator::bytesReduced() const { return d->bytes; }
-double Communicator::secondsWaiting() const { return d->seconds; }
+int Communicator::rank() const
+{
+    return d->env.rank;
+}
+int Communicator::worldSize() const
+{
+    return d->env.worldSize;
+}
+int64_t Communicator::bytesReduced() const
+{
+    return d->bytes;
+}
+double Communicator::secondsWaiting() const
+{
+    return d->seconds;
+}
 
 void Communicator::averageInPlace(const std::vector<torch::Tensor> &tensors, int64_t bucketBytes)
 {
     d->forEachBucket(tensors, bucketBytes, [&](torch::Tensor &bucket) {
-        std::vector<at::Tensor> list{ bucket };
+        std::vector<at::Tensor> list { bucket };
         d->collective(list, c10d::ReduceOp::SUM);
         bucket.div_(double(d->env.worldSize));
     });
@@ -230,7 +239,7 @@ void Communicator::averageInPlace(const std::vector<torch::Tensor> &tensors, int
 void Communicator::broadcastInPlace(const std::vector<torch::Tensor> &tensors, int root, int64_t bucketBytes)
 {
     d->forEachBucket(tensors, bucketBytes, [&](torch::Tensor &bucket) {
-        std::vector<at::Tensor> list{ bucket };
+        std::vector<at::Tensor> list { bucket };
         d->collective(list, c10d::ReduceOp::SUM, root);
     });
 }
@@ -245,14 +254,19 @@ std::vector<double> Communicator::max(const std::vector<double> &values)
     return d->reduceDoubles(values, c10d::ReduceOp::MAX);
 }
 
-bool Communicator::any(bool flag) { return max({ flag ? 1.0 : 0.0 })[0] > 0; }
+bool Communicator::any(bool flag)
+{
+    return max({ flag ? 1.0 : 0.0 })[0] > 0;
+}
 
-void Communicator::barrier() { sum({ 0.0 }); }
+void Communicator::barrier()
+{
+    sum({ 0.0 });
+}
 
 #else // no c10d in this build
 
-struct Communicator::Impl {
-};
+struct Communicator::Impl { };
 
 Communicator::Communicator(std::unique_ptr<Impl> impl)
     : d(std::move(impl))
@@ -263,20 +277,48 @@ Communicator::~Communicator() = default;
 
 std::unique_ptr<Communicator> Communicator::connect(const DistributedEnv &env, torch::Device, std::chrono::milliseconds)
 {
-    throw Error("distributed run (WORLD_SIZE=" + std::to_string(env.worldSize) + "): this dpo-cli was built without "
-                "c10d's Gloo headers (Debian: apt-get install libgloo-dev, then rebuild)");
+    throw Error("distributed run (WORLD_SIZE=" + std::to_string(env.worldSize)
+        + "): this dpo-cli was built without "
+          "c10d's Gloo headers (Debian: apt-get install libgloo-dev, then rebuild)");
 }
 
-int Communicator::rank() const { return 0; }
-int Communicator::worldSize() const { return 1; }
-int64_t Communicator::bytesReduced() const { return 0; }
-double Communicator::secondsWaiting() const { return 0; }
-void Communicator::averageInPlace(const std::vector<torch::Tensor> &, int64_t) {}
-void Communicator::broadcastInPlace(const std::vector<torch::Tensor> &, int, int64_t) {}
-std::vector<double> Communicator::sum(const std::vector<double> &values) { return values; }
-std::vector<double> Communicator::max(const std::vector<double> &values) { return values; }
-bool Communicator::any(bool flag) { return flag; }
-void Communicator::barrier() {}
+int Communicator::rank() const
+{
+    return 0;
+}
+int Communicator::worldSize() const
+{
+    return 1;
+}
+int64_t Communicator::bytesReduced() const
+{
+    return 0;
+}
+double Communicator::secondsWaiting() const
+{
+    return 0;
+}
+void Communicator::averageInPlace(const std::vector<torch::Tensor> &, int64_t)
+{
+}
+void Communicator::broadcastInPlace(const std::vector<torch::Tensor> &, int, int64_t)
+{
+}
+std::vector<double> Communicator::sum(const std::vector<double> &values)
+{
+    return values;
+}
+std::vector<double> Communicator::max(const std::vector<double> &values)
+{
+    return values;
+}
+bool Communicator::any(bool flag)
+{
+    return flag;
+}
+void Communicator::barrier()
+{
+}
 
 #endif
 

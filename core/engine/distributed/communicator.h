@@ -35,8 +35,8 @@ class Communicator {
 public:
     // Joins the process group: waits until every rank has connected, at most `timeout` (then
     // dpo::Error). Collectives that wait longer than `timeout` for a rank fail the same way.
-    static std::unique_ptr<Communicator> connect(const DistributedEnv &env, torch::Device device,
-                                                 std::chrono::milliseconds timeout);
+    static std::unique_ptr<Communicator> connect(
+        const DistributedEnv &env, torch::Device device, std::chrono::milliseconds timeout);
     ~Communicator();
     Communicator(const Communicator &) = delete;
     Communicator &operator=(const Communicator &) = delete;
