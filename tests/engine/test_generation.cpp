@@ -269,6 +269,32 @@ TEST(Generation, StopsAtEosAndOnCallback)
     EXPECT_TRUE(generate(*refModel(), prompt, greedyOptions(0)).empty());
 }
 
+// Every family stops at its position limit (max_position_embeddings; n_positions for GPT-2), single and
+// batched; a prompt that already fills it is an error naming the limit.
+TEST(Generation, StopsAtThePositionLimitOfEveryFamily)
+{
+    for (const std::string name : { "llama-gqa", "gpt2" }) {
+        auto model = dpo::loadCausalLM(dpotest::fixture(name + "/ref"), torch::kCPU, torch::kFloat32);
+        const int64_t limit = model->config().maxPositionEmbeddings;
+        GenerationOptions o = greedyOptions(20);
+        o.stopAtEos = false;
+        const std::vector<int64_t> longPrompt(size_t(limit - 6), 5);
+        EXPECT_EQ(generate(*model, longPrompt, o).size(), 6u) << name;
+        const auto batch = generateBatch(*model, { longPrompt, { 5, 6, 7 } }, o);
+        EXPECT_EQ(batch[0].size(), 6u) << name;
+        EXPECT_EQ(batch[1].size(), 6u) << name; // the batch shares the longest row's room
+        EXPECT_EQ(generate(*model, { 5, 6, 7 }, o).size(), 20u) << name;
+        try {
+            generate(*model, std::vector<int64_t>(size_t(limit), 5), o);
+            ADD_FAILURE() << name << ": a prompt filling the positions was accepted";
+        } catch (const dpo::Error &e) {
+            EXPECT_NE(std::string(e.what()).find(name == "gpt2" ? "n_positions is 128" : "max_position_embeddings is 256"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+}
+
 TEST(Generation, InvalidOptionsAreErrorsNamingTheOption)
 {
     auto prompt = expected()["greedy"][0]["prompt_ids"].get<std::vector<int64_t>>();

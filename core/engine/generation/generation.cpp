@@ -99,6 +99,21 @@ private:
     at::Generator m_gen;
 };
 
+// New tokens that fit after a prompt of promptLen tokens: every family stops at its position limit
+// (max_position_embeddings; n_positions for GPT-2), as HF's max_length stops generate(). Beyond it GPT-2
+// has no position embedding and RoPE models were never trained; a prompt that fills it is an error.
+int64_t roomForNewTokens(const CausalLM &model, int64_t promptLen)
+{
+    const int64_t limit = model.config().maxPositionEmbeddings;
+    if (limit <= 0)
+        return std::numeric_limits<int64_t>::max();
+    if (promptLen >= limit)
+        throw Error("generate: the prompt has " + std::to_string(promptLen) + " tokens and the model's "
+            + (model.config().modelType == "gpt2" ? "n_positions" : "max_position_embeddings") + " is "
+            + std::to_string(limit) + ": no position is left for a new token (shorten the prompt)");
+    return limit - promptLen;
+}
+
 bool isStop(const CausalLM &model, const GenerationOptions &o, int64_t id)
 {
     if (!o.stopAtEos)
@@ -127,8 +142,9 @@ std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promp
     KVCache cache;
     std::vector<int64_t> out;
 
+    const int64_t steps = std::min<int64_t>(options.maxNewTokens, roomForNewTokens(model, int64_t(promptIds.size())));
     auto input = torch::tensor(promptIds, longOpts).unsqueeze(0).to(device); // [1, T]
-    for (int step = 0; step < options.maxNewTokens; ++step) {
+    for (int64_t step = 0; step < steps; ++step) {
         auto hidden = model.forwardHidden(input, {}, &cache); // [1, T, hidden]
         auto logits = model.lmHead(hidden.select(1, hidden.size(1) - 1)); // [1, V]
         const int64_t id = chooser.choose(logits)[0];
@@ -157,6 +173,8 @@ std::vector<std::vector<int64_t>> generateBatch(
         L = std::max(L, p.size());
     }
     const auto &cfg = model.config();
+    // Left-padded rows take positions from their own length; the longest reaches the limit first.
+    const int64_t steps = std::min<int64_t>(options.maxNewTokens, roomForNewTokens(model, int64_t(L)));
     const int64_t pad = cfg.padTokenId >= 0 ? cfg.padTokenId : std::max<int64_t>(0, cfg.firstEos());
 
     // Left padding: every row's last prompt token sits in the last column.
@@ -179,7 +197,7 @@ std::vector<std::vector<int64_t>> generateBatch(
     std::vector<bool> done(B, false);
     int64_t remaining = B;
 
-    for (int step = 0; step < options.maxNewTokens && remaining > 0; ++step) {
+    for (int64_t step = 0; step < steps && remaining > 0; ++step) {
         auto hidden = model.forwardHidden(input, attn, &cache);
         auto next = chooser.choose(model.lmHead(hidden.select(1, hidden.size(1) - 1)));
         for (int64_t b = 0; b < B; ++b) {
