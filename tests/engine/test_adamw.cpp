@@ -2,6 +2,7 @@
 // bfloat16 path: the float32 master copy follows the float32 trajectory exactly, the bf16 parameter is
 // always the master rounded, and updates far below a bf16 ulp are kept instead of lost.
 #include "engine/training/adamw.h"
+#include "engine/training/grad_accumulator.h"
 #include "engine/error.h"
 
 #include <gtest/gtest.h>
@@ -164,6 +165,54 @@ TEST(AdamW, StateRoundTripAndErrors)
     auto wrongShape = copy;
     wrongShape["exp_avg.w"] = torch::zeros({ 3 });
     EXPECT_THROW(restored.loadStateTensors(wrongShape, 1), dpo::Error);
+}
+
+// Micro-batch gradients of a bfloat16 parameter: autograd's own accumulation in .grad rounds
+// 1 + 2^-9 + 2^-9 + 2^-9 back to 1 (bf16 keeps 8 bits: the spacing at 1 is 2^-7); the accumulator keeps
+// the float32 sum 1.005859375 (worked by hand). float32 parameters keep autograd's .grad.
+TEST(GradAccumulator, Bfloat16MicroBatchesSumInFloat32)
+{
+    torch::Tensor w = torch::zeros({ 2 }, torch::kBFloat16).requires_grad_(true);
+    torch::Tensor v = torch::zeros({ 2 }, torch::kFloat32).requires_grad_(true);
+    const std::vector<double> parts = { 1.0, 1.0 / 512, 1.0 / 512, 1.0 / 512 };
+
+    for (double c : parts) // autograd alone: the bf16 .grad
+        (w * c).sum().backward();
+    EXPECT_EQ(w.grad()[0].item<float>(), 1.0f);
+    w.mutable_grad() = torch::Tensor();
+
+    dpo::GradAccumulator acc({ w, v });
+    for (double c : parts) {
+        ((w * c).sum() + (v * c).sum()).backward();
+        acc.collect();
+    }
+    const std::vector<torch::Tensor> g = acc.gradients();
+    ASSERT_EQ(g.size(), 2u);
+    EXPECT_EQ(g[0].scalar_type(), torch::kFloat32);
+    EXPECT_EQ(g[0][0].item<float>(), 1.005859375f);
+    EXPECT_FALSE(w.grad().defined()); // moved out of the bf16 .grad
+    EXPECT_TRUE(g[1].is_same(v.grad()));
+    EXPECT_FLOAT_EQ(g[1][1].item<float>(), 1.005859375f);
+    acc.clear();
+    EXPECT_FALSE(acc.gradients()[0].defined());
+}
+
+// step() with the gradients given equals step() reading .grad, bit for bit.
+TEST(AdamW, ExplicitGradientsEqualGradFields)
+{
+    torch::manual_seed(3);
+    torch::Tensor a = torch::randn({ 4, 3 }).requires_grad_(true), b = a.detach().clone().requires_grad_(true);
+    torch::Tensor ga = torch::randn({ 4, 3 });
+    dpo::AdamWOptions o;
+    o.weightDecay = 0.1;
+    dpo::AdamW byField({ { "w", a } }, o), byList({ { "w", b } }, o);
+    for (int step = 0; step < 3; ++step) {
+        a.mutable_grad() = ga * double(step + 1);
+        byField.step(1e-2, 0.5);
+        byList.step(1e-2, 0.5, { ga * double(step + 1) });
+    }
+    EXPECT_TRUE(torch::equal(a, b));
+    EXPECT_THROW(byList.step(1e-2, 1.0, {}), dpo::Error);
 }
 
 } // namespace test_adamw

@@ -48,14 +48,27 @@ void AdamW::zeroGrad()
 
 void AdamW::step(double lr, double gradScale)
 {
+    std::vector<torch::Tensor> grads;
+    grads.reserve(m_slots.size());
+    for (const auto &s : m_slots)
+        grads.push_back(s.param.grad());
+    step(lr, gradScale, grads);
+}
+
+void AdamW::step(double lr, double gradScale, const std::vector<torch::Tensor> &grads)
+{
+    if (grads.size() != m_slots.size())
+        throw Error("AdamW::step: " + std::to_string(grads.size()) + " gradients for " +
+                    std::to_string(m_slots.size()) + " parameters");
     torch::NoGradGuard noGrad;
     ++m_step;
     const double b1 = m_options.beta1, b2 = m_options.beta2;
     const double bc1 = 1.0 - std::pow(b1, double(m_step));
     const double bc2Sqrt = std::sqrt(1.0 - std::pow(b2, double(m_step)));
     const double stepSize = lr / bc1;
-    for (auto &s : m_slots) {
-        const auto &grad = s.param.grad();
+    for (size_t i = 0; i < m_slots.size(); ++i) {
+        Slot &s = m_slots[i];
+        const torch::Tensor &grad = grads[i];
         if (!grad.defined())
             continue;
         torch::Tensor g = grad.scalar_type() == torch::kFloat32 ? grad : grad.to(torch::kFloat32);

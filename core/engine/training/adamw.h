@@ -34,6 +34,9 @@ public:
     // multiplied by gradScale in float32 first (loss-scale removal and clipping for float16 gradients,
     // which would underflow if scaled in place).
     void step(double lr, double gradScale = 1.0);
+    // The same with the gradients given, one per parameter in the constructor's order (undefined: no
+    // update, as for a parameter without .grad); any floating dtype (GradAccumulator's float32 sums).
+    void step(double lr, double gradScale, const std::vector<torch::Tensor> &grads);
     void zeroGrad();
 
     int64_t stepCount() const { return m_step; }

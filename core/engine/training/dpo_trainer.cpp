@@ -141,13 +141,12 @@ std::vector<PreferenceRow> readSftJsonl(const std::string &path, const Preferenc
 
 // unscale: 1 / the loss scale, applied per tensor in float32 before the norm (scaled gradients would
 // overflow float32 squares long before they overflow themselves).
-double totalGradNorm(const std::vector<std::pair<std::string, torch::Tensor>> &params, double unscale = 1.0)
+double totalGradNorm(const std::vector<torch::Tensor> &grads, double unscale = 1.0)
 {
     std::vector<torch::Tensor> norms;
-    for (auto &[name, p] : params)
-        if (p.grad().defined())
-            norms.push_back(unscale == 1.0 ? p.grad().to(torch::kFloat32).norm()
-                                           : (p.grad().to(torch::kFloat32) * unscale).norm());
+    for (const torch::Tensor &g : grads)
+        if (g.defined())
+            norms.push_back(unscale == 1.0 ? g.to(torch::kFloat32).norm() : (g.to(torch::kFloat32) * unscale).norm());
     if (norms.empty())
         return 0.0;
     return torch::stack(norms).norm().item<double>();
@@ -198,16 +197,14 @@ int DpoTrainer::rank() const { return m_comm ? m_comm->rank() : 0; }
 // DDP's rule: gradients averaged over the ranks (each rank's loss is the mean over its own pairs, so
 // the average is the gradient of the mean over the global batch), then clipped and applied by each
 // rank alike. Metrics are averaged as TRL's gather + mean does; tokens are summed.
-void DpoTrainer::averageAcrossRanks(std::map<std::string, double> &metrics, int64_t &tokens)
+void DpoTrainer::averageAcrossRanks(std::vector<torch::Tensor> &grads, std::map<std::string, double> &metrics,
+                                    int64_t &tokens)
 {
-    std::vector<torch::Tensor> grads;
     std::vector<double> values; // which parameters got a gradient here, then the metrics and tokens
-    grads.reserve(m_trainable.size());
-    for (auto &[name, p] : m_trainable) {
-        values.push_back(p.grad().defined() ? 1.0 : 0.0);
-        if (!p.grad().defined()) // no gradient here may still be one elsewhere
-            p.mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.grad());
+    for (size_t i = 0; i < grads.size(); ++i) {
+        values.push_back(grads[i].defined() ? 1.0 : 0.0);
+        if (!grads[i].defined()) // no gradient here may still be one elsewhere
+            grads[i] = torch::zeros_like(m_trainable[i].second, torch::kFloat32);
     }
     m_comm->averageInPlace(grads);
     for (const auto &[k, v] : metrics)
@@ -218,9 +215,9 @@ void DpoTrainer::averageAcrossRanks(std::map<std::string, double> &metrics, int6
     if (total.back() != double(metrics.size() * size_t(worldSize())))
         throw Error("distributed run: the ranks computed different metrics at step " + std::to_string(m_globalStep + 1));
     size_t i = 0;
-    for (auto &[name, p] : m_trainable)
+    for (auto &g : grads)
         if (total[i++] == 0) // no rank computed one: AdamW skips it, as it does in a single process
-            p.mutable_grad() = torch::Tensor();
+            g = torch::Tensor();
     for (auto &[k, v] : metrics)
         v = total[i++] / double(worldSize());
     tokens = int64_t(total[i]);
@@ -438,6 +435,10 @@ void DpoTrainer::setup()
     opt.eps = m_config.adamEpsilon;
     opt.weightDecay = m_config.weightDecay;
     m_optimizer = std::make_unique<AdamW>(named, opt);
+    std::vector<torch::Tensor> trainableTensors;
+    for (const auto &[name, p] : m_trainable)
+        trainableTensors.push_back(p);
+    m_gradSums = GradAccumulator(trainableTensors);
 
     if (m_mode == TrainingMode::Dpo && m_config.precomputeRef)
         precomputeReference();
@@ -1038,6 +1039,7 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             micro.push_back(microBatchIndices(epoch * m_microBatchesPerEpoch + mb));
         }
         m_optimizer->zeroGrad();
+        m_gradSums.clear();
         if (!m_owner.empty()) // the optimizer clears only its shard's gradients
             for (auto &[name, p] : m_trainable)
                 if (p.grad().defined())
@@ -1055,10 +1057,17 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             for (const auto &[k, v] : r.metrics)
                 sums[k] += v * share;
             stepTokens += r.tokens;
+            m_gradSums.collect();
         }
+        std::vector<torch::Tensor> grads = m_gradSums.gradients(); // aligned with m_trainable
         if (m_comm)
-            averageAcrossRanks(sums, stepTokens);
-        const double gradNorm = totalGradNorm(m_trainable, 1.0 / lossScale);
+            averageAcrossRanks(grads, sums, stepTokens);
+        const double gradNorm = totalGradNorm(grads, 1.0 / lossScale);
+        // The optimizer's share of them (all, unless ZeRO-1 gave it a shard), in its order.
+        std::vector<torch::Tensor> optimizerGrads;
+        for (size_t i = 0; i < grads.size(); ++i)
+            if (m_owner.empty() || m_owner[i] == rank())
+                optimizerGrads.push_back(grads[i]);
         const double lr = m_config.learningRate * schedule.factor(m_globalStep);
         const bool overflow = !std::isfinite(gradNorm);
         if (overflow && !m_scaler.enabled())
@@ -1074,18 +1083,18 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             double factor = 1.0 / lossScale;
             if (m_config.maxGradNorm > 0)
                 factor *= std::min(1.0, m_config.maxGradNorm / (gradNorm + 1e-6));
-            m_optimizer->step(lr, factor);
+            m_optimizer->step(lr, factor, optimizerGrads);
         } else {
             if (m_config.maxGradNorm > 0) {
                 const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
                 if (coef < 1.0) {
                     torch::NoGradGuard noGrad;
-                    for (auto &[name, p] : m_trainable)
-                        if (p.grad().defined())
-                            p.mutable_grad().mul_(coef);
+                    for (auto &g : grads)
+                        if (g.defined())
+                            g.mul_(coef);
                 }
             }
-            m_optimizer->step(lr);
+            m_optimizer->step(lr, 1.0, optimizerGrads);
         }
         if (!m_owner.empty() && !overflow)
             broadcastShardedParameters();

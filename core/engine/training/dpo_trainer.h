@@ -32,6 +32,7 @@
 #include "engine/training/adamw.h"
 #include "engine/models/causal_lm.h"
 #include "engine/training/dpo_loss.h"
+#include "engine/training/grad_accumulator.h"
 #include "engine/training/grad_scaler.h"
 #include "engine/data/preference_data.h"
 #include "engine/tokenizers/tokenizer.h"
@@ -120,7 +121,8 @@ private:
     int worldSize() const;
     int rank() const;
     bool isMainRank() const { return rank() == 0; }
-    void averageAcrossRanks(std::map<std::string, double> &metrics, int64_t &tokens);
+    void averageAcrossRanks(std::vector<torch::Tensor> &grads, std::map<std::string, double> &metrics,
+                            int64_t &tokens);
     // ZeRO-1: the parameters each rank updated, sent to the others; the whole optimizer state,
     // gathered for a checkpoint (every rank takes part).
     void broadcastShardedParameters();
@@ -146,6 +148,7 @@ private:
     GradScaler m_scaler; // enabled for float16 (loss_scaling auto) or loss_scaling dynamic
     // What the optimizer trains: every policy parameter, or (LoRA) only the adapter tensors.
     std::vector<std::pair<std::string, torch::Tensor>> m_trainable;
+    GradAccumulator m_gradSums; // m_trainable's gradients over a step's micro-batches (float32 for bf16/f16)
     bool m_refIsBase = false; // LoRA: the reference is m_policy with its adapters off
 
     int64_t m_microBatchesPerEpoch = 0;
