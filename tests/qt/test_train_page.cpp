@@ -25,6 +25,7 @@
 #include <QSpinBox>
 #include <QMainWindow>
 #include <QMessageBox>
+#include <QScrollArea>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableWidget>
@@ -165,6 +166,16 @@ void TestTrainPage::devicesOfferedWithSeveralGpus()
     QVERIFY2(page.cliCommand().contains(QLatin1String("--nproc 4")), qPrintable(page.cliCommand()));
     auto *device = page.findChild<QComboBox *>(QStringLiteral("opt_device"));
     QVERIFY(device && device->findText(QStringLiteral("cuda:3")) >= 0);
+    // DPO_SCREENSHOT_DIR=DIR saves the Hardware box as a user with four GPUs sees it.
+    if (const QString dir = qEnvironmentVariable("DPO_SCREENSHOT_DIR"); !dir.isEmpty()) {
+        page.resize(1400, 900);
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        if (auto *scroll = page.findChild<QScrollArea *>())
+            scroll->ensureWidgetVisible(devices, 50, 200);
+        QTest::qWait(200);
+        QVERIFY(page.grab().save(QDir(dir).filePath(QStringLiteral("train_page_devices.png"))));
+    }
 }
 
 void TestTrainPage::configureFixtureRun(TrainPage &page, const QString &out, int maxSteps)
