@@ -164,7 +164,10 @@ QJsonObject TrainingWorker::processRun(const TrainingJob &job, const std::functi
     const QString configPath = QDir(out).filePath(QStringLiteral(".dpo-studio-ranks.json"));
     {
         QFile f(configPath);
-        const std::string text = job.config.toJson().dump(1);
+        dpo::TrainConfig cfg = job.config;
+        if (cfg.device.rfind("cuda:", 0) == 0)
+            cfg.device = "cuda"; // one GPU per rank (cuda:LOCAL_RANK), not every rank on the chosen one
+        const std::string text = cfg.toJson().dump(1);
         if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(text.data(), qint64(text.size())) != qint64(text.size()))
             throw dpo::Error(configPath.toStdString() + ": cannot write the run's options");
     }
