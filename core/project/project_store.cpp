@@ -151,7 +151,10 @@ void ProjectStore::Impl::fail(const QString &what, const QSqlError &err) const
                                       .arg(display, what, err.text().trimmed())
                                       .toStdString());
     }
-    throw ProjectError(QStringLiteral("project %1: %2 failed: %3").arg(display, what, err.text()).toStdString());
+    const QString message = QStringLiteral("project %1: %2 failed: %3").arg(display, what, err.text());
+    if (pg() && (err.nativeErrorCode() == QLatin1String("40P01") || err.nativeErrorCode() == QLatin1String("40001")))
+        throw DeadlockError(message.toStdString());
+    throw ProjectError(message.toStdString());
 }
 
 bool ProjectStore::Impl::isConnectionError(const QSqlError &err) const

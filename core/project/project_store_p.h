@@ -11,9 +11,11 @@
 #include <QSqlQuery>
 #include <QVariant>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <utility>
 
 namespace dpo {
@@ -78,6 +80,32 @@ struct ProjectStore::Impl {
 };
 
 // Joins an open transaction or opens one; rolls back on destruction unless committed.
+// PostgreSQL ends one of two transactions that wait for each other's rows (SQLSTATE 40P01 deadlock,
+// 40001 serialization failure) and expects the application to run it again.
+class DeadlockError : public ProjectError {
+public:
+    using ProjectError::ProjectError;
+};
+
+// Runs a labeling call's transaction, again (up to 5 times, after a short pause) when PostgreSQL chose it
+// as a deadlock's victim: its rollback undid everything, the counter deltas included, so the call is
+// simply repeated. Inside an outer transaction the error goes up to the outermost call, which retries.
+template <class Body>
+auto retryDeadlocks(ProjectStore::Impl &d, Body body) -> decltype(body())
+{
+    for (int attempt = 1;; ++attempt) {
+        try {
+            return body();
+        } catch (const DeadlockError &e) {
+            if (d.txDepth > 0)
+                throw;
+            if (attempt == 5) // a plain error: no enclosing call may run its committed part again
+                throw ProjectError(e.what());
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+        }
+    }
+}
+
 class TxGuard {
 public:
     explicit TxGuard(ProjectStore::Impl &d)
