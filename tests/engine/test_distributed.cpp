@@ -1,5 +1,6 @@
 // Data-parallel DPO on c10d's Gloo over loopback (issue 16): torchrun's variables, `dpo-cli train
-// --nproc`, 2 ranks x 2 pairs against 1 rank x 4 pairs, resume across world sizes, a killed rank.
+// --nproc`, 2 ranks x 2 pairs against 1 rank x 4 pairs, resume across world sizes, ZeRO-1, a killed and
+// a hung rank, a stop signal.
 #include "engine/distributed/communicator.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
@@ -294,6 +295,50 @@ TEST(DistributedTraining, KilledRankEndsTheRunCleanly)
             EXPECT_TRUE(fs::exists(e.path() / "trainer_state.json")) << name << " is incomplete";
     }
     fs::remove(errFile);
+    fs::remove_all(out);
+}
+
+// A rank that hangs (SIGSTOP) makes rank 0 fail once --ddp-timeout has passed, not wait forever.
+TEST(DistributedTraining, HungRankEndsTheRunAfterTheTimeout)
+{
+    const std::string out = tempDir("hung");
+    const std::string port = std::to_string(freePort());
+    const std::string cmd = trainCommand(out, "--batch-size 2 --max-steps 400 --save-steps 0 --ddp-timeout 5");
+    std::vector<pid_t> pids;
+    for (int rank = 0; rank < 2; ++rank) {
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            ::setenv("RANK", std::to_string(rank).c_str(), 1);
+            ::setenv("WORLD_SIZE", "2", 1);
+            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+            ::setenv("MASTER_PORT", port.c_str(), 1);
+            freopen("/dev/null", "w", stdout);
+            freopen("/dev/null", "w", stderr);
+            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
+            _exit(127);
+        }
+        pids.push_back(pid);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (trainMetrics(out).size() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ::kill(pids[1], SIGSTOP);
+    const auto stoppedAt = std::chrono::steady_clock::now();
+    int status = 0;
+    while (::waitpid(pids[0], &status, WNOHANG) == 0
+        && std::chrono::steady_clock::now() - stoppedAt < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stoppedAt).count();
+    ::kill(pids[1], SIGKILL);
+    ::waitpid(pids[1], nullptr, 0);
+    if (seconds >= 60) {
+        ::kill(pids[0], SIGKILL);
+        ::waitpid(pids[0], nullptr, 0);
+        FAIL() << "rank 0 still waits 60 s after rank 1 hung (--ddp-timeout 5)";
+    }
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
+    EXPECT_LT(seconds, 20.0);
     fs::remove_all(out);
 }
 
