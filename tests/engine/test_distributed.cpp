@@ -121,6 +121,44 @@ int freePort()
     return ntohs(addr.sin_port);
 }
 
+// Starts `cmd` as ranks 0 and 1 of a torchrun-style run on loopback (the variables set by hand); rank 0's
+// stderr goes to rank0Stderr. A pid of -1: fork failed.
+std::vector<pid_t> startTwoRanks(const std::string &cmd, const std::string &rank0Stderr)
+{
+    const std::string port = std::to_string(freePort());
+    std::vector<pid_t> pids;
+    for (int rank = 0; rank < 2; ++rank) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            ::setenv("RANK", std::to_string(rank).c_str(), 1);
+            ::setenv("WORLD_SIZE", "2", 1);
+            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+            ::setenv("MASTER_PORT", port.c_str(), 1);
+            freopen("/dev/null", "w", stdout);
+            freopen(rank == 0 ? rank0Stderr.c_str() : "/dev/null", "w", stderr);
+            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
+            _exit(127);
+        }
+        pids.push_back(pid);
+    }
+    return pids;
+}
+
+// Seconds until `pid` exits (its status in *status), or -1 after 60 s (it is then killed).
+double waitUpTo60Seconds(pid_t pid, int *status)
+{
+    const auto start = std::chrono::steady_clock::now();
+    while (::waitpid(pid, status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(60)) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 } // namespace
 
 TEST(DistributedEnv, ReadsTorchrunVariablesAndNamesBadOnes)
@@ -245,25 +283,10 @@ TEST(DistributedTraining, ZeroStageOneEqualsPlainDataParallel)
 TEST(DistributedTraining, KilledRankEndsTheRunCleanly)
 {
     const std::string out = tempDir("killed");
-    const std::string port = std::to_string(freePort());
     const std::string cmd = trainCommand(out, "--batch-size 2 --max-steps 400 --save-steps 3 --ddp-timeout 30");
-    std::vector<pid_t> pids;
     const std::string errFile = out + "/../dpo_dist_killed_rank0.err";
-    for (int rank = 0; rank < 2; ++rank) {
-        const pid_t pid = ::fork();
-        ASSERT_GE(pid, 0);
-        if (pid == 0) {
-            ::setenv("RANK", std::to_string(rank).c_str(), 1);
-            ::setenv("WORLD_SIZE", "2", 1);
-            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-            ::setenv("MASTER_PORT", port.c_str(), 1);
-            freopen("/dev/null", "w", stdout);
-            freopen(rank == 0 ? errFile.c_str() : "/dev/null", "w", stderr);
-            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
-            _exit(127);
-        }
-        pids.push_back(pid);
-    }
+    const std::vector<pid_t> pids = startTwoRanks(cmd, errFile);
+    ASSERT_TRUE(pids[0] > 0 && pids[1] > 0);
     // Let a checkpoint or two land, then kill rank 1 without warning.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (!fs::exists(fs::path(out) / "checkpoint-6") && std::chrono::steady_clock::now() < deadline)
@@ -271,17 +294,10 @@ TEST(DistributedTraining, KilledRankEndsTheRunCleanly)
     ::kill(pids[1], SIGKILL);
     ::waitpid(pids[1], nullptr, 0);
 
-    const auto killedAt = std::chrono::steady_clock::now();
     int status = 0;
-    while (::waitpid(pids[0], &status, WNOHANG) == 0
-        && std::chrono::steady_clock::now() - killedAt < std::chrono::seconds(60))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killedAt).count();
-    if (seconds >= 60) {
-        ::kill(pids[0], SIGKILL);
-        ::waitpid(pids[0], nullptr, 0);
+    const double seconds = waitUpTo60Seconds(pids[0], &status);
+    if (seconds < 0)
         FAIL() << "rank 0 did not end within 60 s of rank 1's death";
-    }
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "rank 0 should fail, status " << status;
     std::ifstream errIn(errFile);
     const std::string err((std::istreambuf_iterator<char>(errIn)), std::istreambuf_iterator<char>());
@@ -302,41 +318,19 @@ TEST(DistributedTraining, KilledRankEndsTheRunCleanly)
 TEST(DistributedTraining, HungRankEndsTheRunAfterTheTimeout)
 {
     const std::string out = tempDir("hung");
-    const std::string port = std::to_string(freePort());
     const std::string cmd = trainCommand(out, "--batch-size 2 --max-steps 400 --save-steps 0 --ddp-timeout 5");
-    std::vector<pid_t> pids;
-    for (int rank = 0; rank < 2; ++rank) {
-        const pid_t pid = ::fork();
-        ASSERT_GE(pid, 0);
-        if (pid == 0) {
-            ::setenv("RANK", std::to_string(rank).c_str(), 1);
-            ::setenv("WORLD_SIZE", "2", 1);
-            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-            ::setenv("MASTER_PORT", port.c_str(), 1);
-            freopen("/dev/null", "w", stdout);
-            freopen("/dev/null", "w", stderr);
-            execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char *)nullptr);
-            _exit(127);
-        }
-        pids.push_back(pid);
-    }
+    const std::vector<pid_t> pids = startTwoRanks(cmd, "/dev/null");
+    ASSERT_TRUE(pids[0] > 0 && pids[1] > 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (trainMetrics(out).size() < 2 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ::kill(pids[1], SIGSTOP);
-    const auto stoppedAt = std::chrono::steady_clock::now();
     int status = 0;
-    while (::waitpid(pids[0], &status, WNOHANG) == 0
-        && std::chrono::steady_clock::now() - stoppedAt < std::chrono::seconds(60))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stoppedAt).count();
+    const double seconds = waitUpTo60Seconds(pids[0], &status);
     ::kill(pids[1], SIGKILL);
     ::waitpid(pids[1], nullptr, 0);
-    if (seconds >= 60) {
-        ::kill(pids[0], SIGKILL);
-        ::waitpid(pids[0], nullptr, 0);
+    if (seconds < 0)
         FAIL() << "rank 0 still waits 60 s after rank 1 hung (--ddp-timeout 5)";
-    }
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
     EXPECT_LT(seconds, 20.0);
     fs::remove_all(out);
