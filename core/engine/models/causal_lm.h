@@ -42,6 +42,9 @@ public:
                                         KVCache *cache = nullptr) = 0;
     // hidden [..., hidden] -> logits [..., vocab] (the lm_head, tied or not).
     virtual torch::Tensor lmHead(const torch::Tensor &hidden) = 0;
+    // W [vocab, hidden] when lmHead(h) is exactly h·Wᵀ (tied or not; no soft-cap, bias or adapter),
+    // so fused head kernels (head_logps.h) may take the weight; undefined otherwise.
+    virtual torch::Tensor plainHeadWeight() { return {}; }
 
     torch::Tensor forward(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
                           KVCache *cache = nullptr)

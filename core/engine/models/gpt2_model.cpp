@@ -261,4 +261,9 @@ torch::Tensor Gpt2Model::lmHead(const torch::Tensor &hidden)
     return torch::linear(hidden, m_lmHead ? m_lmHead->weight : m_transformer->wte->weight);
 }
 
+torch::Tensor Gpt2Model::plainHeadWeight()
+{
+    return m_lmHead ? m_lmHead->weight : m_transformer->wte->weight;
+}
+
 } // namespace dpo

@@ -110,6 +110,7 @@ public:
     torch::Tensor forwardHidden(
         const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {}, KVCache *cache = nullptr) override;
     torch::Tensor lmHead(const torch::Tensor &hidden) override;
+    torch::Tensor plainHeadWeight() override;
     const ModelConfig &config() const override { return m_config; }
 
 private:

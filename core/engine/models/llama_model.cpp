@@ -431,4 +431,11 @@ torch::Tensor LlamaModel::lmHead(const torch::Tensor &hidden)
     return logits; // [..., vocab]
 }
 
+torch::Tensor LlamaModel::plainHeadWeight()
+{
+    if (m_config.finalLogitSoftcapping > 0 || (m_lmHead && m_lmHead->lora))
+        return {};
+    return m_lmHead ? m_lmHead->weight : m_model->embed_tokens->weight;
+}
+
 } // namespace dpo

@@ -1,6 +1,7 @@
 #include "engine/training/logprobs.h"
 
 #include "engine/error.h"
+#include "engine/training/head_logps.h"
 
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -98,7 +99,22 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
     const int64_t chunk = options.chunkRows > 0 ? options.chunkRows
                                                 : std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
     std::vector<torch::Tensor> parts, entropy, logitMean, correct, aligned;
-    for (int64_t start = 0; start < M; start += chunk) {
+    const auto plainWeight = model && targets.device().is_cpu() ? model->plainHeadWeight() : torch::Tensor();
+    if (plainWeight.defined()) {
+        // CPU, plain head: every position in one call, chunked and fused inside (head_logps.h).
+        HeadLogpsOptions headOptions;
+        headOptions.stats = options.stats;
+        headOptions.chunkRows = options.chunkRows;
+        auto r = headLogpsFused(rowsOf(flatIdx), plainWeight, tgt, headOptions);
+        parts.push_back(r[0]);
+        if (options.stats) {
+            entropy.push_back(r[1]);
+            logitMean.push_back(r[2]);
+            correct.push_back(r[3]);
+            aligned.push_back(r[4]);
+        }
+    }
+    for (int64_t start = 0; start < M && !plainWeight.defined(); start += chunk) {
         const int64_t end = std::min(M, start + chunk);
         const auto rows = rowsOf(flatIdx.slice(0, start, end)); // [m, H]
         const auto t = tgt.slice(0, start, end);
