@@ -33,6 +33,7 @@
 #include "bench_common.h"
 #include "commands.h"
 
+#include "engine/cpu_block_cache.h"
 #include "engine/data/preference_data.h"
 #include "engine/error.h"
 #include "engine/models/causal_lm.h"
@@ -109,6 +110,7 @@ double rssMb()
 // model's peak is its own (Linux >= 4.0; where clear_refs is not writable the peak stays process-wide).
 bool resetPeakRss()
 {
+    dpo::releaseCpuBlockCache();
     malloc_trim(0);
     std::ofstream f("/proc/self/clear_refs");
     f << "5";

@@ -1,5 +1,6 @@
 #include "engine/runtime.h"
 
+#include "engine/cpu_block_cache.h"
 #include "engine/error.h"
 #include "engine/torch_api.h"
 
@@ -9,6 +10,11 @@
 #include <thread>
 
 namespace dpo {
+
+namespace {
+// Idle large blocks kept for reuse (cpu_block_cache.h); DPO_CPU_CACHE_MB overrides.
+constexpr int64_t kDefaultCpuCacheBytes = int64_t(512) << 20;
+} // namespace
 
 void initRuntime(int threads)
 {
@@ -22,6 +28,8 @@ void initRuntime(int threads)
             threads = std::atoi(omp);
     }
     at::set_num_threads(threads);
+    // Large CPU blocks are kept for the next step instead of being page-faulted in again each time.
+    installCpuBlockCache(kDefaultCpuCacheBytes);
 }
 
 torch::Device parseDevice(const std::string &name)

@@ -11,7 +11,8 @@
 
 namespace dpo {
 
-// Sets libtorch's intra-op thread count (0 = all cores). Safe to call more than once.
+// Sets libtorch's intra-op thread count (0 = all cores) and installs the CPU block cache
+// (cpu_block_cache.h). Safe to call more than once.
 void initRuntime(int threads = 0);
 
 // "cpu", "cuda", "cuda:1", "auto" (CUDA when available). Throws dpo::Error naming the value.

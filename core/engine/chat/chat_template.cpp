@@ -31,7 +31,7 @@ std::string readFile(const std::string &path)
     return ss.str();
 }
 
-nlohmann::ordered_json readJsonFile(const std::string &path)
+nlohmann::ordered_json readTemplateJsonFile(const std::string &path)
 {
     const std::string text = readFile(path);
     checkJsonNesting(text, path); // before anything can recurse (engine/io/json_limits.h)
@@ -355,9 +355,9 @@ nlohmann::ordered_json loadSpecialTokens(const std::string &modelDir)
     };
     const fs::path dir(modelDir);
     if (fs::exists(dir / "tokenizer_config.json"))
-        absorb(readJsonFile((dir / "tokenizer_config.json").string()));
+        absorb(readTemplateJsonFile((dir / "tokenizer_config.json").string()));
     if (fs::exists(dir / "special_tokens_map.json"))
-        absorb(readJsonFile((dir / "special_tokens_map.json").string()));
+        absorb(readTemplateJsonFile((dir / "special_tokens_map.json").string()));
     return out;
 }
 
@@ -395,7 +395,7 @@ std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelD
         source = readFile(jinjaFile.string());
         origin = jinjaFile.string();
     } else if (fs::exists(jsonFile)) {
-        const auto j = readJsonFile(jsonFile.string());
+        const auto j = readTemplateJsonFile(jsonFile.string());
         if (j.contains("chat_template") && j["chat_template"].is_string()) {
             source = j["chat_template"].get<std::string>();
             origin = jsonFile.string();
@@ -404,7 +404,7 @@ std::optional<ModelChatTemplate> loadModelChatTemplate(const std::string &modelD
         }
     }
     if (origin.empty() && fs::exists(cfgFile)) {
-        const auto j = readJsonFile(cfgFile.string());
+        const auto j = readTemplateJsonFile(cfgFile.string());
         if (j.is_object() && j.contains("chat_template")) {
             const auto &ct = j["chat_template"];
             if (ct.is_string()) {

@@ -71,7 +71,7 @@ struct RopeFields {
     }
 };
 
-bool isLayerTypeKey(const std::string &k)
+bool isRopeLayerTypeKey(const std::string &k)
 {
     return k == "full_attention" || k == "sliding_attention" || k == "chunked_attention" || k == "linear_attention";
 }
@@ -115,7 +115,7 @@ RopeParameters parseRopeParameters(const json &config, const std::string &layerT
         if (!rp.is_object())
             throw Error(source + ": field 'rope_parameters' must be an object");
         for (auto it = rp.begin(); it != rp.end(); ++it)
-            nested = nested || isLayerTypeKey(it.key());
+            nested = nested || isRopeLayerTypeKey(it.key());
         if (nested) {
             where = "rope_parameters." + layerType;
             if (!has(rp, layerType.c_str()) || !rp.at(layerType).is_object())

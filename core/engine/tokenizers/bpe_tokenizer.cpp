@@ -128,7 +128,7 @@ std::string readFile(const std::string &path)
 }
 
 // Nesting and size are bounded before parsing (json_limits.h).
-json readJsonFile(const std::string &path)
+json readTokenizerJsonFile(const std::string &path)
 {
     return readJsonFileLimited(path, largeJsonFileLimits());
 }
@@ -728,7 +728,7 @@ try {
     std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());
     Impl &d = *t->d;
     d.source = path;
-    const json j = readJsonFile(path);
+    const json j = readTokenizerJsonFile(path);
     if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
         throw Error(path + ": no \"model\" object");
     const json &model = j["model"];
@@ -855,7 +855,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromVocabMerges(const std::string &v
     std::unique_ptr<BpeTokenizer> t(new BpeTokenizer());
     Impl &d = *t->d;
     d.source = vocabPath;
-    d.setVocab(readJsonFile(vocabPath), vocabPath);
+    d.setVocab(readTokenizerJsonFile(vocabPath), vocabPath);
     std::istringstream in(readFile(mergesPath));
     std::string line;
     int lineNo = 0;
