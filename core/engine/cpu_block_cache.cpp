@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 
 namespace dpo {
 
@@ -15,61 +16,51 @@ namespace {
 constexpr size_t kMinCachedBytes = size_t(4) << 20;
 constexpr size_t kRounding = size_t(2) << 20;
 
-struct Block {
-    void *data = nullptr;
-    size_t bytes = 0;
-};
-
 class CpuBlockCache final : public c10::Allocator {
 public:
-    explicit CpuBlockCache(c10::Allocator *fallback)
-        : m_fallback(fallback)
-    {
-    }
-
+    // Every block is allocated with c10::alloc_cpu (as libtorch's default CPU allocator does) and its
+    // DataPtr context is the data pointer itself, so raw_allocate/raw_deallocate work too; large
+    // blocks are remembered by address.
     c10::DataPtr allocate(size_t n) const override
     {
-        if (n < kMinCachedBytes)
-            return m_fallback->allocate(n);
+        if (n < kMinCachedBytes) {
+            void *p = c10::alloc_cpu(n);
+            return { p, p, &CpuBlockCache::release, c10::Device(c10::DeviceType::CPU) };
+        }
         const size_t bytes = (n + kRounding - 1) / kRounding * kRounding;
-        Block *block = nullptr;
+        void *p = nullptr;
         {
             std::lock_guard<std::mutex> lock(m_mutex);
-            auto it = std::find_if(m_idle.begin(), m_idle.end(), [&](const Block *b) { return b->bytes == bytes; });
+            auto it = std::find_if(m_idle.begin(), m_idle.end(), [&](const Idle &b) { return b.bytes == bytes; });
             if (it != m_idle.end()) {
-                block = *it;
+                p = it->data;
                 m_idle.erase(it);
                 m_stats.idleBytes -= int64_t(bytes);
                 ++m_stats.hits;
             } else {
                 ++m_stats.misses;
             }
-            m_stats.liveBytes += int64_t(bytes);
         }
-        if (!block) {
-            block = new Block;
-            block->bytes = bytes;
+        if (!p) {
             try {
-                block->data = c10::alloc_cpu(bytes);
+                p = c10::alloc_cpu(bytes);
             } catch (...) {
-                // Out of memory: give the cache back to the system and try once more.
+                // Out of memory: give the idle blocks back to the system and try once more.
                 releaseIdle(0);
-                try {
-                    block->data = c10::alloc_cpu(bytes);
-                } catch (...) {
-                    std::lock_guard<std::mutex> lock(m_mutex);
-                    m_stats.liveBytes -= int64_t(bytes);
-                    delete block;
-                    throw;
-                }
+                p = c10::alloc_cpu(bytes);
             }
         }
-        return { block->data, block, &CpuBlockCache::giveBack, c10::Device(c10::DeviceType::CPU) };
+        {
+            std::lock_guard<std::mutex> lock(m_mutex);
+            m_live[p] = bytes;
+            m_stats.liveBytes += int64_t(bytes);
+        }
+        return { p, p, &CpuBlockCache::release, c10::Device(c10::DeviceType::CPU) };
     }
 
-    c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+    c10::DeleterFnPtr raw_deleter() const override { return &CpuBlockCache::release; }
 
-    static void giveBack(void *ctx);
+    static void release(void *p);
 
     void setMaxIdle(int64_t bytes)
     {
@@ -84,32 +75,38 @@ public:
     // Frees the oldest idle blocks until at most `bound` idle bytes remain.
     void releaseIdle(int64_t bound) const
     {
-        std::deque<Block *> freed;
+        std::deque<Idle> freed;
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             while (!m_idle.empty() && m_stats.idleBytes > bound) {
                 freed.push_back(m_idle.front());
-                m_stats.idleBytes -= int64_t(m_idle.front()->bytes);
+                m_stats.idleBytes -= int64_t(m_idle.front().bytes);
                 m_idle.pop_front();
             }
         }
-        for (Block *b : freed) {
-            c10::free_cpu(b->data);
-            delete b;
-        }
+        for (const Idle &b : freed)
+            c10::free_cpu(b.data);
     }
 
-    void keep(Block *block) const
+    // A freed block: kept when it is a large one, released otherwise.
+    void giveBack(void *p) const
     {
-        int64_t bound = 0;
+        int64_t bound = -1;
         {
             std::lock_guard<std::mutex> lock(m_mutex);
-            m_stats.liveBytes -= int64_t(block->bytes);
-            m_idle.push_back(block);
-            m_stats.idleBytes += int64_t(block->bytes);
-            bound = m_stats.maxIdleBytes;
+            auto it = m_live.find(p);
+            if (it != m_live.end()) {
+                m_idle.push_back({ p, it->second });
+                m_stats.liveBytes -= int64_t(it->second);
+                m_stats.idleBytes += int64_t(it->second);
+                m_live.erase(it);
+                bound = m_stats.maxIdleBytes;
+            }
         }
-        releaseIdle(bound);
+        if (bound < 0)
+            c10::free_cpu(p);
+        else
+            releaseIdle(bound);
     }
 
     CpuBlockCacheStats stats() const
@@ -119,9 +116,13 @@ public:
     }
 
 private:
-    c10::Allocator *m_fallback;
+    struct Idle {
+        void *data;
+        size_t bytes;
+    };
     mutable std::mutex m_mutex;
-    mutable std::deque<Block *> m_idle; // oldest first
+    mutable std::unordered_map<void *, size_t> m_live; // large blocks in use -> their size
+    mutable std::deque<Idle> m_idle; // oldest first
     mutable CpuBlockCacheStats m_stats;
 };
 
@@ -129,9 +130,9 @@ private:
 CpuBlockCache *g_cache = nullptr;
 std::once_flag g_installed;
 
-void CpuBlockCache::giveBack(void *ctx)
+void CpuBlockCache::release(void *p)
 {
-    g_cache->keep(static_cast<Block *>(ctx));
+    g_cache->giveBack(p);
 }
 
 } // namespace
@@ -141,7 +142,7 @@ void installCpuBlockCache(int64_t maxIdleBytes)
     if (const char *env = std::getenv("DPO_CPU_CACHE_MB"); env && *env)
         maxIdleBytes = int64_t(std::max(0L, std::atol(env))) << 20;
     std::call_once(g_installed, [] {
-        g_cache = new CpuBlockCache(c10::GetDefaultCPUAllocator());
+        g_cache = new CpuBlockCache();
         c10::SetCPUAllocator(g_cache, /*priority=*/1);
     });
     g_cache->setMaxIdle(maxIdleBytes);

@@ -39,13 +39,14 @@ double gradAt(int step, int i)
 
 struct AdamWCase {
     double lr, wd;
+    dpo::AdamWKernel kernel = dpo::AdamWKernel::PerTensor;
 };
 
 class AdamWFormula : public ::testing::TestWithParam<AdamWCase> { };
 
 TEST_P(AdamWFormula, Float32MatchesTorchFormula)
 {
-    const auto [lr, wd] = GetParam();
+    const auto [lr, wd, kernel] = GetParam();
     const int n = 7;
     std::vector<float> init(n);
     for (int i = 0; i < n; ++i)
@@ -56,6 +57,7 @@ TEST_P(AdamWFormula, Float32MatchesTorchFormula)
     o.beta1 = 0.9;
     o.beta2 = 0.95;
     o.eps = 1e-6;
+    o.kernel = kernel;
     dpo::AdamW opt({ { "w", p } }, o);
     std::vector<ScalarAdamW> ref;
     for (float x : init)
@@ -75,7 +77,71 @@ TEST_P(AdamWFormula, Float32MatchesTorchFormula)
 }
 
 INSTANTIATE_TEST_SUITE_P(Settings, AdamWFormula,
-    ::testing::Values(AdamWCase { 1e-3, 0.0 }, AdamWCase { 1e-2, 0.1 }, AdamWCase { 3e-4, 0.01 }));
+    ::testing::Values(AdamWCase { 1e-3, 0.0 }, AdamWCase { 1e-2, 0.1 }, AdamWCase { 3e-4, 0.01 },
+        AdamWCase { 1e-3, 0.0, dpo::AdamWKernel::MultiTensor }, AdamWCase { 1e-2, 0.1, dpo::AdamWKernel::MultiTensor }));
+
+// A tensor above the 4M-element block of the per-tensor kernel, and several tensors through the
+// multi-tensor kernel (some decayed, some not, one bf16 with a master copy), against torch's formula
+// in float64 tensors.
+TEST(AdamW, BlockedAndMultiTensorUpdatesMatchTheFormula)
+{
+    for (const auto kernel : { dpo::AdamWKernel::PerTensor, dpo::AdamWKernel::MultiTensor }) {
+        torch::manual_seed(5);
+        const int64_t big = (int64_t(4) << 20) + 37;
+        std::vector<std::pair<std::string, torch::Tensor>> params
+            = { { "model.embed_tokens.weight", torch::randn({ big }) }, { "model.norm.weight", torch::randn({ 5, 3 }) },
+                  { "lm_head.weight", torch::randn({ 6, 4 }).to(torch::kBFloat16) } };
+        std::vector<torch::Tensor> ref, m, v;
+        for (auto &[n, p] : params) {
+            ref.push_back(p.to(torch::kDouble));
+            m.push_back(torch::zeros_like(ref.back()));
+            v.push_back(torch::zeros_like(ref.back()));
+        }
+        dpo::AdamWOptions o;
+        o.weightDecay = 0.1;
+        o.kernel = kernel;
+        dpo::AdamW opt(params, o);
+        const double lr = 1e-2, clip = 0.75;
+        for (int step = 1; step <= 3; ++step) {
+            std::vector<torch::Tensor> grads;
+            for (size_t i = 0; i < params.size(); ++i) {
+                grads.push_back(torch::randn(params[i].second.sizes()));
+                const auto g = grads.back().to(torch::kDouble) * double(float(clip));
+                if (dpo::hfDecaysParameter(params[i].first))
+                    ref[i] *= 1.0 - lr * o.weightDecay;
+                m[i] = o.beta1 * m[i] + (1.0 - o.beta1) * g;
+                v[i] = o.beta2 * v[i] + (1.0 - o.beta2) * g * g;
+                const double bc1 = 1.0 - std::pow(o.beta1, step), bc2 = 1.0 - std::pow(o.beta2, step);
+                ref[i] -= lr / bc1 * m[i] / (v[i].sqrt() / std::sqrt(bc2) + o.eps);
+            }
+            opt.step(lr, torch::tensor(float(clip)), grads); // the clip factor as a device scalar
+        }
+        for (size_t i = 0; i < params.size(); ++i) {
+            const double tol = params[i].second.scalar_type() == torch::kBFloat16 ? 1e-2 : 1e-5;
+            const double err = (params[i].second.to(torch::kDouble) - ref[i]).abs().max().item<double>();
+            EXPECT_LT(err, tol) << params[i].first << (kernel == dpo::AdamWKernel::MultiTensor ? " multi" : " per tensor");
+        }
+        // The bf16 parameter's float32 master follows the formula at float32 precision.
+        const auto master = opt.stateTensors().at("master.lm_head.weight");
+        EXPECT_LT((master.to(torch::kDouble) - ref[2]).abs().max().item<double>(), 1e-5);
+    }
+}
+
+// A clip factor given as a tensor gives the same bits as the same factor given as a double.
+TEST(AdamW, TensorScaleEqualsScalarScale)
+{
+    torch::manual_seed(4);
+    torch::Tensor a = torch::randn({ 9, 5 }), b = a.clone();
+    dpo::AdamWOptions o;
+    o.weightDecay = 0.01;
+    dpo::AdamW byDouble({ { "w", a } }, o), byTensor({ { "w", b } }, o);
+    for (int step = 0; step < 4; ++step) {
+        const auto g = torch::randn({ 9, 5 });
+        byDouble.step(1e-2, double(0.3f), { g });
+        byTensor.step(1e-2, torch::tensor(0.3f), { g });
+    }
+    EXPECT_TRUE(torch::equal(a, b));
+}
 
 // bf16 parameters: the master copy is float32 and follows exactly the trajectory of the same optimizer
 // on float32 parameters; the parameter itself is the master rounded to bf16 after every step.

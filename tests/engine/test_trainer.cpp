@@ -225,6 +225,47 @@ TEST(Trainer, KillNineThenResume)
     fs::remove_all(killed);
 }
 
+// Metrics stay on the device between logging steps: one read per logged window (HF/TRL log the
+// window's mean; grad_norm is the last step's), and the same trajectory as logging every step.
+TEST(Trainer, MetricsAreReadOncePerLoggingWindowAndAveraged)
+{
+    const std::string every = tempDir("log1");
+    const std::string windowed = tempDir("log3");
+    auto c = fixtureConfig("llama-gqa", every);
+    c.batchSize = 2;
+    dpo::DpoTrainer a(c);
+    a.train();
+    EXPECT_EQ(a.metricReads(), 6);
+    c.outputDir = windowed;
+    c.loggingSteps = 3;
+    dpo::DpoTrainer b(c);
+    b.train();
+    EXPECT_EQ(b.metricReads(), 2);
+    const auto perStep = readMetrics(every), logged = readMetrics(windowed);
+    ASSERT_EQ(perStep.size(), 6u);
+    ASSERT_EQ(logged.size(), 2u);
+    for (size_t w = 0; w < 2; ++w) {
+        EXPECT_EQ(logged[w]["step"].get<int64_t>(), int64_t(3 * (w + 1)));
+        for (const char *k : { "loss", "rewards/chosen", "rewards/margins", "logps/rejected", "entropy" }) {
+            double mean = 0;
+            for (size_t i = 3 * w; i < 3 * w + 3; ++i)
+                mean += perStep[i][k].get<double>() / 3.0;
+            EXPECT_NEAR(logged[w][k].get<double>(), mean, 1e-5 * std::max(1.0, std::abs(mean))) << k << " window " << w;
+        }
+        EXPECT_NEAR(logged[w]["grad_norm"].get<double>(), perStep[3 * w + 2]["grad_norm"].get<double>(), 1e-6);
+        EXPECT_EQ(logged[w]["num_tokens"], perStep[3 * w + 2]["num_tokens"]);
+    }
+    // A checkpoint between logs checks the NaN record first: one more read each.
+    const std::string saving = tempDir("log3save");
+    c.outputDir = saving;
+    c.saveSteps = 2;
+    dpo::DpoTrainer s(c);
+    s.train();
+    EXPECT_EQ(s.metricReads(), 4); // logs at 3 and 6, checkpoints at 2 and 4
+    for (const auto &d : { every, windowed, saving })
+        fs::remove_all(d);
+}
+
 // An exploding run stops with an error naming the step; the checkpoint written before stays valid.
 TEST(Trainer, NanStopsWithMessageAndKeepsCheckpoint)
 {

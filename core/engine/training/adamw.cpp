@@ -57,33 +57,109 @@ void AdamW::step(double lr, double gradScale)
 
 void AdamW::step(double lr, double gradScale, const std::vector<torch::Tensor> &grads)
 {
+    update(lr, gradScale, torch::Tensor(), grads);
+}
+
+void AdamW::step(double lr, const torch::Tensor &gradScale, const std::vector<torch::Tensor> &grads)
+{
+    update(lr, 1.0, gradScale, grads);
+}
+
+void AdamW::update(
+    double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
+{
     if (grads.size() != m_slots.size())
         throw Error("AdamW::step: " + std::to_string(grads.size()) + " gradients for " +
                     std::to_string(m_slots.size()) + " parameters");
+    const bool multi = m_options.kernel == AdamWKernel::MultiTensor
+        || (m_options.kernel == AdamWKernel::Auto && !m_slots.empty() && m_slots.front().param.is_cuda());
+    if (multi)
+        return updateMultiTensor(lr, scalarScale, tensorScale, grads);
     torch::NoGradGuard noGrad;
     ++m_step;
     const double b1 = m_options.beta1, b2 = m_options.beta2;
     const double bc1 = 1.0 - std::pow(b1, double(m_step));
     const double bc2Sqrt = std::sqrt(1.0 - std::pow(b2, double(m_step)));
     const double stepSize = lr / bc1;
+    // Elementwise ops only: a tensor updated in blocks gives the same bits as updated whole.
+    constexpr int64_t kBlock = int64_t(4) << 20;
     for (size_t i = 0; i < m_slots.size(); ++i) {
         Slot &s = m_slots[i];
-        const torch::Tensor &grad = grads[i];
-        if (!grad.defined())
+        if (!grads[i].defined())
             continue;
-        torch::Tensor g = grad.scalar_type() == torch::kFloat32 ? grad : grad.to(torch::kFloat32);
-        if (gradScale != 1.0)
-            g = g * gradScale;
-        torch::Tensor w = s.master.defined() ? s.master : s.param;
-        if (m_options.weightDecay != 0.0 && s.decay)
-            w.mul_(1.0 - lr * m_options.weightDecay);
-        s.expAvg.lerp_(g, 1.0 - b1);
-        s.expAvgSq.mul_(b2).addcmul_(g, g, 1.0 - b2);
-        torch::Tensor denom = (s.expAvgSq.sqrt() / bc2Sqrt).add_(m_options.eps);
-        w.addcdiv_(s.expAvg, denom, -stepSize);
+        const auto gradFlat = grads[i].reshape({ -1 });
+        const auto wFlat = (s.master.defined() ? s.master : s.param).view({ -1 });
+        const auto mFlat = s.expAvg.view({ -1 }), vFlat = s.expAvgSq.view({ -1 });
+        const int64_t n = wFlat.numel();
+        for (int64_t off = 0; off < n; off += kBlock) {
+            const int64_t len = std::min(kBlock, n - off);
+            torch::Tensor g = gradFlat.narrow(0, off, len);
+            if (g.scalar_type() != torch::kFloat32)
+                g = g.to(torch::kFloat32);
+            if (scalarScale != 1.0)
+                g = g * scalarScale;
+            if (tensorScale.defined())
+                g = g * tensorScale;
+            auto w = wFlat.narrow(0, off, len), m = mFlat.narrow(0, off, len), v = vFlat.narrow(0, off, len);
+            if (m_options.weightDecay != 0.0 && s.decay)
+                w.mul_(1.0 - lr * m_options.weightDecay);
+            m.lerp_(g, 1.0 - b1);
+            v.mul_(b2).addcmul_(g, g, 1.0 - b2);
+            torch::Tensor denom = (v.sqrt() / bc2Sqrt).add_(m_options.eps);
+            w.addcdiv_(m, denom, -stepSize);
+        }
         if (s.master.defined())
             s.param.copy_(s.master);
     }
+}
+
+// torch.optim.AdamW(foreach=True)'s sequence (_multi_tensor_adamw): each op over every tensor at once.
+// The first moment is b1·m + (1 − b1)·g (no _foreach_lerp_ before libtorch 2.0), so it can differ from
+// the per-tensor lerp in the last bit.
+void AdamW::updateMultiTensor(
+    double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
+{
+    torch::NoGradGuard noGrad;
+    ++m_step;
+    const double b1 = m_options.beta1, b2 = m_options.beta2;
+    const double bc1 = 1.0 - std::pow(b1, double(m_step));
+    const double bc2Sqrt = std::sqrt(1.0 - std::pow(b2, double(m_step)));
+    const double stepSize = lr / bc1;
+    std::vector<torch::Tensor> w, wDecay, g, m, v;
+    std::vector<Slot *> withMaster;
+    for (size_t i = 0; i < m_slots.size(); ++i) {
+        Slot &s = m_slots[i];
+        if (!grads[i].defined())
+            continue;
+        torch::Tensor gi = grads[i].scalar_type() == torch::kFloat32 ? grads[i] : grads[i].to(torch::kFloat32);
+        if (scalarScale != 1.0)
+            gi = gi * scalarScale;
+        if (tensorScale.defined())
+            gi = gi * tensorScale;
+        const auto &wi = s.master.defined() ? s.master : s.param;
+        w.push_back(wi);
+        if (m_options.weightDecay != 0.0 && s.decay)
+            wDecay.push_back(wi);
+        g.push_back(gi.reshape(wi.sizes()));
+        m.push_back(s.expAvg);
+        v.push_back(s.expAvgSq);
+        if (s.master.defined())
+            withMaster.push_back(&s);
+    }
+    if (w.empty())
+        return;
+    if (!wDecay.empty())
+        at::_foreach_mul_(wDecay, 1.0 - lr * m_options.weightDecay);
+    at::_foreach_mul_(m, b1);
+    at::_foreach_add_(m, g, 1.0 - b1);
+    at::_foreach_mul_(v, b2);
+    at::_foreach_addcmul_(v, g, g, 1.0 - b2);
+    auto denom = at::_foreach_sqrt(v);
+    at::_foreach_div_(denom, bc2Sqrt);
+    at::_foreach_add_(denom, m_options.eps);
+    at::_foreach_addcdiv_(w, m, denom, -stepSize);
+    for (Slot *s : withMaster)
+        s->param.copy_(s->master);
 }
 
 std::map<std::string, torch::Tensor> AdamW::stateTensors() const

@@ -17,12 +17,19 @@ namespace dpo {
 // a ".norm." segment or "_norm." (RMSNorm weights of Llama-family models, GPT-2's ln_1/ln_2/ln_f).
 bool hfDecaysParameter(const std::string &name);
 
+// How the update runs: one set of ops per tensor (in blocks of at most 4M elements, so a
+// vocabulary-sized tensor never gets vocabulary-sized temporaries), or torch's multi-tensor
+// `_foreach_` kernels over every tensor at once (a few kernel launches per step on a GPU, where
+// per-tensor launches dominate). Auto: multi-tensor on CUDA, per tensor elsewhere.
+enum class AdamWKernel { Auto, PerTensor, MultiTensor };
+
 struct AdamWOptions {
     double lr = 1e-3;
     double beta1 = 0.9;
     double beta2 = 0.999;
     double eps = 1e-8;
     double weightDecay = 0.0; // applied only where hfDecaysParameter(name)
+    AdamWKernel kernel = AdamWKernel::Auto;
 };
 
 class AdamW {
@@ -37,6 +44,9 @@ public:
     // The same with the gradients given, one per parameter in the constructor's order (undefined: no
     // update, as for a parameter without .grad); any floating dtype (GradAccumulator's float32 sums).
     void step(double lr, double gradScale, const std::vector<torch::Tensor> &grads);
+    // The same with the factor as a float32 scalar tensor (undefined: 1) that stays on the device:
+    // gradient clipping without reading the norm back to the host.
+    void step(double lr, const torch::Tensor &gradScale, const std::vector<torch::Tensor> &grads);
     void zeroGrad();
 
     int64_t stepCount() const { return m_step; }
@@ -49,6 +59,10 @@ public:
     void loadStateTensors(const std::map<std::string, torch::Tensor> &state, int64_t step);
 
 private:
+    void update(double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
+    void updateMultiTensor(double lr, double scalarScale, const torch::Tensor &tensorScale,
+        const std::vector<torch::Tensor> &grads);
+
     struct Slot {
         std::string name;
         torch::Tensor param;

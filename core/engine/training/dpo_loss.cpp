@@ -135,7 +135,7 @@ torch::Tensor sftLoss(const torch::Tensor &policyChosenSum, const torch::Tensor 
     return (-policyChosenSum.sum() / count).expand({ policyChosenSum.size(0) });
 }
 
-DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
+DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in, bool readMetrics)
 {
     config.validate();
     const std::pair<const char *, const torch::Tensor *> required[]
@@ -233,15 +233,18 @@ DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &in)
     out.chosenRewards = (beta * chosenRatio).detach();
     out.rejectedRewards = (beta * rejectedRatio).detach();
 
-    // One device-to-host copy for all metrics.
-    const auto stats
-        = torch::stack({ out.chosenRewards.mean(), out.rejectedRewards.mean(),
-                           (out.chosenRewards > out.rejectedRewards).to(dtype).mean(),
-                           (out.chosenRewards - out.rejectedRewards).mean(), pc.detach().mean(), pr.detach().mean() })
-              .to(torch::kCPU, torch::kDouble);
-    const auto s = stats.accessor<double, 1>();
-    out.metrics = { { "rewards/chosen", s[0] }, { "rewards/rejected", s[1] }, { "rewards/accuracies", s[2] },
-        { "rewards/margins", s[3] }, { "logps/chosen", s[4] }, { "logps/rejected", s[5] } };
+    out.metricNames = { "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+        "logps/rejected" };
+    out.metricValues = torch::stack({ out.chosenRewards.mean(), out.rejectedRewards.mean(),
+                                        (out.chosenRewards > out.rejectedRewards).to(dtype).mean(),
+                                        (out.chosenRewards - out.rejectedRewards).mean(), pc.detach().mean(),
+                                        pr.detach().mean() });
+    if (readMetrics) { // one device-to-host copy for all of them
+        const auto s = out.metricValues.to(torch::kCPU, torch::kDouble);
+        const auto a = s.accessor<double, 1>();
+        for (size_t i = 0; i < out.metricNames.size(); ++i)
+            out.metrics[out.metricNames[i]] = a[int64_t(i)];
+    }
     return out;
 }
 

@@ -96,11 +96,16 @@ struct DpoLossOutput {
     torch::Tensor chosenRewards; // [B] detached: β(πc − rc)
     torch::Tensor rejectedRewards; // [B] detached
     // TRL's names: rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
-    // logps/chosen, logps/rejected (batch means).
+    // logps/chosen, logps/rejected (batch means). Filled only when computeDpoLoss reads them back.
     std::map<std::string, double> metrics;
+    // The same values on the loss's device ([6] in the log-probs' dtype, detached), in metricNames' order: what the
+    // trainer accumulates without a host read.
+    std::vector<std::string> metricNames;
+    torch::Tensor metricValues;
 };
 
 // Throws dpo::Error on an invalid config, mismatched shapes, or missing counts that a loss needs.
-DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &inputs);
+// readMetrics false leaves `metrics` empty (no device-to-host copy).
+DpoLossOutput computeDpoLoss(const LossConfig &config, const DpoInputs &inputs, bool readMetrics = true);
 
 } // namespace dpo

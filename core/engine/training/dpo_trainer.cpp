@@ -41,9 +41,12 @@ struct DpoTrainer::Example {
     double refRejected = std::nan("");
 };
 
+// A micro-batch's metrics stay on the device (names[i] <-> values[i], "loss" first) until a logging
+// step reads them: on a GPU a read is a host synchronisation.
 struct DpoTrainer::MicroBatchResult {
-    double loss = 0;
-    std::map<std::string, double> metrics;
+    std::vector<std::string> names;
+    torch::Tensor values; // [names.size()] float32, detached
+    torch::Tensor lossFinite; // bool scalar
     int64_t pairs = 0;
     int64_t tokens = 0;
 };
@@ -140,16 +143,27 @@ std::vector<PreferenceRow> readSftJsonl(const std::string &path, const Preferenc
 }
 
 // unscale: 1 / the loss scale, applied per tensor in float32 before the norm (scaled gradients would
-// overflow float32 squares long before they overflow themselves).
-double totalGradNorm(const std::vector<torch::Tensor> &grads, double unscale = 1.0)
+// overflow float32 squares long before they overflow themselves). A float32 scalar on the gradients'
+// device (read it only when needed: on a GPU that is a synchronisation).
+torch::Tensor totalGradNorm(const std::vector<torch::Tensor> &grads, const torch::Device &device, double unscale = 1.0)
 {
     std::vector<torch::Tensor> norms;
     for (const torch::Tensor &g : grads)
         if (g.defined())
             norms.push_back(unscale == 1.0 ? g.to(torch::kFloat32).norm() : (g.to(torch::kFloat32) * unscale).norm());
     if (norms.empty())
-        return 0.0;
-    return torch::stack(norms).norm().item<double>();
+        return torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    return torch::stack(norms).norm();
+}
+
+// names[i] -> values[i] with one device-to-host copy.
+std::map<std::string, double> readMetricValues(const std::vector<std::string> &names, const torch::Tensor &values)
+{
+    const auto v = values.to(torch::kCPU, torch::kDouble).contiguous();
+    std::map<std::string, double> out;
+    for (size_t i = 0; i < names.size(); ++i)
+        out[names[i]] = v.data_ptr<double>()[i];
+    return out;
 }
 
 } // namespace
@@ -580,13 +594,11 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
         r.tokens = batch.numTokens;
         auto lp = completionLogps(*m_policy, batch.inputIds, batch.attentionMask, batch.completionMask);
         torch::Tensor loss = sftLoss(lp.sum, lp.count).mean();
-        r.loss = loss.item<double>();
-        if (!std::isfinite(r.loss))
-            throw Error("step " + std::to_string(m_globalStep + 1) + ": the loss is " + std::to_string(r.loss) +
-                        " (NaN/Inf); training stopped, the last good checkpoint is kept");
         if (training)
             (loss * lossScale).backward();
-        r.metrics["loss"] = r.loss;
+        r.names = { "loss" };
+        r.values = loss.detach().to(torch::kFloat32).reshape({ 1 });
+        r.lossFinite = torch::isfinite(loss.detach());
         return r;
     }
 
@@ -645,17 +657,15 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     in.refRejected = refSum.slice(0, B, 2 * B);
     in.chosenCount = policy.count.slice(0, 0, B);
     in.rejectedCount = policy.count.slice(0, B, 2 * B);
-    DpoLossOutput out = computeDpoLoss(m_loss, in);
-    r.loss = out.loss.item<double>();
-    if (!std::isfinite(r.loss))
-        throw Error("step " + std::to_string(m_globalStep + 1) + ": the loss is " + std::to_string(r.loss) +
-                    " (NaN/Inf); training stopped, the last good checkpoint is kept");
+    DpoLossOutput out = computeDpoLoss(m_loss, in, /*readMetrics=*/false);
     if (training)
         (out.loss * lossScale).backward();
-    r.metrics = out.metrics;
-    for (const auto &[k, v] : trlTokenMetrics(policy))
-        r.metrics[k] = v;
-    r.metrics["loss"] = r.loss;
+    r.names = { "loss" };
+    r.names.insert(r.names.end(), out.metricNames.begin(), out.metricNames.end());
+    r.names.insert(r.names.end(), trlTokenMetricNames().begin(), trlTokenMetricNames().end());
+    const auto loss = out.loss.detach().to(torch::kFloat32).reshape({ 1 });
+    r.values = torch::cat({ loss, out.metricValues.to(torch::kFloat32), trlTokenMetricValues(policy) });
+    r.lossFinite = torch::isfinite(loss[0]);
     return r;
 }
 
@@ -787,7 +797,10 @@ nlohmann::json DpoTrainer::evaluate()
         for (size_t i = begin; i < std::min(m_eval.size(), begin + size_t(m_config.batchSize)); ++i)
             idx.push_back(i);
         auto r = runMicroBatch(idx, m_eval, false, 1.0);
-        for (const auto &[k, v] : r.metrics)
+        const auto metrics = readMetricValues(r.names, r.values);
+        if (!std::isfinite(metrics.at("loss")))
+            throw Error("step " + std::to_string(m_globalStep) + ": the evaluation loss is NaN/Inf");
+        for (const auto &[k, v] : metrics)
             sums[k] += v * double(r.pairs);
         pairs += r.pairs;
     }
@@ -1013,12 +1026,46 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
     log("training: " + std::to_string(m_totalSteps) + " steps, " + std::to_string(m_stepsPerEpoch) +
         " per epoch, device " + m_device.str() + ", " + dtypeName(m_dtype));
     bool savedAtThisStep = false;
+    // The steps since the last log: their metrics summed on the device, read once when logged.
+    struct MetricWindow {
+        std::vector<std::string> names;
+        torch::Tensor sums, gradNorm;
+        int64_t steps = 0, tokens = 0;
+        std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+        double commSeconds = 0;
+        int64_t commBytes = 0;
+    } window;
+    auto resetWindow = [&] {
+        window = MetricWindow();
+        if (m_comm) {
+            window.commSeconds = m_comm->secondsWaiting();
+            window.commBytes = m_comm->bytesReduced();
+        }
+    };
+    resetWindow();
+    bool readAtThisStep = false; // the last step's metrics were read (logged)
+    // First step (1-based) whose loss or gradient norm was NaN/Inf, 0 while there is none; on the device.
+    torch::Tensor firstBadStep = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(m_device));
+    auto throwIfBad = [&](int64_t step) {
+        if (step > 0)
+            throw Error("step " + std::to_string(step)
+                + ": the loss or the gradient norm is NaN/Inf; training stopped, the last good checkpoint is kept"
+                + (m_lastCheckpoint.empty() ? std::string() : " (" + m_lastCheckpoint + ")"));
+    };
+    // Before anything is saved or evaluated (justRead: the logging read of this step already checked).
+    auto checkFinite = [&](bool justRead) {
+        if (justRead || m_scaler.enabled())
+            return;
+        ++m_metricReads;
+        throwIfBad(firstBadStep.item<int64_t>());
+    };
     while (m_globalStep < m_totalSteps) {
         // Every rank stops at the same step (a signal may reach only one of them).
         bool stopNow = stop && stop->load();
         if (m_comm)
             stopNow = m_comm->any(stopNow);
         if (stopNow) {
+            checkFinite(readAtThisStep);
             if (!savedAtThisStep)
                 saveCheckpoint();
             result.status = "stopped";
@@ -1027,9 +1074,6 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             log("stopped at step " + std::to_string(m_globalStep));
             return result;
         }
-        const auto t0 = std::chrono::steady_clock::now();
-        const double commSeconds0 = m_comm ? m_comm->secondsWaiting() : 0.0;
-        const int64_t commBytes0 = m_comm ? m_comm->bytesReduced() : 0;
         const int64_t stepInEpoch = m_globalStep % m_stepsPerEpoch;
         const int64_t epoch = m_globalStep / m_stepsPerEpoch;
         const int64_t firstMb = stepInEpoch * m_config.gradAccum;
@@ -1046,55 +1090,64 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
                     p.mutable_grad() = torch::Tensor();
         if (m_policy->lora && m_config.loraDropout > 0) // LoRA dropout masks drawn per step: a resume replays them
             torch::manual_seed(m_config.seed * 1000003ull + uint64_t(m_globalStep) + 1);
-        std::map<std::string, double> sums;
         int64_t stepTokens = 0;
         const double lossScale = m_scaler.scale(); // 1 without loss scaling
+        torch::Tensor stepValues, lossFinite;
         for (const auto &idx : micro) {
             // HF Trainer: each micro-batch's mean loss is divided by the number of micro-batches of this
             // update (fewer in a short last window of the epoch), whatever its number of pairs.
             const double share = 1.0 / double(micro.size());
             auto r = runMicroBatch(idx, m_train, true, share * lossScale);
-            for (const auto &[k, v] : r.metrics)
-                sums[k] += v * share;
+            stepValues = stepValues.defined() ? stepValues + r.values * share : r.values * share;
+            lossFinite = lossFinite.defined() ? lossFinite.logical_and(r.lossFinite) : r.lossFinite;
+            window.names = r.names;
             stepTokens += r.tokens;
             m_gradSums.collect();
         }
         std::vector<torch::Tensor> grads = m_gradSums.gradients(); // aligned with m_trainable
-        if (m_comm)
+        if (m_comm) { // collectives synchronise anyway: the metrics travel as host values
+            auto sums = readMetricValues(window.names, stepValues);
+            ++m_metricReads;
             averageAcrossRanks(grads, sums, stepTokens);
-        const double gradNorm = totalGradNorm(grads, 1.0 / lossScale);
+            std::vector<double> averaged;
+            for (const auto &n : window.names)
+                averaged.push_back(sums.at(n));
+            stepValues = torch::tensor(averaged, torch::kDouble).to(torch::kFloat32).to(m_device);
+        }
+        const torch::Tensor gradNorm = totalGradNorm(grads, m_device, 1.0 / lossScale);
         // The optimizer's share of them (all, unless ZeRO-1 gave it a shard), in its order.
         std::vector<torch::Tensor> optimizerGrads;
         for (size_t i = 0; i < grads.size(); ++i)
             if (m_owner.empty() || m_owner[i] == rank())
                 optimizerGrads.push_back(grads[i]);
         const double lr = m_config.learningRate * schedule.factor(m_globalStep);
-        const bool overflow = !std::isfinite(gradNorm);
-        if (overflow && !m_scaler.enabled())
-            throw Error("step " + std::to_string(m_globalStep + 1) + ": the gradient norm is " +
-                        std::to_string(gradNorm) + " (NaN/Inf); training stopped, the last good checkpoint is kept" +
-                        (m_lastCheckpoint.empty() ? std::string() : " (" + m_lastCheckpoint + ")"));
-        if (overflow) {
-            // GradScaler: the update is skipped, the step still counts (as in the HF Trainer).
-            log("step " + std::to_string(m_globalStep + 1) + ": gradients overflowed at loss scale "
-                + std::to_string(lossScale) + "; update skipped");
-        } else if (m_scaler.enabled()) {
-            // Unscaling and clipping in one float32 factor, applied inside the update.
-            double factor = 1.0 / lossScale;
-            if (m_config.maxGradNorm > 0)
-                factor *= std::min(1.0, m_config.maxGradNorm / (gradNorm + 1e-6));
-            m_optimizer->step(lr, factor, optimizerGrads);
-        } else {
-            if (m_config.maxGradNorm > 0) {
-                const double coef = m_config.maxGradNorm / (gradNorm + 1e-6);
-                if (coef < 1.0) {
-                    torch::NoGradGuard noGrad;
-                    for (auto &g : grads)
-                        if (g.defined())
-                            g.mul_(coef);
-                }
+        bool overflow = false;
+        if (m_scaler.enabled()) {
+            // GradScaler decides on the host whether to skip (torch's GradScaler reads found_inf too).
+            const double norm = gradNorm.item<double>();
+            overflow = !std::isfinite(norm);
+            if (overflow) {
+                // The update is skipped, the step still counts (as in the HF Trainer).
+                log("step " + std::to_string(m_globalStep + 1) + ": gradients overflowed at loss scale "
+                    + std::to_string(lossScale) + "; update skipped");
+            } else {
+                // Unscaling and clipping in one float32 factor, applied inside the update.
+                double factor = 1.0 / lossScale;
+                if (m_config.maxGradNorm > 0)
+                    factor *= std::min(1.0, m_config.maxGradNorm / (norm + 1e-6));
+                m_optimizer->step(lr, factor, optimizerGrads);
             }
-            m_optimizer->step(lr, 1.0, optimizerGrads);
+        } else {
+            // Clipping as a device scalar (×1 exactly when the norm is within bounds): no host read. A
+            // NaN/Inf loss or norm is recorded on the device and stops the run at the next read, before
+            // anything is logged or saved.
+            torch::Tensor coef;
+            if (m_config.maxGradNorm > 0)
+                coef = (m_config.maxGradNorm / (gradNorm + 1e-6)).clamp_max(1.0);
+            m_optimizer->step(lr, coef, optimizerGrads);
+            const auto bad = torch::isfinite(gradNorm).logical_and(lossFinite).logical_not();
+            firstBadStep = torch::where(bad.logical_and(firstBadStep == 0),
+                torch::full_like(firstBadStep, m_globalStep + 1), firstBadStep);
         }
         if (!m_owner.empty() && !overflow)
             broadcastShardedParameters();
@@ -1102,41 +1155,63 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
         ++m_globalStep;
         m_numTokens += stepTokens;
         savedAtThisStep = false;
-        if (m_device.is_cuda())
-            torch::cuda::synchronize();
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-        nlohmann::json m;
-        m["step"] = m_globalStep;
-        m["epoch"] = double(m_globalStep) / double(m_stepsPerEpoch);
-        for (const auto &[k, v] : sums)
-            m[k] = v;
-        if (!overflow)
-            m["grad_norm"] = gradNorm;
-        if (m_scaler.enabled())
-            m["loss_scale"] = lossScale;
-        m["learning_rate"] = lr;
-        m["num_tokens"] = m_numTokens;
-        m["tokens_per_second"] = seconds > 0 ? double(stepTokens) / seconds : 0.0;
-        m["step_seconds"] = seconds;
-        if (m_comm) { // rank 0's view: time inside collectives (waiting for the slowest rank included)
-            m["dist/allreduce_seconds"] = m_comm->secondsWaiting() - commSeconds0;
-            m["dist/allreduce_mb"] = double(m_comm->bytesReduced() - commBytes0) / 1e6;
-        }
-        m["total_steps"] = m_totalSteps;
-        if (m_globalStep % m_config.loggingSteps == 0 || m_globalStep == m_totalSteps)
+        window.sums = window.sums.defined() ? window.sums + stepValues : stepValues;
+        window.gradNorm = overflow ? torch::Tensor() : gradNorm;
+        window.steps += 1;
+        window.tokens += stepTokens;
+        const bool logNow = m_globalStep % m_config.loggingSteps == 0 || m_globalStep == m_totalSteps;
+        readAtThisStep = logNow;
+        if (logNow) {
+            // One read for the window: its mean metrics (HF/TRL average a logging window), the last grad
+            // norm and the NaN/Inf record.
+            std::vector<torch::Tensor> parts { window.sums / double(window.steps) };
+            parts.push_back((window.gradNorm.defined() ? window.gradNorm : torch::zeros_like(gradNorm)).reshape({ 1 }));
+            parts.push_back(firstBadStep.to(torch::kFloat32).reshape({ 1 }));
+            auto names = window.names;
+            names.push_back("grad_norm");
+            names.push_back("#first_bad_step");
+            auto values = readMetricValues(names, torch::cat(parts));
+            ++m_metricReads;
+            throwIfBad(int64_t(values.at("#first_bad_step")));
+            values.erase("#first_bad_step");
+            if (!window.gradNorm.defined())
+                values.erase("grad_norm");
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - window.start).count();
+            nlohmann::json m;
+            m["step"] = m_globalStep;
+            m["epoch"] = double(m_globalStep) / double(m_stepsPerEpoch);
+            for (const auto &[k, v] : values)
+                m[k] = v;
+            if (m_scaler.enabled())
+                m["loss_scale"] = lossScale;
+            m["learning_rate"] = lr;
+            m["num_tokens"] = m_numTokens;
+            m["tokens_per_second"] = seconds > 0 ? double(window.tokens) / seconds : 0.0;
+            m["step_seconds"] = seconds / double(window.steps); // mean over the logging window
+            if (m_comm) { // rank 0's view: time inside collectives (waiting for the slowest rank included)
+                m["dist/allreduce_seconds"] = (m_comm->secondsWaiting() - window.commSeconds) / double(window.steps);
+                m["dist/allreduce_mb"] = double(m_comm->bytesReduced() - window.commBytes) / 1e6 / double(window.steps);
+            }
+            m["total_steps"] = m_totalSteps;
             appendMetrics(m);
+            resetWindow();
+        }
 
         if (m_config.syncRefModel && m_ref && m_globalStep % m_config.refModelSyncSteps == 0)
             syncReference();
         if (!m_eval.empty() && m_config.evalSteps > 0 && m_globalStep % m_config.evalSteps == 0 &&
-            m_globalStep != m_totalSteps)
+            m_globalStep != m_totalSteps) {
+            checkFinite(logNow);
             appendMetrics(evaluate());
+        }
         if (m_config.saveSteps > 0 && m_globalStep % m_config.saveSteps == 0 && m_globalStep != m_totalSteps) {
+            checkFinite(logNow);
             saveCheckpoint();
             savedAtThisStep = true;
         }
     }
+    checkFinite(readAtThisStep);
     if (!m_eval.empty())
         appendMetrics(evaluate());
     if (!savedAtThisStep && m_lastCheckpoint != (fs::path(m_config.outputDir) /

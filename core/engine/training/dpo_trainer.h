@@ -95,6 +95,10 @@ public:
     const TrainConfig &config() const { return m_config; }
     int64_t totalSteps() const { return m_totalSteps; }
     int64_t globalStep() const { return m_globalStep; }
+    // Device-to-host reads of training metrics so far: one per logging step, plus one before each
+    // checkpoint or evaluation that does not follow a log (with float16 loss scaling or several
+    // ranks, one per step as well). Nothing else in a step reads the device.
+    int64_t metricReads() const { return m_metricReads; }
     std::shared_ptr<CausalLM> model() const { return m_policy; }
 
 
@@ -157,6 +161,7 @@ private:
     int64_t m_warmupSteps = 0;
     int64_t m_globalStep = 0;
     int64_t m_numTokens = 0;
+    int64_t m_metricReads = 0;
     std::string m_lastCheckpoint;
     // torchrun's variables found by setup(); null with one process.
     std::unique_ptr<Communicator> m_comm;

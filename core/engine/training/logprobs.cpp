@@ -146,19 +146,32 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
 
 } // namespace
 
-std::map<std::string, double> trlTokenMetrics(const CompletionLogps &p)
+const std::vector<std::string> &trlTokenMetricNames()
+{
+    static const std::vector<std::string> names = { "entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy" };
+    return names;
+}
+
+torch::Tensor trlTokenMetricValues(const CompletionLogps &p)
 {
     if (!p.entropySum.defined())
         throw Error("trlTokenMetrics: the log-probs were computed without stats");
     const int64_t B = p.count.size(0) / 2;
     auto half = [&](const torch::Tensor &t, int which) { return t.slice(0, which * B, (which + 1) * B).sum(); };
-    const auto s = torch::stack({ p.entropySum.sum(), p.count.sum(), half(p.logitMeanSum, 0), half(p.count, 0),
-                                    half(p.logitMeanSum, 1), half(p.count, 1), half(p.correct, 0) })
-                       .to(torch::kCPU, torch::kDouble);
-    const auto a = s.accessor<double, 1>();
-    auto ratio = [](double x, double n) { return n > 0 ? x / n : 0.0; };
-    return { { "entropy", ratio(a[0], a[1]) }, { "logits/chosen", ratio(a[2], a[3]) },
-        { "logits/rejected", ratio(a[4], a[5]) }, { "mean_token_accuracy", ratio(a[6], a[3]) } };
+    const auto x = torch::stack({ p.entropySum.sum(), half(p.logitMeanSum, 0), half(p.logitMeanSum, 1), half(p.correct, 0) });
+    const auto n = torch::stack({ p.count.sum(), half(p.count, 0), half(p.count, 1), half(p.count, 0) });
+    // A metric with no tokens is 0, as in TRL.
+    return torch::where(n > 0, x / n.clamp_min(1), torch::zeros_like(x)).to(torch::kFloat32);
+}
+
+std::map<std::string, double> trlTokenMetrics(const CompletionLogps &p)
+{
+    const auto v = trlTokenMetricValues(p).to(torch::kCPU, torch::kDouble);
+    const auto a = v.accessor<double, 1>();
+    std::map<std::string, double> out;
+    for (size_t i = 0; i < trlTokenMetricNames().size(); ++i)
+        out[trlTokenMetricNames()[i]] = a[int64_t(i)];
+    return out;
 }
 
 torch::Tensor ldAlphaTokenWeights(const torch::Tensor &completionMask, double alpha)

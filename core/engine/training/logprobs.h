@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dpo {
 
@@ -47,6 +48,10 @@ struct CompletionLogps {
 // logits/rejected (token mean of the vocabulary-mean logit), mean_token_accuracy (chosen tokens
 // only). A metric with no tokens is 0, as in TRL.
 std::map<std::string, double> trlTokenMetrics(const CompletionLogps &policy);
+// The same four values as a [4] float32 tensor on the log-probs' device (no host read), in the order
+// of trlTokenMetricNames().
+torch::Tensor trlTokenMetricValues(const CompletionLogps &policy);
+const std::vector<std::string> &trlTokenMetricNames();
 
 // LD-DPO token weights of a [2B, W] completion mask (rows: B chosen, then B rejected; a row's
 // completion tokens in order): 1 for the first min(Lc, Lr) completion tokens of each row, α after
