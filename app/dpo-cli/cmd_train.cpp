@@ -173,7 +173,7 @@ void addTrainCommand(CLI::App &app, const std::string &name, dpo::TrainingMode m
             help != optionHelp().end() ? help->second : "see TrainConfig (" + key + ")");
     }
     for (const std::string key : {"precompute_ref", "reference_free", "sync_ref_model", "resume", "no_shuffle",
-             "no_share_prompt", "use_weighting", "gradient_checkpointing"}) {
+             "no_share_prompt", "use_weighting", "gradient_checkpointing", "padding_free"}) {
         std::string flag = "--" + key;
         for (auto &c : flag)
             if (c == '_')

@@ -429,6 +429,14 @@ QWidget *TrainOptionsForm::buildOptions()
     hf->addRow(QString(), checkpointing);
     m_fields.insert(QStringLiteral("gradient_checkpointing"), checkpointing);
     connect(checkpointing, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    auto *paddingFree = new QCheckBox(tr("Padding-free batches"));
+    paddingFree->setObjectName(QStringLiteral("opt_padding_free"));
+    paddingFree->setToolTip(tr("Pack each batch's sequences into one row with no padding (TRL's padding_free): no "
+                               "compute on padding when lengths differ a lot; the same numbers. Replaces the shared "
+                               "prompt; not with LD-DPO."));
+    hf->addRow(QString(), paddingFree);
+    m_fields.insert(QStringLiteral("padding_free"), paddingFree);
+    connect(paddingFree, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
     v->addWidget(hwBox);
     v->addStretch(1);
 

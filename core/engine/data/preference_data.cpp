@@ -432,6 +432,38 @@ PreferenceBatch collateSequences(const std::vector<const ModelSequence *> &seqs,
     return batch;
 }
 
+PackedBatch collatePacked(const std::vector<TokenizedPair> &pairs, torch::Device device)
+{
+    if (pairs.empty())
+        throw Error("cannot collate an empty list of preference pairs");
+    std::vector<const ModelSequence *> seqs;
+    for (const auto &p : pairs)
+        seqs.push_back(&p.chosen);
+    for (const auto &p : pairs)
+        seqs.push_back(&p.rejected);
+    PackedBatch batch;
+    batch.numPairs = int64_t(pairs.size());
+    std::vector<int64_t> ids, completion, rows;
+    batch.starts.push_back(0);
+    for (size_t r = 0; r < seqs.size(); ++r) {
+        const ModelSequence &s = *seqs[r];
+        if (s.ids.empty())
+            throw Error("cannot pack an empty sequence");
+        for (size_t k = 0; k < s.ids.size(); ++k) {
+            ids.push_back(s.ids[k]);
+            // As in collateSequences: a sequence's first token has no predictor inside the sequence.
+            completion.push_back(int64_t(k) >= s.promptLength && k > 0 ? 1 : 0);
+            rows.push_back(int64_t(r));
+        }
+        batch.starts.push_back(int64_t(ids.size()));
+    }
+    batch.numTokens = int64_t(ids.size());
+    batch.inputIds = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
+    batch.completionMask = torch::tensor(completion, torch::kLong).unsqueeze(0).to(device);
+    batch.rowOfToken = torch::tensor(rows, torch::kLong).to(device);
+    return batch;
+}
+
 PreferenceBatch collatePairs(const std::vector<TokenizedPair> &pairs, int64_t padId, torch::Device device)
 {
     if (pairs.empty())

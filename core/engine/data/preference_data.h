@@ -179,6 +179,20 @@ struct PreferenceBatch {
     int64_t numTokens = 0; // real (unpadded) tokens in the batch
 };
 
+// A padding-free batch (TRL's padding_free): the 2B sequences of collatePairs (chosen, then
+// rejected) back to back in one [1, N] row with no padding; CausalLM::forwardHiddenPacked keeps
+// each sequence to itself.
+struct PackedBatch {
+    torch::Tensor inputIds; // [1, N] int64
+    torch::Tensor completionMask; // [1, N] 1 = completion token to score (never a sequence's first token)
+    torch::Tensor rowOfToken; // [N] int64: the sequence (row of the padded batch) each token belongs to
+    std::vector<int64_t> starts; // 2B + 1 boundaries: 0, ..., N
+    int64_t numPairs = 0;
+    int64_t numTokens = 0; // N
+};
+
+PackedBatch collatePacked(const std::vector<TokenizedPair> &pairs, torch::Device device = torch::kCPU);
+
 // Right-pads single sequences into an [N, T] batch on `device` (numPairs stays 0): what SFT trains on,
 // and what collatePairs lays out for chosen then rejected. Throws dpo::Error when `seqs` is empty.
 PreferenceBatch collateSequences(const std::vector<const ModelSequence *> &seqs, int64_t padId,

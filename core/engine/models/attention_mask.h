@@ -10,6 +10,9 @@
 
 #include "engine/torch_api.h"
 
+#include <functional>
+#include <vector>
+
 namespace dpo {
 
 struct AttentionMask {
@@ -18,6 +21,11 @@ struct AttentionMask {
     // Otherwise: true = plain causal attention (no cache, no padding that matters),
     // false = every key is visible (one new token after a cache).
     bool causal = true;
+    // Padding-free batches: a [1, N] row packing several sequences, sequence i at positions
+    // [segments[i], segments[i+1]); attention stays causal inside each one, within `window` keys when
+    // window > 0 (sliding layers). Empty for ordinary batches.
+    std::vector<int64_t> segments;
+    int64_t window = 0;
 };
 
 // Masked scores get the most negative finite value (as HF does), not -inf, so that a query row with
@@ -46,6 +54,16 @@ MaskAndPositions buildMaskAndPositions(
 // window. Returns full.mask itself when no query can reach past its window (past + T <= window).
 AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::Tensor &attentionMask, int64_t B,
     int64_t T, int64_t past, int64_t window, const torch::TensorOptions &hidden);
+
+// A packed row's positions (restarting at 0 at each sequence start) and its mask: `starts` holds the
+// sequence boundaries, 0 first and the row's length N last. Throws dpo::Error for bad boundaries.
+MaskAndPositions buildPackedMaskAndPositions(const std::vector<int64_t> &starts, const torch::TensorOptions &hidden);
+
+// Attention over a packed row one sequence at a time: attend(xSlice, mask, start, length) for each
+// sequence of `packed` (x [1, N, ...] sliced along dim 1; the mask causal, or causal within the
+// window), the results concatenated along dim 1. What a varlen attention kernel does in one call.
+torch::Tensor attendPerSequence(const torch::Tensor &x, const AttentionMask &packed,
+    const std::function<torch::Tensor(const torch::Tensor &, const AttentionMask &, int64_t, int64_t)> &attend);
 
 // Sizes an empty cache to `layers`; a non-empty cache of another depth is an error.
 void prepareCache(KVCache *cache, size_t layers);

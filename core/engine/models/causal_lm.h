@@ -40,6 +40,11 @@ public:
     // Returns the final hidden states after the last norm: [B, T, hidden].
     virtual torch::Tensor forwardHidden(const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {},
                                         KVCache *cache = nullptr) = 0;
+    // Padding-free input: inputIds [1, N] packs several sequences, sequence i at positions
+    // [starts[i], starts[i+1]) (starts: 0 first, N last). Positions restart at each sequence and
+    // attention stays inside it, so each sequence's hidden states equal those of its own unpadded
+    // forward. Returns [1, N, hidden]. No KV cache.
+    virtual torch::Tensor forwardHiddenPacked(const torch::Tensor &inputIds, const std::vector<int64_t> &starts) = 0;
     // hidden [..., hidden] -> logits [..., vocab] (the lm_head, tied or not).
     virtual torch::Tensor lmHead(const torch::Tensor &hidden) = 0;
     // W [vocab, hidden] when lmHead(h) is exactly h·Wᵀ (tied or not; no soft-cap, bias or adapter),

@@ -142,7 +142,14 @@ BlockImpl::BlockImpl(const ModelConfig &c)
 torch::Tensor BlockImpl::forward(
     const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
 {
-    auto h = x + attn->forward(ln_1->forward(x), mask, cacheK, cacheV);
+    const auto a = ln_1->forward(x);
+    // A packed row (padding-free batch) attends one sequence at a time.
+    auto h = x
+        + (mask.segments.empty()
+                ? attn->forward(a, mask, cacheK, cacheV)
+                : attendPerSequence(a, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t, int64_t) {
+                      return attn->forward(xs, m, nullptr, nullptr);
+                  }));
     return h + mlp->forward(ln_2->forward(h));
 }
 
@@ -234,9 +241,26 @@ torch::Tensor Gpt2Model::forwardHidden(
             + std::to_string(m_config.maxPositionEmbeddings) + ")");
 
     auto tokens = m_transformer->wte->forward(inputIds); // [B, T, n]
+    return decode(tokens, buildMaskAndPositions(attentionMask, B, T, past, tokens.options()), cache);
+}
 
-    auto [positions, am] = buildMaskAndPositions(attentionMask, B, T, past, tokens.options());
+torch::Tensor Gpt2Model::forwardHiddenPacked(const torch::Tensor &inputIds, const std::vector<int64_t> &starts)
+{
+    TORCH_CHECK(inputIds.dim() == 2 && inputIds.size(0) == 1, "a packed row must be [1, N]");
+    int64_t longest = 0;
+    for (size_t i = 0; i + 1 < starts.size(); ++i)
+        longest = std::max(longest, starts[i + 1] - starts[i]);
+    if (longest > m_config.maxPositionEmbeddings)
+        throw Error("sequence of " + std::to_string(longest) + " tokens is longer than the model's n_positions ("
+            + std::to_string(m_config.maxPositionEmbeddings) + ")");
+    auto tokens = m_transformer->wte->forward(inputIds); // [1, N, n]
+    return decode(tokens, buildPackedMaskAndPositions(starts, tokens.options()), nullptr);
+}
 
+torch::Tensor Gpt2Model::decode(const torch::Tensor &tokens, const MaskAndPositions &mp, KVCache *cache)
+{
+    const auto &positions = mp.positions;
+    const auto &am = mp.mask;
     // Learned positions: x = wte[ids] + wpe[positions]: [B, T, n]
     auto x = tokens + m_transformer->wpe->forward(positions);
 

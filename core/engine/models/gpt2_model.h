@@ -111,9 +111,11 @@ public:
         const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {}, KVCache *cache = nullptr) override;
     torch::Tensor lmHead(const torch::Tensor &hidden) override;
     torch::Tensor plainHeadWeight() override;
+    torch::Tensor forwardHiddenPacked(const torch::Tensor &inputIds, const std::vector<int64_t> &starts) override;
     const ModelConfig &config() const override { return m_config; }
 
 private:
+    torch::Tensor decode(const torch::Tensor &tokens, const MaskAndPositions &mp, KVCache *cache);
     ModelConfig m_config;
     gpt2::Transformer m_transformer { nullptr };
     // "lm_head.weight" [vocab, n] when not tied to wte (a module holding just that weight); else null.

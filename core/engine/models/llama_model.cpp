@@ -279,18 +279,37 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor &x, const RopeTables
     case NormPlacement::Sandwich: {
         auto h = x
             + post_attention_layernorm->forward(
-                self_attn->forward(input_layernorm->forward(x), rope, mask, cacheK, cacheV));
+                attention(input_layernorm->forward(x), rope, mask, cacheK, cacheV));
         return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
     }
     case NormPlacement::Post: {
-        auto h = x + post_attention_layernorm->forward(self_attn->forward(x, rope, mask, cacheK, cacheV));
+        auto h = x + post_attention_layernorm->forward(attention(x, rope, mask, cacheK, cacheV));
         return h + post_feedforward_layernorm->forward(mlp->forward(h));
     }
     case NormPlacement::Pre:
         break;
     }
-    auto h = x + self_attn->forward(input_layernorm->forward(x), rope, mask, cacheK, cacheV);
+    auto h = x + attention(input_layernorm->forward(x), rope, mask, cacheK, cacheV);
     return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+// A packed row (padding-free batch) attends one sequence at a time; projections and RoPE are per
+// token, so running them per sequence gives the same numbers.
+torch::Tensor DecoderLayerImpl::attention(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
+    torch::Tensor *cacheK, torch::Tensor *cacheV)
+{
+    if (mask.segments.empty())
+        return self_attn->forward(x, rope, mask, cacheK, cacheV);
+    if (cacheK)
+        throw Error("packed batches do not use a KV cache");
+    return attendPerSequence(x, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t start, int64_t len) {
+        RopeTables r;
+        if (rope.cos.defined()) {
+            r.cos = rope.cos.narrow(1, start, len);
+            r.sin = rope.sin.narrow(1, start, len);
+        }
+        return self_attn->forward(xs, r, m, nullptr, nullptr);
+    });
 }
 
 BackboneImpl::BackboneImpl(const ModelConfig &c, const std::vector<int64_t> &rotaryDims)
@@ -395,7 +414,27 @@ torch::Tensor LlamaModel::forwardHidden(
     AttentionMask slidingMask = mp.mask;
     if (m_config.anySlidingLayer() && m_config.slidingWindow > 0)
         slidingMask = buildSlidingWindowMask(mp, attentionMask, B, T, past, m_config.slidingWindow, x.options());
+    return decode(x, mp, slidingMask, cache);
+}
 
+torch::Tensor LlamaModel::forwardHiddenPacked(const torch::Tensor &inputIds, const std::vector<int64_t> &starts)
+{
+    TORCH_CHECK(inputIds.dim() == 2 && inputIds.size(0) == 1, "a packed row must be [1, N]");
+    auto x = m_model->embed_tokens->forward(inputIds); // [1, N, hidden]
+    if (m_config.arch->embedScale)
+        x = x * torch::scalar_tensor(std::sqrt(double(m_config.hiddenSize)), x.options());
+    auto mp = buildPackedMaskAndPositions(starts, x.options());
+    AttentionMask slidingMask = mp.mask;
+    if (m_config.anySlidingLayer() && m_config.slidingWindow > 0)
+        slidingMask.window = m_config.slidingWindow;
+    return decode(x, mp, slidingMask, nullptr);
+}
+
+// The decoder layers and the final norm over embedded tokens x [B, T, hidden].
+torch::Tensor LlamaModel::decode(
+    torch::Tensor x, const MaskAndPositions &mp, const AttentionMask &slidingMask, KVCache *cache)
+{
+    const auto dtype = x.scalar_type();
     // RoPE tables [B, T, rotaryDim]: the global one, and Gemma 3's local one for sliding layers.
     llama::RopeTables global, local;
     std::tie(global.cos, global.sin) = m_rotary.cosSin(mp.positions, dtype);

@@ -118,6 +118,8 @@ public:
     RMSNorm pre_feedforward_layernorm { nullptr }, post_feedforward_layernorm { nullptr };
 
 private:
+    torch::Tensor attention(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
+        torch::Tensor *cacheK, torch::Tensor *cacheV);
     NormPlacement m_placement;
 };
 TORCH_MODULE(DecoderLayer);
@@ -145,9 +147,11 @@ public:
         const torch::Tensor &inputIds, const torch::Tensor &attentionMask = {}, KVCache *cache = nullptr) override;
     torch::Tensor lmHead(const torch::Tensor &hidden) override;
     torch::Tensor plainHeadWeight() override;
+    torch::Tensor forwardHiddenPacked(const torch::Tensor &inputIds, const std::vector<int64_t> &starts) override;
     const ModelConfig &config() const override { return m_config; }
 
 private:
+    torch::Tensor decode(torch::Tensor x, const MaskAndPositions &mp, const AttentionMask &slidingMask, KVCache *cache);
     ModelConfig m_config;
     RotaryEmbedding m_rotary; // full-attention layers
     RotaryEmbedding m_rotaryLocal; // sliding layers (Gemma 3's local table; otherwise the same as m_rotary)

@@ -607,10 +607,15 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     for (size_t i : indices)
         pairs.push_back(examples[i].pair);
     // Chosen and rejected share their prompt: computed once per pair when every pair allows it.
-    const std::optional<SharedPromptBatch> shared
-        = useSharedPrompt() ? collateSharedPrompt(pairs, padId, m_device) : std::nullopt;
+    // padding_free packs the sequences instead.
+    const std::optional<SharedPromptBatch> shared = useSharedPrompt() && !m_config.paddingFree
+        ? collateSharedPrompt(pairs, padId, m_device)
+        : std::nullopt;
     PreferenceBatch batch;
-    if (!shared)
+    PackedBatch packed;
+    if (m_config.paddingFree)
+        packed = collatePacked(pairs, m_device);
+    else if (!shared)
         batch = collatePairs(pairs, padId, m_device);
     // TRL 1.x: token metrics and WPO weights from the policy's logits; LD-DPO sums for both models.
     LogpsOptions policyOptions;
@@ -619,10 +624,12 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
     LogpsOptions refOptions;
     refOptions.ldAlpha = m_loss.ldAlpha;
     auto logps = [&](CausalLM &model, const LogpsOptions &options) {
+        if (m_config.paddingFree)
+            return packedLogps(model, packed, options);
         return shared ? sharedPromptLogps(model, *shared, options)
                       : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask, options);
     };
-    r.tokens = shared ? shared->numTokens : batch.numTokens;
+    r.tokens = m_config.paddingFree ? packed.numTokens : shared ? shared->numTokens : batch.numTokens;
     const int64_t B = int64_t(pairs.size());
 
     CompletionLogps policy = logps(*m_policy, policyOptions);

@@ -1,5 +1,6 @@
 #include "engine/training/logprobs.h"
 
+#include "engine/data/preference_data.h"
 #include "engine/error.h"
 #include "engine/training/head_logps.h"
 
@@ -78,7 +79,7 @@ struct RecomputedHeadLogps : torch::autograd::Function<RecomputedHeadLogps> {
 // out.count is set by the caller.
 void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rowsOf, CausalLM *model, int64_t V,
     const torch::Tensor &targets, const torch::Tensor &flags, int64_t W, int64_t N, const LogpsOptions &options,
-    CompletionLogps &out)
+    CompletionLogps &out, const torch::Tensor &rowIds = {})
 {
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(targets.device());
     out.sum = torch::zeros({ N }, f32);
@@ -94,7 +95,7 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
     const int64_t M = flatIdx.size(0);
     if (M == 0)
         return;
-    auto rowOf = torch::div(flatIdx, W, "floor"); // [M]
+    auto rowOf = rowIds.defined() ? rowIds.index_select(0, flatIdx) : torch::div(flatIdx, W, "floor"); // [M]
     auto tgt = targets.index_select(0, flatIdx); // [M]
     const int64_t chunk = options.chunkRows > 0 ? options.chunkRows
                                                 : std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
@@ -269,6 +270,29 @@ CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batc
     const auto flatPredictors = predictors.reshape({ -1, Hd });
     scoreTokens([&](const torch::Tensor &idx) { return flatPredictors.index_select(0, idx); },
         &model, model.config().vocabSize, batch.completionIds.reshape({ -1 }), scored.reshape({ -1 }), Tc, 2 * B, options, out);
+    return out;
+}
+
+CompletionLogps packedLogps(CausalLM &model, const PackedBatch &batch, const LogpsOptions &options)
+{
+    if (options.ldAlpha)
+        throw Error("ld_alpha is not supported with padding_free batches; turn one of them off");
+    const int64_t N = batch.inputIds.size(1), rows = int64_t(batch.starts.size()) - 1;
+    const auto device = batch.inputIds.device();
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+    auto hidden = model.forwardHiddenPacked(batch.inputIds, batch.starts); // [1, N, hidden]
+    const auto completion = batch.completionMask.view({ -1 });
+    CompletionLogps out;
+    out.count = torch::zeros({ rows }, f32).index_add(0, batch.rowOfToken, completion.to(torch::kFloat32));
+    out.sum = torch::zeros({ rows }, f32);
+    if (N < 2)
+        return out;
+    // Position p predicts token p + 1, a completion token of the same sequence when flagged (a
+    // sequence's first token never is, so no position predicts across a boundary).
+    const auto flatHidden = hidden[0].slice(0, 0, N - 1);
+    scoreTokens([&](const torch::Tensor &idx) { return flatHidden.index_select(0, idx); }, &model,
+        model.config().vocabSize, batch.inputIds.view({ -1 }).slice(0, 1), completion.slice(0, 1).to(torch::kBool), 0,
+        rows, options, out, batch.rowOfToken.slice(0, 1));
     return out;
 }
 

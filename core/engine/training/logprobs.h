@@ -14,6 +14,8 @@
 
 namespace dpo {
 
+struct PackedBatch; // preference_data.h
+
 // What else to compute in the same pass (TRL 1.x's DPO extras).
 struct LogpsOptions {
     // Per-row token statistics for TRL's metrics and WPO weights (CompletionLogps::entropySum ...).
@@ -70,6 +72,11 @@ CompletionLogps completionLogpsFromLogits(const torch::Tensor &logits, const tor
 // Differentiable: gradients flow into the model when grad mode is on.
 CompletionLogps completionLogps(CausalLM &model, const torch::Tensor &inputIds, const torch::Tensor &attentionMask,
     const torch::Tensor &completionMask, const LogpsOptions &options = {});
+
+// completionLogps of a padding-free batch (collatePacked): rows in the packed order (chosen, then
+// rejected), equal to completionLogps of the padded batch up to rounding. ld_alpha is not supported
+// here (an error).
+CompletionLogps packedLogps(CausalLM &model, const PackedBatch &batch, const LogpsOptions &options = {});
 
 // A DPO batch whose chosen and rejected sequences of each pair start with the same prompt, laid out so
 // the prompt is computed once per pair (see collateSharedPrompt in preference_data.h).

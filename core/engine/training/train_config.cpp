@@ -185,6 +185,7 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"zero_stage", [&](auto &v, auto &k) { zeroStage = get<int64_t>(v, k, source); }},
         {"tf32", [&](auto &v, auto &k) { tf32 = get<bool>(v, k, source); }},
         {"gradient_checkpointing", [&](auto &v, auto &k) { gradientCheckpointing = get<bool>(v, k, source); }},
+        {"padding_free", [&](auto &v, auto &k) { paddingFree = get<bool>(v, k, source); }},
         {"threads", [&](auto &v, auto &k) { threads = get<int>(v, k, source); }},
     };
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -276,6 +277,7 @@ nlohmann::json TrainConfig::toJson() const
         {"zero_stage", zeroStage},
         {"tf32", tf32},
         {"gradient_checkpointing", gradientCheckpointing},
+        {"padding_free", paddingFree},
         {"threads", threads},
     };
 }
@@ -402,6 +404,8 @@ void TrainConfig::validate(bool requireDataset) const
     }
     if (threads < 0)
         fail("threads", "must be >= 0");
+    if (paddingFree && ldAlpha)
+        fail("padding_free", "cannot be combined with ld_alpha (its token weights need the padded layout)");
     lossConfig().validate(); // loss options and their combinations (TRL 1.x's rules), naming the option
 }
 

@@ -108,6 +108,11 @@ struct TrainConfig {
     // gradient_checkpointing): less memory, one more forward per step, the same gradients. Applies to
     // the concatenated batch; the shared-prompt path keeps its prompt cache and is not checkpointed.
     bool gradientCheckpointing = false;
+    // TRL's padding_free: each micro-batch's sequences packed into one row with no padding, positions
+    // restarting per sequence and attention kept inside each sequence (per sequence here; what a
+    // varlen flash kernel does in one call). Replaces the shared-prompt layout when on. Same
+    // log-probs and gradients as the padded batch; not with ld_alpha.
+    bool paddingFree = false;
     int threads = 0; // 0 = all cores
     // Distributed runs (torchrun's variables or `dpo-cli train --nproc`, see distributed/communicator.h):
     // seconds a rank waits for the others at a collective before the run fails (HF's ddp_timeout).
