@@ -4,6 +4,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -21,7 +22,13 @@ public:
     // Every block is allocated with c10::alloc_cpu (as libtorch's default CPU allocator does) and its
     // DataPtr context is the data pointer itself, so raw_allocate/raw_deallocate work too; large
     // blocks are remembered by address.
-    c10::DataPtr allocate(size_t n) const override
+    // libtorch changed this interface in 2.x (allocate no longer const, copy_data pure virtual): both
+    // forms are declared without `override`, so whichever the base class has is the one overridden.
+    c10::DataPtr allocate(size_t n) { return allocateBlock(n); }
+    c10::DataPtr allocate(size_t n) const { return allocateBlock(n); }
+    void copy_data(void *dest, const void *src, std::size_t count) const { std::memcpy(dest, src, count); }
+
+    c10::DataPtr allocateBlock(size_t n) const
     {
         if (n < kMinCachedBytes) {
             void *p = c10::alloc_cpu(n);
