@@ -104,8 +104,8 @@ AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::
 
 void KVCache::reserve(int64_t capacity)
 {
-    keys.clear();
-    values.clear();
+    keys.assign(keys.size(), torch::Tensor()); // empty, the depth kept
+    values.assign(values.size(), torch::Tensor());
     m_capacity = std::max<int64_t>(capacity, 0);
 }
 

@@ -37,7 +37,7 @@ struct KVCache {
         m_valueStorage.clear();
         m_capacity = 0;
     }
-    // Empties the cache; later appends write into storage of `capacity` positions per layer
+    // Empties the cache (its depth kept); later appends write into storage of `capacity` positions per layer
     // (allocated on a layer's first append in its keys' batch size, dtype and device; storage
     // from earlier use is kept when it fits). An append past it moves to storage that fits.
     void reserve(int64_t capacity);
