@@ -358,14 +358,21 @@ TEST(KVCache, ReservedAppendMatchesConcatenation)
         EXPECT_TRUE(torch::equal(grown.append(l, k, v).first, reserved.append(l, k, v).first)) << "layer " << l;
     }
 
-    KVCache training;
-    prepareCache(&training, 1);
-    auto k = torch::randn({ 1, 1, 2, 2 }, torch::requires_grad()), v = torch::randn({ 1, 1, 2, 2 });
-    training.append(0, k, v);
-    auto [kAll, vAll] = training.append(0, torch::randn({ 1, 1, 1, 2 }), torch::randn({ 1, 1, 1, 2 }));
-    (kAll * 3).sum().backward();
-    ASSERT_TRUE(k.grad().defined());
-    EXPECT_TRUE(torch::allclose(k.grad(), torch::full({ 1, 1, 2, 2 }, 3.0)));
+    // Gradients reach the appended keys, reserved or not (a reserved cache concatenates then).
+    for (bool reserve : { false, true }) {
+        KVCache training;
+        prepareCache(&training, 1);
+        if (reserve)
+            training.reserve(8);
+        auto k = torch::randn({ 1, 1, 2, 2 }, torch::requires_grad()), v = torch::randn({ 1, 1, 2, 2 });
+        training.append(0, k, v);
+        auto kAll = training.append(0, torch::randn({ 1, 1, 1, 2 }), torch::randn({ 1, 1, 1, 2 })).first;
+        auto squares = kAll * kAll; // keeps kAll for the backward, across the next append
+        training.append(0, torch::randn({ 1, 1, 1, 2 }), torch::randn({ 1, 1, 1, 2 }));
+        squares.sum().backward();
+        ASSERT_TRUE(k.grad().defined()) << "reserve " << reserve;
+        EXPECT_TRUE(torch::allclose(k.grad(), 2 * k)) << "reserve " << reserve;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,7 +112,11 @@ void KVCache::reserve(int64_t capacity)
 std::pair<torch::Tensor, torch::Tensor> KVCache::append(size_t layer, const torch::Tensor &k, const torch::Tensor &v)
 {
     torch::Tensor &K = keys.at(layer), &V = values.at(layer);
-    if (m_capacity == 0) {
+    // A backward would need the keys the next in-place write overwrites: autograd concatenates.
+    const bool autograd = torch::GradMode::is_enabled()
+        && (k.requires_grad() || v.requires_grad() || (K.defined() && K.requires_grad())
+            || (V.defined() && V.requires_grad()));
+    if (m_capacity == 0 || autograd) {
         K = K.defined() ? torch::cat({ K, k }, 2) : k;
         V = V.defined() ? torch::cat({ V, v }, 2) : v;
         return { K, V };

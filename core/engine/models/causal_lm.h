@@ -24,7 +24,7 @@ class LoraAdapter; // lora.h
 // training forward) and callers may replace keys/values (e.g. repeat them along the batch).
 // After reserve() it writes in place into per-layer storage allocated once for `capacity`
 // positions, and keys/values are views of its filled prefix: no reallocation per decoded token.
-// That is for no-grad decoding only: the next append overwrites storage a backward would need.
+// That is for no-grad decoding: appends that autograd records concatenate even then.
 struct KVCache {
     std::vector<torch::Tensor> keys;
     std::vector<torch::Tensor> values;
@@ -37,9 +37,9 @@ struct KVCache {
         m_valueStorage.clear();
         m_capacity = 0;
     }
-    // Empties the cache (its depth kept); later appends write into storage of `capacity` positions per layer
-    // (allocated on a layer's first append in its keys' batch size, dtype and device; storage
-    // from earlier use is kept when it fits). An append past it moves to storage that fits.
+    // Empties the cache (its depth kept); later appends write into storage of `capacity` positions
+    // per layer (0 = concatenate), allocated on a layer's first append in its keys' batch size, dtype
+    // and device, or kept from earlier use when it fits. An append past it moves to storage that fits.
     void reserve(int64_t capacity);
     // Adds this step's k/v [B, kvHeads, T, headDim] to `layer` and returns its keys and values,
     // past + new: [B, kvHeads, T_past + T, headDim].
@@ -49,7 +49,7 @@ struct KVCache {
     {
         return m_keyStorage.empty() || !m_keyStorage[0].defined() ? 0 : m_keyStorage[0].size(2);
     }
-    const torch::Tensor &keyStorage(size_t layer) const { return m_keyStorage.at(layer); }
+    const torch::Tensor &keyStorage(size_t layer) const { return m_keyStorage.at(layer); } // once allocated
 
 private:
     int64_t m_capacity = 0; // reserved positions; 0 = concatenate
