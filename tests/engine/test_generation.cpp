@@ -1,16 +1,23 @@
-// Generation: greedy ids against the reference, KV cache vs recomputation, sampling seeds,
+// Generation: greedy ids against the reference, the preallocated KV cache vs recomputation (both
+// families) and its storage allocated once, sampling seeds and the on-device draw's distribution,
 // top-k / top-p semantics, batched (left-padded) generation, prompts formatted with a chat template
 // (ids against jinja2's render, tests/data/chat-pairs) and `dpo-cli generate` with --prompt / --messages.
 #include "engine/chat/chat_prompt.h"
+#include "engine/models/attention_mask.h"
 #include "engine/models/causal_lm.h"
 #include "engine/error.h"
 #include "engine/generation/generation.h"
 #include "test_util.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <numeric>
 #include <sstream>
 #include <unistd.h>
 
@@ -172,27 +179,326 @@ TEST(Generation, GreedyMatchesReference)
     }
 }
 
-TEST(Generation, CachedGreedyEqualsRecomputation)
+// ---------------------------------------------------------------------------------------------
+// The preallocated KV cache, for both families: llama-gqa (grouped KV heads, RoPE) and gpt2
+// (learned positions, tied head).
+
+namespace {
+
+std::shared_ptr<CausalLM> familyModel(const std::string &dir)
 {
-    for (const auto &c : expected()["greedy"]) {
-        auto prompt = c["prompt_ids"].get<std::vector<int64_t>>();
-        EXPECT_EQ(generate(*refModel(), prompt, greedyOptions(20)), greedyWithoutCache(*refModel(), prompt, 20));
+    static std::map<std::string, std::shared_ptr<CausalLM>> models;
+    auto &m = models[dir];
+    if (!m)
+        m = loadCausalLM(dpotest::fixture(dir + "/ref"));
+    return m;
+}
+
+const nlohmann::json &familyExpected(const std::string &dir)
+{
+    static std::map<std::string, nlohmann::json> files;
+    auto &j = files[dir];
+    if (j.is_null())
+        j = dpotest::readJson(dpotest::fixture(dir + "/expected.json"));
+    return j;
+}
+
+std::vector<std::vector<int64_t>> greedyPrompts(const std::string &dir)
+{
+    std::vector<std::vector<int64_t>> prompts;
+    for (const auto &c : familyExpected(dir)["greedy"])
+        prompts.push_back(c["prompt_ids"].get<std::vector<int64_t>>());
+    return prompts;
+}
+
+class GenerationFamily : public ::testing::TestWithParam<std::string> {
+protected:
+    CausalLM &model() { return *familyModel(GetParam()); }
+    const nlohmann::json &cases() { return familyExpected(GetParam())["greedy"]; }
+};
+
+std::string familyName(const ::testing::TestParamInfo<std::string> &info)
+{
+    std::string n = info.param;
+    std::replace(n.begin(), n.end(), '-', '_');
+    return n;
+}
+
+} // namespace
+
+TEST_P(GenerationFamily, PreallocatedCacheGreedyEqualsRecomputation)
+{
+    const int n = 20;
+    for (const auto &c : cases()) {
+        const auto prompt = c["prompt_ids"].get<std::vector<int64_t>>();
+        KVCache cache;
+        const auto got = generate(model(), prompt, greedyOptions(n), {}, &cache);
+        EXPECT_EQ(got, greedyWithoutCache(model(), prompt, n));
+        const auto ref = c["new_ids"].get<std::vector<int64_t>>(); // the transformers reference
+        EXPECT_EQ(std::vector<int64_t>(got.begin(), got.begin() + int64_t(ref.size())), ref);
+        // Decoded into reserved storage: prompt + every fed token (not the last one emitted).
+        EXPECT_EQ(cache.capacity(), int64_t(prompt.size()) + n);
+        EXPECT_EQ(cache.length(), int64_t(prompt.size()) + n - 1);
     }
 }
 
-TEST(Generation, BatchedLeftPaddedGreedyEqualsOneByOne)
+TEST_P(GenerationFamily, BatchedLeftPaddedGreedyEqualsOneByOne)
 {
-    std::vector<std::vector<int64_t>> prompts;
-    for (const auto &c : expected()["greedy"])
-        prompts.push_back(c["prompt_ids"].get<std::vector<int64_t>>());
+    auto prompts = greedyPrompts(GetParam());
     prompts.push_back({ 1, 599 }); // much shorter: several columns of left padding
-    auto batch = generateBatch(*refModel(), prompts, greedyOptions(12));
+    auto batch = generateBatch(model(), prompts, greedyOptions(12));
     ASSERT_EQ(batch.size(), prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
-        EXPECT_EQ(batch[i], generate(*refModel(), prompts[i], greedyOptions(12))) << "prompt " << i;
-        if (i < expected()["greedy"].size())
-            EXPECT_EQ(batch[i], expected()["greedy"][i]["new_ids"].get<std::vector<int64_t>>());
+        EXPECT_EQ(batch[i], generate(model(), prompts[i], greedyOptions(12))) << "prompt " << i;
+        if (i < cases().size())
+            EXPECT_EQ(batch[i], cases()[i]["new_ids"].get<std::vector<int64_t>>());
     }
+    // A row that stops early (at row 0's first token, which no other row starts with) steps on with
+    // padding while the others go on.
+    GenerationOptions o = greedyOptions(12);
+    o.stopAtEos = true;
+    o.eosTokenIds = { cases()[0]["new_ids"][0].get<int64_t>() };
+    batch = generateBatch(model(), prompts, o);
+    EXPECT_EQ(batch[0].size(), 1u);
+    EXPECT_EQ(batch[1].size(), 12u);
+    for (size_t i = 0; i < prompts.size(); ++i)
+        EXPECT_EQ(batch[i], generate(model(), prompts[i], o)) << "prompt " << i;
+}
+
+TEST_P(GenerationFamily, CacheStorageIsAllocatedOnce)
+{
+    const auto prompt = cases()[0]["prompt_ids"].get<std::vector<int64_t>>();
+    const int64_t P = int64_t(prompt.size()), n = 15;
+    KVCache cache;
+    std::vector<const void *> storage;
+    std::vector<int64_t> lengths;
+    generate(
+        model(), prompt, greedyOptions(int(n)),
+        [&](int64_t) {
+            storage.push_back(cache.keyStorage(0).data_ptr());
+            lengths.push_back(cache.length());
+            return true;
+        },
+        &cache);
+    ASSERT_EQ(int64_t(storage.size()), n);
+    for (int64_t i = 0; i < n; ++i) {
+        EXPECT_EQ(storage[size_t(i)], storage[0]) << "step " << i;
+        EXPECT_EQ(lengths[size_t(i)], P + i) << "step " << i;
+    }
+    EXPECT_EQ(cache.capacity(), P + n);
+    EXPECT_EQ(cache.keyStorage(0).size(0), 1);
+    for (size_t l = 0; l < cache.keys.size(); ++l) { // every layer's keys/values are views of its storage
+        EXPECT_EQ(cache.keys[l].data_ptr(), cache.keyStorage(l).data_ptr()) << "layer " << l;
+        EXPECT_EQ(cache.keys[l].size(2), P + n - 1) << "layer " << l;
+    }
+
+    // A second, shorter generation into the same cache reuses the storage.
+    generate(model(), std::vector<int64_t>(prompt.begin(), prompt.begin() + 2), greedyOptions(5), {}, &cache);
+    EXPECT_EQ(cache.keyStorage(0).data_ptr(), storage[0]);
+    EXPECT_EQ(cache.length(), 2 + 5 - 1);
+
+    // Capped at the position limit, as the number of new tokens is.
+    const int64_t limit = model().config().maxPositionEmbeddings;
+    KVCache capped;
+    EXPECT_EQ(generate(model(), std::vector<int64_t>(size_t(limit - 6), 5), greedyOptions(20), {}, &capped).size(), 6u);
+    EXPECT_EQ(capped.capacity(), limit);
+
+    // Batched: one storage for all rows, the longest prompt + the new tokens.
+    auto prompts = greedyPrompts(GetParam());
+    size_t L = 0;
+    for (const auto &p : prompts)
+        L = std::max(L, p.size());
+    KVCache batched;
+    generateBatch(model(), prompts, greedyOptions(10), &batched);
+    EXPECT_EQ(batched.capacity(), int64_t(L) + 10);
+    EXPECT_EQ(batched.keyStorage(0).size(0), int64_t(prompts.size()));
+    EXPECT_EQ(batched.keys[0].data_ptr(), batched.keyStorage(0).data_ptr());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GenerationFamily, ::testing::Values("llama-gqa", "gpt2"), familyName);
+
+// The cache itself: reserved appends give what concatenation gives, in one storage; appends past the
+// capacity or after the caller replaced keys/values (sharedPromptLogps repeats them along the batch)
+// still give the right keys; without reserve() autograd flows through it.
+TEST(KVCache, ReservedAppendMatchesConcatenation)
+{
+    torch::manual_seed(11);
+    KVCache grown, reserved;
+    prepareCache(&grown, 2);
+    prepareCache(&reserved, 2);
+    reserved.reserve(7);
+    auto check = [&](int64_t T, const std::string &what) {
+        for (size_t l = 0; l < 2; ++l) {
+            auto k = torch::randn({ 2, 3, T, 4 }), v = torch::randn({ 2, 3, T, 4 });
+            auto [gk, gv] = grown.append(l, k, v);
+            auto [rk, rv] = reserved.append(l, k.transpose(2, 3).contiguous().transpose(2, 3), v); // any strides
+            EXPECT_TRUE(torch::equal(gk, rk)) << what << ", layer " << l;
+            EXPECT_TRUE(torch::equal(gv, rv)) << what << ", layer " << l;
+            EXPECT_EQ(rk.data_ptr(), reserved.keyStorage(l).data_ptr()) << what;
+        }
+        EXPECT_EQ(grown.length(), reserved.length()) << what;
+    };
+    check(3, "prompt");
+    const void *storage = reserved.keyStorage(0).data_ptr();
+    check(2, "chunk");
+    check(1, "token");
+    check(1, "token");
+    EXPECT_EQ(reserved.keyStorage(0).data_ptr(), storage);
+    EXPECT_EQ(reserved.capacity(), 7);
+    EXPECT_EQ(grown.capacity(), 0);
+    check(2, "past the capacity"); // 9 > 7: moved once to storage that fits
+    EXPECT_EQ(reserved.capacity(), 9);
+    for (auto *c : { &grown, &reserved })
+        for (size_t l = 0; l < 2; ++l) {
+            c->keys[l] = torch::cat({ c->keys[l], c->keys[l] }, 0);
+            c->values[l] = torch::cat({ c->values[l], c->values[l] }, 0);
+        }
+    for (size_t l = 0; l < 2; ++l) { // [4, ...] now
+        auto k = torch::randn({ 4, 3, 1, 4 }), v = torch::randn({ 4, 3, 1, 4 });
+        EXPECT_TRUE(torch::equal(grown.append(l, k, v).first, reserved.append(l, k, v).first)) << "layer " << l;
+    }
+
+    // Gradients reach the appended keys, reserved or not (a reserved cache concatenates then).
+    for (bool reserve : { false, true }) {
+        KVCache training;
+        prepareCache(&training, 1);
+        if (reserve)
+            training.reserve(8);
+        auto k = torch::randn({ 1, 1, 2, 2 }, torch::requires_grad()), v = torch::randn({ 1, 1, 2, 2 });
+        training.append(0, k, v);
+        auto kAll = training.append(0, torch::randn({ 1, 1, 1, 2 }), torch::randn({ 1, 1, 1, 2 })).first;
+        auto squares = kAll * kAll; // keeps kAll for the backward, across the next append
+        training.append(0, torch::randn({ 1, 1, 1, 2 }), torch::randn({ 1, 1, 1, 2 }));
+        squares.sum().backward();
+        ASSERT_TRUE(k.grad().defined()) << "reserve " << reserve;
+        EXPECT_TRUE(torch::allclose(k.grad(), 2 * k)) << "reserve " << reserve;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosing tokens on the device
+
+namespace {
+
+// Token frequencies of `n` draws against `want` (probabilities): removed tokens (0) never drawn,
+// the others within 4.5 standard errors.
+void expectFrequencies(const torch::Tensor &ids, const std::vector<double> &want, const std::string &what)
+{
+    const int64_t n = ids.numel();
+    ASSERT_EQ(ids.scalar_type(), torch::kInt64) << what;
+    ASSERT_GE(ids.min().item<int64_t>(), 0) << what;
+    auto counts = torch::bincount(ids.to(torch::kCPU), {}, int64_t(want.size()));
+    ASSERT_EQ(counts.numel(), int64_t(want.size())) << what;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const int64_t c = counts[int64_t(i)].item<int64_t>();
+        if (want[i] == 0) {
+            EXPECT_EQ(c, 0) << what << ": removed token " << i << " was drawn";
+            continue;
+        }
+        const double f = double(c) / double(n), se = std::sqrt(want[i] * (1 - want[i]) / double(n));
+        EXPECT_LT(std::abs(f - want[i]), 4.5 * se) << what << ": token " << i << " drawn " << f << ", want " << want[i];
+    }
+}
+
+std::vector<double> normalized(std::vector<double> w)
+{
+    const double sum = std::accumulate(w.begin(), w.end(), 0.0);
+    for (auto &x : w)
+        x /= sum;
+    return w;
+}
+
+} // namespace
+
+TEST(Generation, OnDeviceSamplingDrawsTheWarpedDistribution)
+{
+    // probabilities 0.15, 0.5, 0.05, 0.3: the distributions below are worked out by hand from them.
+    const std::vector<double> base { 0.15, 0.5, 0.05, 0.3 };
+    // 64 tokens of distinct weights 1..64 (shuffled): top-k 10 keeps the weights 55..64.
+    std::vector<double> weights(64), top10(64, 0.0);
+    for (int64_t i = 0; i < 64; ++i) {
+        weights[size_t(i)] = double((i * 37) % 64 + 1);
+        if (weights[size_t(i)] > 54)
+            top10[size_t(i)] = weights[size_t(i)];
+    }
+    struct Case {
+        std::string name;
+        std::vector<double> probs; // the model's distribution (logits = log probs)
+        double temperature;
+        int topK;
+        double topP;
+        std::vector<double> want;
+    };
+    const std::vector<Case> cases {
+        { "plain", base, 1.0, 0, 1.0, base },
+        { "temperature 2: p^(1/2)", base, 2.0, 0, 1.0,
+            normalized({ std::sqrt(0.15), std::sqrt(0.5), std::sqrt(0.05), std::sqrt(0.3) }) },
+        { "top-k 2", base, 1.0, 2, 1.0, { 0, 0.5 / 0.8, 0, 0.3 / 0.8 } },
+        { "top-p 0.9", base, 1.0, 0, 0.9, { 0.15 / 0.95, 0.5 / 0.95, 0, 0.3 / 0.95 } },
+        { "top-k 3, top-p 0.75", base, 1.0, 3, 0.75, { 0, 0.5 / 0.8, 0, 0.3 / 0.8 } },
+        { "temperature 0.5 (p^2), top-k 3", base, 0.5, 3, 1.0, normalized({ 0.0225, 0.25, 0, 0.09 }) },
+        { "64 tokens", normalized(weights), 1.0, 0, 1.0, normalized(weights) },
+        { "64 tokens, top-k 10", normalized(weights), 1.0, 10, 1.0, normalized(top10) },
+    };
+    const int64_t n = 40000;
+    for (const auto &c : cases) {
+        GenerationOptions o;
+        o.greedy = false;
+        o.temperature = c.temperature;
+        o.topK = c.topK;
+        o.topP = c.topP;
+        auto logits = torch::tensor(c.probs, torch::kFloat64).log().to(torch::kFloat32).unsqueeze(0).repeat({ n, 1 });
+        auto gen = at::detail::createCPUGenerator(99);
+        auto ids = chooseTokens(logits, o, gen); // n independent rows, one generator
+        EXPECT_EQ(ids.device(), logits.device()) << c.name;
+        EXPECT_EQ(ids.sizes(), torch::IntArrayRef({ n })) << c.name;
+        expectFrequencies(ids, c.want, c.name);
+    }
+
+    // One row, a fresh generator per seed (as generate() has): the seeds' draws follow the
+    // distribution too, and a seed always gives the same token.
+    GenerationOptions o;
+    o.greedy = false;
+    auto row = torch::tensor(base, torch::kFloat64).log().to(torch::kFloat32).unsqueeze(0);
+    std::vector<int64_t> bySeed;
+    for (uint64_t seed = 0; seed < 4000; ++seed) {
+        auto gen = at::detail::createCPUGenerator(seed);
+        bySeed.push_back(chooseTokens(row, o, gen).item<int64_t>());
+    }
+    expectFrequencies(torch::tensor(bySeed, torch::kInt64), base, "one draw per seed");
+    for (uint64_t seed = 0; seed < 50; ++seed) {
+        auto gen = at::detail::createCPUGenerator(seed);
+        EXPECT_EQ(chooseTokens(row, o, gen).item<int64_t>(), bySeed[seed]) << "seed " << seed;
+    }
+
+    // Greedy is the argmax; a row without a distribution (NaN scores) is -1, which generate() reports.
+    auto gen = at::detail::createCPUGenerator(0);
+    EXPECT_EQ(chooseTokens(row, greedyOptions(1), gen).item<int64_t>(), 1);
+    auto nan = torch::cat({ row, torch::full({ 1, 4 }, std::nanf("")) });
+    EXPECT_EQ(chooseTokens(nan, o, gen)[1].item<int64_t>(), -1);
+}
+
+// On a GPU (skipped without one): the same greedy tokens as the reference, the cache on the device,
+// and a seed's sampled tokens reproducible there.
+TEST(Generation, RunsOnCudaWhenAvailable)
+{
+    if (!torch::cuda::is_available())
+        GTEST_SKIP() << "no CUDA device";
+    auto model = loadCausalLM(dpotest::fixture("llama-gqa/ref"), torch::Device(torch::kCUDA, 0));
+    for (const auto &c : expected()["greedy"]) {
+        const auto prompt = c["prompt_ids"].get<std::vector<int64_t>>();
+        const auto want = c["new_ids"].get<std::vector<int64_t>>();
+        KVCache cache;
+        EXPECT_EQ(generate(*model, prompt, greedyOptions(int(want.size())), {}, &cache), want);
+        EXPECT_TRUE(cache.keyStorage(0).is_cuda());
+    }
+    auto prompt = expected()["greedy"][0]["prompt_ids"].get<std::vector<int64_t>>();
+    GenerationOptions o = greedyOptions(24);
+    o.greedy = false;
+    o.topK = 50;
+    o.topP = 0.9;
+    o.seed = 5;
+    EXPECT_EQ(generate(*model, prompt, o), generate(*model, prompt, o));
 }
 
 TEST(Generation, SamplingIsReproducibleBySeed)

@@ -59,6 +59,29 @@ torch::Tensor warpLogits(const torch::Tensor &logits, double temperature, int to
     return scores;
 }
 
+torch::Tensor chooseTokens(const torch::Tensor &logits, const GenerationOptions &options, at::Generator &generator)
+{
+    if (logits.dim() != 2)
+        throw Error("chooseTokens: logits must be [batch, vocab], got " + c10::str(logits.sizes()));
+    if (options.greedy)
+        return logits.argmax(-1);
+    const int64_t B = logits.size(0), V = logits.size(1);
+    auto probs = warpLogits(logits, options.temperature, options.topK, options.topP).softmax(-1); // removed: 0
+    auto kept = probs > 0;
+    // Inverse CDF with one uniform number per row, drawn on the CPU so a seed means the same numbers
+    // on every device: the token is the first kept one whose cumulative probability passes u * total,
+    // so each kept token owns a share of [0, total) equal to its probability. Testing `kept` as well
+    // (not a searchsorted alone) keeps removed tokens out even where a parallel cumsum rounds unevenly.
+    auto cdf = probs.cumsum(-1);
+    auto u = torch::rand({ B, 1 }, generator, torch::TensorOptions().dtype(torch::kFloat32)).to(probs.device());
+    auto hit = (cdf > u * cdf.narrow(-1, V - 1, 1)).logical_and_(kept);
+    auto ids = hit.to(torch::kUInt8).argmax(-1); // argmax takes the first maximum
+    // u * total may round up to the total: that is the top of the distribution, its last kept token.
+    auto lastKept = (V - 1) - kept.flip(-1).to(torch::kUInt8).argmax(-1);
+    ids = torch::where(hit.any(-1), ids, lastKept);
+    return ids.masked_fill_(kept.any(-1).logical_not(), -1); // NaN logits: no distribution to draw from
+}
+
 namespace {
 
 torch::Device modelDevice(CausalLM &model)
@@ -67,37 +90,17 @@ torch::Device modelDevice(CausalLM &model)
     return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
 }
 
-class TokenChooser {
-public:
-    explicit TokenChooser(const GenerationOptions &o)
-        : m_opts(o)
-        , m_gen(at::detail::createCPUGenerator(o.seed))
-    {
-    }
-
-    // logits [B, V] (any device, any dtype) -> next ids [B] on the CPU.
-    std::vector<int64_t> choose(const torch::Tensor &logits)
-    {
-        std::vector<int64_t> ids;
-        if (m_opts.greedy) {
-            auto a = logits.argmax(-1).to(torch::kCPU);
-            for (int64_t b = 0; b < a.size(0); ++b)
-                ids.push_back(a[b].item<int64_t>());
-            return ids;
-        }
-        // Sampling on the CPU in float32: the same seed gives the same tokens on any device.
-        auto scores = warpLogits(logits.to(torch::kCPU, torch::kFloat32), m_opts.temperature, m_opts.topK, m_opts.topP);
-        auto probs = scores.softmax(-1);
-        auto picked = torch::multinomial(probs, 1, false, m_gen).squeeze(1);
-        for (int64_t b = 0; b < picked.size(0); ++b)
-            ids.push_back(picked[b].item<int64_t>());
-        return ids;
-    }
-
-private:
-    const GenerationOptions &m_opts;
-    at::Generator m_gen;
-};
+// The step's chosen ids [B] (on the model's device) read back: the one device-to-host copy per token,
+// which stop tokens and callbacks need.
+std::vector<int64_t> readIds(const torch::Tensor &ids)
+{
+    auto cpu = ids.to(torch::kCPU, torch::kInt64).contiguous();
+    std::vector<int64_t> out(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    for (int64_t id : out)
+        if (id < 0)
+            throw Error("generate: the model's next-token scores are not a distribution (NaN logits?)");
+    return out;
+}
 
 // New tokens that fit after a prompt of promptLen tokens: every family stops at its position limit
 // (max_position_embeddings; n_positions for GPT-2), as HF's max_length stops generate(). Beyond it GPT-2
@@ -124,7 +127,7 @@ bool isStop(const CausalLM &model, const GenerationOptions &o, int64_t id)
 } // namespace
 
 std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promptIds, const GenerationOptions &options,
-    const std::function<bool(int64_t)> &onToken)
+    const std::function<bool(int64_t)> &onToken, KVCache *cache)
 {
     options.validate();
     if (promptIds.empty())
@@ -138,28 +141,32 @@ std::vector<int64_t> generate(CausalLM &model, const std::vector<int64_t> &promp
     torch::NoGradGuard noGrad;
     const auto device = modelDevice(model);
     const auto longOpts = torch::TensorOptions().dtype(torch::kInt64);
-    TokenChooser chooser(options);
-    KVCache cache;
+    auto generator = at::detail::createCPUGenerator(options.seed);
+    KVCache ownCache;
+    KVCache &kv = cache ? *cache : ownCache;
     std::vector<int64_t> out;
 
-    const int64_t steps = std::min<int64_t>(options.maxNewTokens, roomForNewTokens(model, int64_t(promptIds.size())));
+    const int64_t promptLen = int64_t(promptIds.size());
+    const int64_t steps = std::min<int64_t>(options.maxNewTokens, roomForNewTokens(model, promptLen));
+    kv.reserve(promptLen + steps);
     auto input = torch::tensor(promptIds, longOpts).unsqueeze(0).to(device); // [1, T]
     for (int64_t step = 0; step < steps; ++step) {
-        auto hidden = model.forwardHidden(input, {}, &cache); // [1, T, hidden]
+        auto hidden = model.forwardHidden(input, {}, &kv); // [1, T, hidden]
         auto logits = model.lmHead(hidden.select(1, hidden.size(1) - 1)); // [1, V]
-        const int64_t id = chooser.choose(logits)[0];
+        auto next = chooseTokens(logits, options, generator); // [1], on the device
+        const int64_t id = readIds(next)[0];
         out.push_back(id);
         if (onToken && !onToken(id))
             break;
         if (isStop(model, options, id))
             break;
-        input = torch::full({ 1, 1 }, id, longOpts).to(device);
+        input = next.view({ 1, 1 });
     }
     return out;
 }
 
 std::vector<std::vector<int64_t>> generateBatch(
-    CausalLM &model, const std::vector<std::vector<int64_t>> &prompts, const GenerationOptions &options)
+    CausalLM &model, const std::vector<std::vector<int64_t>> &prompts, const GenerationOptions &options, KVCache *cache)
 {
     options.validate();
     const int64_t B = static_cast<int64_t>(prompts.size());
@@ -177,42 +184,50 @@ std::vector<std::vector<int64_t>> generateBatch(
     const int64_t steps = std::min<int64_t>(options.maxNewTokens, roomForNewTokens(model, int64_t(L)));
     const int64_t pad = cfg.padTokenId >= 0 ? cfg.padTokenId : std::max<int64_t>(0, cfg.firstEos());
 
-    // Left padding: every row's last prompt token sits in the last column.
-    std::vector<int64_t> ids(B * L, pad), mask(B * L, 0);
+    // Left padding: every row's last prompt token sits in the last column. The mask is built once
+    // for every step (1 after the prompt); each step sees its first past + new columns.
+    const int64_t total = int64_t(L) + steps;
+    std::vector<int64_t> ids(B * L, pad), mask(B * total, 1);
     for (int64_t b = 0; b < B; ++b) {
         const size_t off = L - prompts[b].size();
-        for (size_t t = 0; t < prompts[b].size(); ++t) {
+        std::fill_n(mask.begin() + b * total, off, 0);
+        for (size_t t = 0; t < prompts[b].size(); ++t)
             ids[b * L + off + t] = prompts[b][t];
-            mask[b * L + off + t] = 1;
-        }
     }
 
     torch::NoGradGuard noGrad;
     const auto device = modelDevice(model);
     const auto longOpts = torch::TensorOptions().dtype(torch::kInt64);
     auto input = torch::tensor(ids, longOpts).view({ B, int64_t(L) }).to(device);
-    auto attn = torch::tensor(mask, longOpts).view({ B, int64_t(L) }).to(device);
-    TokenChooser chooser(options);
-    KVCache cache;
-    std::vector<bool> done(B, false);
+    const auto fullMask = torch::tensor(mask, longOpts).view({ B, total }).to(device);
+    auto generator = at::detail::createCPUGenerator(options.seed);
+    KVCache ownCache;
+    KVCache &kv = cache ? *cache : ownCache;
+    kv.reserve(total);
+    std::vector<int64_t> done(B, 0);
+    torch::Tensor doneOnDevice; // [B] bool, once a row is done
     int64_t remaining = B;
 
     for (int64_t step = 0; step < steps && remaining > 0; ++step) {
-        auto hidden = model.forwardHidden(input, attn, &cache);
-        auto next = chooser.choose(model.lmHead(hidden.select(1, hidden.size(1) - 1)));
+        auto attn = fullMask.narrow(1, 0, kv.length() + input.size(1));
+        auto hidden = model.forwardHidden(input, attn, &kv);
+        auto next = chooseTokens(model.lmHead(hidden.select(1, hidden.size(1) - 1)), options, generator);
+        const auto nextIds = readIds(next);
+        bool newlyDone = false;
         for (int64_t b = 0; b < B; ++b) {
-            if (done[b]) {
-                next[b] = pad; // finished rows keep stepping with padding; their output is closed
+            if (done[b])
                 continue;
-            }
-            out[b].push_back(next[b]);
-            if (isStop(model, options, next[b])) {
-                done[b] = true;
+            out[b].push_back(nextIds[b]);
+            if (isStop(model, options, nextIds[b])) {
+                done[b] = 1;
+                newlyDone = true;
                 --remaining;
             }
         }
-        input = torch::tensor(next, longOpts).view({ B, 1 }).to(device);
-        attn = torch::cat({ attn, torch::ones({ B, 1 }, attn.options()) }, 1);
+        if (newlyDone)
+            doneOnDevice = torch::tensor(done, longOpts).to(device).to(torch::kBool);
+        // Finished rows keep stepping with padding; their output is closed.
+        input = (doneOnDevice.defined() ? next.masked_fill(doneOnDevice, pad) : next).view({ B, 1 });
     }
     return out;
 }

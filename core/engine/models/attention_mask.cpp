@@ -4,6 +4,7 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace dpo {
@@ -99,6 +100,58 @@ AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::
     out.additive = torch::zeros({ visible.size(0), 1, T, S }, hidden)
                        .masked_fill_(visible.logical_not().unsqueeze(1), lowest);
     return out;
+}
+
+void KVCache::reserve(int64_t capacity)
+{
+    keys.assign(keys.size(), torch::Tensor()); // empty, the depth kept
+    values.assign(values.size(), torch::Tensor());
+    m_capacity = std::max<int64_t>(capacity, 0);
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append(size_t layer, const torch::Tensor &k, const torch::Tensor &v)
+{
+    torch::Tensor &K = keys.at(layer), &V = values.at(layer);
+    // A backward would need the keys the next in-place write overwrites: autograd concatenates.
+    const bool autograd = torch::GradMode::is_enabled()
+        && (k.requires_grad() || v.requires_grad() || (K.defined() && K.requires_grad())
+            || (V.defined() && V.requires_grad()));
+    if (m_capacity == 0 || autograd) {
+        K = K.defined() ? torch::cat({ K, k }, 2) : k;
+        V = V.defined() ? torch::cat({ V, v }, 2) : v;
+        return { K, V };
+    }
+    if (m_keyStorage.size() <= layer) {
+        m_keyStorage.resize(keys.size());
+        m_valueStorage.resize(keys.size());
+    }
+    torch::Tensor &sk = m_keyStorage[layer], &sv = m_valueStorage[layer];
+    const int64_t past = K.defined() ? K.size(2) : 0, end = past + k.size(2);
+    // In place while keys/values are still the storage's prefix (a caller may have replaced them)
+    // and the new positions fit; otherwise move to storage that fits, once.
+    auto fits = [end](const torch::Tensor &storage, const torch::Tensor &t) {
+        return storage.defined() && end <= storage.size(2) && storage.size(0) == t.size(0)
+            && storage.size(1) == t.size(1) && storage.size(3) == t.size(3) && storage.scalar_type() == t.scalar_type()
+            && storage.device() == t.device();
+    };
+    const bool inPlace
+        = fits(sk, k) && fits(sv, v) && (past == 0 || (K.data_ptr() == sk.data_ptr() && V.data_ptr() == sv.data_ptr()));
+    if (!inPlace) {
+        auto kSizes = k.sizes().vec(), vSizes = v.sizes().vec();
+        kSizes[2] = vSizes[2] = std::max(m_capacity, end);
+        auto nk = torch::empty(kSizes, k.options()), nv = torch::empty(vSizes, v.options());
+        if (past > 0) {
+            nk.narrow(2, 0, past).copy_(K);
+            nv.narrow(2, 0, past).copy_(V);
+        }
+        sk = nk;
+        sv = nv;
+    }
+    sk.narrow(2, past, k.size(2)).copy_(k);
+    sv.narrow(2, past, v.size(2)).copy_(v);
+    K = sk.narrow(2, 0, end);
+    V = sv.narrow(2, 0, end);
+    return { K, V };
 }
 
 void prepareCache(KVCache *cache, size_t layers)

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dpo {
@@ -19,6 +20,11 @@ namespace dpo {
 class LoraAdapter; // lora.h
 
 // Keys and values of past positions, per layer: [B, numKvHeads, T_past, headDim].
+// By default append() concatenates, so autograd flows through the cache (the shared-prompt
+// training forward) and callers may replace keys/values (e.g. repeat them along the batch).
+// After reserve() it writes in place into per-layer storage allocated once for `capacity`
+// positions, and keys/values are views of its filled prefix: no reallocation per decoded token.
+// That is for no-grad decoding: appends that autograd records concatenate even then.
 struct KVCache {
     std::vector<torch::Tensor> keys;
     std::vector<torch::Tensor> values;
@@ -27,7 +33,27 @@ struct KVCache {
     {
         keys.clear();
         values.clear();
+        m_keyStorage.clear();
+        m_valueStorage.clear();
+        m_capacity = 0;
     }
+    // Empties the cache (its depth kept); later appends write into storage of `capacity` positions
+    // per layer (0 = concatenate), allocated on a layer's first append in its keys' batch size, dtype
+    // and device, or kept from earlier use when it fits. An append past it moves to storage that fits.
+    void reserve(int64_t capacity);
+    // Adds this step's k/v [B, kvHeads, T, headDim] to `layer` and returns its keys and values,
+    // past + new: [B, kvHeads, T_past + T, headDim].
+    std::pair<torch::Tensor, torch::Tensor> append(size_t layer, const torch::Tensor &k, const torch::Tensor &v);
+    // Positions the storage of layer 0 holds; 0 for a concatenating cache or before the first append.
+    int64_t capacity() const
+    {
+        return m_keyStorage.empty() || !m_keyStorage[0].defined() ? 0 : m_keyStorage[0].size(2);
+    }
+    const torch::Tensor &keyStorage(size_t layer) const { return m_keyStorage.at(layer); } // once allocated
+
+private:
+    int64_t m_capacity = 0; // reserved positions; 0 = concatenate
+    std::vector<torch::Tensor> m_keyStorage, m_valueStorage; // [B, kvHeads, capacity, headDim]
 };
 
 class CausalLM : public torch::nn::Module {

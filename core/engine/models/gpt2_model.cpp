@@ -74,8 +74,7 @@ AttentionImpl::AttentionImpl(const ModelConfig &c)
     c_proj = register_module("c_proj", Conv1D(c.hiddenSize, c.hiddenSize));
 }
 
-torch::Tensor AttentionImpl::forward(
-    const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
+torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, D = m_headDim, N = H * D;
 
@@ -85,14 +84,8 @@ torch::Tensor AttentionImpl::forward(
     auto k = qkv.slice(-1, N, 2 * N).view({ B, T, H, D }).transpose(1, 2);
     auto v = qkv.slice(-1, 2 * N, 3 * N).view({ B, T, H, D }).transpose(1, 2);
 
-    if (cacheK) {
-        if (cacheK->defined()) {
-            k = torch::cat({ *cacheK, k }, 2);
-            v = torch::cat({ *cacheV, v }, 2);
-        }
-        *cacheK = k;
-        *cacheV = v;
-    }
+    if (cache)
+        std::tie(k, v) = cache->append(layer, k, v);
     torch::Tensor out; // [B, H, T, D]
 #if TORCH_VERSION_MAJOR >= 2
     const int64_t S = k.size(2); // keys: past + new
@@ -139,16 +132,15 @@ BlockImpl::BlockImpl(const ModelConfig &c)
     mlp = register_module("mlp", Mlp(c));
 }
 
-torch::Tensor BlockImpl::forward(
-    const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV)
+torch::Tensor BlockImpl::forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     const auto a = ln_1->forward(x);
     // A packed row (padding-free batch) attends one sequence at a time.
     auto h = x
         + (mask.segments.empty()
-                ? attn->forward(a, mask, cacheK, cacheV)
+                ? attn->forward(a, mask, cache, layer)
                 : attendPerSequence(a, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t, int64_t) {
-                      return attn->forward(xs, m, nullptr, nullptr);
+                      return attn->forward(xs, m, nullptr, 0);
                   }));
     return h + mlp->forward(ln_2->forward(h));
 }
@@ -271,10 +263,10 @@ torch::Tensor Gpt2Model::decode(const torch::Tensor &tokens, const MaskAndPositi
         if (checkpoint)
             x = checkpointed(
                 [block = blocks[i], mask = am](const torch::Tensor &h) mutable {
-                    return block->forward(h, mask, nullptr, nullptr);
+                    return block->forward(h, mask, nullptr, 0);
                 }, x);
         else
-            x = blocks[i]->forward(x, am, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+            x = blocks[i]->forward(x, am, cache, i);
     }
     return m_transformer->ln_f->forward(x); // [B, T, n]
 }

@@ -54,9 +54,9 @@ using AttentionMask = dpo::AttentionMask; // attention_mask.h
 class AttentionImpl : public torch::nn::Module {
 public:
     explicit AttentionImpl(const ModelConfig &c);
-    // x [B, T, n]; cacheK/cacheV [B, heads, T_past, d] or undefined, replaced by past + new when non-null.
-    torch::Tensor forward(
-        const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+    // x [B, T, n]; with a cache, this step's keys/values are appended to its `layer` and attention
+    // sees past + new.
+    torch::Tensor forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer);
     Conv1D c_attn { nullptr }, c_proj { nullptr };
 
 private:
@@ -80,8 +80,7 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
 public:
     explicit BlockImpl(const ModelConfig &c);
-    torch::Tensor forward(
-        const torch::Tensor &x, const AttentionMask &mask, torch::Tensor *cacheK, torch::Tensor *cacheV);
+    torch::Tensor forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer);
     LayerNorm ln_1 { nullptr }, ln_2 { nullptr };
     Attention attn { nullptr };
     Mlp mlp { nullptr };

@@ -119,8 +119,8 @@ torch::Tensor applyRotary(const torch::Tensor &x, const RopeTables &rope)
 
 } // namespace
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-    torch::Tensor *cacheK, torch::Tensor *cacheV)
+torch::Tensor AttentionImpl::forward(
+    const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, Hkv = m_kvHeads, D = m_headDim;
     const int64_t G = H / Hkv; // query heads per key/value head
@@ -157,14 +157,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const RopeTables &r
     k = k.transpose(1, 2); // [B, Hkv, T, D]
     v = v.transpose(1, 2); // [B, Hkv, T, D]
 
-    if (cacheK) {
-        if (cacheK->defined()) {
-            k = torch::cat({ *cacheK, k }, 2);
-            v = torch::cat({ *cacheV, v }, 2);
-        }
-        *cacheK = k;
-        *cacheV = v;
-    }
+    if (cache)
+        std::tie(k, v) = cache->append(layer, k, v);
     const int64_t S = k.size(2); // keys: past + new
 
     torch::Tensor out; // [B, H, T, D]
@@ -272,35 +266,35 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig &c, int64_t rotaryDim)
             = register_module("post_feedforward_layernorm", RMSNorm(c.hiddenSize, c.rmsNormEps, nk));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-    torch::Tensor *cacheK, torch::Tensor *cacheV)
+torch::Tensor DecoderLayerImpl::forward(
+    const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     switch (m_placement) {
     case NormPlacement::Sandwich: {
         auto h = x
             + post_attention_layernorm->forward(
-                attention(input_layernorm->forward(x), rope, mask, cacheK, cacheV));
+                attention(input_layernorm->forward(x), rope, mask, cache, layer));
         return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
     }
     case NormPlacement::Post: {
-        auto h = x + post_attention_layernorm->forward(attention(x, rope, mask, cacheK, cacheV));
+        auto h = x + post_attention_layernorm->forward(attention(x, rope, mask, cache, layer));
         return h + post_feedforward_layernorm->forward(mlp->forward(h));
     }
     case NormPlacement::Pre:
         break;
     }
-    auto h = x + attention(input_layernorm->forward(x), rope, mask, cacheK, cacheV);
+    auto h = x + attention(input_layernorm->forward(x), rope, mask, cache, layer);
     return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
 // A packed row (padding-free batch) attends one sequence at a time; projections and RoPE are per
 // token, so running them per sequence gives the same numbers.
-torch::Tensor DecoderLayerImpl::attention(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-    torch::Tensor *cacheK, torch::Tensor *cacheV)
+torch::Tensor DecoderLayerImpl::attention(
+    const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     if (mask.segments.empty())
-        return self_attn->forward(x, rope, mask, cacheK, cacheV);
-    if (cacheK)
+        return self_attn->forward(x, rope, mask, cache, layer);
+    if (cache)
         throw Error("packed batches do not use a KV cache");
     return attendPerSequence(x, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t start, int64_t len) {
         RopeTables r;
@@ -308,7 +302,7 @@ torch::Tensor DecoderLayerImpl::attention(const torch::Tensor &x, const RopeTabl
             r.cos = rope.cos.narrow(1, start, len);
             r.sin = rope.sin.narrow(1, start, len);
         }
-        return self_attn->forward(xs, r, m, nullptr, nullptr);
+        return self_attn->forward(xs, r, m, nullptr, 0);
     });
 }
 
@@ -451,12 +445,11 @@ torch::Tensor LlamaModel::decode(
         if (checkpoint) {
             x = checkpointed([layer = layers[i], rope = sliding ? local : global,
                                  mask = sliding ? slidingMask : mp.mask](const torch::Tensor &h) mutable {
-                return layer->forward(h, rope, mask, nullptr, nullptr);
+                return layer->forward(h, rope, mask, nullptr, 0);
             }, x);
             continue;
         }
-        x = layers[i]->forward(x, sliding ? local : global, sliding ? slidingMask : mp.mask,
-            cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+        x = layers[i]->forward(x, sliding ? local : global, sliding ? slidingMask : mp.mask, cache, i);
     }
     return m_model->norm->forward(x); // [B, T, hidden]
 }

@@ -72,10 +72,10 @@ struct RopeTables {
 class AttentionImpl : public torch::nn::Module {
 public:
     AttentionImpl(const ModelConfig &c, int64_t rotaryDim);
-    // x [B, T, hidden]; rope [B, T, rotaryDim]; cacheK/cacheV [B, kvHeads, T_past, headDim] or
-    // undefined, replaced by the concatenation with this step's keys/values when non-null.
-    torch::Tensor forward(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-        torch::Tensor *cacheK, torch::Tensor *cacheV);
+    // x [B, T, hidden]; rope [B, T, rotaryDim]; with a cache, this step's keys/values are appended
+    // to its `layer` and attention sees past + new.
+    torch::Tensor forward(
+        const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer);
 
     // Either q_proj/k_proj/v_proj or (Phi-3) one qkv_proj whose rows are q, then k, then v.
     Linear q_proj { nullptr }, k_proj { nullptr }, v_proj { nullptr }, qkv_proj { nullptr }, o_proj { nullptr };
@@ -110,16 +110,16 @@ TORCH_MODULE(Mlp);
 class DecoderLayerImpl : public torch::nn::Module {
 public:
     DecoderLayerImpl(const ModelConfig &c, int64_t rotaryDim);
-    torch::Tensor forward(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-        torch::Tensor *cacheK, torch::Tensor *cacheV);
+    torch::Tensor forward(
+        const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer);
     Attention self_attn { nullptr };
     Mlp mlp { nullptr };
     RMSNorm input_layernorm { nullptr }, post_attention_layernorm { nullptr };
     RMSNorm pre_feedforward_layernorm { nullptr }, post_feedforward_layernorm { nullptr };
 
 private:
-    torch::Tensor attention(const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask,
-        torch::Tensor *cacheK, torch::Tensor *cacheV);
+    torch::Tensor attention(
+        const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer);
     NormPlacement m_placement;
 };
 TORCH_MODULE(DecoderLayer);
