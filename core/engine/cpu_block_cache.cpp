@@ -4,8 +4,8 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <unordered_map>

@@ -13,7 +13,7 @@ namespace dpo {
 
 namespace {
 // Idle large blocks kept for reuse (cpu_block_cache.h); DPO_CPU_CACHE_MB overrides.
-constexpr int64_t kDefaultCpuCacheBytes = int64_t(512) << 20;
+constexpr int64_t kDefaultCpuCacheBytes = int64_t(256) << 20;
 } // namespace
 
 void initRuntime(int threads)

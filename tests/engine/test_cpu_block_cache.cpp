@@ -17,7 +17,7 @@ protected:
         dpo::installCpuBlockCache(64 * kMiB);
         dpo::releaseCpuBlockCache();
     }
-    void TearDown() override { dpo::installCpuBlockCache(512 * kMiB); }
+    void TearDown() override { dpo::installCpuBlockCache(256 * kMiB); }
 };
 
 TEST_F(CpuBlockCache, LargeBlockOfTheSameSizeIsReused)

@@ -7,8 +7,8 @@
 
 namespace test_head_logps {
 
-using dpo::HeadLogpsOptions;
 using dpo::headLogpsFused;
+using dpo::HeadLogpsOptions;
 
 struct Case {
     const char *name;
@@ -22,8 +22,8 @@ class HeadLogps : public ::testing::TestWithParam<Case> { };
 struct Reference {
     torch::Tensor logp, entropy, logitMean, correct, aligned, gradRows, gradWeight;
 };
-Reference reference(const torch::Tensor &rows, const torch::Tensor &weight, const torch::Tensor &targets,
-    const torch::Tensor &upstream)
+Reference reference(
+    const torch::Tensor &rows, const torch::Tensor &weight, const torch::Tensor &targets, const torch::Tensor &upstream)
 {
     auto r = rows.to(torch::kDouble).detach().requires_grad_(true);
     auto w = weight.to(torch::kDouble).detach().requires_grad_(true);
@@ -118,7 +118,9 @@ TEST(HeadLogpsTies, BfloatWeightsMatchTheFloatPathAtBfloatPrecision)
     auto targets = torch::randint(0, 300, { 7 }, torch::kLong);
     auto out = headLogpsFused(rows, weight, targets);
     // The head's matmul in bf16 (as the model computes it), log-softmax in float32.
-    auto want = torch::log_softmax(torch::mm(rows, weight.t()), -1, torch::kFloat32).gather(1, targets.unsqueeze(1)).squeeze(1);
+    auto want = torch::log_softmax(torch::mm(rows, weight.t()), -1, torch::kFloat32)
+                    .gather(1, targets.unsqueeze(1))
+                    .squeeze(1);
     expectClose(out[0], want.detach(), 1e-4, 1e-5, "bf16 log p(target)");
     out[0].sum().backward();
     ASSERT_TRUE(weight.grad().defined());

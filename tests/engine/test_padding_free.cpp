@@ -2,6 +2,7 @@
 // in one [1, N] row. Log-probs, TRL's token statistics and gradients equal those of the padded
 // batch (completionLogps) on every model family of the fixtures, sliding windows included; the
 // trainer follows the padded trajectory; ld_alpha is refused.
+#include "fixture_pairs.h"
 #include "test_util.h"
 
 #include "engine/data/preference_data.h"
@@ -20,34 +21,12 @@ namespace test_padding_free {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<dpo::TokenizedPair> packedFixturePairs(const std::string &fixture)
-{
-    auto tok = dpo::loadTokenizer(dpotest::fixture(fixture + "/ref"));
-    std::vector<dpo::TokenizedPair> out;
-    for (const auto &row : dpo::readPreferenceJsonl(dpotest::fixture(fixture + "/pairs.jsonl")))
-        out.push_back(dpo::tokenizePair(*tok, row, {}));
-    return out;
-}
-
-std::map<std::string, torch::Tensor> packedGradients(dpo::CausalLM &model)
-{
-    std::map<std::string, torch::Tensor> g;
-    for (const auto &item : model.named_parameters())
-        if (item.value().grad().defined())
-            g[item.key()] = item.value().grad().clone();
-    return g;
-}
-
-} // namespace
-
 class PaddingFree : public ::testing::TestWithParam<std::string> { };
 
 TEST_P(PaddingFree, SameLogpsStatsAndGradientsAsThePaddedBatch)
 {
     auto model = dpo::loadCausalLM(dpotest::fixture(GetParam() + "/other"));
-    auto pairs = packedFixturePairs(GetParam());
+    auto pairs = dpotest::tokenizedFixturePairs(GetParam());
     ASSERT_GE(pairs.size(), 4u);
     const auto padded = dpo::collatePairs(pairs, 0);
     const auto packed = dpo::collatePacked(pairs);
@@ -62,11 +41,11 @@ TEST_P(PaddingFree, SameLogpsStatsAndGradientsAsThePaddedBatch)
     model->zero_grad();
     auto a = dpo::completionLogps(*model, padded.inputIds, padded.attentionMask, padded.completionMask, options);
     (a.sum * weights).sum().backward();
-    const auto ga = packedGradients(*model);
+    const auto ga = dpotest::parameterGradients(*model);
     model->zero_grad();
     auto b = dpo::packedLogps(*model, packed, options);
     (b.sum * weights).sum().backward();
-    const auto gb = packedGradients(*model);
+    const auto gb = dpotest::parameterGradients(*model);
 
     EXPECT_TRUE(torch::equal(a.count, b.count)) << a.count << b.count;
     auto close = [](const torch::Tensor &x, const torch::Tensor &y, const char *what) {
@@ -86,8 +65,8 @@ TEST_P(PaddingFree, SameLogpsStatsAndGradientsAsThePaddedBatch)
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PaddingFree,
-    ::testing::Values("llama-gqa", "gpt2", "llama3-rope", "mistral-window", "qwen3", "olmo2", "phi3", "gemma2",
-        "gemma3-text"),
+    ::testing::Values(
+        "llama-gqa", "gpt2", "llama3-rope", "mistral-window", "qwen3", "olmo2", "phi3", "gemma2", "gemma3-text"),
     [](const ::testing::TestParamInfo<std::string> &info) {
         std::string n = info.param;
         for (auto &c : n)
@@ -102,7 +81,7 @@ TEST(PaddingFreeWindow, SlidingWindowBitesInsideEachSequence)
     // positions (a window over the packed row would see the previous sequence).
     auto model = dpo::loadCausalLM(dpotest::fixture("mistral-window/other"));
     ASSERT_GT(model->config().slidingWindow, 0);
-    auto pairs = packedFixturePairs("mistral-window");
+    auto pairs = dpotest::tokenizedFixturePairs("mistral-window");
     int64_t longest = 0;
     for (const auto &p : pairs)
         longest = std::max<int64_t>(longest, int64_t(p.chosen.ids.size()));

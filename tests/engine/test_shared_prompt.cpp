@@ -2,6 +2,7 @@
 // the same gradients as the concatenated batch (completionLogps), on both model families of the
 // fixtures, with prompts of different lengths in one batch; collateSharedPrompt refuses pairs whose
 // two sequences do not share their prompt (keep_end truncation) so the caller falls back.
+#include "fixture_pairs.h"
 #include "test_util.h"
 
 #include "engine/models/causal_lm.h"
@@ -16,34 +17,12 @@
 
 namespace test_shared_prompt { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
-namespace {
-
-std::vector<dpo::TokenizedPair> fixturePairs(const std::string &fixture, const dpo::TruncationOptions &trunc = {})
-{
-    auto tok = dpo::loadTokenizer(dpotest::fixture(fixture + "/ref"));
-    std::vector<dpo::TokenizedPair> out;
-    for (const auto &row : dpo::readPreferenceJsonl(dpotest::fixture(fixture + "/pairs.jsonl")))
-        out.push_back(dpo::tokenizePair(*tok, row, trunc));
-    return out;
-}
-
-std::map<std::string, torch::Tensor> gradients(dpo::CausalLM &model)
-{
-    std::map<std::string, torch::Tensor> g;
-    for (const auto &item : model.named_parameters())
-        if (item.value().grad().defined())
-            g[item.key()] = item.value().grad().clone();
-    return g;
-}
-
-} // namespace
-
 class SharedPrompt : public ::testing::TestWithParam<std::string> { };
 
 TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
 {
     auto model = dpo::loadCausalLM(dpotest::fixture(GetParam() + "/other"));
-    auto pairs = fixturePairs(GetParam());
+    auto pairs = dpotest::tokenizedFixturePairs(GetParam());
     ASSERT_GE(pairs.size(), 4u);
     std::set<int64_t> promptLengths;
     for (const auto &p : pairs)
@@ -62,11 +41,11 @@ TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
     model->zero_grad();
     auto a = dpo::completionLogps(*model, plain.inputIds, plain.attentionMask, plain.completionMask);
     (a.sum * weights).sum().backward();
-    const auto ga = gradients(*model);
+    const auto ga = dpotest::parameterGradients(*model);
     model->zero_grad();
     auto b = dpo::sharedPromptLogps(*model, *shared);
     (b.sum * weights).sum().backward();
-    const auto gb = gradients(*model);
+    const auto gb = dpotest::parameterGradients(*model);
 
     EXPECT_TRUE(torch::equal(a.count, b.count)) << a.count << b.count;
     EXPECT_TRUE(torch::allclose(a.sum.detach(), b.sum.detach(), 1e-5, 1e-4))
@@ -98,7 +77,7 @@ TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)
     dpo::TruncationOptions trunc;
     trunc.maxLength = 10;
     trunc.mode = "keep_end";
-    auto pairs = fixturePairs("llama-gqa", trunc);
+    auto pairs = dpotest::tokenizedFixturePairs("llama-gqa", trunc);
     bool differs = false;
     for (const auto &p : pairs)
         differs = differs || p.chosen.promptLength != p.rejected.promptLength
@@ -108,7 +87,7 @@ TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)
     EXPECT_THROW(dpo::collateSharedPrompt({}, 0), dpo::Error);
 
     // An empty prompt (nothing to share, and nothing before the first completion token) is refused too.
-    auto one = fixturePairs("llama-gqa");
+    auto one = dpotest::tokenizedFixturePairs("llama-gqa");
     one[0].chosen.promptLength = one[0].rejected.promptLength = 0;
     EXPECT_FALSE(dpo::collateSharedPrompt(one, 0).has_value());
 }

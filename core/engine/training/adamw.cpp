@@ -65,6 +65,15 @@ void AdamW::step(double lr, const torch::Tensor &gradScale, const std::vector<to
     update(lr, 1.0, gradScale, grads);
 }
 
+AdamW::BiasCorrection AdamW::nextStep(double lr)
+{
+    ++m_step;
+    BiasCorrection bc;
+    bc.bc2Sqrt = std::sqrt(1.0 - std::pow(m_options.beta2, double(m_step)));
+    bc.stepSize = lr / (1.0 - std::pow(m_options.beta1, double(m_step)));
+    return bc;
+}
+
 void AdamW::update(
     double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
 {
@@ -76,11 +85,8 @@ void AdamW::update(
     if (multi)
         return updateMultiTensor(lr, scalarScale, tensorScale, grads);
     torch::NoGradGuard noGrad;
-    ++m_step;
-    const double b1 = m_options.beta1, b2 = m_options.beta2;
-    const double bc1 = 1.0 - std::pow(b1, double(m_step));
-    const double bc2Sqrt = std::sqrt(1.0 - std::pow(b2, double(m_step)));
-    const double stepSize = lr / bc1;
+    const BiasCorrection bc = nextStep(lr);
+    const double b1 = m_options.beta1, b2 = m_options.beta2, bc2Sqrt = bc.bc2Sqrt, stepSize = bc.stepSize;
     // Elementwise ops only: a tensor updated in blocks gives the same bits as updated whole.
     constexpr int64_t kBlock = int64_t(4) << 20;
     for (size_t i = 0; i < m_slots.size(); ++i) {
@@ -120,11 +126,8 @@ void AdamW::updateMultiTensor(
     double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
 {
     torch::NoGradGuard noGrad;
-    ++m_step;
-    const double b1 = m_options.beta1, b2 = m_options.beta2;
-    const double bc1 = 1.0 - std::pow(b1, double(m_step));
-    const double bc2Sqrt = std::sqrt(1.0 - std::pow(b2, double(m_step)));
-    const double stepSize = lr / bc1;
+    const BiasCorrection bc = nextStep(lr);
+    const double b1 = m_options.beta1, b2 = m_options.beta2, bc2Sqrt = bc.bc2Sqrt, stepSize = bc.stepSize;
     std::vector<torch::Tensor> w, wDecay, g, m, v;
     std::vector<Slot *> withMaster;
     for (size_t i = 0; i < m_slots.size(); ++i) {

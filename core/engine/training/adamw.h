@@ -59,6 +59,11 @@ public:
     void loadStateTensors(const std::map<std::string, torch::Tensor> &state, int64_t step);
 
 private:
+    struct BiasCorrection {
+        double bc2Sqrt; // sqrt(1 − β2^t)
+        double stepSize; // lr / (1 − β1^t)
+    };
+    BiasCorrection nextStep(double lr); // counts the step
     void update(double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
     void updateMultiTensor(double lr, double scalarScale, const torch::Tensor &tensorScale,
         const std::vector<torch::Tensor> &grads);

@@ -313,8 +313,8 @@ int64_t headChunkRows(int64_t V, int64_t chunkRows)
     return chunkRows > 0 ? chunkRows : std::max<int64_t>(1, kHeadLogitBudget / std::max<int64_t>(1, V));
 }
 
-std::vector<torch::Tensor> headLogpsFused(
-    const torch::Tensor &rows, const torch::Tensor &weight, const torch::Tensor &targets, const HeadLogpsOptions &options)
+std::vector<torch::Tensor> headLogpsFused(const torch::Tensor &rows, const torch::Tensor &weight,
+    const torch::Tensor &targets, const HeadLogpsOptions &options)
 {
     if (rows.dim() != 2 || weight.dim() != 2 || rows.size(1) != weight.size(1) || targets.dim() != 1
         || targets.size(0) != rows.size(0))

@@ -25,8 +25,8 @@ struct HeadLogpsOptions {
 // Returns {log p(target) [M] float32} and with stats also, [M] float32 and detached:
 // {entropy, mean logit, argmax == target (0/1), log p(target) − log Σ_v p(v)²}.
 // Gradients flow to rows and weight (equal to log_softmax(rows · Wᵀ).gather(target) up to rounding).
-std::vector<torch::Tensor> headLogpsFused(
-    const torch::Tensor &rows, const torch::Tensor &weight, const torch::Tensor &targets, const HeadLogpsOptions &options = {});
+std::vector<torch::Tensor> headLogpsFused(const torch::Tensor &rows, const torch::Tensor &weight,
+    const torch::Tensor &targets, const HeadLogpsOptions &options = {});
 
 // Rows of a chunk for a vocabulary of V (the 128 MiB float32 budget), or `chunkRows` when > 0.
 int64_t headChunkRows(int64_t V, int64_t chunkRows = 0);

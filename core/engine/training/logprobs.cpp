@@ -100,13 +100,7 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
     const int64_t chunk = options.chunkRows > 0 ? options.chunkRows
                                                 : std::max<int64_t>(1, kLogitElementBudget / std::max<int64_t>(1, V));
     std::vector<torch::Tensor> parts, entropy, logitMean, correct, aligned;
-    const auto plainWeight = model && targets.device().is_cpu() ? model->plainHeadWeight() : torch::Tensor();
-    if (plainWeight.defined()) {
-        // CPU, plain head: every position in one call, chunked and fused inside (head_logps.h).
-        HeadLogpsOptions headOptions;
-        headOptions.stats = options.stats;
-        headOptions.chunkRows = options.chunkRows;
-        auto r = headLogpsFused(rowsOf(flatIdx), plainWeight, tgt, headOptions);
+    auto keep = [&](const std::vector<torch::Tensor> &r) { // {logp[, entropy, logit mean, correct, aligned]}
         parts.push_back(r[0]);
         if (options.stats) {
             entropy.push_back(r[1]);
@@ -114,6 +108,14 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
             correct.push_back(r[3]);
             aligned.push_back(r[4]);
         }
+    };
+    const auto plainWeight = model && targets.device().is_cpu() ? model->plainHeadWeight() : torch::Tensor();
+    if (plainWeight.defined()) {
+        // CPU, plain head: every position in one call, chunked and fused inside (head_logps.h).
+        HeadLogpsOptions headOptions;
+        headOptions.stats = options.stats;
+        headOptions.chunkRows = options.chunkRows;
+        keep(headLogpsFused(rowsOf(flatIdx), plainWeight, tgt, headOptions));
     }
     for (int64_t start = 0; start < M && !plainWeight.defined(); start += chunk) {
         const int64_t end = std::min(M, start + chunk);
@@ -122,13 +124,7 @@ void scoreTokens(const std::function<torch::Tensor(const torch::Tensor &)> &rows
         const auto r = torch::GradMode::is_enabled() && rows.requires_grad()
             ? RecomputedHeadLogps::apply(rows, t, model, options.stats)
             : headLogps(model, rows, t, options.stats);
-        parts.push_back(r[0]);
-        if (options.stats) {
-            entropy.push_back(r[1]);
-            logitMean.push_back(r[2]);
-            correct.push_back(r[3]);
-            aligned.push_back(r[4]);
-        }
+        keep(r);
     }
     auto cat = [](std::vector<torch::Tensor> &v) { return v.size() == 1 ? v[0] : torch::cat(v); };
     auto tokenLogps = cat(parts); // [M]
