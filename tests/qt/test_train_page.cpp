@@ -22,6 +22,7 @@
 #include <QJsonDocument>
 #include <QLabel>
 #include <QLineEdit>
+#include <QCheckBox>
 #include <QSpinBox>
 #include <QMainWindow>
 #include <QMessageBox>
@@ -46,6 +47,7 @@ private slots:
     void invalidOptionsRefused();
     void methodChoiceShowsMemoryOfBoth();
     void trl1OptionsReachConfigAndCommand();
+    void paddingFreeReachesConfigAndCommand();
     void devicesOfferedWithSeveralGpus();
     void presetsRoundTrip();
     void startsWithTheDemoPreset();
@@ -114,6 +116,27 @@ void TestTrainPage::methodChoiceShowsMemoryOfBoth()
     page.setConfig(c);
     QVERIFY(rank->isEnabled());
     QCOMPARE(targets->text(), QStringLiteral("q_proj, v_proj"));
+}
+
+// The Padding-free checkbox reaches the config and "Copy as dpo-cli"; with LD-DPO the page says why not.
+void TestTrainPage::paddingFreeReachesConfigAndCommand()
+{
+    TrainPage page;
+    page.resetToDefaults();
+    auto *box = page.findChild<QCheckBox *>(QStringLiteral("opt_padding_free"));
+    QVERIFY(box);
+    QVERIFY(!box->isChecked());
+    box->setChecked(true);
+    dpo::TrainConfig c;
+    QString error;
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QVERIFY(c.paddingFree);
+    QVERIFY2(page.cliCommand().contains(QLatin1String("--padding-free")), qPrintable(page.cliCommand()));
+    QVERIFY(page.setOption(QStringLiteral("ld_alpha"), QStringLiteral("0.5")));
+    QVERIFY(!page.buildConfig(&c, &error, true));
+    QVERIFY2(error.contains(QLatin1String("padding_free")), qPrintable(error));
+    page.resetToDefaults();
+    QVERIFY(!box->isChecked());
 }
 
 // TRL 1.x's options on the page: f-divergence, WPO weighting, LD-DPO (empty = off), constant_with_warmup.

@@ -60,7 +60,7 @@ EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim)
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
 {
-    return torch::embedding(weight, ids);
+    return embeddingLookup(weight, ids);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim)
 
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor &ids)
 {
-    return torch::embedding(weight, ids);
+    return embeddingLookup(weight, ids);
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, NormKind kind_)

@@ -249,6 +249,8 @@ struct FusedHeadLogps : torch::autograd::Function<FusedHeadLogps> {
                 at(entropy), at(logitMean), at(correct), at(aligned));
         }
         ctx->save_for_backward({ rows, weight, tgt, lse });
+        // The parameter itself: backward adds into its .grad in place (see backward).
+        ctx->saved_data["weight"] = weight;
         ctx->saved_data["chunk"] = chunk;
         if (!stats)
             return { logp };
@@ -271,10 +273,23 @@ struct FusedHeadLogps : torch::autograd::Function<FusedHeadLogps> {
         const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(rows.device());
         if (needRows)
             gradRows = torch::empty_like(rows);
-        if (needWeight)
-            gradWeight = torch::zeros(weight.sizes(), f32);
-        auto buffer = torch::empty({ std::min(chunk, M), V }, f32);
+        // A float32 leaf weight (a model's head) gets its gradient added straight into .grad: autograd
+        // would build a second vocabulary-sized tensor and add it there. Tied to the token embedding,
+        // whose lookup (embedding_lookup.h) then adds its rows into the same .grad.
+        auto param = ctx->saved_data["weight"].toTensor();
         const bool plain = rows.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32;
+        const bool intoGrad = needWeight && plain && param.is_leaf()
+            && (!param.grad().defined()
+                || (param.grad().is_contiguous() && param.grad().scalar_type() == torch::kFloat32));
+        if (intoGrad) {
+            torch::NoGradGuard noGrad;
+            if (!param.grad().defined())
+                param.mutable_grad() = torch::zeros(weight.sizes(), f32);
+            gradWeight = param.grad();
+        } else if (needWeight) {
+            gradWeight = torch::zeros(weight.sizes(), f32);
+        }
+        auto buffer = torch::empty({ std::min(chunk, M), V }, f32);
         for (int64_t s = 0; s < M; s += chunk) {
             const int64_t e = std::min(M, s + chunk);
             auto view = buffer.narrow(0, 0, e - s);
@@ -300,7 +315,9 @@ struct FusedHeadLogps : torch::autograd::Function<FusedHeadLogps> {
                     gradWeight.add_(torch::mm(gradLogits.t(), r));
             }
         }
-        if (gradWeight.defined() && weight.scalar_type() != torch::kFloat32)
+        if (intoGrad)
+            gradWeight = torch::Tensor(); // already in .grad
+        else if (gradWeight.defined() && weight.scalar_type() != torch::kFloat32)
             gradWeight = gradWeight.to(weight.scalar_type());
         return { gradRows, gradWeight, torch::Tensor(), torch::Tensor(), torch::Tensor() };
     }
