@@ -592,7 +592,9 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
             seqs.push_back(&examples[i].pair.chosen);
         const PreferenceBatch batch = collateSequences(seqs, padId, m_device);
         r.tokens = batch.numTokens;
-        auto lp = completionLogps(*m_policy, batch.inputIds, batch.attentionMask, batch.completionMask);
+        // Collated batches are right-padded: no mask gives the same outputs at every real position and
+        // spares the per-forward host read that tells right padding from left (attention_mask.cpp).
+        auto lp = completionLogps(*m_policy, batch.inputIds, torch::Tensor(), batch.completionMask);
         torch::Tensor loss = sftLoss(lp.sum, lp.count).mean();
         if (training)
             (loss * lossScale).backward();
@@ -627,7 +629,7 @@ DpoTrainer::MicroBatchResult DpoTrainer::runMicroBatch(const std::vector<size_t>
         if (m_config.paddingFree)
             return packedLogps(model, packed, options);
         return shared ? sharedPromptLogps(model, *shared, options)
-                      : completionLogps(model, batch.inputIds, batch.attentionMask, batch.completionMask, options);
+                      : completionLogps(model, batch.inputIds, torch::Tensor(), batch.completionMask, options); // right-padded
     };
     r.tokens = m_config.paddingFree ? packed.numTokens : shared ? shared->numTokens : batch.numTokens;
     const int64_t B = int64_t(pairs.size());
