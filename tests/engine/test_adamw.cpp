@@ -1,9 +1,9 @@
 // AdamW against torch.optim.AdamW's update written out independently in double precision, and the
 // bfloat16 path: the float32 master copy follows the float32 trajectory exactly, the bf16 parameter is
 // always the master rounded, and updates far below a bf16 ulp are kept instead of lost.
+#include "engine/error.h"
 #include "engine/training/adamw.h"
 #include "engine/training/grad_accumulator.h"
-#include "engine/error.h"
 
 #include <gtest/gtest.h>
 
@@ -78,14 +78,21 @@ TEST_P(AdamWFormula, Float32MatchesTorchFormula)
 
 INSTANTIATE_TEST_SUITE_P(Settings, AdamWFormula,
     ::testing::Values(AdamWCase { 1e-3, 0.0 }, AdamWCase { 1e-2, 0.1 }, AdamWCase { 3e-4, 0.01 },
-        AdamWCase { 1e-3, 0.0, dpo::AdamWKernel::MultiTensor }, AdamWCase { 1e-2, 0.1, dpo::AdamWKernel::MultiTensor }));
+        AdamWCase { 1e-3, 0.0, dpo::AdamWKernel::MultiTensor },
+        AdamWCase { 1e-2, 0.1, dpo::AdamWKernel::MultiTensor }));
 
 // A tensor above the 4M-element block of the per-tensor kernel, and several tensors through the
 // multi-tensor kernel (some decayed, some not, one bf16 with a master copy), against torch's formula
 // in float64 tensors.
-TEST(AdamW, BlockedAndMultiTensorUpdatesMatchTheFormula)
+TEST(AdamW, EveryKernelMatchesTheFormula)
 {
-    for (const auto kernel : { dpo::AdamWKernel::PerTensor, dpo::AdamWKernel::MultiTensor }) {
+    std::vector<dpo::AdamWKernel> kernels = { dpo::AdamWKernel::PerTensor, dpo::AdamWKernel::MultiTensor };
+    if (dpo::adamWFusedBuilt()) // torch's own fused kernel (CPU since libtorch 2.4)
+        kernels.push_back(dpo::AdamWKernel::Fused);
+    for (const auto kernel : kernels) {
+        const char *what = kernel == dpo::AdamWKernel::MultiTensor ? " multi"
+            : kernel == dpo::AdamWKernel::Fused                    ? " fused"
+                                                                   : " per tensor";
         torch::manual_seed(5);
         const int64_t big = (int64_t(4) << 20) + 37;
         std::vector<std::pair<std::string, torch::Tensor>> params
@@ -119,12 +126,29 @@ TEST(AdamW, BlockedAndMultiTensorUpdatesMatchTheFormula)
         for (size_t i = 0; i < params.size(); ++i) {
             const double tol = params[i].second.scalar_type() == torch::kBFloat16 ? 1e-2 : 1e-5;
             const double err = (params[i].second.to(torch::kDouble) - ref[i]).abs().max().item<double>();
-            EXPECT_LT(err, tol) << params[i].first << (kernel == dpo::AdamWKernel::MultiTensor ? " multi" : " per tensor");
+            EXPECT_LT(err, tol) << params[i].first << what;
         }
         // The bf16 parameter's float32 master follows the formula at float32 precision.
         const auto master = opt.stateTensors().at("master.lm_head.weight");
-        EXPECT_LT((master.to(torch::kDouble) - ref[2]).abs().max().item<double>(), 1e-5);
+        EXPECT_LT((master.to(torch::kDouble) - ref[2]).abs().max().item<double>(), 1e-5) << what;
     }
+}
+
+TEST(AdamW, FusedKernelAbsentFromTheBuildIsAClearError)
+{
+    if (dpo::adamWFusedBuilt())
+        GTEST_SKIP() << "this libtorch has _fused_adamw_ (EveryKernelMatchesTheFormula runs it)";
+    dpo::AdamWOptions o;
+    o.kernel = dpo::AdamWKernel::Fused;
+    auto p = torch::zeros({ 3 });
+    dpo::AdamW opt({ { "w", p } }, o);
+    try {
+        opt.step(1e-3, 1.0, { torch::ones({ 3 }) });
+        FAIL() << "expected an error";
+    } catch (const dpo::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("_fused_adamw_"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(torch::equal(p, torch::zeros({ 3 }))) << "nothing may change";
 }
 
 // A clip factor given as a tensor gives the same bits as the same factor given as a double.

@@ -90,15 +90,14 @@ AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::
         auto m = attentionMask.to(hidden.device()).to(torch::kBool); // [B, S]
         auto kpos = m.to(torch::kInt64).cumsum(1) - 1; // [B, S]: position of each key among real tokens
         auto qpos = full.positions; // [B, T]
-        visible = (kidx <= qidx).unsqueeze(0) & m.unsqueeze(1)
-            & ((qpos.unsqueeze(2) - kpos.unsqueeze(1)) < window);
+        visible = (kidx <= qidx).unsqueeze(0) & m.unsqueeze(1) & ((qpos.unsqueeze(2) - kpos.unsqueeze(1)) < window);
     } else {
         visible = ((kidx <= qidx) & ((qidx - kidx) < window)).unsqueeze(0);
     }
     AttentionMask out;
     out.causal = false;
-    out.additive = torch::zeros({ visible.size(0), 1, T, S }, hidden)
-                       .masked_fill_(visible.logical_not().unsqueeze(1), lowest);
+    out.additive
+        = torch::zeros({ visible.size(0), 1, T, S }, hidden).masked_fill_(visible.logical_not().unsqueeze(1), lowest);
     return out;
 }
 
@@ -170,46 +169,26 @@ MaskAndPositions buildPackedMaskAndPositions(const std::vector<int64_t> &starts,
     if (starts.size() < 2 || starts.front() != 0)
         throw Error("packed batch: sequence boundaries must start at 0 and hold at least one sequence");
     std::vector<int64_t> pos;
+    std::vector<int32_t> cu;
     pos.reserve(size_t(starts.back()));
+    int64_t longest = 0;
     for (size_t i = 0; i + 1 < starts.size(); ++i) {
         if (starts[i + 1] <= starts[i])
-            throw Error("packed batch: sequence " + std::to_string(i) + " is empty or the boundaries are not increasing");
+            throw Error(
+                "packed batch: sequence " + std::to_string(i) + " is empty or the boundaries are not increasing");
         for (int64_t p = 0; p < starts[i + 1] - starts[i]; ++p)
             pos.push_back(p);
+        longest = std::max(longest, starts[i + 1] - starts[i]);
+        cu.push_back(int32_t(starts[i]));
     }
+    cu.push_back(int32_t(starts.back()));
     MaskAndPositions out;
     out.positions = torch::tensor(pos, torch::kInt64).to(hidden.device()).unsqueeze(0); // [1, N]
     out.mask.segments = starts;
+    out.mask.cuSeqlens = torch::tensor(cu, torch::kInt32).to(hidden.device());
+    out.mask.maxSegment = longest;
     out.mask.causal = true;
     return out;
-}
-
-torch::Tensor attendPerSequence(const torch::Tensor &x, const AttentionMask &packed,
-    const std::function<torch::Tensor(const torch::Tensor &, const AttentionMask &, int64_t, int64_t)> &attend)
-{
-    const auto &seg = packed.segments;
-    if (seg.back() != x.size(1))
-        throw Error("packed batch: the sequence boundaries end at " + std::to_string(seg.back()) + ", the row has "
-            + std::to_string(x.size(1)) + " tokens");
-    std::vector<torch::Tensor> outs;
-    outs.reserve(seg.size() - 1);
-    for (size_t i = 0; i + 1 < seg.size(); ++i) {
-        const int64_t start = seg[i], len = seg[i + 1] - seg[i];
-        // Causal inside the sequence, exactly as for the sequence alone (libtorch 1.x spells it out).
-        AttentionMask m = buildMaskAndPositions({}, 1, len, 0, x.options()).mask;
-        if (packed.window > 0 && len > packed.window) {
-            // Query i sees key j when j <= i and i − j < window.
-            const auto opts = x.options();
-            auto q = torch::arange(len, opts.dtype(torch::kInt64)).unsqueeze(1);
-            auto k = torch::arange(len, opts.dtype(torch::kInt64)).unsqueeze(0);
-            const auto hidden = (k > q).logical_or(q - k >= packed.window);
-            m.additive = torch::zeros({ 1, 1, len, len }, opts)
-                             .masked_fill_(hidden.view({ 1, 1, len, len }), lowestOf(x.scalar_type()));
-            m.causal = false;
-        }
-        outs.push_back(attend(x.narrow(1, start, len), m, start, len));
-    }
-    return outs.size() == 1 ? outs[0] : torch::cat(outs, 1);
 }
 
 } // namespace dpo

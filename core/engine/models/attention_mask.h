@@ -10,7 +10,6 @@
 
 #include "engine/torch_api.h"
 
-#include <functional>
 #include <vector>
 
 namespace dpo {
@@ -25,6 +24,8 @@ struct AttentionMask {
     // [segments[i], segments[i+1]); attention stays causal inside each one, within `window` keys when
     // window > 0 (sliding layers). Empty for ordinary batches.
     std::vector<int64_t> segments;
+    torch::Tensor cuSeqlens; // the same boundaries as int32 on the model's device (the varlen kernel's input)
+    int64_t maxSegment = 0; // the longest sequence
     int64_t window = 0;
 };
 
@@ -58,12 +59,6 @@ AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::
 // A packed row's positions (restarting at 0 at each sequence start) and its mask: `starts` holds the
 // sequence boundaries, 0 first and the row's length N last. Throws dpo::Error for bad boundaries.
 MaskAndPositions buildPackedMaskAndPositions(const std::vector<int64_t> &starts, const torch::TensorOptions &hidden);
-
-// Attention over a packed row one sequence at a time: attend(xSlice, mask, start, length) for each
-// sequence of `packed` (x [1, N, ...] sliced along dim 1; the mask causal, or causal within the
-// window), the results concatenated along dim 1. What a varlen attention kernel does in one call.
-torch::Tensor attendPerSequence(const torch::Tensor &x, const AttentionMask &packed,
-    const std::function<torch::Tensor(const torch::Tensor &, const AttentionMask &, int64_t, int64_t)> &attend);
 
 // Sizes an empty cache to `layers`; a non-empty cache of another depth is an error.
 void prepareCache(KVCache *cache, size_t layers);

@@ -1,6 +1,7 @@
 #include "engine/models/gpt2_model.h"
-#include "engine/models/param_alloc.h"
 #include "engine/models/activation_checkpoint.h"
+#include "engine/models/packed_attention.h"
+#include "engine/models/param_alloc.h"
 
 #include "engine/error.h"
 
@@ -78,17 +79,38 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, D = m_headDim, N = H * D;
 
-    // c_attn: [B, T, n] -> [B, T, 3n] = [q | k | v], each -> [B, H, T, D]
+    // c_attn: [B, T, n] -> [B, T, 3n] = [q | k | v], each -> [B, T, H, D]
     auto qkv = c_attn->forward(x);
-    auto q = qkv.slice(-1, 0, N).view({ B, T, H, D }).transpose(1, 2);
-    auto k = qkv.slice(-1, N, 2 * N).view({ B, T, H, D }).transpose(1, 2);
-    auto v = qkv.slice(-1, 2 * N, 3 * N).view({ B, T, H, D }).transpose(1, 2);
+    auto q = qkv.slice(-1, 0, N).view({ B, T, H, D });
+    auto k = qkv.slice(-1, N, 2 * N).view({ B, T, H, D });
+    auto v = qkv.slice(-1, 2 * N, 3 * N).view({ B, T, H, D });
 
-    if (cache)
-        std::tie(k, v) = cache->append(layer, k, v);
-    torch::Tensor out; // [B, H, T, D]
+    torch::Tensor out; // [B, T, H, D]
+    if (!mask.segments.empty()) { // a packed row: each sequence attends to itself
+        if (cache)
+            throw Error("packed batches do not use a KV cache");
+        out = attendPacked(q, k, v, mask, { 1.0 / std::sqrt(double(D)), true },
+            [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
+                return attend(qs, ks, vs, m);
+            });
+    } else {
+        k = k.transpose(1, 2); // [B, H, T, D]
+        v = v.transpose(1, 2);
+        if (cache)
+            std::tie(k, v) = cache->append(layer, k, v);
+        out = attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
+    }
+    // [B, T, H, D] -> [B, T, n]
+    return c_proj->forward(out.reshape({ B, T, N }));
+}
+
+// q [B, H, T, D], k/v [B, H, S, D] (S = past + T) -> [B, H, T, D].
+torch::Tensor AttentionImpl::attend(
+    const torch::Tensor &q, const torch::Tensor &k, const torch::Tensor &v, const AttentionMask &mask) const
+{
+    torch::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
-    const int64_t S = k.size(2); // keys: past + new
+    const int64_t S = k.size(2);
     if (mask.additive.defined())
         out = at::scaled_dot_product_attention(q, k, v, mask.additive, 0.0, false);
     else
@@ -97,14 +119,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask
     // libtorch 1.x: HF's eager attention: scores / sqrt(D) + mask, softmax in float32.
     // [B, H, T, D] x [B, H, D, S] -> [B, H, T, S]
     auto scores = torch::matmul(q, k.transpose(2, 3));
-    scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+    scores.mul_(1.0 / std::sqrt(static_cast<double>(m_headDim)));
     if (mask.additive.defined())
         scores.add_(mask.additive);
     auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
     out = torch::matmul(probs, v);
 #endif
-    // [B, H, T, D] -> [B, T, n]
-    return c_proj->forward(out.transpose(1, 2).reshape({ B, T, N }));
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,14 +155,7 @@ BlockImpl::BlockImpl(const ModelConfig &c)
 
 torch::Tensor BlockImpl::forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
-    const auto a = ln_1->forward(x);
-    // A packed row (padding-free batch) attends one sequence at a time.
-    auto h = x
-        + (mask.segments.empty()
-                ? attn->forward(a, mask, cache, layer)
-                : attendPerSequence(a, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t, int64_t) {
-                      return attn->forward(xs, m, nullptr, 0);
-                  }));
+    auto h = x + attn->forward(ln_1->forward(x), mask, cache, layer);
     return h + mlp->forward(ln_2->forward(h));
 }
 
@@ -261,10 +275,9 @@ torch::Tensor Gpt2Model::decode(const torch::Tensor &tokens, const MaskAndPositi
     const bool checkpoint = gradientCheckpointing && is_training() && !cache;
     for (size_t i = 0; i < blocks.size(); ++i) {
         if (checkpoint)
-            x = checkpointed(
-                [block = blocks[i], mask = am](const torch::Tensor &h) mutable {
-                    return block->forward(h, mask, nullptr, 0);
-                }, x);
+            x = checkpointed([block = blocks[i], mask = am](
+                                 const torch::Tensor &h) mutable { return block->forward(h, mask, nullptr, 0); },
+                x);
         else
             x = blocks[i]->forward(x, am, cache, i);
     }

@@ -55,11 +55,14 @@ class AttentionImpl : public torch::nn::Module {
 public:
     explicit AttentionImpl(const ModelConfig &c);
     // x [B, T, n]; with a cache, this step's keys/values are appended to its `layer` and attention
-    // sees past + new.
+    // sees past + new. A packed row (mask.segments) attends per sequence.
     torch::Tensor forward(const torch::Tensor &x, const AttentionMask &mask, KVCache *cache, size_t layer);
     Conv1D c_attn { nullptr }, c_proj { nullptr };
 
 private:
+    torch::Tensor attend(
+        const torch::Tensor &q, const torch::Tensor &k, const torch::Tensor &v, const AttentionMask &mask) const;
+
     int64_t m_heads, m_headDim;
 };
 TORCH_MODULE(Attention);

@@ -1,6 +1,7 @@
 #include "engine/models/llama_model.h"
-#include "engine/models/param_alloc.h"
 #include "engine/models/activation_checkpoint.h"
+#include "engine/models/packed_attention.h"
+#include "engine/models/param_alloc.h"
 
 #include "engine/error.h"
 
@@ -53,7 +54,9 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, NormKind kind_)
     : eps(eps_)
     , kind(kind_)
 {
-    weight = register_parameter("weight", kind == NormKind::RMSNormOnePlus ? torch::zeros({ dim }, paramOptions()) : torch::ones({ dim }, paramOptions()));
+    weight = register_parameter("weight",
+        kind == NormKind::RMSNormOnePlus ? torch::zeros({ dim }, paramOptions())
+                                         : torch::ones({ dim }, paramOptions()));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor &x)
@@ -123,7 +126,6 @@ torch::Tensor AttentionImpl::forward(
     const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
     const int64_t B = x.size(0), T = x.size(1), H = m_heads, Hkv = m_kvHeads, D = m_headDim;
-    const int64_t G = H / Hkv; // query heads per key/value head
 
     // Projections: [B, T, H*D], [B, T, Hkv*D] x2.
     torch::Tensor q, k, v;
@@ -153,14 +155,32 @@ torch::Tensor AttentionImpl::forward(
         q = applyRotary(q, rope);
         k = applyRotary(k, rope);
     }
-    q = q.transpose(1, 2); // [B, H, T, D]
-    k = k.transpose(1, 2); // [B, Hkv, T, D]
-    v = v.transpose(1, 2); // [B, Hkv, T, D]
+    torch::Tensor out; // [B, T, H, D]
+    if (!mask.segments.empty()) { // a packed row: each sequence attends to itself
+        if (cache)
+            throw Error("packed batches do not use a KV cache");
+        out = attendPacked(q, k, v, mask, { m_scale, m_softcap == 0 },
+            [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
+                return attend(qs, ks, vs, m);
+            });
+    } else {
+        k = k.transpose(1, 2); // [B, Hkv, T, D]
+        v = v.transpose(1, 2);
+        if (cache)
+            std::tie(k, v) = cache->append(layer, k, v);
+        out = attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
+    }
+    // [B, T, H, D] -> [B, T, H*D] -> [B, T, hidden]
+    return o_proj->forward(out.reshape({ B, T, H * D }));
+}
 
-    if (cache)
-        std::tie(k, v) = cache->append(layer, k, v);
+// q [B, H, T, D], k/v [B, Hkv, S, D] (S = past + T) -> [B, H, T, D].
+torch::Tensor AttentionImpl::attend(
+    const torch::Tensor &q, const torch::Tensor &k, const torch::Tensor &v, const AttentionMask &mask) const
+{
+    const int64_t B = q.size(0), T = q.size(2), H = m_heads, Hkv = m_kvHeads, D = m_headDim;
+    const int64_t G = H / Hkv; // query heads per key/value head
     const int64_t S = k.size(2); // keys: past + new
-
     torch::Tensor out; // [B, H, T, D]
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
     const bool fused = m_softcap == 0; // SDPA cannot soft-cap scores (transformers trains Gemma 2 eagerly too)
@@ -214,8 +234,7 @@ torch::Tensor AttentionImpl::forward(
         auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
         out = torch::bmm(probs, v.reshape({ B * Hkv, S, D })).view({ B, H, T, D });
     }
-    // [B, H, T, D] -> [B, T, H*D] -> [B, T, hidden]
-    return o_proj->forward(out.transpose(1, 2).reshape({ B, T, H * D }));
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,9 +290,8 @@ torch::Tensor DecoderLayerImpl::forward(
 {
     switch (m_placement) {
     case NormPlacement::Sandwich: {
-        auto h = x
-            + post_attention_layernorm->forward(
-                attention(input_layernorm->forward(x), rope, mask, cache, layer));
+        auto h
+            = x + post_attention_layernorm->forward(attention(input_layernorm->forward(x), rope, mask, cache, layer));
         return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
     }
     case NormPlacement::Post: {
@@ -287,23 +305,10 @@ torch::Tensor DecoderLayerImpl::forward(
     return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
-// A packed row (padding-free batch) attends one sequence at a time; projections and RoPE are per
-// token, so running them per sequence gives the same numbers.
 torch::Tensor DecoderLayerImpl::attention(
     const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
 {
-    if (mask.segments.empty())
-        return self_attn->forward(x, rope, mask, cache, layer);
-    if (cache)
-        throw Error("packed batches do not use a KV cache");
-    return attendPerSequence(x, mask, [&](const torch::Tensor &xs, const AttentionMask &m, int64_t start, int64_t len) {
-        RopeTables r;
-        if (rope.cos.defined()) {
-            r.cos = rope.cos.narrow(1, start, len);
-            r.sin = rope.sin.narrow(1, start, len);
-        }
-        return self_attn->forward(xs, r, m, nullptr, 0);
-    });
+    return self_attn->forward(x, rope, mask, cache, layer);
 }
 
 BackboneImpl::BackboneImpl(const ModelConfig &c, const std::vector<int64_t> &rotaryDims)
@@ -331,8 +336,8 @@ void validateLlamaConfig(const ModelConfig &c)
         if (!ok)
             throw Error("config.json: " + what);
     };
-    need(c.arch && c.arch->impl == ArchImpl::Llama,
-        "model_type '" + c.modelType + "' is not implemented by LlamaModel");
+    need(
+        c.arch && c.arch->impl == ArchImpl::Llama, "model_type '" + c.modelType + "' is not implemented by LlamaModel");
     need(c.vocabSize > 0, "vocab_size must be positive");
     need(c.hiddenSize > 0, "hidden_size must be positive");
     need(c.intermediateSize > 0, "intermediate_size must be positive");
@@ -342,8 +347,8 @@ void validateLlamaConfig(const ModelConfig &c)
         "num_key_value_heads (" + std::to_string(c.numKvHeads) + ") must divide num_attention_heads ("
             + std::to_string(c.numHeads) + ")");
     need(c.headDim > 0, "head_dim must be positive");
-    need(int64_t(c.slidingLayers.size()) == c.numLayers || c.slidingLayers.empty(),
-        "layer_types must name every layer");
+    need(
+        int64_t(c.slidingLayers.size()) == c.numLayers || c.slidingLayers.empty(), "layer_types must name every layer");
     if (c.arch->mlp == MlpKind::GatedSilu)
         need(c.hiddenAct == "silu" || c.hiddenAct == "swish",
             "hidden_act '" + c.hiddenAct + "' is not supported for " + c.modelType + " (only silu)");
@@ -369,8 +374,8 @@ LlamaModel::LlamaModel(ModelConfig config)
     std::vector<int64_t> rotaryDims;
     for (size_t i = 0; i < size_t(m_config.numLayers); ++i)
         rotaryDims.push_back(m_config.isNopeLayer(i) ? 0
-                : isSliding(m_config, i)           ? m_rotaryLocal.rotaryDim()
-                                                   : m_rotary.rotaryDim());
+                : isSliding(m_config, i)             ? m_rotaryLocal.rotaryDim()
+                                                     : m_rotary.rotaryDim());
     m_model = register_module("model", llama::Backbone(m_config, rotaryDims));
     if (!m_config.tieWordEmbeddings)
         m_lmHead = register_module("lm_head", llama::Linear(m_config.hiddenSize, m_config.vocabSize, false));
@@ -399,7 +404,6 @@ torch::Tensor LlamaModel::forwardHidden(
     const int64_t past = cache ? cache->length() : 0;
 
     auto x = m_model->embed_tokens->forward(inputIds); // [B, T, hidden]
-    const auto dtype = x.scalar_type();
     if (m_config.arch->embedScale) // Gemma: * sqrt(hidden), the constant rounded to the weight dtype
         x = x * torch::scalar_tensor(std::sqrt(double(m_config.hiddenSize)), x.options());
 
@@ -443,10 +447,10 @@ torch::Tensor LlamaModel::decode(
     for (size_t i = 0; i < layers.size(); ++i) {
         const bool sliding = isSliding(m_config, i);
         if (checkpoint) {
-            x = checkpointed([layer = layers[i], rope = sliding ? local : global,
-                                 mask = sliding ? slidingMask : mp.mask](const torch::Tensor &h) mutable {
-                return layer->forward(h, rope, mask, nullptr, 0);
-            }, x);
+            x = checkpointed(
+                [layer = layers[i], rope = sliding ? local : global, mask = sliding ? slidingMask : mp.mask](
+                    const torch::Tensor &h) mutable { return layer->forward(h, rope, mask, nullptr, 0); },
+                x);
             continue;
         }
         x = layers[i]->forward(x, sliding ? local : global, sliding ? slidingMask : mp.mask, cache, i);

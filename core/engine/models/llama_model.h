@@ -73,7 +73,7 @@ class AttentionImpl : public torch::nn::Module {
 public:
     AttentionImpl(const ModelConfig &c, int64_t rotaryDim);
     // x [B, T, hidden]; rope [B, T, rotaryDim]; with a cache, this step's keys/values are appended
-    // to its `layer` and attention sees past + new.
+    // to its `layer` and attention sees past + new. A packed row (mask.segments) attends per sequence.
     torch::Tensor forward(
         const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer);
 
@@ -82,6 +82,9 @@ public:
     RMSNorm q_norm { nullptr }, k_norm { nullptr }; // QkNorm::PerHead: [headDim]; FullWidth: [heads * headDim]
 
 private:
+    torch::Tensor attend(
+        const torch::Tensor &q, const torch::Tensor &k, const torch::Tensor &v, const AttentionMask &mask) const;
+
     int64_t m_heads, m_kvHeads, m_headDim, m_rotaryDim;
     QkNorm m_qkNorm;
     double m_scale; // scores multiplier

@@ -6,6 +6,10 @@
 
 #include "engine/error.h"
 
+#ifdef DPO_HAVE_FUSED_ADAMW
+#include "engine/training/fused_adamw_ops.h"
+#endif
+
 #include <cmath>
 
 namespace dpo {
@@ -18,6 +22,15 @@ bool hfDecaysParameter(const std::string &name)
     // GPT-2's LayerNorm modules (nn.LayerNorm instances in transformers, excluded by type there).
     static const std::regex gpt2LayerNorm(R"((^|\.)ln_(1|2|f)\.)");
     return !std::regex_search(n, forbidden) && !std::regex_search(n, gpt2LayerNorm);
+}
+
+bool adamWFusedBuilt()
+{
+#ifdef DPO_HAVE_FUSED_ADAMW
+    return true;
+#else
+    return false;
+#endif
 }
 
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOptions options)
@@ -78,11 +91,15 @@ void AdamW::update(
     double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
 {
     if (grads.size() != m_slots.size())
-        throw Error("AdamW::step: " + std::to_string(grads.size()) + " gradients for " +
-                    std::to_string(m_slots.size()) + " parameters");
-    const bool multi = m_options.kernel == AdamWKernel::MultiTensor
-        || (m_options.kernel == AdamWKernel::Auto && !m_slots.empty() && m_slots.front().param.is_cuda());
-    if (multi)
+        throw Error("AdamW::step: " + std::to_string(grads.size()) + " gradients for " + std::to_string(m_slots.size())
+            + " parameters");
+    const bool onCuda = !m_slots.empty() && m_slots.front().param.is_cuda();
+    AdamWKernel kernel = m_options.kernel;
+    if (kernel == AdamWKernel::Auto)
+        kernel = !onCuda ? AdamWKernel::PerTensor : adamWFusedBuilt() ? AdamWKernel::Fused : AdamWKernel::MultiTensor;
+    if (kernel == AdamWKernel::Fused)
+        return updateFused(lr, scalarScale, tensorScale, grads);
+    if (kernel == AdamWKernel::MultiTensor)
         return updateMultiTensor(lr, scalarScale, tensorScale, grads);
     torch::NoGradGuard noGrad;
     const BiasCorrection bc = nextStep(lr);
@@ -163,6 +180,57 @@ void AdamW::updateMultiTensor(
     at::_foreach_addcdiv_(w, m, denom, -stepSize);
     for (Slot *s : withMaster)
         s->param.copy_(s->master);
+}
+
+// torch.optim.AdamW(fused=True): the kernel applies decay, both moments, the bias corrections and the
+// update in one pass per tensor. It takes one weight decay per call (two calls: with and without) and
+// divides the gradients by a scale tensor (so the clip factor goes in as its reciprocal; the divided
+// gradients are written back into the float32 gradients it was given).
+void AdamW::updateFused(
+    double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
+{
+#ifdef DPO_HAVE_FUSED_ADAMW
+    torch::NoGradGuard noGrad;
+    nextStep(lr);
+    std::vector<torch::Tensor> w[2], g[2], m[2], v[2];
+    std::vector<Slot *> withMaster;
+    for (size_t i = 0; i < m_slots.size(); ++i) {
+        Slot &s = m_slots[i];
+        if (!grads[i].defined())
+            continue;
+        const auto &wi = s.master.defined() ? s.master : s.param;
+        const int d = m_options.weightDecay != 0.0 && s.decay ? 1 : 0;
+        w[d].push_back(wi);
+        g[d].push_back(grads[i].to(torch::kFloat32).reshape(wi.sizes()).contiguous());
+        m[d].push_back(s.expAvg);
+        v[d].push_back(s.expAvgSq);
+        if (s.master.defined())
+            withMaster.push_back(&s);
+    }
+    if (w[0].empty() && w[1].empty())
+        return;
+    const auto f32 = m_slots.front().expAvg.options();
+    if (!m_deviceStep.defined())
+        m_deviceStep = torch::empty({}, f32);
+    m_deviceStep.fill_(double(m_step)); // a kernel launch, not a read
+    torch::Tensor divisor; // undefined: the gradients as they are
+    if (tensorScale.defined())
+        divisor = (tensorScale.to(f32) * scalarScale).reciprocal();
+    else if (scalarScale != 1.0)
+        divisor = torch::full({}, 1.0 / scalarScale, f32);
+    for (int d = 0; d < 2; ++d) {
+        if (w[d].empty())
+            continue;
+        const std::vector<torch::Tensor> steps(w[d].size(), m_deviceStep);
+        fused_adamw_ops::step(w[d], g[d], m[d], v[d], steps, lr, m_options.beta1, m_options.beta2,
+            d ? m_options.weightDecay : 0.0, m_options.eps, divisor);
+    }
+    for (Slot *s : withMaster)
+        s->param.copy_(s->master);
+#else
+    throw Error("the fused AdamW kernel is not in this build (its libtorch has no _fused_adamw_: libtorch >= 2.0 "
+                "on CUDA, >= 2.4 on CPU)");
+#endif
 }
 
 std::map<std::string, torch::Tensor> AdamW::stateTensors() const

@@ -18,10 +18,14 @@ namespace dpo {
 bool hfDecaysParameter(const std::string &name);
 
 // How the update runs: one set of ops per tensor (in blocks of at most 4M elements, so a
-// vocabulary-sized tensor never gets vocabulary-sized temporaries), or torch's multi-tensor
-// `_foreach_` kernels over every tensor at once (a few kernel launches per step on a GPU, where
-// per-tensor launches dominate). Auto: multi-tensor on CUDA, per tensor elsewhere.
-enum class AdamWKernel { Auto, PerTensor, MultiTensor };
+// vocabulary-sized tensor never gets vocabulary-sized temporaries), torch's multi-tensor `_foreach_`
+// kernels over every tensor at once (a few kernel launches per step on a GPU, where per-tensor
+// launches dominate), or torch's fused kernel (`_fused_adamw_`: one pass over each tensor's memory,
+// torch.optim.AdamW(fused=True); only in builds whose libtorch has it: adamWFusedBuilt()).
+// Auto: fused on CUDA when built, else multi-tensor on CUDA; per tensor elsewhere.
+enum class AdamWKernel { Auto, PerTensor, MultiTensor, Fused };
+
+bool adamWFusedBuilt();
 
 struct AdamWOptions {
     double lr = 1e-3;
@@ -64,9 +68,12 @@ private:
         double stepSize; // lr / (1 − β1^t)
     };
     BiasCorrection nextStep(double lr); // counts the step
-    void update(double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
-    void updateMultiTensor(double lr, double scalarScale, const torch::Tensor &tensorScale,
-        const std::vector<torch::Tensor> &grads);
+    void update(
+        double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
+    void updateMultiTensor(
+        double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
+    void updateFused(
+        double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads);
 
     struct Slot {
         std::string name;
@@ -79,6 +86,7 @@ private:
     std::vector<Slot> m_slots;
     AdamWOptions m_options;
     int64_t m_step = 0;
+    torch::Tensor m_deviceStep; // the fused kernel's step count: a float32 scalar on the parameters' device
 };
 
 } // namespace dpo
