@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include "engine/models/causal_lm.h"
+#include "engine/models/packed_attention.h"
 #include "engine/error.h"
 #include "engine/training/logprobs.h"
 #include "engine/data/preference_data.h"
@@ -17,12 +18,22 @@
 
 namespace test_shared_prompt { // this file's names, kept apart in unity builds (tests/CMakeLists.txt)
 
-class SharedPrompt : public ::testing::TestWithParam<std::string> { };
+// Both ways completions attend to the cached prompt: the padded layout with its mask (CPU), and the
+// varlen kernel's layout (real prompt keys gathered, then the completion's, causal aligned
+// bottom-right) run through the per-sequence reference of the kernel.
+class SharedPrompt : public ::testing::TestWithParam<std::tuple<std::string, bool>> {
+protected:
+    void TearDown() override { dpo::setVarlenReferenceForTests(false); }
+};
 
 TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
 {
-    auto model = dpo::loadCausalLM(dpotest::fixture(GetParam() + "/other"));
-    auto pairs = dpotest::tokenizedFixturePairs(GetParam());
+    const std::string family = std::get<0>(GetParam());
+    const bool varlenLayout = std::get<1>(GetParam());
+    dpo::setVarlenReferenceForTests(varlenLayout);
+    const int64_t referenceCallsBefore = dpo::varlenReferenceCalls();
+    auto model = dpo::loadCausalLM(dpotest::fixture(family + "/other"));
+    auto pairs = dpotest::tokenizedFixturePairs(family);
     ASSERT_GE(pairs.size(), 4u);
     std::set<int64_t> promptLengths;
     for (const auto &p : pairs)
@@ -46,6 +57,8 @@ TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
     auto b = dpo::sharedPromptLogps(*model, *shared);
     (b.sum * weights).sum().backward();
     const auto gb = dpotest::parameterGradients(*model);
+    // Every layer's completion attention went through the varlen layout, or none.
+    EXPECT_EQ(dpo::varlenReferenceCalls() - referenceCallsBefore, varlenLayout ? model->config().numLayers : 0);
 
     EXPECT_TRUE(torch::equal(a.count, b.count)) << a.count << b.count;
     EXPECT_TRUE(torch::allclose(a.sum.detach(), b.sum.detach(), 1e-5, 1e-4))
@@ -60,14 +73,15 @@ TEST_P(SharedPrompt, SameLogpsAndGradientsAsTheConcatenatedBatch)
 // The families with sliding windows (mistral-window, phi3, gemma2, gemma3-text) run their long rows
 // past the window with prompt padding in between: windows count real-token positions.
 INSTANTIATE_TEST_SUITE_P(Fixtures, SharedPrompt,
-    ::testing::Values("llama-gqa", "gpt2", "llama3-rope", "mistral-window", "qwen3", "olmo2", "phi3", "gemma2",
-        "gemma3-text"),
-    [](const ::testing::TestParamInfo<std::string> &info) {
-        std::string n = info.param;
+    ::testing::Combine(::testing::Values("llama-gqa", "gpt2", "llama3-rope", "mistral-window", "qwen3", "olmo2",
+                           "phi3", "gemma2", "gemma3-text"),
+        ::testing::Bool()),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, bool>> &info) {
+        std::string n = std::get<0>(info.param);
         for (auto &ch : n)
             if (!std::isalnum(static_cast<unsigned char>(ch)))
                 ch = '_';
-        return n;
+        return n + (std::get<1>(info.param) ? "_varlen_layout" : "_mask");
     });
 
 TEST(SharedPromptCollate, RefusesPairsWhosePromptsDiffer)

@@ -507,6 +507,7 @@ std::optional<SharedPromptBatch> collateSharedPrompt(
     auto pl = promptLast.accessor<int64_t, 1>();
     auto ci = compIds.accessor<int64_t, 2>();
     auto cm = compMask.accessor<int64_t, 2>();
+    SharedPromptBatch batch;
     for (int64_t r = 0; r < b; ++r) {
         const TokenizedPair &p = pairs[size_t(r)];
         const int64_t lp = p.chosen.promptLength;
@@ -515,6 +516,7 @@ std::optional<SharedPromptBatch> collateSharedPrompt(
             pm[r][k] = 1;
         }
         pl[r] = lp - 1;
+        batch.promptLengths.push_back(lp);
         for (int side = 0; side < 2; ++side) {
             const ModelSequence &s = side == 0 ? p.chosen : p.rejected;
             const int64_t row = side * b + r;
@@ -524,7 +526,6 @@ std::optional<SharedPromptBatch> collateSharedPrompt(
             }
         }
     }
-    SharedPromptBatch batch;
     batch.promptIds = promptIds.to(device);
     batch.promptMask = promptMask.to(device);
     batch.promptLast = promptLast.to(device);

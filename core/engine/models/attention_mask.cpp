@@ -96,6 +96,7 @@ AttentionMask buildSlidingWindowMask(const MaskAndPositions &full, const torch::
     }
     AttentionMask out;
     out.causal = false;
+    out.window = window;
     out.additive
         = torch::zeros({ visible.size(0), 1, T, S }, hidden).masked_fill_(visible.logical_not().unsqueeze(1), lowest);
     return out;

@@ -21,11 +21,12 @@ struct AttentionMask {
     // false = every key is visible (one new token after a cache).
     bool causal = true;
     // Padding-free batches: a [1, N] row packing several sequences, sequence i at positions
-    // [segments[i], segments[i+1]); attention stays causal inside each one, within `window` keys when
-    // window > 0 (sliding layers). Empty for ordinary batches.
+    // [segments[i], segments[i+1]); attention stays causal inside each one. Empty for ordinary batches.
     std::vector<int64_t> segments;
     torch::Tensor cuSeqlens; // the same boundaries as int32 on the model's device (the varlen kernel's input)
     int64_t maxSegment = 0; // the longest sequence
+    // Sliding layers whose window bites: a query sees the `window` keys ending at its own position
+    // (the additive mask says the same for padded rows; packed rows and the varlen kernel use this).
     int64_t window = 0;
 };
 

@@ -18,6 +18,7 @@
 namespace dpo {
 
 class LoraAdapter; // lora.h
+struct PrefixLayout; // packed_attention.h
 
 // Keys and values of past positions, per layer: [B, numKvHeads, T_past, headDim].
 // By default append() concatenates, so autograd flows through the cache (the shared-prompt
@@ -28,11 +29,15 @@ class LoraAdapter; // lora.h
 struct KVCache {
     std::vector<torch::Tensor> keys;
     std::vector<torch::Tensor> values;
+    // Set when the cached rows are right-padded prompts that completions follow (sharedPromptLogps):
+    // which keys are real, so attention can take the varlen kernel instead of a mask.
+    std::shared_ptr<const PrefixLayout> prefix;
     int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
     void clear()
     {
         keys.clear();
         values.clear();
+        prefix.reset();
         m_keyStorage.clear();
         m_valueStorage.clear();
         m_capacity = 0;

@@ -2,6 +2,7 @@
 
 #include "engine/data/preference_data.h"
 #include "engine/error.h"
+#include "engine/models/packed_attention.h"
 #include "engine/training/head_logps.h"
 
 #include <torch/csrc/autograd/autograd.h>
@@ -249,6 +250,11 @@ CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batc
         cache.keys[l] = torch::cat({ cache.keys[l], cache.keys[l] }, 0);
         cache.values[l] = torch::cat({ cache.values[l], cache.values[l] }, 0);
     }
+    // Which cached keys are real: lets attention take the varlen kernel (CUDA) instead of the mask.
+    std::vector<int64_t> rowPromptLengths = batch.promptLengths;
+    rowPromptLengths.insert(rowPromptLengths.end(), batch.promptLengths.begin(), batch.promptLengths.end());
+    if (int64_t(rowPromptLengths.size()) == 2 * B)
+        cache.prefix = buildPrefixLayout(rowPromptLengths, batch.promptIds.size(1), Tc, device);
     auto promptMask2 = torch::cat({ batch.promptMask, batch.promptMask }, 0).to(device);
     auto fullMask = torch::cat({ promptMask2, batch.completionMask.to(device) }, 1); // [2B, Tp + Tc]
     // Positions continue from each prompt's real length (the mask's cumsum skips prompt padding).

@@ -86,6 +86,7 @@ struct SharedPromptBatch {
     torch::Tensor promptLast; // [B] int64: index of each prompt's last real token
     torch::Tensor completionIds; // [2B, Tc] int64: chosen completions, then rejected ones; right-padded
     torch::Tensor completionMask; // [2B, Tc] 1 = real completion token (each one is scored)
+    std::vector<int64_t> promptLengths; // [B] real prompt tokens of each pair (promptMask's row sums)
     int64_t numPairs = 0;
     int64_t numTokens = 0; // real tokens of the 2B full sequences (as collatePairs counts them)
 };
