@@ -6,9 +6,11 @@
 #      the reference and CPU values; bf16 and fp16-with-loss-scaling track float32) and the CPU engine
 #      tests on the same build;
 #   3. benchmarks `dpo-cli bench-dpo --device cuda` on the TinyLlama-1.1B and Qwen2.5-0.5B shapes (random
-#      weights, bf16, 8 pairs x 512 tokens) next to tools/bench/baseline_dpo_gpu.py (PyTorch +
-#      transformers, what TRL runs per step) in the same run, and writes one table: tokens/s, MFU, peak
-#      memory and the ratios.
+#      weights, bf16, 8 pairs x 512 tokens), with the concatenated batch TRL runs and with the prompt
+#      computed once per pair (the A/B that decides the shared prompt's default on CUDA), next to
+#      tools/bench/baseline_dpo_gpu.py (PyTorch + transformers, what TRL runs per step) in the same run,
+#      and writes one table: tokens/s, MFU, peak memory and the ratios, plus which optional fused
+#      kernels the build found (flash varlen attention, fused AdamW) and how often flash varlen ran.
 # Output: $OUT (the device tool's folder) or ./gpu-check-out: build.log, ctest-*.log, bench-*.json,
 # baseline-*.txt and gpu-check.md (the table). Exit status: non-zero when the build or a test failed.
 # Needs: nvidia GPU, CUDA toolkit, python3 with torch >= 2 (CUDA) and transformers, cmake, ninja, g++.
@@ -41,6 +43,7 @@ cmake -S . -B "$W/b" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPO_WITH_QT=OFF -DDPO
 if [ $? -ne 0 ]; then
   echo "gpu-check: build failed (last lines of $OUT/build.log):"; tail -40 "$OUT/build.log"; exit 1
 fi
+grep -E "DPO_HAVE_(FLASH_VARLEN|FUSED_ADAMW)" "$OUT/build.log" | sed 's/^-- //' | tee "$OUT/kernels.txt"
 export LD_LIBRARY_PATH=$DEPS/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 CLI=$W/b/bin/dpo-cli
 
@@ -57,28 +60,30 @@ for shape in tinyllama qwen05; do
   "$CLI" init-model --config "$cfg" --tokenizer resources/demo-model --output "$W/model-$shape" --dtype bfloat16 \
     > /dev/null 2>> "$OUT/bench-$shape.err" || status=1
   "$CLI" bench-dpo --model "$W/model-$shape" --device cuda --dtype bfloat16 --batch "$PAIRS" --seq-len "$SEQ" \
-    --steps 8 --share-prompt off > "$OUT/bench-$shape.json" 2>> "$OUT/bench-$shape.err" || status=1
+    --steps 8 --share-prompt both > "$OUT/bench-$shape.json" 2>> "$OUT/bench-$shape.err" || status=1
   python3 tools/bench/baseline_dpo_gpu.py "$PAIRS" "$SEQ" "$shape" > "$OUT/baseline-$shape.txt" 2>&1 || status=1
   row=$(python3 - "$OUT/bench-$shape.json" "$OUT/baseline-$shape.txt" "$shape" <<'PY'
 import json, re, sys
 ours = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-r = ours["models"][0]
 base = open(sys.argv[2]).read()
 def grab(k):
     m = re.search(k + r"=([0-9.]+)", base)
     return float(m.group(1)) if m else float("nan")
 b_ms, b_tok, b_mfu, b_mem = grab("step"), grab("tokens/s"), grab(r"MFU\(8N flops/token, 989TF\)"), grab("peak_mem")
-o_ms, o_tok = r["step_ms"]["mean"], r["tokens_per_s"]
-o_mfu, o_mem = r.get("mfu_8n_989tf", float("nan")), r.get("cuda_used_peak_gib", float("nan"))
 s = sys.argv[3]
-print(f"| {s} | dpo-cli (peak: device memory in use) | {o_ms:.1f} | {o_tok:.0f} | {o_mfu:.1f}% | {o_mem:.2f} |")
 print(f"| {s} | baseline (HF eager) | {b_ms:.1f} | {b_tok:.0f} | {b_mfu:.1f}% | {b_mem:.2f} |")
-print(f"| {s} | ratio | | {o_tok / b_tok:.2f}x | | {o_mem / b_mem:.2f}x |")
+for r in ours["models"]:
+    o_ms, o_tok = r["step_ms"]["mean"], r["tokens_per_s"]
+    o_mfu, o_mem = r.get("mfu_8n_989tf", float("nan")), r.get("cuda_used_peak_gib", float("nan"))
+    how = ("shared prompt" if r["share_prompt"] else "concatenated") + f", flash varlen calls {r.get('flash_varlen_calls', 0)}" \
+        + (", fused AdamW" if r.get("fused_adamw") else "")
+    print(f"| {s} | dpo-cli ({how}; peak: device memory in use) | {o_ms:.1f} | {o_tok:.0f} | {o_mfu:.1f}% | {o_mem:.2f} |")
+    print(f"| {s} | ratio to baseline | | {o_tok / b_tok:.2f}x | | {o_mem / b_mem:.2f}x |")
 PY
 ) || { row="| $shape | (no figures: see bench-$shape.err, baseline-$shape.txt) | | | | |"; status=1; }
   table+=$'\n'"$row"
 done
-{ echo "# GPU check"; echo; cat "$OUT/machine.txt"; echo; echo "$table"; echo;
+{ echo "# GPU check"; echo; cat "$OUT/machine.txt"; echo; cat "$OUT/kernels.txt"; echo; echo "$table"; echo;
   echo "Tests: $(tail -1 "$OUT/ctest-cuda.log") (cuda); $(grep 'tests passed' "$OUT/ctest-cpu.log" | tail -1) (cpu)"; } \
   > "$OUT/gpu-check.md"
 cat "$OUT/gpu-check.md"

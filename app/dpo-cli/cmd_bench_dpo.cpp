@@ -6,8 +6,9 @@
 // per step, with the machine's matmul rate measured at the start of the same run. Models: "demo" (the
 // bundled demo model), "25m" (a random ~25.6M-parameter Llama, the demo tokenizer), or a model directory.
 // --share-prompt both runs every model with the prompt computed once per pair (the default) and with the
-// concatenated batch TRL runs, in the same process (on CUDA the trainer shares prompts only with
-// DPO_SHARE_PROMPT_CUDA=1 set, until that is measured).
+// concatenated batch TRL runs, in the same process. On CUDA "on" means on whichever kernel attends
+// (the trainer's own default shares prompts there only with the flash varlen kernel); the result says
+// how many attentions the flash varlen kernel ran and whether AdamW was torch's fused kernel.
 //
 // The data are synthetic rows: a prompt of about --prompt-share x --seq-len tokens (a quarter by
 // default, as in the GPU baseline script and tools/baseline_dpo_cpu.py) and completions that fill every sequence to
@@ -33,6 +34,8 @@
 #include "bench_common.h"
 #include "commands.h"
 
+#include "engine/models/packed_attention.h"
+#include "engine/training/adamw.h"
 #include "engine/cpu_block_cache.h"
 #include "engine/data/preference_data.h"
 #include "engine/error.h"
@@ -263,6 +266,10 @@ nlohmann::json benchOne(
     // PyTorch's max_memory_allocated, which the GPU baseline reports.
     int64_t cudaBefore = 0, cudaPeak = 0;
     const bool onCuda = dpo::parseDevice(o.device).is_cuda() && dpo::cudaMemoryInUse(&cudaBefore, nullptr);
+    // "on" and "off" are what they say on CUDA too (the trainer's default there depends on the kernel).
+    if (dpo::parseDevice(o.device).is_cuda())
+        ::setenv("DPO_SHARE_PROMPT_CUDA", sharePrompt ? "1" : "0", 1);
+    const int64_t flashBefore = dpo::flashVarlenCalls();
     dpo::DpoTrainer trainer(mut.model, mut.tokenizer, c, rows);
     dpo::TrainerCallbacks cb;
     cb.onMetrics = [&](const nlohmann::json &m) {
@@ -304,6 +311,8 @@ nlohmann::json benchOne(
     r["seq_len"] = T;
     r["reference"] = o.reference;
     r["share_prompt"] = sharePrompt;
+    r["flash_varlen_calls"] = dpo::flashVarlenCalls() - flashBefore;
+    r["fused_adamw"] = onCuda && dpo::adamWFusedBuilt();
     r["prompt_tokens_mean"]
         = double(std::accumulate(promptLen.begin(), promptLen.end(), int64_t(0))) / promptLen.size();
     r["timed_steps"] = int64_t(wall.size());

@@ -1,5 +1,7 @@
 #include "engine/training/dpo_trainer.h"
 
+#include "engine/models/packed_attention.h"
+
 #include "engine/distributed/communicator.h"
 #include "engine/training/run_folder.h"
 
@@ -865,11 +867,17 @@ void DpoTrainer::truncateMetricsAfter(int64_t step)
 
 bool DpoTrainer::useSharedPrompt() const
 {
-    // On CUDA the completions' attention to a cached prompt needs an explicit mask, which keeps SDPA off
-    // its flash kernels (is_causal only): kept off there until measured on a GPU (bench-dpo
-    // --share-prompt both with DPO_SHARE_PROMPT_CUDA=1).
-    static const bool onCuda = std::getenv("DPO_SHARE_PROMPT_CUDA") != nullptr;
-    return m_config.sharePrompt && (!m_device.is_cuda() || onCuda);
+    // On CUDA the completions attend to the cached prompt through the flash varlen kernel
+    // (attendAfterPrefix) when the build has it and the weights are bf16/fp16. Without it they would
+    // attend with an explicit mask, which keeps SDPA off its flash kernels: then off unless
+    // DPO_SHARE_PROMPT_CUDA=1 (bench-dpo --share-prompt both measures either way; =0 turns it off).
+    if (!m_config.sharePrompt)
+        return false;
+    if (!m_device.is_cuda())
+        return true;
+    if (const char *env = std::getenv("DPO_SHARE_PROMPT_CUDA"))
+        return std::string(env) != "0";
+    return flashVarlenBuilt() && (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16);
 }
 
 void DpoTrainer::syncReference()
