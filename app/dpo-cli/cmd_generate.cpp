@@ -62,7 +62,7 @@ dpocli::CommandRegistrar regGenerate([](CLI::App &app) {
     cmd->add_option("--temperature", o->temperature, "Sampling temperature (> 0)");
     cmd->add_option("--top-k", o->topK, "Sample among the K most likely tokens (0 = off)");
     cmd->add_option("--top-p", o->topP, "Nucleus sampling: smallest set with probability >= P (1 = off)");
-    cmd->add_option("--seed", o->seed, "Sampling seed (same seed, same tokens, on any device)");
+    cmd->add_option("--seed", o->seed, "Sampling seed (the same random draws on any device; tokens match as far as the logits do)");
     cmd->add_flag("--ignore-eos", o->ignoreEos, "Keep going after an end-of-sequence token");
     cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     cmd->add_option("--dtype", o->dtype, "float32, bfloat16 or float16")->capture_default_str();
