@@ -4,8 +4,9 @@
 #   DPO_HAVE_FLASH_VARLEN  engine/models/flash_varlen_ops.h   flash-attention over packed sequences
 #                                                           (padding-free batches on CUDA)
 #   DPO_HAVE_FUSED_ADAMW   engine/training/fused_adamw_ops.h  torch.optim.AdamW(fused=True)'s kernel
+#   DPO_HAVE_SDPA_GQA      engine/models/sdpa_gqa_ops.h       SDPA's enable_gqa (no K/V repeat)
 # libtorch 1.x has neither: no probe runs. -DDPO_TORCH_PROBES=OFF skips them anywhere.
-option(DPO_TORCH_PROBES "Probe libtorch for the optional fused kernels (flash varlen, fused AdamW)" ON)
+option(DPO_TORCH_PROBES "Probe libtorch for the optional kernels (flash varlen, fused AdamW, SDPA GQA)" ON)
 
 include(CheckCXXSourceCompiles)
 
@@ -30,3 +31,4 @@ endfunction()
 
 dpo_probe_torch_op(DPO_HAVE_FLASH_VARLEN engine/models/flash_varlen_ops.h)
 dpo_probe_torch_op(DPO_HAVE_FUSED_ADAMW engine/training/fused_adamw_ops.h)
+dpo_probe_torch_op(DPO_HAVE_SDPA_GQA engine/models/sdpa_gqa_ops.h)

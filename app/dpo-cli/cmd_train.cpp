@@ -71,6 +71,8 @@ const std::map<std::string, std::string> &optionHelp()
                   "only, with loss scaling): the weights' dtype in memory (with LoRA the frozen base's; adapters "
                   "stay float32)"},
         {"loss_scaling", "auto (dynamic for float16, else none), dynamic or none: torch.amp.GradScaler's rule"},
+        {"adamw_state_dtype", "float32 (moments and a master copy of 16-bit weights in float32) or weights (moments "
+                              "in the weights' dtype, no master: torch's AdamW on a bf16 model, 8 bytes/param less)"},
         {"loss_scale_init", "initial loss scale of dynamic loss scaling (default 65536)"},
         {"loss_scale_growth_interval", "finite steps in a row before the loss scale doubles (default 2000)"},
         {"zero_stage", "distributed runs: 1 shards the AdamW state across the ranks (ZeRO stage 1), 0 keeps it "
@@ -97,7 +99,7 @@ const std::map<std::string, char> &optionKinds()
         {"truncation_mode", 's'}, {"max_row_bytes", 'i'}, {"chat_template", 's'}, {"save_steps", 'i'},    {"save_total_limit", 'i'}, {"eval_steps", 'i'},
         {"logging_steps", 'i'}, {"device", 's'},          {"dtype", 's'},         {"threads", 'i'},
         {"method", 's'},        {"lora_r", 'i'},          {"lora_alpha", 'd'},    {"lora_dropout", 'd'},
-        {"lora_target_modules", 'l'}, {"base_model", 's'}, {"loss_scaling", 's'}, {"loss_scale_init", 'd'},
+        {"lora_target_modules", 'l'}, {"base_model", 's'}, {"loss_scaling", 's'}, {"adamw_state_dtype", 's'}, {"loss_scale_init", 'd'},
         {"loss_scale_growth_interval", 'i'}, {"tf32", 'b'}, {"ddp_timeout", 'i'}, {"zero_stage", 'i'},
     };
     return kinds;

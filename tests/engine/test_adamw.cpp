@@ -134,6 +134,60 @@ TEST(AdamW, EveryKernelMatchesTheFormula)
     }
 }
 
+// adamw_state_dtype weights: torch's AdamW on bfloat16 parameters, op for op in bf16 (golden values from
+// tests/data/adamw-bf16/make_golden.py, checked there against torch.optim.AdamW): the per-tensor and
+// multi-tensor updates bit-exact, torch's fused kernel (float32 inside) within a bf16 step.
+TEST(AdamW, Bfloat16StateFollowsTorchOnBfloat16Parameters)
+{
+    const auto golden = dpotest::readJson(dpotest::fixture("adamw-bf16/golden.json"));
+    auto tensor = [](const nlohmann::json &values, const nlohmann::json &shape) {
+        return torch::tensor(values.get<std::vector<double>>(), torch::kDouble)
+            .view(shape.get<std::vector<int64_t>>())
+            .to(torch::kBFloat16);
+    };
+    std::vector<dpo::AdamWKernel> kernels = { dpo::AdamWKernel::PerTensor, dpo::AdamWKernel::MultiTensor };
+    if (dpo::adamWFusedBuilt())
+        kernels.push_back(dpo::AdamWKernel::Fused);
+    for (const auto kernel : kernels) {
+        std::vector<std::pair<std::string, torch::Tensor>> params;
+        for (size_t i = 0; i < golden["names"].size(); ++i)
+            params.emplace_back(
+                golden["names"][i].get<std::string>(), tensor(golden["params"][i], golden["shapes"][i]));
+        dpo::AdamWOptions o;
+        o.lr = golden["lr"];
+        o.beta1 = golden["beta1"];
+        o.beta2 = golden["beta2"];
+        o.eps = golden["eps"];
+        o.weightDecay = golden["weight_decay"];
+        o.kernel = kernel;
+        o.float32State = false;
+        dpo::AdamW opt(params, o);
+        for (int step = 0; step < golden["steps"].get<int>(); ++step) {
+            std::vector<torch::Tensor> grads;
+            for (size_t i = 0; i < params.size(); ++i)
+                grads.push_back(tensor(golden["grads"][size_t(step)][i], golden["shapes"][i]));
+            opt.step(o.lr, torch::tensor(golden["clip"].get<float>()), grads);
+        }
+        const auto state = opt.stateTensors();
+        EXPECT_EQ(state.count("master." + params[0].first), 0u) << "no master copy";
+        for (size_t i = 0; i < params.size(); ++i) {
+            const auto &name = params[i].first;
+            const std::pair<torch::Tensor, const char *> checks[] = { { params[i].second, "final" },
+                { state.at("exp_avg." + name), "exp_avg" }, { state.at("exp_avg_sq." + name), "exp_avg_sq" } };
+            for (const auto &[got, key] : checks) {
+                ASSERT_EQ(got.scalar_type(), torch::kBFloat16) << key;
+                const auto want = tensor(golden[key][i], golden["shapes"][i]);
+                if (kernel != dpo::AdamWKernel::Fused) {
+                    EXPECT_TRUE(torch::equal(got, want)) << name << " " << key << "\n" << got << want;
+                } else { // float32 inside, one rounding per tensor write: within a bf16 step of the largest value
+                    const double err = (got.to(torch::kDouble) - want.to(torch::kDouble)).abs().max().item<double>();
+                    EXPECT_LE(err, want.to(torch::kDouble).abs().max().item<double>() / 128) << name << " " << key;
+                }
+            }
+        }
+    }
+}
+
 TEST(AdamW, FusedKernelAbsentFromTheBuildIsAClearError)
 {
     if (dpo::adamWFusedBuilt())
@@ -285,6 +339,14 @@ TEST(GradAccumulator, Bfloat16MicroBatchesSumInFloat32)
     EXPECT_FLOAT_EQ(g[1][1].item<float>(), 1.005859375f);
     acc.clear();
     EXPECT_FALSE(acc.gradients()[0].defined());
+
+    // A step's only micro-batch: its bf16 gradient is used where it is (nothing to sum).
+    (w * 3.0).sum().backward();
+    acc.collect(/*onlyContribution=*/true);
+    const auto only = acc.gradients()[0];
+    EXPECT_TRUE(only.is_same(w.grad()));
+    EXPECT_EQ(only.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(only[0].item<float>(), 3.0f);
 }
 
 // step() with the gradients given equals step() reading .grad, bit for bit.

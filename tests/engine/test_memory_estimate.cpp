@@ -70,6 +70,9 @@ TEST(MemoryEstimate, TrainingStateFollowsTheReadmeFormula)
     EXPECT_DOUBLE_EQ(dpo::estimateTrainingMemory(in).stateBytesPerParameter, 18.0);
     in.referenceCopy = false;
     EXPECT_DOUBLE_EQ(dpo::estimateTrainingMemory(in).stateBytesPerParameter, 16.0);
+    in.float32AdamWState = false; // bf16 weights, gradients and moments, no master
+    EXPECT_DOUBLE_EQ(dpo::estimateTrainingMemory(in).stateBytesPerParameter, 8.0);
+    in.float32AdamWState = true;
 
     in.method = "lora";
     in.dtype = "float32";

@@ -466,6 +466,69 @@ TEST(Trainer, BFloat16WithFloat32MasterWeights)
         fs::remove_all(d);
 }
 
+// adamw_state_dtype weights: bf16 moments, no master copy (torch's AdamW on a bf16 model). The run
+// tracks float32, checkpoints hold bf16 moments and no master, resume is exact, float16 is refused.
+TEST(Trainer, BFloat16StateInTheWeightsDtype)
+{
+    auto config = [](const std::string &out, const std::string &dtype) {
+        auto c = fixtureConfig("llama-gqa", out);
+        c.dtype = dtype;
+        c.adamwStateDtype = dtype == "float32" ? "float32" : "weights";
+        c.batchSize = 4;
+        c.maxSteps = 4;
+        c.saveSteps = 2;
+        c.learningRate = 1e-4;
+        return c;
+    };
+    const std::string f32 = tempDir("ws_f32"), full = tempDir("ws_full"), part = tempDir("ws_part");
+    dpo::DpoTrainer(config(f32, "float32")).train();
+    dpo::DpoTrainer(config(full, "bfloat16")).train();
+    const auto a = readMetrics(f32), b = readMetrics(full);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i].at("loss").get<double>(), b[i].at("loss").get<double>(), 0.02) << "step " << i + 1;
+
+    auto optimizer = dpo::SafetensorsFile::open((fs::path(full) / "checkpoint-2" / "optimizer.safetensors").string());
+    int moments = 0;
+    for (const auto &n : optimizer.names()) {
+        EXPECT_NE(n.rfind("master.", 0), 0u) << n << ": no master copy with adamw_state_dtype weights";
+        if (n.rfind("exp_avg", 0) == 0) {
+            EXPECT_EQ(optimizer.tensor(n).scalar_type(), torch::kBFloat16) << n;
+            ++moments;
+        }
+    }
+    EXPECT_GT(moments, 0);
+
+    {
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(config(part, "bfloat16"));
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == 3)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        EXPECT_EQ(t.train(&stop).status, "stopped");
+    }
+    {
+        auto c = config(part, "bfloat16");
+        c.resume = true;
+        dpo::DpoTrainer(c).train();
+    }
+    expectSameTrajectory(b, readMetrics(part), 1e-6);
+
+    auto c = config(tempDir("ws_f16"), "float16");
+    c.device = "cuda"; // float16 trains only there; validation needs no device
+    try {
+        c.validate(false);
+        ADD_FAILURE() << "float16 with adamw_state_dtype weights must be refused";
+    } catch (const dpo::Error &e) {
+        EXPECT_NE(std::string(e.what()).find("adamw_state_dtype"), std::string::npos) << e.what();
+    }
+    for (const auto &d : {f32, full, part})
+        fs::remove_all(d);
+}
+
 // Dynamic loss scaling (what float16 needs; float16 itself has no CPU matmul) in float32: scaling by a
 // power of two and unscaling inside the update is exact, so the trajectory is the unscaled one, clipping
 // included, and the scaler's state survives a resume.

@@ -48,6 +48,7 @@ private slots:
     void methodChoiceShowsMemoryOfBoth();
     void trl1OptionsReachConfigAndCommand();
     void paddingFreeReachesConfigAndCommand();
+    void adamwStateDtypeReachesConfigCommandAndMemory();
     void devicesOfferedWithSeveralGpus();
     void presetsRoundTrip();
     void startsWithTheDemoPreset();
@@ -137,6 +138,36 @@ void TestTrainPage::paddingFreeReachesConfigAndCommand()
     QVERIFY2(error.contains(QLatin1String("padding_free")), qPrintable(error));
     page.resetToDefaults();
     QVERIFY(!box->isChecked());
+}
+
+// AdamW state in the weights' dtype: reaches the config and the command, lowers the memory estimate
+// (bf16: 18 -> 10 B/param with a live reference), and is refused with float16.
+void TestTrainPage::adamwStateDtypeReachesConfigCommandAndMemory()
+{
+    TrainPage page;
+    page.resize(1200, 800);
+    page.show();
+    page.resetToDefaults();
+    QSignalSpy inspected(&page, &TrainPage::modelInspected);
+    page.setModelPath(fixture(QStringLiteral("llama-gqa/ref")));
+    QTRY_VERIFY_WITH_TIMEOUT(!inspected.isEmpty(), 30000);
+    auto *combo = page.findChild<QComboBox *>(QStringLiteral("opt_adamw_state_dtype"));
+    QVERIFY(combo);
+    QCOMPARE(combo->currentText(), QStringLiteral("float32"));
+    QVERIFY(page.setOption(QStringLiteral("dtype"), QStringLiteral("bfloat16")));
+    QTRY_VERIFY2(page.memoryEstimateText().contains(QStringLiteral("18.0 B/param")), qPrintable(page.memoryEstimateText()));
+    QVERIFY(page.setOption(QStringLiteral("adamw_state_dtype"), QStringLiteral("weights")));
+    QTRY_VERIFY2(page.memoryEstimateText().contains(QStringLiteral("10.0 B/param")), qPrintable(page.memoryEstimateText()));
+    dpo::TrainConfig c;
+    QString error;
+    QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
+    QCOMPARE(QString::fromStdString(c.adamwStateDtype), QStringLiteral("weights"));
+    QVERIFY2(page.cliCommand().contains(QLatin1String("--adamw-state-dtype weights")), qPrintable(page.cliCommand()));
+    QVERIFY(page.setOption(QStringLiteral("dtype"), QStringLiteral("float16")));
+    QVERIFY(!page.buildConfig(&c, &error, true));
+    QVERIFY2(error.contains(QLatin1String("adamw_state_dtype")), qPrintable(error));
+    page.resetToDefaults();
+    QCOMPARE(combo->currentText(), QStringLiteral("float32"));
 }
 
 // TRL 1.x's options on the page: f-divergence, WPO weighting, LD-DPO (empty = off), constant_with_warmup.

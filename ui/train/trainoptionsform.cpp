@@ -418,6 +418,11 @@ QWidget *TrainOptionsForm::buildOptions()
              tr("Weights and compute dtype: auto = bfloat16 on a GPU that has it, else float32; float32 (exact); "
                 "bfloat16 (halves memory); float16 (CUDA only, with dynamic loss scaling)."),
              {QStringLiteral("auto"), QStringLiteral("float32"), QStringLiteral("bfloat16"), QStringLiteral("float16")});
+    addCombo(hf, QStringLiteral("adamw_state_dtype"), tr("AdamW state"),
+             tr("float32: float32 moments and a float32 master copy of 16-bit weights (small updates are kept). "
+                "weights: moments in the weights' dtype and no master copy, as torch's AdamW on a model loaded "
+                "in bfloat16 (what TRL runs): 8 bytes per parameter less. Not with float16."),
+             {QStringLiteral("float32"), QStringLiteral("weights")});
     addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores). The page's default leaves one core to the "
                 "window; dpo-cli's default is all cores."),
            0, 1024);
@@ -904,6 +909,7 @@ void TrainOptionsForm::updateMemoryEstimate()
     in.loraR = c.loraR;
     in.loraTargets = c.loraTargetModules;
     in.dtype = c.dtype == "auto" ? "float32" : c.dtype;
+    in.float32AdamWState = c.adamwStateDtype == "float32";
     in.referenceCopy = !c.referenceFree && !c.precomputeRef;
     in.batchPairs = std::max<int64_t>(1, c.batchSize);
     in.seqLen = c.maxLength > 0 ? std::min<int64_t>(c.maxLength, std::max<qint64>(1, info.maxPositions))

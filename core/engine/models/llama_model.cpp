@@ -1,6 +1,9 @@
 #include "engine/models/llama_model.h"
 #include "engine/models/activation_checkpoint.h"
 #include "engine/models/packed_attention.h"
+#ifdef DPO_HAVE_SDPA_GQA
+#include "engine/models/sdpa_gqa_ops.h"
+#endif
 #include "engine/models/param_alloc.h"
 
 #include "engine/error.h"
@@ -191,11 +194,17 @@ torch::Tensor AttentionImpl::attend(
 #else
     const bool fused = false;
 #endif
+#ifdef DPO_HAVE_SDPA_GQA
+    // Flash attention takes grouped K/V as they are (no mask, half precision, on CUDA).
+    const bool half = q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kFloat16;
+    if (fused && G > 1 && !mask.additive.defined() && q.is_cuda() && half)
+        return sdpa_gqa_ops::attend(q, k, v, m_scale, mask.causal && S > 1);
+#endif
     if (fused) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
         // SDPA picks a fused kernel (flash / memory-efficient / CPU flash) when it can. K/V are
-        // repeated per query group: portable across 2.x versions (enable_gqa is 2.5+) and it keeps
-        // the fused kernels eligible.
+        // repeated per query group elsewhere: the memory-efficient kernel (masks, float32) takes no
+        // grouped K/V, and without the repeat SDPA would fall back to its unfused math.
         auto kx = k, vx = v;
         if (G > 1) {
             kx = k.unsqueeze(2).expand({ B, Hkv, G, S, D }).reshape({ B, H, S, D });

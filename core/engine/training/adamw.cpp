@@ -11,6 +11,7 @@
 #endif
 
 #include <cmath>
+#include <map>
 
 namespace dpo {
 
@@ -41,10 +42,11 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOpt
         Slot s;
         s.name = name;
         s.param = p;
-        if (p.scalar_type() != torch::kFloat32)
+        const auto stateType = options.float32State ? torch::kFloat32 : p.scalar_type();
+        if (p.scalar_type() != stateType)
             s.master = p.detach().to(torch::kFloat32).clone();
-        s.expAvg = torch::zeros(p.sizes(), p.options().dtype(torch::kFloat32));
-        s.expAvgSq = torch::zeros(p.sizes(), p.options().dtype(torch::kFloat32));
+        s.expAvg = torch::zeros(p.sizes(), p.options().dtype(stateType));
+        s.expAvgSq = torch::zeros(p.sizes(), p.options().dtype(stateType));
         s.decay = hfDecaysParameter(s.name);
         m_slots.push_back(std::move(s));
     }
@@ -117,12 +119,12 @@ void AdamW::update(
         for (int64_t off = 0; off < n; off += kBlock) {
             const int64_t len = std::min(kBlock, n - off);
             torch::Tensor g = gradFlat.narrow(0, off, len);
-            if (g.scalar_type() != torch::kFloat32)
-                g = g.to(torch::kFloat32);
+            if (g.scalar_type() != s.expAvg.scalar_type()) // float32, or the parameter's dtype
+                g = g.to(s.expAvg.scalar_type());
             if (scalarScale != 1.0)
                 g = g * scalarScale;
-            if (tensorScale.defined())
-                g = g * tensorScale;
+            if (tensorScale.defined()) // as clip_grad_norm_ scales: the factor in the gradient's dtype
+                g = g * tensorScale.to(g.scalar_type());
             auto w = wFlat.narrow(0, off, len), m = mFlat.narrow(0, off, len), v = vFlat.narrow(0, off, len);
             if (m_options.weightDecay != 0.0 && s.decay)
                 w.mul_(1.0 - lr * m_options.weightDecay);
@@ -136,9 +138,9 @@ void AdamW::update(
     }
 }
 
-// torch.optim.AdamW(foreach=True)'s sequence (_multi_tensor_adamw): each op over every tensor at once.
-// The first moment is b1·m + (1 − b1)·g (no _foreach_lerp_ before libtorch 2.0), so it can differ from
-// the per-tensor lerp in the last bit.
+// torch.optim.AdamW(foreach=True)'s sequence (_multi_tensor_adamw): each op over every tensor at once,
+// but the first moment's lerp, which runs per tensor (libtorch 1.13 has no _foreach_lerp_): the same
+// numbers as torch 2.x's foreach update, and as the per-tensor one.
 void AdamW::updateMultiTensor(
     double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
 {
@@ -151,11 +153,12 @@ void AdamW::updateMultiTensor(
         Slot &s = m_slots[i];
         if (!grads[i].defined())
             continue;
-        torch::Tensor gi = grads[i].scalar_type() == torch::kFloat32 ? grads[i] : grads[i].to(torch::kFloat32);
+        const auto stateType = s.expAvg.scalar_type();
+        torch::Tensor gi = grads[i].scalar_type() == stateType ? grads[i] : grads[i].to(stateType);
         if (scalarScale != 1.0)
             gi = gi * scalarScale;
         if (tensorScale.defined())
-            gi = gi * tensorScale;
+            gi = gi * tensorScale.to(stateType);
         const auto &wi = s.master.defined() ? s.master : s.param;
         w.push_back(wi);
         if (m_options.weightDecay != 0.0 && s.decay)
@@ -170,8 +173,8 @@ void AdamW::updateMultiTensor(
         return;
     if (!wDecay.empty())
         at::_foreach_mul_(wDecay, 1.0 - lr * m_options.weightDecay);
-    at::_foreach_mul_(m, b1);
-    at::_foreach_add_(m, g, 1.0 - b1);
+    for (size_t i = 0; i < m.size(); ++i) // torch >= 2.0's _foreach_lerp_, one tensor at a time (1.13 has none)
+        m[i].lerp_(g[i], 1.0 - b1);
     at::_foreach_mul_(v, b2);
     at::_foreach_addcmul_(v, g, g, 1.0 - b2);
     auto denom = at::_foreach_sqrt(v);
@@ -183,33 +186,37 @@ void AdamW::updateMultiTensor(
 }
 
 // torch.optim.AdamW(fused=True): the kernel applies decay, both moments, the bias corrections and the
-// update in one pass per tensor. It takes one weight decay per call (two calls: with and without) and
-// divides the gradients by a scale tensor (so the clip factor goes in as its reciprocal; the divided
-// gradients are written back into the float32 gradients it was given).
+// update in one pass per tensor (in float32 whatever the dtype). It divides the gradients by a scale
+// tensor (so the clip factor goes in as its reciprocal; the divided gradients are written back into
+// the gradients it was given).
 void AdamW::updateFused(
     double lr, double scalarScale, const torch::Tensor &tensorScale, const std::vector<torch::Tensor> &grads)
 {
 #ifdef DPO_HAVE_FUSED_ADAMW
     torch::NoGradGuard noGrad;
     nextStep(lr);
-    std::vector<torch::Tensor> w[2], g[2], m[2], v[2];
+    // One call per (weight decay, dtype): the kernel takes one decay and one dtype per call.
+    struct Group {
+        std::vector<torch::Tensor> w, g, m, v;
+    };
+    std::map<std::pair<bool, torch::ScalarType>, Group> groups;
     std::vector<Slot *> withMaster;
     for (size_t i = 0; i < m_slots.size(); ++i) {
         Slot &s = m_slots[i];
         if (!grads[i].defined())
             continue;
         const auto &wi = s.master.defined() ? s.master : s.param;
-        const int d = m_options.weightDecay != 0.0 && s.decay ? 1 : 0;
-        w[d].push_back(wi);
-        g[d].push_back(grads[i].to(torch::kFloat32).reshape(wi.sizes()).contiguous());
-        m[d].push_back(s.expAvg);
-        v[d].push_back(s.expAvgSq);
+        Group &grp = groups[{ m_options.weightDecay != 0.0 && s.decay, wi.scalar_type() }];
+        grp.w.push_back(wi);
+        grp.g.push_back(grads[i].to(s.expAvg.scalar_type()).reshape(wi.sizes()).contiguous());
+        grp.m.push_back(s.expAvg);
+        grp.v.push_back(s.expAvgSq);
         if (s.master.defined())
             withMaster.push_back(&s);
     }
-    if (w[0].empty() && w[1].empty())
+    if (groups.empty())
         return;
-    const auto f32 = m_slots.front().expAvg.options();
+    const auto f32 = m_slots.front().expAvg.options().dtype(torch::kFloat32);
     if (!m_deviceStep.defined())
         m_deviceStep = torch::empty({}, f32);
     m_deviceStep.fill_(double(m_step)); // a kernel launch, not a read
@@ -218,12 +225,10 @@ void AdamW::updateFused(
         divisor = (tensorScale.to(f32) * scalarScale).reciprocal();
     else if (scalarScale != 1.0)
         divisor = torch::full({}, 1.0 / scalarScale, f32);
-    for (int d = 0; d < 2; ++d) {
-        if (w[d].empty())
-            continue;
-        const std::vector<torch::Tensor> steps(w[d].size(), m_deviceStep);
-        fused_adamw_ops::step(w[d], g[d], m[d], v[d], steps, lr, m_options.beta1, m_options.beta2,
-            d ? m_options.weightDecay : 0.0, m_options.eps, divisor);
+    for (auto &[key, grp] : groups) {
+        const std::vector<torch::Tensor> steps(grp.w.size(), m_deviceStep);
+        fused_adamw_ops::step(grp.w, grp.g, grp.m, grp.v, steps, lr, m_options.beta1, m_options.beta2,
+            key.first ? m_options.weightDecay : 0.0, m_options.eps, divisor);
     }
     for (Slot *s : withMaster)
         s->param.copy_(s->master);
@@ -231,6 +236,17 @@ void AdamW::updateFused(
     throw Error("the fused AdamW kernel is not in this build (its libtorch has no _fused_adamw_: libtorch >= 2.0 "
                 "on CUDA, >= 2.4 on CPU)");
 #endif
+}
+
+std::vector<std::pair<std::string, torch::ScalarType>> AdamW::stateLayout(
+    const std::string &name, const torch::Tensor &param) const
+{
+    const auto stateType = m_options.float32State ? torch::kFloat32 : param.scalar_type();
+    std::vector<std::pair<std::string, torch::ScalarType>> out
+        = { { "exp_avg." + name, stateType }, { "exp_avg_sq." + name, stateType } };
+    if (param.scalar_type() != stateType)
+        out.emplace_back("master." + name, torch::kFloat32);
+    return out;
 }
 
 std::map<std::string, torch::Tensor> AdamW::stateTensors() const

@@ -1,7 +1,10 @@
 // AdamW exactly as torch.optim.AdamW computes it (decoupled weight decay, bias correction, eps added
 // after the bias-corrected sqrt), with state we own so checkpoints can store and restore it
-// bit-for-bit. Moments are always float32; for bfloat16/float16 parameters a float32 master copy is
-// kept and the parameter receives the rounded result, so small updates are not lost to bf16 rounding.
+// bit-for-bit. By default the moments are float32 and bfloat16/float16 parameters get a float32
+// master copy that receives the update (the parameter gets it rounded), so small updates are not lost
+// to bf16 rounding. With float32State off the moments take the parameter's dtype and the update goes
+// to the parameter itself: torch.optim.AdamW on 16-bit parameters (what TRL runs on a model loaded in
+// bfloat16), 8 bytes per parameter less.
 #pragma once
 
 #include "engine/torch_api.h"
@@ -34,6 +37,7 @@ struct AdamWOptions {
     double eps = 1e-8;
     double weightDecay = 0.0; // applied only where hfDecaysParameter(name)
     AdamWKernel kernel = AdamWKernel::Auto;
+    bool float32State = true; // false: moments in the parameter's dtype, no master copy
 };
 
 class AdamW {
@@ -56,10 +60,14 @@ public:
     int64_t stepCount() const { return m_step; }
     const AdamWOptions &options() const { return m_options; }
 
-    // State as named float32 tensors ("exp_avg.<name>", "exp_avg_sq.<name>", "master.<name>") plus
-    // the step count, for checkpoints.
+    // State as named tensors ("exp_avg.<name>", "exp_avg_sq.<name>", "master.<name>"; float32, or the
+    // parameter's dtype without float32State) plus the step count, for checkpoints.
     std::map<std::string, torch::Tensor> stateTensors() const;
-    // Throws dpo::Error naming the missing or mis-shaped tensor.
+    // The names and dtypes stateTensors() gives for one parameter (a rank that does not own it knows).
+    std::vector<std::pair<std::string, torch::ScalarType>> stateLayout(
+        const std::string &name, const torch::Tensor &param) const;
+    // Throws dpo::Error naming the missing or mis-shaped tensor; converts dtypes (a checkpoint written
+    // with the other state dtype resumes, rounded).
     void loadStateTensors(const std::map<std::string, torch::Tensor> &state, int64_t step);
 
 private:

@@ -252,8 +252,7 @@ void DpoTrainer::broadcastShardedParameters()
 
 std::map<std::string, torch::Tensor> DpoTrainer::gatherOptimizerState()
 {
-    // AdamW's names: exp_avg.<name>, exp_avg_sq.<name> (float32, the parameter's shape) and, for
-    // parameters that are not float32, master.<name>.
+    // AdamW's names and dtypes (AdamW::stateLayout), each the parameter's shape.
     const std::map<std::string, torch::Tensor> mine = m_optimizer->stateTensors();
     std::map<std::string, torch::Tensor> all;
     for (int owner = 0; owner < worldSize(); ++owner) {
@@ -262,12 +261,8 @@ std::map<std::string, torch::Tensor> DpoTrainer::gatherOptimizerState()
             if (m_owner[i] != owner)
                 continue;
             const auto &[name, p] = m_trainable[i];
-            std::vector<std::string> keys{ "exp_avg." + name, "exp_avg_sq." + name };
-            if (p.scalar_type() != torch::kFloat32)
-                keys.push_back("master." + name);
-            for (const auto &key : keys) {
-                torch::Tensor t = owner == rank() ? mine.at(key).clone()
-                                                  : torch::empty(p.sizes(), p.options().dtype(torch::kFloat32));
+            for (const auto &[key, dtype] : m_optimizer->stateLayout(name, p)) {
+                torch::Tensor t = owner == rank() ? mine.at(key).clone() : torch::empty(p.sizes(), p.options().dtype(dtype));
                 all[key] = t;
                 list.push_back(t);
             }
@@ -450,6 +445,7 @@ void DpoTrainer::setup()
     opt.beta2 = m_config.adamBeta2;
     opt.eps = m_config.adamEpsilon;
     opt.weightDecay = m_config.weightDecay;
+    opt.float32State = m_config.adamwStateDtype == "float32";
     m_optimizer = std::make_unique<AdamW>(named, opt);
     std::vector<torch::Tensor> trainableTensors;
     for (const auto &[name, p] : m_trainable)
@@ -1119,7 +1115,7 @@ TrainResult DpoTrainer::train(const std::atomic<bool> *stop)
             lossFinite = lossFinite.defined() ? lossFinite.logical_and(r.lossFinite) : r.lossFinite;
             window.names = r.names;
             stepTokens += r.tokens;
-            m_gradSums.collect();
+            m_gradSums.collect(/*onlyContribution=*/micro.size() == 1 && !m_comm);
         }
         std::vector<torch::Tensor> grads = m_gradSums.gradients(); // aligned with m_trainable
         if (m_comm) { // collectives synchronise anyway: the metrics travel as host values

@@ -8,12 +8,14 @@ GradAccumulator::GradAccumulator(std::vector<torch::Tensor> params)
 {
 }
 
-void GradAccumulator::collect()
+void GradAccumulator::collect(bool onlyContribution)
 {
     torch::NoGradGuard noGrad;
     for (size_t i = 0; i < m_params.size(); ++i) {
         torch::Tensor &p = m_params[i];
         if (p.scalar_type() == torch::kFloat32 || p.scalar_type() == torch::kFloat64 || !p.grad().defined())
+            continue;
+        if (onlyContribution && !m_sums[i].defined())
             continue;
         if (m_sums[i].defined())
             m_sums[i].add_(p.grad());

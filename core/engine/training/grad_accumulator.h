@@ -16,10 +16,12 @@ public:
     GradAccumulator() = default;
     explicit GradAccumulator(std::vector<torch::Tensor> params);
 
-    // After each micro-batch's backward.
-    void collect();
-    // One tensor per parameter, in order: its .grad (float32 parameters) or the float32 sum; undefined
-    // when no micro-batch produced a gradient for it.
+    // After each micro-batch's backward. onlyContribution: this micro-batch is the step's only one
+    // (and no other rank adds to it): its low-precision .grad stays where it is, with nothing to sum
+    // (a float32 copy would be 4 more bytes per parameter for the same numbers).
+    void collect(bool onlyContribution = false);
+    // One tensor per parameter, in order: its .grad (float32 parameters, or an only contribution) or
+    // the float32 sum; undefined when no micro-batch produced a gradient for it.
     std::vector<torch::Tensor> gradients() const;
     // Before the next step's micro-batches (the parameters' .grad are cleared by the optimizer).
     void clear();

@@ -15,8 +15,8 @@ struct Projection {
 std::vector<Projection> projections(const ModelShape &m)
 {
     const int64_t q = m.heads * m.headDim, kv = m.kvHeads * m.headDim;
-    return { { "q_proj", m.hidden, q }, { "k_proj", m.hidden, kv }, { "v_proj", m.hidden, kv }, { "o_proj", q, m.hidden },
-        { "gate_proj", m.hidden, m.intermediate }, { "up_proj", m.hidden, m.intermediate },
+    return { { "q_proj", m.hidden, q }, { "k_proj", m.hidden, kv }, { "v_proj", m.hidden, kv },
+        { "o_proj", q, m.hidden }, { "gate_proj", m.hidden, m.intermediate }, { "up_proj", m.hidden, m.intermediate },
         { "down_proj", m.intermediate, m.hidden } };
 }
 
@@ -57,11 +57,12 @@ MemoryEstimate estimateTrainingMemory(const MemoryEstimateInput &in)
         e.optimizer = 8.0 * p;
     } else {
         // Every weight trains: gradients in the weight dtype, two float32 moments, and a float32 master
-        // copy when the weights are 16-bit; a live reference is a second copy of the weights.
+        // copy when the weights are 16-bit (or two moments in the weights' dtype and no master);
+        // a live reference is a second copy of the weights.
         e.trainable = m.parameters;
         e.weights = wb * P;
         e.gradients = wb * P;
-        e.optimizer = 8.0 * P + (wb < 4.0 ? 4.0 * P : 0.0);
+        e.optimizer = in.float32AdamWState ? 8.0 * P + (wb < 4.0 ? 4.0 * P : 0.0) : 2.0 * wb * P;
         e.reference = in.referenceCopy ? wb * P : 0.0;
     }
     // Activations kept for backward, per sequence token: about 10 hidden-sized and 3 intermediate-sized

@@ -25,6 +25,7 @@ struct MemoryEstimateInput {
     // k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
     std::vector<std::string> loraTargets;
     std::string dtype = "float32"; // float32 | bfloat16 | float16
+    bool float32AdamWState = true; // false: adamw_state_dtype weights (moments in the weights' dtype, no master)
     bool referenceCopy = true; // full DPO with a live reference model (not reference-free or precomputed)
     int64_t batchPairs = 1; // pairs per micro-batch (chosen + rejected = 2 sequences each)
     int64_t seqLen = 512; // tokens per sequence

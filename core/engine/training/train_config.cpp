@@ -179,6 +179,7 @@ void TrainConfig::update(const nlohmann::json &j, const std::string &source)
         {"device", [&](auto &v, auto &k) { device = get<std::string>(v, k, source); }},
         {"dtype", [&](auto &v, auto &k) { dtype = get<std::string>(v, k, source); }},
         {"loss_scaling", [&](auto &v, auto &k) { lossScaling = get<std::string>(v, k, source); }},
+        {"adamw_state_dtype", [&](auto &v, auto &k) { adamwStateDtype = get<std::string>(v, k, source); }},
         {"loss_scale_init", [&](auto &v, auto &k) { lossScaleInit = get<double>(v, k, source); }},
         {"loss_scale_growth_interval", [&](auto &v, auto &k) { lossScaleGrowthInterval = get<int64_t>(v, k, source); }},
         {"ddp_timeout", [&](auto &v, auto &k) { ddpTimeout = get<int64_t>(v, k, source); }},
@@ -271,6 +272,7 @@ nlohmann::json TrainConfig::toJson() const
         {"device", device},
         {"dtype", dtype},
         {"loss_scaling", lossScaling},
+        {"adamw_state_dtype", adamwStateDtype},
         {"loss_scale_init", lossScaleInit},
         {"loss_scale_growth_interval", lossScaleGrowthInterval},
         {"ddp_timeout", ddpTimeout},
@@ -380,6 +382,11 @@ void TrainConfig::validate(bool requireDataset) const
     if (dtype == "float16" && device == "cpu")
         fail("dtype", "float16 trains only on CUDA (libtorch has no float16 matmul on the CPU); use bfloat16 or "
                       "float32 on the CPU");
+    if (adamwStateDtype != "float32" && adamwStateDtype != "weights")
+        fail("adamw_state_dtype", "must be float32 or weights");
+    if (adamwStateDtype == "weights" && dtype == "float16")
+        fail("adamw_state_dtype", "weights with dtype float16: float16 gradients cannot be unscaled in float16 "
+                                  "(torch's GradScaler refuses them); use float32 or dtype bfloat16");
     if (lossScaling != "auto" && lossScaling != "dynamic" && lossScaling != "none")
         fail("loss_scaling", "must be auto, dynamic or none");
     if (dtype == "float16" && lossScaling == "none")

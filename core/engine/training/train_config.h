@@ -104,14 +104,19 @@ struct TrainConfig {
     double lossScaleInit = 65536.0;
     int64_t lossScaleGrowthInterval = 2000;
     bool tf32 = true; // CUDA: TF32 tensor cores for float32 matmuls (torch's "high" matmul precision)
+    // AdamW's state: float32 moments and a float32 master copy of 16-bit weights (float32), or moments
+    // in the weights' dtype and the update applied to the weights themselves (weights: torch.optim.AdamW
+    // on a model loaded in bfloat16, as TRL runs it; 8 bytes per parameter less). Not with float16
+    // weights (GradScaler does not unscale float16 gradients).
+    std::string adamwStateDtype = "float32"; // float32 | weights
     // Recompute each decoder layer's activations in backward instead of keeping them (HF's
     // gradient_checkpointing): less memory, one more forward per step, the same gradients. Applies to
     // the concatenated batch; the shared-prompt path keeps its prompt cache and is not checkpointed.
     bool gradientCheckpointing = false;
     // TRL's padding_free: each micro-batch's sequences packed into one row with no padding, positions
-    // restarting per sequence and attention kept inside each sequence (per sequence here; what a
-    // varlen flash kernel does in one call). Replaces the shared-prompt layout when on. Same
-    // log-probs and gradients as the padded batch; not with ld_alpha.
+    // restarting per sequence and attention kept inside each sequence (one flash varlen call per layer
+    // on CUDA when the build has it, else per sequence: packed_attention.h). Replaces the
+    // shared-prompt layout when on. Same log-probs and gradients as the padded batch; not with ld_alpha.
     bool paddingFree = false;
     int threads = 0; // 0 = all cores
     // Distributed runs (torchrun's variables or `dpo-cli train --nproc`, see distributed/communicator.h):
