@@ -403,6 +403,24 @@ TEST(Trainer, TrDpoSyncChangesLaterStepsAndResumes)
         fs::remove_all(d);
 }
 
+// Trains `c` until step `stopAt` is logged (stopped there, with a checkpoint), then resumes to the end.
+void stopAtStepThenResume(dpo::TrainConfig c, int stopAt)
+{
+    {
+        std::atomic<bool> stop{false};
+        dpo::DpoTrainer t(c);
+        dpo::TrainerCallbacks cb;
+        cb.onMetrics = [&](const json &m) {
+            if (m.value("step", 0) == stopAt)
+                stop = true;
+        };
+        t.setCallbacks(cb);
+        EXPECT_EQ(t.train(&stop).status, "stopped");
+    }
+    c.resume = true;
+    dpo::DpoTrainer(c).train();
+}
+
 // bfloat16 weights train with float32 AdamW state and a float32 master copy: checkpoints hold bf16
 // weights equal to the master rounded, the run tracks the float32 run, and resume is exact.
 TEST(Trainer, BFloat16WithFloat32MasterWeights)
@@ -445,22 +463,7 @@ TEST(Trainer, BFloat16WithFloat32MasterWeights)
     }
     EXPECT_GT(masters, 0) << "no float32 master weights in the optimizer state";
 
-    {
-        std::atomic<bool> stop{false};
-        dpo::DpoTrainer t(config(part, "bfloat16"));
-        dpo::TrainerCallbacks cb;
-        cb.onMetrics = [&](const json &m) {
-            if (m.value("step", 0) == 3)
-                stop = true;
-        };
-        t.setCallbacks(cb);
-        EXPECT_EQ(t.train(&stop).status, "stopped");
-    }
-    {
-        auto c = config(part, "bfloat16");
-        c.resume = true;
-        dpo::DpoTrainer(c).train();
-    }
+    stopAtStepThenResume(config(part, "bfloat16"), 3);
     expectSameTrajectory(b, readMetrics(part), 1e-6);
     for (const auto &d : {f32, full, part})
         fs::remove_all(d);
@@ -499,22 +502,7 @@ TEST(Trainer, BFloat16StateInTheWeightsDtype)
     }
     EXPECT_GT(moments, 0);
 
-    {
-        std::atomic<bool> stop{false};
-        dpo::DpoTrainer t(config(part, "bfloat16"));
-        dpo::TrainerCallbacks cb;
-        cb.onMetrics = [&](const json &m) {
-            if (m.value("step", 0) == 3)
-                stop = true;
-        };
-        t.setCallbacks(cb);
-        EXPECT_EQ(t.train(&stop).status, "stopped");
-    }
-    {
-        auto c = config(part, "bfloat16");
-        c.resume = true;
-        dpo::DpoTrainer(c).train();
-    }
+    stopAtStepThenResume(config(part, "bfloat16"), 3);
     expectSameTrajectory(b, readMetrics(part), 1e-6);
 
     auto c = config(tempDir("ws_f16"), "float16");

@@ -85,26 +85,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x, const AttentionMask
     auto k = qkv.slice(-1, N, 2 * N).view({ B, T, H, D });
     auto v = qkv.slice(-1, 2 * N, 3 * N).view({ B, T, H, D });
 
-    const double scale = 1.0 / std::sqrt(double(D));
-    const SequenceAttention attendOne
-        = [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
-              return attend(qs, ks, vs, m);
-          };
-    torch::Tensor out; // [B, T, H, D]
-    if (!mask.segments.empty()) { // a packed row: each sequence attends to itself
-        if (cache)
-            throw Error("packed batches do not use a KV cache");
-        out = attendPacked(q, k, v, mask, { scale, true }, attendOne);
-    } else {
-        k = k.transpose(1, 2); // [B, H, T, D]
-        v = v.transpose(1, 2);
-        if (cache)
-            std::tie(k, v) = cache->append(layer, k, v);
-        if (cache && cache->prefix) // completions after a shared prompt: the varlen kernel when it applies
-            out = attendAfterPrefix(q, k, v, *cache->prefix, { scale, true }, attendOne);
-        if (!out.defined())
-            out = attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
-    }
+    const auto out = attendTokens(q, k, v, mask, cache, layer, { 1.0 / std::sqrt(double(D)), true },
+        [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
+            return attend(qs, ks, vs, m);
+        }); // [B, T, H, D]
     // [B, T, H, D] -> [B, T, n]
     return c_proj->forward(out.reshape({ B, T, N }));
 }

@@ -158,25 +158,10 @@ torch::Tensor AttentionImpl::forward(
         q = applyRotary(q, rope);
         k = applyRotary(k, rope);
     }
-    const SequenceAttention attendOne
-        = [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
-              return attend(qs, ks, vs, m);
-          };
-    torch::Tensor out; // [B, T, H, D]
-    if (!mask.segments.empty()) { // a packed row: each sequence attends to itself
-        if (cache)
-            throw Error("packed batches do not use a KV cache");
-        out = attendPacked(q, k, v, mask, { m_scale, m_softcap == 0 }, attendOne);
-    } else {
-        k = k.transpose(1, 2); // [B, Hkv, T, D]
-        v = v.transpose(1, 2);
-        if (cache)
-            std::tie(k, v) = cache->append(layer, k, v);
-        if (cache && cache->prefix) // completions after a shared prompt: the varlen kernel when it applies
-            out = attendAfterPrefix(q, k, v, *cache->prefix, { m_scale, m_softcap == 0, mask.window }, attendOne);
-        if (!out.defined())
-            out = attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
-    }
+    const auto out = attendTokens(q, k, v, mask, cache, layer, { m_scale, m_softcap == 0 },
+        [this](const torch::Tensor &qs, const torch::Tensor &ks, const torch::Tensor &vs, const AttentionMask &m) {
+            return attend(qs, ks, vs, m);
+        }); // [B, T, H, D]
     // [B, T, H, D] -> [B, T, H*D] -> [B, T, hidden]
     return o_proj->forward(out.reshape({ B, T, H * D }));
 }

@@ -167,6 +167,27 @@ torch::Tensor attendPacked(const torch::Tensor &q, const torch::Tensor &k, const
     return varlenReference(q[0], k[0], v[0], seg, seg, o, attend).unsqueeze(0);
 }
 
+torch::Tensor attendTokens(const torch::Tensor &q, torch::Tensor k, torch::Tensor v, const AttentionMask &mask,
+    KVCache *cache, size_t layer, PackedAttentionOptions options, const SequenceAttention &attend)
+{
+    if (!mask.segments.empty()) { // a packed row: each sequence attends to itself
+        if (cache)
+            throw Error("packed batches do not use a KV cache");
+        return attendPacked(q, k, v, mask, options, attend);
+    }
+    k = k.transpose(1, 2); // [B, Hkv, T, D]
+    v = v.transpose(1, 2);
+    if (cache)
+        std::tie(k, v) = cache->append(layer, k, v);
+    if (cache && cache->prefix) { // completions after a shared prompt
+        options.window = mask.window;
+        auto out = attendAfterPrefix(q, k, v, *cache->prefix, options, attend);
+        if (out.defined())
+            return out;
+    }
+    return attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
+}
+
 std::shared_ptr<const PrefixLayout> buildPrefixLayout(
     const std::vector<int64_t> &promptLengths, int64_t promptWidth, int64_t completionWidth, torch::Device device)
 {

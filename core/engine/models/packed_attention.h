@@ -33,6 +33,13 @@ struct PackedAttentionOptions {
     int64_t window = 0; // sliding layers: a query sees the `window` keys ending at its own position
 };
 
+// The attention step of a decoder layer, given q [B, T, H, D] and k/v [B, T, Hkv, D] as projected
+// (token-major): a packed row per sequence (attendPacked); otherwise k/v appended to `cache` when
+// given, completions after a shared prompt through the varlen kernel when it applies
+// (attendAfterPrefix), else `attend` over [B, heads, T, D] with `mask`. -> [B, T, H, D].
+torch::Tensor attendTokens(const torch::Tensor &q, torch::Tensor k, torch::Tensor v, const AttentionMask &mask,
+    KVCache *cache, size_t layer, PackedAttentionOptions options, const SequenceAttention &attend);
+
 // q [1, N, H, D], k/v [1, N, Hkv, D] (token-major, as projected), `packed` from
 // buildPackedMaskAndPositions -> [1, N, H, D]. options.window is taken from packed.window.
 torch::Tensor attendPacked(const torch::Tensor &q, const torch::Tensor &k, const torch::Tensor &v,
