@@ -2,14 +2,16 @@
 // kill -9 recovery, NaN stop, precompute-ref, gradient accumulation, and the schedule/config units.
 #include "test_util.h"
 
-#include "engine/training/dpo_trainer.h"
 #include "engine/error.h"
+#include "engine/io/safetensors.h"
+#include "engine/training/dpo_trainer.h"
 #include "engine/training/grad_scaler.h"
 #include "engine/training/lr_schedule.h"
-#include "engine/io/safetensors.h"
 #include "engine/training/train_config.h"
 
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include <algorithm>
 #include <chrono>
@@ -70,17 +72,17 @@ void expectSameTrajectory(const std::vector<json> &a, const std::vector<json> &b
 {
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i)
-        for (const char *k : {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins",
-                              "rewards/accuracies", "logps/chosen", "logps/rejected"})
+        for (const char *k : { "loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margins",
+                 "rewards/accuracies", "logps/chosen", "logps/rejected" })
             // float32 sums of ~100 log-probs carry ~1e-7 relative rounding noise
             EXPECT_NEAR(a[i].at(k).get<double>(), b[i].at(k).get<double>(),
-                        tol * std::max(1.0, std::abs(a[i].at(k).get<double>())))
+                tol * std::max(1.0, std::abs(a[i].at(k).get<double>())))
                 << "step " << i + 1 << " " << k;
 }
 
 } // namespace
 
-class FixtureTrajectory : public ::testing::TestWithParam<std::string> {};
+class FixtureTrajectory : public ::testing::TestWithParam<std::string> { };
 
 // `dpo-cli train` reproduces the reference 6-step AdamW trajectory within 1e-3 at every step.
 TEST_P(FixtureTrajectory, CliMatchesReference)
@@ -88,10 +90,10 @@ TEST_P(FixtureTrajectory, CliMatchesReference)
     const std::string name = GetParam();
     const json expected = dpotest::readJson(dpotest::fixture(name + "/expected.json")).at("train");
     const std::string out = tempDir("traj_" + name);
-    const std::string cmd = dpotest::cliPath() + " train --model " + dpotest::fixture(name + "/ref") +
-                            " --dataset " + dpotest::fixture(name + "/pairs.jsonl") + " --output-dir " + out +
-                            " --learning-rate 1e-3 --lr-scheduler constant --batch-size 8 --max-steps 6"
-                            " --max-grad-norm 0 --beta 0.1 --no-shuffle --max-length 0 --device cpu";
+    const std::string cmd = dpotest::cliPath() + " train --model " + dpotest::fixture(name + "/ref") + " --dataset "
+        + dpotest::fixture(name + "/pairs.jsonl") + " --output-dir " + out
+        + " --learning-rate 1e-3 --lr-scheduler constant --batch-size 8 --max-steps 6"
+          " --max-grad-norm 0 --beta 0.1 --no-shuffle --max-length 0 --device cpu";
     auto r = dpotest::runCommand(cmd);
     ASSERT_EQ(r.exitCode, 0) << r.err;
     auto summary = json::parse(r.out);
@@ -101,8 +103,8 @@ TEST_P(FixtureTrajectory, CliMatchesReference)
     ASSERT_EQ(metrics.size(), traj.size());
     for (size_t i = 0; i < traj.size(); ++i) {
         EXPECT_EQ(metrics[i].at("step").get<int64_t>(), traj[i].at("step").get<int64_t>());
-        for (const char *k : {"loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
-                              "rewards/margins"})
+        for (const char *k :
+            { "loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins" })
             EXPECT_NEAR(metrics[i].at(k).get<double>(), traj[i].at(k).get<double>(), 1e-3)
                 << name << " step " << i + 1 << " " << k;
         EXPECT_DOUBLE_EQ(metrics[i].at("learning_rate").get<double>(), 1e-3);
@@ -143,7 +145,7 @@ TEST(Trainer, StopAndResumeMatchesUninterrupted)
         c.lrScheduler = "cosine";
         c.warmupSteps = 2;
         c.maxGradNorm = 1.0;
-        std::atomic<bool> stop{false};
+        std::atomic<bool> stop { false };
         dpo::DpoTrainer t(c);
         dpo::TrainerCallbacks cb;
         cb.onMetrics = [&](const json &m) {
@@ -179,10 +181,10 @@ TEST(Trainer, StopAndResumeMatchesUninterrupted)
 // trajectory as an uninterrupted run.
 TEST(Trainer, KillNineThenResume)
 {
-    const std::string base = " --model " + dpotest::fixture("llama-gqa/ref") + " --dataset " +
-                             dpotest::fixture("llama-gqa/pairs.jsonl") +
-                             " --learning-rate 1e-3 --batch-size 2 --max-steps 40 --save-steps 1 --seed 7"
-                             " --device cpu --threads 1 --output-dir ";
+    const std::string base = " --model " + dpotest::fixture("llama-gqa/ref") + " --dataset "
+        + dpotest::fixture("llama-gqa/pairs.jsonl")
+        + " --learning-rate 1e-3 --batch-size 2 --max-steps 40 --save-steps 1 --seed 7"
+          " --device cpu --threads 1 --output-dir ";
     const std::string full = tempDir("kill_full");
     auto r = dpotest::runCommand(dpotest::cliPath() + " train" + base + full);
     ASSERT_EQ(r.exitCode, 0) << r.err;
@@ -308,9 +310,9 @@ TEST(Trainer, PrecomputedReferenceEqualsLive)
     // First step's logps match the fixture's policy (= other) values.
     const json expected = dpotest::readJson(dpotest::fixture("llama-gqa/expected.json"));
     EXPECT_NEAR(readMetrics(pre)[0].at("rewards/chosen").get<double>(),
-                expected.at("metrics_beta_0.1").at("rewards/chosen").get<double>(), 1e-4);
+        expected.at("metrics_beta_0.1").at("rewards/chosen").get<double>(), 1e-4);
     EXPECT_NEAR(readMetrics(pre)[0].at("loss").get<double>(),
-                expected.at("losses").at("sigmoid/beta=0.1/ls=0.0").at("mean").get<double>(), 1e-5);
+        expected.at("losses").at("sigmoid/beta=0.1/ls=0.0").at("mean").get<double>(), 1e-5);
     fs::remove_all(live);
     fs::remove_all(pre);
 }
@@ -348,8 +350,8 @@ TEST(Trainer, TrDpoSyncMixesPolicyIntoReference)
     }
     EXPECT_GT(maxMoved, 1e-3) << "the reference did not move: the test would not see a missing sync";
     EXPECT_NE(std::find_if(logs.begin(), logs.end(),
-                           [](const std::string &m) { return m.find("synchronised") != std::string::npos; }),
-              logs.end());
+                  [](const std::string &m) { return m.find("synchronised") != std::string::npos; }),
+        logs.end());
     // The reference is part of the checkpoint, so a resumed run continues with the mixed one.
     EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-2" / "ref_model.safetensors"));
     fs::remove_all(out);
@@ -383,7 +385,7 @@ TEST(Trainer, TrDpoSyncChangesLaterStepsAndResumes)
         EXPECT_NEAR(a[i].at("loss").get<double>(), b[i].at("loss").get<double>(), 1e-7) << "step " << i + 1;
     EXPECT_GT(std::abs(a[2].at("rewards/chosen").get<double>() - b[2].at("rewards/chosen").get<double>()), 1e-4);
     {
-        std::atomic<bool> stop{false};
+        std::atomic<bool> stop { false };
         dpo::DpoTrainer t(config(part));
         dpo::TrainerCallbacks cb;
         cb.onMetrics = [&](const json &m) {
@@ -399,7 +401,7 @@ TEST(Trainer, TrDpoSyncChangesLaterStepsAndResumes)
         EXPECT_EQ(dpo::DpoTrainer(c).train().status, "completed");
     }
     expectSameTrajectory(b, readMetrics(part), 1e-6);
-    for (const auto &d : {plain, full, part})
+    for (const auto &d : { plain, full, part })
         fs::remove_all(d);
 }
 
@@ -407,7 +409,7 @@ TEST(Trainer, TrDpoSyncChangesLaterStepsAndResumes)
 void stopAtStepThenResume(dpo::TrainConfig c, int stopAt)
 {
     {
-        std::atomic<bool> stop{false};
+        std::atomic<bool> stop { false };
         dpo::DpoTrainer t(c);
         dpo::TrainerCallbacks cb;
         cb.onMetrics = [&](const json &m) {
@@ -421,20 +423,26 @@ void stopAtStepThenResume(dpo::TrainConfig c, int stopAt)
     dpo::DpoTrainer(c).train();
 }
 
-// bfloat16 weights train with float32 AdamW state and a float32 master copy: checkpoints hold bf16
-// weights equal to the master rounded, the run tracks the float32 run, and resume is exact.
-TEST(Trainer, BFloat16WithFloat32MasterWeights)
+// bfloat16 weights with either AdamW state: float32 moments and a float32 master copy (checkpoints hold
+// bf16 weights equal to the master rounded), or moments in bf16 and no master (adamw_state_dtype
+// weights, refused with float16). Either run tracks the float32 run and resumes exactly.
+class Bfloat16Training : public ::testing::TestWithParam<std::string> { };
+
+TEST_P(Bfloat16Training, TracksFloat32AndResumesExactly)
 {
-    auto config = [](const std::string &out, const std::string &dtype) {
+    const std::string state = GetParam();
+    auto config = [&](const std::string &out, const std::string &dtype) {
         auto c = fixtureConfig("llama-gqa", out);
         c.dtype = dtype;
+        c.adamwStateDtype = dtype == "float32" ? "float32" : state;
         c.batchSize = 4;
         c.maxSteps = 4;
         c.saveSteps = 2;
         c.learningRate = 1e-4;
         return c;
     };
-    const std::string f32 = tempDir("f32"), full = tempDir("bf16_full"), part = tempDir("bf16_part");
+    const std::string f32 = tempDir("f32_" + state), full = tempDir("bf16_full_" + state),
+                      part = tempDir("bf16_part_" + state);
     dpo::DpoTrainer(config(f32, "float32")).train();
     dpo::DpoTrainer(config(full, "bfloat16")).train();
     const auto a = readMetrics(f32), b = readMetrics(full);
@@ -446,75 +454,54 @@ TEST(Trainer, BFloat16WithFloat32MasterWeights)
     const fs::path ckpt = fs::path(full) / "checkpoint-2";
     auto weights = dpo::SafetensorsFile::open((ckpt / "model.safetensors").string());
     auto optimizer = dpo::SafetensorsFile::open((ckpt / "optimizer.safetensors").string());
-    int masters = 0;
+    std::set<std::string> stateNames;
+    for (const auto &n : optimizer.names())
+        stateNames.insert(n);
+    int masters = 0, moments = 0;
     for (const auto &name : weights.names()) {
         const auto w = weights.tensor(name);
         EXPECT_EQ(w.scalar_type(), torch::kBFloat16) << name;
-        const std::string key = "master." + name;
-        bool found = false;
-        for (const auto &n : optimizer.names())
-            found = found || n == key;
-        if (!found)
+        if (stateNames.count("exp_avg." + name)) {
+            EXPECT_EQ(optimizer.tensor("exp_avg." + name).scalar_type(),
+                state == "float32" ? torch::kFloat32 : torch::kBFloat16)
+                << name;
+            ++moments;
+        }
+        if (!stateNames.count("master." + name))
             continue;
-        const auto m = optimizer.tensor(key);
-        EXPECT_EQ(m.scalar_type(), torch::kFloat32) << key;
-        EXPECT_TRUE(torch::equal(m.to(torch::kBFloat16), w)) << key;
+        const auto m = optimizer.tensor("master." + name);
+        EXPECT_EQ(m.scalar_type(), torch::kFloat32) << name;
+        EXPECT_TRUE(torch::equal(m.to(torch::kBFloat16), w)) << name;
         ++masters;
     }
-    EXPECT_GT(masters, 0) << "no float32 master weights in the optimizer state";
+    EXPECT_GT(moments, 0);
+    if (state == "float32")
+        EXPECT_EQ(masters, moments) << "a float32 master copy of every bf16 weight";
+    else
+        EXPECT_EQ(masters, 0) << "no master copy with adamw_state_dtype weights";
 
     stopAtStepThenResume(config(part, "bfloat16"), 3);
     expectSameTrajectory(b, readMetrics(part), 1e-6);
-    for (const auto &d : {f32, full, part})
+    for (const auto &d : { f32, full, part })
         fs::remove_all(d);
 }
 
-// adamw_state_dtype weights: bf16 moments, no master copy (torch's AdamW on a bf16 model). The run
-// tracks float32, checkpoints hold bf16 moments and no master, resume is exact, float16 is refused.
-TEST(Trainer, BFloat16StateInTheWeightsDtype)
+INSTANTIATE_TEST_SUITE_P(AdamWState, Bfloat16Training, ::testing::Values("float32", "weights"));
+
+TEST(TrainConfig, WeightsDtypeAdamWStateRefusedWithFloat16)
 {
-    auto config = [](const std::string &out, const std::string &dtype) {
-        auto c = fixtureConfig("llama-gqa", out);
-        c.dtype = dtype;
-        c.adamwStateDtype = dtype == "float32" ? "float32" : "weights";
-        c.batchSize = 4;
-        c.maxSteps = 4;
-        c.saveSteps = 2;
-        c.learningRate = 1e-4;
-        return c;
-    };
-    const std::string f32 = tempDir("ws_f32"), full = tempDir("ws_full"), part = tempDir("ws_part");
-    dpo::DpoTrainer(config(f32, "float32")).train();
-    dpo::DpoTrainer(config(full, "bfloat16")).train();
-    const auto a = readMetrics(f32), b = readMetrics(full);
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i)
-        EXPECT_NEAR(a[i].at("loss").get<double>(), b[i].at("loss").get<double>(), 0.02) << "step " << i + 1;
-
-    auto optimizer = dpo::SafetensorsFile::open((fs::path(full) / "checkpoint-2" / "optimizer.safetensors").string());
-    int moments = 0;
-    for (const auto &n : optimizer.names()) {
-        EXPECT_NE(n.rfind("master.", 0), 0u) << n << ": no master copy with adamw_state_dtype weights";
-        if (n.rfind("exp_avg", 0) == 0) {
-            EXPECT_EQ(optimizer.tensor(n).scalar_type(), torch::kBFloat16) << n;
-            ++moments;
-        }
-    }
-    EXPECT_GT(moments, 0);
-
-    stopAtStepThenResume(config(part, "bfloat16"), 3);
-    expectSameTrajectory(b, readMetrics(part), 1e-6);
-
-    auto c = config(tempDir("ws_f16"), "float16");
+    auto c = fixtureConfig("llama-gqa", tempDir("ws_f16"));
+    c.dtype = "float16";
     c.device = "cuda"; // float16 trains only there; validation needs no device
+    c.adamwStateDtype = "weights";
     try {
         c.validate(false);
         ADD_FAILURE() << "float16 with adamw_state_dtype weights must be refused";
     } catch (const dpo::Error &e) {
         EXPECT_NE(std::string(e.what()).find("adamw_state_dtype"), std::string::npos) << e.what();
     }
-    for (const auto &d : {f32, full, part})
-        fs::remove_all(d);
+    c.adamwStateDtype = "float32";
+    EXPECT_NO_THROW(c.validate(false));
 }
 
 // Dynamic loss scaling (what float16 needs; float16 itself has no CPU matmul) in float32: scaling by a
@@ -547,7 +534,7 @@ TEST(Trainer, LossScalingKeepsTheFloat32Trajectory)
     EXPECT_EQ(state.at("grad_scaler").at("scale").get<double>(), 65536.0);
     EXPECT_EQ(state.at("grad_scaler").at("growth_tracker").get<int64_t>(), 2);
     {
-        std::atomic<bool> stop{false};
+        std::atomic<bool> stop { false };
         dpo::DpoTrainer t(config(part, "dynamic"));
         dpo::TrainerCallbacks cb;
         cb.onMetrics = [&](const json &m) {
@@ -565,7 +552,7 @@ TEST(Trainer, LossScalingKeepsTheFloat32Trajectory)
     const auto resumed = readMetrics(part);
     expectSameTrajectory(b, resumed, 1e-6);
     EXPECT_EQ(resumed.back().at("loss_scale").get<double>(), 131072.0) << "growth tracker restored";
-    for (const auto &d : {plain, scaled, part})
+    for (const auto &d : { plain, scaled, part })
         fs::remove_all(d);
 }
 
@@ -649,8 +636,14 @@ TEST(GradScaler, TorchUpdateRule)
     dpo::GradScaler s(true, o);
     // (found inf, scale after, tracker after), as torch._amp_update_scale_ steps them.
     const std::vector<std::tuple<bool, double, int64_t>> steps {
-        { false, 8, 1 }, { false, 16, 0 }, { true, 8, 0 }, { false, 8, 1 }, { true, 4, 0 }, { false, 4, 1 },
-        { false, 8, 0 }, { false, 8, 1 },
+        { false, 8, 1 },
+        { false, 16, 0 },
+        { true, 8, 0 },
+        { false, 8, 1 },
+        { true, 4, 0 },
+        { false, 4, 1 },
+        { false, 8, 0 },
+        { false, 8, 1 },
     };
     for (const auto &[inf, scale, tracker] : steps) {
         s.update(inf);
@@ -666,7 +659,7 @@ TEST(GradScaler, TorchUpdateRule)
 // concatenated batch, with a live reference and with a precomputed one.
 TEST(Trainer, SharedPromptTrainsTheSameTrajectory)
 {
-    for (bool precompute : {false, true}) {
+    for (bool precompute : { false, true }) {
         const std::string on = tempDir(precompute ? "share_on_pre" : "share_on");
         const std::string off = tempDir(precompute ? "share_off_pre" : "share_off");
         auto c = fixtureConfig("llama-gqa", on);
@@ -764,7 +757,7 @@ TEST(Trainer, ObjectApiTrainsAndSaves)
 // then exactly ln 2. With precompute_ref the cache key comes from those in-memory weights.
 TEST(Trainer, ObjectApiReferenceIsACopyOfThePolicyInMemory)
 {
-    for (bool precompute : {false, true}) {
+    for (bool precompute : { false, true }) {
         const std::string out = tempDir(precompute ? "api_copy_pre" : "api_copy");
         auto model = dpo::loadCausalLM(dpotest::fixture("llama-gqa/other"));
         std::shared_ptr<dpo::Tokenizer> tok = dpo::loadTokenizer(dpotest::fixture("llama-gqa/ref"));
@@ -773,8 +766,7 @@ TEST(Trainer, ObjectApiReferenceIsACopyOfThePolicyInMemory)
         args.maxSteps = 1;
         args.device = "cpu";
         args.precomputeRef = precompute;
-        dpo::DpoTrainer trainer(model, tok, args,
-                                dpo::readPreferenceJsonl(dpotest::fixture("llama-gqa/pairs.jsonl")));
+        dpo::DpoTrainer trainer(model, tok, args, dpo::readPreferenceJsonl(dpotest::fixture("llama-gqa/pairs.jsonl")));
         trainer.train();
         const auto m = readMetrics(out);
         ASSERT_EQ(m.size(), 1u);
@@ -791,14 +783,15 @@ TEST(TrainerCli, SftRunsAndLowersLoss)
     {
         std::ofstream f(data);
         for (int i = 0; i < 8; ++i)
-            f << json({{"prompt", "What is " + std::to_string(i) + " plus 1?"},
-                       {"completion", " " + std::to_string(i) + " plus 1 is " + std::to_string(i + 1) + "."}})
+            f << json({ { "prompt", "What is " + std::to_string(i) + " plus 1?" },
+                          { "completion", " " + std::to_string(i) + " plus 1 is " + std::to_string(i + 1) + "." } })
                      .dump()
               << "\n";
     }
-    auto r = dpotest::runCommand(dpotest::cliPath() + " sft --model " + dpotest::fixture("llama-gqa/ref") +
-                                 " --dataset " + data + " --output-dir " + out + "/run --learning-rate 1e-2"
-                                 " --batch-size 8 --max-steps 10 --device cpu");
+    auto r = dpotest::runCommand(dpotest::cliPath() + " sft --model " + dpotest::fixture("llama-gqa/ref")
+        + " --dataset " + data + " --output-dir " + out
+        + "/run --learning-rate 1e-2"
+          " --batch-size 8 --max-steps 10 --device cpu");
     ASSERT_EQ(r.exitCode, 0) << r.err;
     auto m = readMetrics(out + "/run");
     ASSERT_EQ(m.size(), 10u);
@@ -829,13 +822,16 @@ TEST(TrainerCli, ConversationalRowsUseTheChatTemplateAndTrlFilters)
     ASSERT_GE(kept.size(), 2u);
     const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("gpt2/ref") + " --dataset "
         + dpotest::fixture("chat-pairs/pairs.jsonl") + " --device cpu --batch-size 8 --max-steps 2 --learning-rate 1e-3"
-        + " --lr-scheduler constant --max-grad-norm 0 --no-shuffle --save-steps 1 --max-length " + std::to_string(longest);
+        + " --lr-scheduler constant --max-grad-norm 0 --no-shuffle --save-steps 1 --max-length "
+        + std::to_string(longest);
 
     auto refused = dpotest::runCommand(base + " --output-dir " + out + "/refused");
     EXPECT_NE(refused.exitCode, 0);
     ASSERT_NE(refused.err.find("dpo-cli: error: "), std::string::npos) << refused.err;
-    EXPECT_EQ(refused.err.find("dpo-cli: error: " + dpotest::fixture("chat-pairs/pairs.jsonl") + ": line 1 is a conversational row"),
-        refused.err.rfind("dpo-cli: error: ")) << refused.err; // the one error line
+    EXPECT_EQ(refused.err.find(
+                  "dpo-cli: error: " + dpotest::fixture("chat-pairs/pairs.jsonl") + ": line 1 is a conversational row"),
+        refused.err.rfind("dpo-cli: error: "))
+        << refused.err; // the one error line
     EXPECT_NE(refused.err.find("--chat-template"), std::string::npos) << refused.err;
     EXPECT_NE(refused.err.find(dpotest::fixture("gpt2/ref")), std::string::npos) << refused.err;
 
@@ -846,7 +842,8 @@ TEST(TrainerCli, ConversationalRowsUseTheChatTemplateAndTrlFilters)
     for (int64_t l : dropped)
         lines += (lines.empty() ? "" : ", ") + std::to_string(l);
     EXPECT_NE(log.find(std::to_string(dropped.size()) + " row(s) dropped because the prompt alone fills max_length"),
-        std::string::npos) << log;
+        std::string::npos)
+        << log;
     EXPECT_NE(log.find("(lines " + lines + ")"), std::string::npos) << log;
     EXPECT_NE(log.find("conversational, chat template " + tpl), std::string::npos) << log;
     const auto m = readMetrics(out + "/run");
@@ -866,7 +863,8 @@ TEST(TrainerCli, ConversationalRowsUseTheChatTemplateAndTrlFilters)
 
     for (const char *dir : { "/run/final", "/run/checkpoint-1" }) {
         std::ifstream a(out + dir + "/chat_template.jinja"), b(tpl);
-        const std::string saved((std::istreambuf_iterator<char>(a)), {}), source((std::istreambuf_iterator<char>(b)), {});
+        const std::string saved((std::istreambuf_iterator<char>(a)), {}),
+            source((std::istreambuf_iterator<char>(b)), {});
         EXPECT_EQ(saved, source) << dir;
     }
     fs::remove_all(out);
@@ -874,10 +872,10 @@ TEST(TrainerCli, ConversationalRowsUseTheChatTemplateAndTrlFilters)
 
 TEST(TrainerCli, BadOptionsGiveOneClearLine)
 {
-    const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") +
-                             " --dataset " + dpotest::fixture("llama-gqa/pairs.jsonl") + " --output-dir /tmp/x_unused";
-    for (const std::string extra : {" --beta 0", " --loss-type nonsense", " --learning-rate abc", " --lr-scheduler wavy",
-                                    " --truncation-mode middle", " --loss-type sigmoid,hinge --loss-weights 1"}) {
+    const std::string base = dpotest::cliPath() + " train --model " + dpotest::fixture("llama-gqa/ref") + " --dataset "
+        + dpotest::fixture("llama-gqa/pairs.jsonl") + " --output-dir /tmp/x_unused";
+    for (const std::string extra : { " --beta 0", " --loss-type nonsense", " --learning-rate abc",
+             " --lr-scheduler wavy", " --truncation-mode middle", " --loss-type sigmoid,hinge --loss-weights 1" }) {
         auto r = dpotest::runCommand(base + extra);
         EXPECT_NE(r.exitCode, 0) << extra;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << extra << ": " << r.err;
@@ -914,18 +912,18 @@ TEST(TrainConfig, JsonRoundTripAndUnknownKeys)
     c.model = "m";
     c.dataset = "d";
     c.outputDir = "o";
-    c.lossType = {"sigmoid", "sft"};
-    c.lossWeights = {1.0, 0.5};
+    c.lossType = { "sigmoid", "sft" };
+    c.lossWeights = { 1.0, 0.5 };
     c.beta = 0.25;
     auto back = dpo::TrainConfig::fromJson(c.toJson(), "test");
     EXPECT_EQ(back.toJson(), c.toJson());
     try {
-        dpo::TrainConfig::fromJson({{"learning_rte", 1}}, "preset.json");
+        dpo::TrainConfig::fromJson({ { "learning_rte", 1 } }, "preset.json");
         FAIL();
     } catch (const dpo::Error &e) {
         EXPECT_NE(std::string(e.what()).find("learning_rte"), std::string::npos);
     }
-    EXPECT_THROW(dpo::TrainConfig::fromJson({{"beta", "high"}}, "p"), dpo::Error);
+    EXPECT_THROW(dpo::TrainConfig::fromJson({ { "beta", "high" } }, "p"), dpo::Error);
     c.gradAccum = 0;
     EXPECT_THROW(c.validate(), dpo::Error);
 }
