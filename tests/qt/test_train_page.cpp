@@ -163,6 +163,14 @@ void TestTrainPage::adamwStateDtypeReachesConfigCommandAndMemory()
     QVERIFY2(page.buildConfig(&c, &error, false), qPrintable(error));
     QCOMPARE(QString::fromStdString(c.adamwStateDtype), QStringLiteral("weights"));
     QVERIFY2(page.cliCommand().contains(QLatin1String("--adamw-state-dtype weights")), qPrintable(page.cliCommand()));
+    const QString shots = qEnvironmentVariable("DPO_SCREENSHOT_DIR"); // the Hardware box, for people to look at
+    if (!shots.isEmpty()) {
+        for (auto *scroll : page.findChildren<QScrollArea *>())
+            if (scroll->widget() && scroll->widget()->isAncestorOf(combo))
+                scroll->ensureWidgetVisible(combo);
+        QApplication::processEvents();
+        QVERIFY(page.grab().save(shots + QStringLiteral("/train-hardware.png")));
+    }
     QVERIFY(page.setOption(QStringLiteral("dtype"), QStringLiteral("float16")));
     QVERIFY(!page.buildConfig(&c, &error, true));
     QVERIFY2(error.contains(QLatin1String("adamw_state_dtype")), qPrintable(error));
