@@ -1,6 +1,6 @@
 // dpo-cli bench-dpo [--model demo|25m|DIR]... [--batch 8] [--seq-len 256] [--prompt-share 0.25] [--steps 4]
 //   [--threads N] [--device cpu|cuda|auto] [--dtype float32|bfloat16] [--reference live|precomputed|none]
-//   [--share-prompt on|off|both]
+//   [--share-prompt on|off|both] [--adamw-state-dtype float32|weights] [--gradient-checkpointing]
 // Whole DPO optimizer steps through DpoTrainer, exactly as `dpo-cli train` runs them (collate, policy
 // forward+backward on chosen and rejected, reference forward, loss, grad norm, clipping, AdamW), timed
 // per step, with the machine's matmul rate measured at the start of the same run. Models: "demo" (the
@@ -75,6 +75,8 @@ struct BenchDpoOptions {
     std::string sharePrompt = "both";
     std::string method = "full";
     int64_t loraR = 8;
+    std::string adamwStateDtype = "float32";
+    bool gradientCheckpointing = false;
 };
 
 // The bundled demo model next to the executable (build tree: bin/../../resources; install:
@@ -253,6 +255,8 @@ nlohmann::json benchOne(
     c.precomputeRef = o.reference == "precomputed";
     c.referenceFree = o.reference == "none";
     c.sharePrompt = sharePrompt;
+    c.adamwStateDtype = o.adamwStateDtype;
+    c.gradientCheckpointing = o.gradientCheckpointing;
     if (lora) {
         c.method = "lora";
         c.loraR = o.loraR;
@@ -311,6 +315,8 @@ nlohmann::json benchOne(
     r["seq_len"] = T;
     r["reference"] = o.reference;
     r["share_prompt"] = sharePrompt;
+    r["adamw_state_dtype"] = o.adamwStateDtype;
+    r["gradient_checkpointing"] = o.gradientCheckpointing;
     r["flash_varlen_calls"] = dpo::flashVarlenCalls() - flashBefore;
     r["fused_adamw"] = onCuda && dpo::adamWFusedBuilt();
     r["prompt_tokens_mean"]
@@ -434,6 +440,10 @@ dpocli::CommandRegistrar regBenchDpo([](CLI::App &app) {
     cmd->add_option("--share-prompt", o->sharePrompt, "on, off or both (A/B in one run)")->capture_default_str();
     cmd->add_option("--method", o->method, "full, lora or both (full and LoRA DPO in one run)")->capture_default_str();
     cmd->add_option("--lora-r", o->loraR, "LoRA rank with --method lora|both (alpha 2r)")->capture_default_str();
+    cmd->add_option("--adamw-state-dtype", o->adamwStateDtype, "float32 or weights (see dpo-cli train)")
+        ->capture_default_str();
+    cmd->add_flag("--gradient-checkpointing", o->gradientCheckpointing,
+        "Recompute each layer's activations in backward (the concatenated batch)");
     cmd->callback([o, cmd, &app] {
         BenchDpoOptions run = *o;
         run.threads = dpocli::globalThreads(app);
