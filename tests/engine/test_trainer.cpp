@@ -619,12 +619,24 @@ TEST(Trainer, GradientCheckpointingTrainsTheSameTrajectory)
             c.gradientCheckpointing = checkpoint;
             return c;
         };
-        const std::string plain = tempDir("gc_off"), ckpt = tempDir("gc_on");
+        const std::string plain = tempDir("gc_off"), ckpt = tempDir("gc_on"), shared = tempDir("gc_shared");
         dpo::DpoTrainer(config(plain, false)).train();
         dpo::DpoTrainer(config(ckpt, true)).train();
         expectSameTrajectory(readMetrics(plain), readMetrics(ckpt), 1e-6);
-        fs::remove_all(plain);
-        fs::remove_all(ckpt);
+        // Asked together with the shared prompt, checkpointing wins and says so.
+        auto c = config(shared, true);
+        c.sharePrompt = true;
+        dpo::DpoTrainer t(c);
+        std::string logged;
+        dpo::TrainerCallbacks cb;
+        cb.onLog = [&](const std::string &m) { logged += m + "\n"; };
+        t.setCallbacks(cb);
+        t.train();
+        EXPECT_NE(logged.find("gradient_checkpointing: each prompt is computed with its completions"), std::string::npos)
+            << logged;
+        expectSameTrajectory(readMetrics(plain), readMetrics(shared), 1e-6);
+        for (const auto &d : { plain, ckpt, shared })
+            fs::remove_all(d);
     }
 }
 

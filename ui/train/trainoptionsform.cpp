@@ -430,7 +430,7 @@ QWidget *TrainOptionsForm::buildOptions()
     checkpointing->setObjectName(QStringLiteral("opt_gradient_checkpointing"));
     checkpointing->setToolTip(tr("Recompute each layer's activations during backward instead of keeping them: "
                                  "much less memory for long sequences and big models, about a third more compute, "
-                                 "the same gradients. Not used while the prompt is shared."));
+                                 "the same gradients. Each prompt is then computed with its completions (not shared)."));
     hf->addRow(QString(), checkpointing);
     m_fields.insert(QStringLiteral("gradient_checkpointing"), checkpointing);
     connect(checkpointing, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);

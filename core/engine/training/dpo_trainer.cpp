@@ -338,6 +338,9 @@ void DpoTrainer::setup()
     }
     checkTokenizerFitsModel(*m_tokenizer, m_policy->config().vocabSize, m_config.model);
     m_policy->gradientCheckpointing = m_config.gradientCheckpointing;
+    if (m_config.gradientCheckpointing && m_config.sharePrompt && !m_config.paddingFree)
+        log("gradient_checkpointing: each prompt is computed with its completions (the shared prompt's cache would "
+            "keep every layer's activations)");
     m_policy->train();
     m_trainable.clear();
     if (m_policy->lora) {
@@ -867,7 +870,9 @@ bool DpoTrainer::useSharedPrompt() const
     // (attendAfterPrefix) when the build has it and the weights are bf16/fp16. Without it they would
     // attend with an explicit mask, which keeps SDPA off its flash kernels: then off unless
     // DPO_SHARE_PROMPT_CUDA=1 (bench-dpo --share-prompt both measures either way; =0 turns it off).
-    if (!m_config.sharePrompt)
+    // Gradient checkpointing is asked for to save memory; the shared prompt's cache keeps every layer's
+    // activations for backward, so checkpointing takes the concatenated batch (said once in setup).
+    if (!m_config.sharePrompt || m_config.gradientCheckpointing)
         return false;
     if (!m_device.is_cuda())
         return true;

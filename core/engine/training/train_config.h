@@ -111,7 +111,8 @@ struct TrainConfig {
     std::string adamwStateDtype = "float32"; // float32 | weights
     // Recompute each decoder layer's activations in backward instead of keeping them (HF's
     // gradient_checkpointing): less memory, one more forward per step, the same gradients. Applies to
-    // the concatenated batch; the shared-prompt path keeps its prompt cache and is not checkpointed.
+    // the concatenated batch and padding-free rows; it turns the shared prompt off (its cache keeps
+    // every layer's activations).
     bool gradientCheckpointing = false;
     // TRL's padding_free: each micro-batch's sequences packed into one row with no padding, positions
     // restarting per sequence and attention kept inside each sequence (one flash varlen call per layer
