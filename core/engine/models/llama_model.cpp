@@ -180,9 +180,11 @@ torch::Tensor AttentionImpl::attend(
     const bool fused = false;
 #endif
 #ifdef DPO_HAVE_SDPA_GQA
-    // Flash attention takes grouped K/V as they are (no mask, half precision, on CUDA).
-    const bool half = q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kFloat16;
-    if (fused && G > 1 && !mask.additive.defined() && q.is_cuda() && half)
+    // Flash attention takes grouped K/V as they are: unmasked bf16 (so an sm80+ GPU) with a head dim
+    // every sm80+ flash build trains. Elsewhere SDPA would leave grouped K/V to its unfused math
+    // kernel (the memory-efficient one takes none), so the repeat below stays.
+    if (fused && G > 1 && !mask.additive.defined() && q.is_cuda() && q.scalar_type() == torch::kBFloat16
+        && D % 8 == 0 && D <= 128)
         return sdpa_gqa_ops::attend(q, k, v, m_scale, mask.causal && S > 1);
 #endif
     if (fused) {

@@ -95,6 +95,8 @@ torch::Tensor flashVarlen(const torch::Tensor &q, const torch::Tensor &k, const 
             o.window > 0 ? o.window - 1 : int64_t(-1));
         ++g_flashCalls;
         return out;
+    } catch (const c10::OutOfMemoryError &) {
+        throw; // not a refusal: the per-sequence path would need more memory, not less
     } catch (const c10::Error &e) {
         g_flashUsable = false;
         std::cerr << "dpo: the flash-attention varlen kernel refused (" << e.what_without_backtrace()

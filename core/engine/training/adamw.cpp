@@ -44,7 +44,7 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWOpt
         s.param = p;
         const auto stateType = options.float32State ? torch::kFloat32 : p.scalar_type();
         if (p.scalar_type() != stateType)
-            s.master = p.detach().to(torch::kFloat32).clone();
+            s.master = p.detach().to(torch::kFloat32).contiguous().clone(); // the fused kernel wants like strides
         s.expAvg = torch::zeros(p.sizes(), p.options().dtype(stateType));
         s.expAvgSq = torch::zeros(p.sizes(), p.options().dtype(stateType));
         s.decay = hfDecaysParameter(s.name);
