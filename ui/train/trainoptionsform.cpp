@@ -150,6 +150,17 @@ QComboBox *TrainOptionsForm::addCombo(QFormLayout *form, const QString &key, con
 }
 
 
+QCheckBox *TrainOptionsForm::addCheck(QFormLayout *form, const QString &key, const QString &text, const QString &tip)
+{
+    auto *box = new QCheckBox(text);
+    box->setObjectName(QStringLiteral("opt_") + key);
+    box->setToolTip(tip);
+    form->addRow(QString(), box);
+    m_fields.insert(key, box);
+    connect(box, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    return box;
+}
+
 QWidget *TrainOptionsForm::buildOptions()
 {
     auto *content = new QWidget;
@@ -201,12 +212,8 @@ QWidget *TrainOptionsForm::buildOptions()
               tr("α of alpha_divergence. TRL default 0.5."));
     addDouble(pf, QStringLiteral("ld_alpha"), tr("LD-DPO α"),
               tr("LD-DPO: tokens beyond the shorter completion count with weight α in [0, 1]; empty = off."));
-    auto *wpo = new QCheckBox(tr("WPO weighting (use_weighting)"));
-    wpo->setObjectName(QStringLiteral("opt_use_weighting"));
-    wpo->setToolTip(tr("Weight each pair by the policy's own probability of it (WPO), as TRL's use_weighting."));
-    pf->addRow(QString(), wpo);
-    m_fields.insert(QStringLiteral("use_weighting"), wpo);
-    connect(wpo, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    addCheck(pf, QStringLiteral("use_weighting"), tr("WPO weighting (use_weighting)"),
+             tr("Weight each pair by the policy's own probability of it (WPO), as TRL's use_weighting."));
     m_refMode = new QComboBox;
     m_refMode->setObjectName(QStringLiteral("refMode"));
     m_refMode->addItems({tr("Same model (frozen copy)"), tr("Other model directory"),
@@ -278,20 +285,12 @@ QWidget *TrainOptionsForm::buildOptions()
     of->addRow(tr("Seed"), seed);
     m_fields.insert(QStringLiteral("seed"), seed);
     connect(seed, &QLineEdit::textChanged, this, &TrainOptionsForm::scheduleValidation);
-    auto *shuffle = new QCheckBox(tr("Shuffle every epoch"));
-    shuffle->setObjectName(QStringLiteral("opt_shuffle"));
-    shuffle->setToolTip(tr("Draw a new pair order each epoch from (seed, epoch)."));
-    of->addRow(QString(), shuffle);
-    m_fields.insert(QStringLiteral("shuffle"), shuffle);
-    connect(shuffle, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
-    auto *sharePrompt = new QCheckBox(tr("Compute each prompt once per pair"));
-    sharePrompt->setObjectName(QStringLiteral("opt_share_prompt"));
-    sharePrompt->setToolTip(tr("Chosen and rejected start with the same prompt: run it through the model once and let "
-                               "both completions attend to it. Same numbers (up to float rounding), less compute: "
-                               "half of all prompt tokens. Off: the concatenated batch TRL runs."));
-    of->addRow(QString(), sharePrompt);
-    m_fields.insert(QStringLiteral("share_prompt"), sharePrompt);
-    connect(sharePrompt, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    addCheck(of, QStringLiteral("shuffle"), tr("Shuffle every epoch"),
+             tr("Draw a new pair order each epoch from (seed, epoch)."));
+    addCheck(of, QStringLiteral("share_prompt"), tr("Compute each prompt once per pair"),
+             tr("Chosen and rejected start with the same prompt: run it through the model once and let "
+                "both completions attend to it. Same numbers (up to float rounding), less compute: "
+                "half of all prompt tokens. Off: the concatenated batch TRL runs."));
     addDouble(of, QStringLiteral("adam_beta1"), tr("Adam β1"), tr("AdamW β1. Default 0.9."));
     addDouble(of, QStringLiteral("adam_beta2"), tr("Adam β2"), tr("AdamW β2. Default 0.999."));
     addDouble(of, QStringLiteral("adam_epsilon"), tr("Adam ε"), tr("AdamW ε. Default 1e-8."));
@@ -384,11 +383,7 @@ QWidget *TrainOptionsForm::buildOptions()
                                  "empty = every attention and MLP projection."));
     mf->addRow(tr("Target modules"), m_loraTargets);
     connect(m_loraTargets, &QLineEdit::textChanged, this, &TrainOptionsForm::scheduleValidation);
-    auto *rslora = new QCheckBox(tr("rsLoRA scaling (alpha / √r)"));
-    rslora->setObjectName(QStringLiteral("opt_use_rslora"));
-    mf->addRow(QString(), rslora);
-    m_fields.insert(QStringLiteral("use_rslora"), rslora);
-    connect(rslora, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    addCheck(mf, QStringLiteral("use_rslora"), tr("rsLoRA scaling (alpha / √r)"), QString());
     m_memoryLabel = new QLabel;
     m_memoryLabel->setObjectName(QStringLiteral("memoryEstimate"));
     m_memoryLabel->setWordWrap(true);
@@ -426,22 +421,14 @@ QWidget *TrainOptionsForm::buildOptions()
     addInt(hf, QStringLiteral("threads"), tr("CPU threads"), tr("libtorch intra-op threads (0 = all cores). The page's default leaves one core to the "
                 "window; dpo-cli's default is all cores."),
            0, 1024);
-    auto *checkpointing = new QCheckBox(tr("Gradient checkpointing"));
-    checkpointing->setObjectName(QStringLiteral("opt_gradient_checkpointing"));
-    checkpointing->setToolTip(tr("Recompute each layer's activations during backward instead of keeping them: "
-                                 "much less memory for long sequences and big models, about a third more compute, "
-                                 "the same gradients. Each prompt is then computed with its completions (not shared)."));
-    hf->addRow(QString(), checkpointing);
-    m_fields.insert(QStringLiteral("gradient_checkpointing"), checkpointing);
-    connect(checkpointing, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
-    auto *paddingFree = new QCheckBox(tr("Padding-free batches"));
-    paddingFree->setObjectName(QStringLiteral("opt_padding_free"));
-    paddingFree->setToolTip(tr("Pack each batch's sequences into one row with no padding (TRL's padding_free): no "
-                               "compute on padding when lengths differ a lot; the same numbers. Replaces the shared "
-                               "prompt; not with LD-DPO."));
-    hf->addRow(QString(), paddingFree);
-    m_fields.insert(QStringLiteral("padding_free"), paddingFree);
-    connect(paddingFree, &QCheckBox::toggled, this, &TrainOptionsForm::scheduleValidation);
+    addCheck(hf, QStringLiteral("gradient_checkpointing"), tr("Gradient checkpointing"),
+             tr("Recompute each layer's activations during backward instead of keeping them: "
+                "much less memory for long sequences and big models, about a third more compute, "
+                "the same gradients. Each prompt is then computed with its completions (not shared)."));
+    addCheck(hf, QStringLiteral("padding_free"), tr("Padding-free batches"),
+             tr("Pack each batch's sequences into one row with no padding (TRL's padding_free): no "
+                "compute on padding when lengths differ a lot; the same numbers. Replaces the shared "
+                "prompt; not with LD-DPO."));
     v->addWidget(hwBox);
     v->addStretch(1);
 

@@ -14,6 +14,7 @@
 #include <QHash>
 #include <QWidget>
 
+class QCheckBox;
 class QComboBox;
 class QFormLayout;
 class QLabel;
@@ -72,6 +73,7 @@ private:
                      int max);
     QComboBox *addCombo(QFormLayout *form, const QString &key, const QString &label, const QString &tip,
                         const QStringList &items);
+    QCheckBox *addCheck(QFormLayout *form, const QString &key, const QString &text, const QString &tip);
     void scheduleValidation();
     void validateForm();
     void updateReferenceWidgets();

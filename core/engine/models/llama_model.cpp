@@ -290,25 +290,20 @@ torch::Tensor DecoderLayerImpl::forward(
 {
     switch (m_placement) {
     case NormPlacement::Sandwich: {
-        auto h
-            = x + post_attention_layernorm->forward(attention(input_layernorm->forward(x), rope, mask, cache, layer));
+        auto h = x
+            + post_attention_layernorm->forward(
+                self_attn->forward(input_layernorm->forward(x), rope, mask, cache, layer));
         return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
     }
     case NormPlacement::Post: {
-        auto h = x + post_attention_layernorm->forward(attention(x, rope, mask, cache, layer));
+        auto h = x + post_attention_layernorm->forward(self_attn->forward(x, rope, mask, cache, layer));
         return h + post_feedforward_layernorm->forward(mlp->forward(h));
     }
     case NormPlacement::Pre:
         break;
     }
-    auto h = x + attention(input_layernorm->forward(x), rope, mask, cache, layer);
+    auto h = x + self_attn->forward(input_layernorm->forward(x), rope, mask, cache, layer);
     return h + mlp->forward(post_attention_layernorm->forward(h));
-}
-
-torch::Tensor DecoderLayerImpl::attention(
-    const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer)
-{
-    return self_attn->forward(x, rope, mask, cache, layer);
 }
 
 BackboneImpl::BackboneImpl(const ModelConfig &c, const std::vector<int64_t> &rotaryDims)

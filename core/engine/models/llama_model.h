@@ -121,8 +121,6 @@ public:
     RMSNorm pre_feedforward_layernorm { nullptr }, post_feedforward_layernorm { nullptr };
 
 private:
-    torch::Tensor attention(
-        const torch::Tensor &x, const RopeTables &rope, const AttentionMask &mask, KVCache *cache, size_t layer);
     NormPlacement m_placement;
 };
 TORCH_MODULE(DecoderLayer);

@@ -190,6 +190,11 @@ torch::Tensor attendTokens(const torch::Tensor &q, torch::Tensor k, torch::Tenso
     return attend(q.transpose(1, 2), k, v, mask).transpose(1, 2);
 }
 
+bool prefixLayoutUsable(torch::Device device)
+{
+    return (flashVarlenBuilt() && device.is_cuda()) || g_reference;
+}
+
 std::shared_ptr<const PrefixLayout> buildPrefixLayout(
     const std::vector<int64_t> &promptLengths, int64_t promptWidth, int64_t completionWidth, torch::Device device)
 {

@@ -56,6 +56,10 @@ struct PrefixLayout {
     int64_t maxK = 0;
 };
 
+// Whether attendAfterPrefix can use a layout on `device` (the kernel is built and it is CUDA, or the
+// tests' reference is on): elsewhere building one is wasted work.
+bool prefixLayoutUsable(torch::Device device);
+
 // promptLengths[r]: real prompt tokens of row r (1..Tp).
 std::shared_ptr<const PrefixLayout> buildPrefixLayout(
     const std::vector<int64_t> &promptLengths, int64_t promptWidth, int64_t completionWidth, torch::Device device);

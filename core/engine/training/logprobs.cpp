@@ -253,7 +253,7 @@ CompletionLogps sharedPromptLogps(CausalLM &model, const SharedPromptBatch &batc
     // Which cached keys are real: lets attention take the varlen kernel (CUDA) instead of the mask.
     std::vector<int64_t> rowPromptLengths = batch.promptLengths;
     rowPromptLengths.insert(rowPromptLengths.end(), batch.promptLengths.begin(), batch.promptLengths.end());
-    if (int64_t(rowPromptLengths.size()) == 2 * B)
+    if (int64_t(rowPromptLengths.size()) == 2 * B && prefixLayoutUsable(device))
         cache.prefix = buildPrefixLayout(rowPromptLengths, batch.promptIds.size(1), Tc, device);
     auto promptMask2 = torch::cat({ batch.promptMask, batch.promptMask }, 0).to(device);
     auto fullMask = torch::cat({ promptMask2, batch.completionMask.to(device) }, 1); // [2B, Tp + Tc]
